@@ -1,0 +1,22 @@
+//! Tidemark: a Kafka-compatible message broker, thread-per-core on io_uring.
+//!
+//! Subsystems, one folder each (every module opens with what it owns and on
+//! which shard it runs):
+//! - `config`: broker and topic configuration (TOML with Kafka's key names).
+//! - `protocol`: Kafka framing, the RecordBatch v2 header, the API version table.
+//! - `net`: the per-shard listener and connection pipeline.
+//! - `shard`: executors, partition ownership and cross-shard messages.
+//! - `storage`: the segmented partition log on O_DIRECT files.
+//! - `metadata`: the cluster's topic registry.
+//! - `broker`: the Kafka API handlers.
+//! - `client`: a small blocking Kafka client used by the CLI.
+//! - `cli`: the `tidemark` command line.
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod metadata;
+pub mod net;
+pub mod protocol;
+pub mod shard;
+pub mod storage;
