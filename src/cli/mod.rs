@@ -1,0 +1,49 @@
+//! The `tidemark` command line: `dev` starts a broker, `topic`, `produce` and
+//! `consume` speak the Kafka protocol to any Kafka-compatible cluster.
+//! Runs on the main thread, before any shard exists.
+pub mod consume;
+pub mod dev;
+pub mod produce;
+pub mod topic;
+
+use clap::{Parser, Subcommand};
+
+/// Tidemark: a Kafka-compatible message broker.
+#[derive(Parser, Debug)]
+#[command(name = "tidemark", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start one broker with zero configuration (a single-node cluster).
+    Dev(dev::DevArgs),
+    /// Start a broker from a configuration file.
+    Broker(dev::BrokerArgs),
+    /// Create, list, describe and delete topics.
+    Topic(topic::TopicArgs),
+    /// Produce lines from standard input to a topic.
+    Produce(produce::ProduceArgs),
+    /// Consume a topic to standard output.
+    Consume(consume::ConsumeArgs),
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result: Result<(), String> = match cli.command {
+        Command::Dev(args) => dev::run_dev(args).map_err(|e| e.to_string()),
+        Command::Broker(args) => dev::run_broker(args).map_err(|e| e.to_string()),
+        Command::Topic(args) => topic::run(args).map_err(|e| e.to_string()),
+        Command::Produce(args) => produce::run(args).map_err(|e| e.to_string()),
+        Command::Consume(args) => consume::run(args).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("tidemark: {message}");
+            1
+        }
+    }
+}
