@@ -1,0 +1,248 @@
+//! ListOffsets (by time, earliest, latest), Fetch from arbitrary offsets, and
+//! DeleteRecords moving the low watermark, seen through librdkafka.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+/// offsets_for_times for one partition: the offset librdkafka reports.
+fn offset_for_time(broker: &Broker, topic: &str, partition: i32, timestamp: i64) -> Offset {
+    let consumer = consumer(broker);
+    let mut query = TopicPartitionList::new();
+    query
+        .add_partition_offset(topic, partition, Offset::Offset(timestamp))
+        .expect("add partition");
+    let answer = consumer
+        .offsets_for_times(query, CLIENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("offsets_for_times({timestamp}): {e}"));
+    let elem = answer
+        .find_partition(topic, partition)
+        .expect("partition in the answer");
+    elem.error()
+        .unwrap_or_else(|e| panic!("offsets_for_times({timestamp}) for {topic}/{partition}: {e}"));
+    elem.offset()
+}
+
+#[test]
+fn list_offsets_by_time_finds_the_first_record_at_or_after_t() {
+    let broker = Broker::start();
+    let topic = topic_name("by-time");
+    create_topic(&broker, &topic, 2, &[]);
+    let producer = producer(&broker, &[]);
+    let base = now_ms() - 100_000;
+    // Two flushes: offsets 0..5 in a first batch, 5..10 in a later one, one second apart.
+    let first: Vec<Rec> = (0..5)
+        .map(|i| Rec::value(format!("t{i}")).to(0).at(base + i * 1000))
+        .collect();
+    let second: Vec<Rec> = (5..10)
+        .map(|i| Rec::value(format!("t{i}")).to(0).at(base + i * 1000))
+        .collect();
+    produce_ok(&producer, &topic, &first);
+    produce_ok(&producer, &topic, &second);
+
+    assert_eq!(
+        watermarks(&broker, &topic, 0),
+        (0, 10),
+        "watermarks of partition 0"
+    );
+    assert_eq!(
+        watermarks(&broker, &topic, 1),
+        (0, 0),
+        "watermarks of empty partition 1"
+    );
+
+    let cases = [
+        (base - 50_000, Offset::Offset(0)),
+        (base, Offset::Offset(0)),
+        (base + 1, Offset::Offset(1)),
+        (base + 2500, Offset::Offset(3)), // inside the first batch
+        (base + 4000, Offset::Offset(4)),
+        (base + 4001, Offset::Offset(5)), // first record of the second batch
+        (base + 7999, Offset::Offset(8)),
+        (base + 9000, Offset::Offset(9)),
+        (base + 9001, Offset::End), // after the last record: -1
+    ];
+    for (timestamp, expected) in cases {
+        assert_eq!(
+            offset_for_time(&broker, &topic, 0, timestamp),
+            expected,
+            "offsets_for_times(base + {})",
+            timestamp - base
+        );
+    }
+    assert_eq!(
+        offset_for_time(&broker, &topic, 1, base),
+        Offset::End,
+        "offsets_for_times on an empty partition"
+    );
+}
+
+#[test]
+fn fetch_starts_at_the_requested_offset_even_inside_a_batch() {
+    let broker = Broker::start();
+    let topic = topic_name("mid-batch");
+    create_topic(&broker, &topic, 1, &[]);
+    let producer = producer(&broker, &[("linger.ms", "100")]);
+    let recs: Vec<Rec> = (0..20).map(|i| Rec::value(format!("m{i}")).to(0)).collect();
+    produce_ok(&producer, &topic, &recs);
+
+    let consumer = consumer(&broker);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Offset(7))
+        .expect("add partition");
+    consumer.assign(&assignment).expect("assign");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < 13 && Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let m = result.expect("consume");
+            got.push((m.offset(), m.payload().map(|p| p.to_vec())));
+        }
+    }
+    let expected: Vec<(i64, Option<Vec<u8>>)> = (7..20)
+        .map(|i| (i, Some(format!("m{i}").into_bytes())))
+        .collect();
+    assert_eq!(got, expected, "records from offset 7");
+}
+
+#[test]
+fn fetch_past_the_end_resets_to_latest_and_sees_new_records() {
+    let broker = Broker::start();
+    let topic = topic_name("past-end");
+    create_topic(&broker, &topic, 1, &[]);
+    let producer = producer(&broker, &[]);
+    let recs: Vec<Rec> = (0..10).map(|i| Rec::value(format!("e{i}")).to(0)).collect();
+    produce_ok(&producer, &topic, &recs);
+
+    let consumer = consumer_with(&broker, &[("auto.offset.reset", "latest")]);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Offset(50))
+        .expect("add partition");
+    consumer.assign(&assignment).expect("assign");
+    // Let the consumer hit OFFSET_OUT_OF_RANGE and reset to the end.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            panic!("unexpected record at offset {}", m.offset());
+        }
+    }
+    produce_ok(&producer, &topic, &[Rec::value("after reset").to(0)]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no record after the reset to latest"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.offset(), 10, "offset of the new record");
+                assert_eq!(m.payload(), Some(&b"after reset"[..]));
+                break;
+            }
+            Some(Err(e)) => eprintln!("consumer error (ignored while resetting): {e}"),
+            None => {}
+        }
+    }
+}
+
+#[test]
+fn delete_records_moves_the_low_watermark() {
+    let broker = Broker::start();
+    let topic = topic_name("delete-records");
+    create_topic(&broker, &topic, 2, &[]);
+    let producer = producer(&broker, &[]);
+    let mut recs: Vec<Rec> = (0..10).map(|i| Rec::value(format!("d{i}")).to(0)).collect();
+    recs.extend((0..5).map(|i| Rec::value(format!("q{i}")).to(1)));
+    produce_ok(&producer, &topic, &recs);
+
+    let admin = admin(&broker);
+    let mut request = TopicPartitionList::new();
+    request
+        .add_partition_offset(&topic, 0, Offset::Offset(4))
+        .expect("add");
+    request
+        .add_partition_offset(&topic, 1, Offset::End)
+        .expect("add");
+    let result = futures::executor::block_on(admin.delete_records(&request, &admin_options()))
+        .expect("DeleteRecords");
+    let p0 = result
+        .find_partition(&topic, 0)
+        .expect("partition 0 result");
+    p0.error().expect("DeleteRecords partition 0");
+    assert_eq!(
+        p0.offset(),
+        Offset::Offset(4),
+        "low watermark of partition 0"
+    );
+    let p1 = result
+        .find_partition(&topic, 1)
+        .expect("partition 1 result");
+    p1.error().expect("DeleteRecords partition 1");
+    assert_eq!(
+        p1.offset(),
+        Offset::Offset(5),
+        "low watermark of partition 1"
+    );
+
+    assert_eq!(watermarks(&broker, &topic, 0), (4, 10));
+    assert_eq!(watermarks(&broker, &topic, 1), (5, 5));
+
+    let consumed = consume_all(&broker, &topic, &[0, 1]);
+    assert_dense(&consumed[&0], 4, "partition 0 after DeleteRecords");
+    let values: Vec<Option<String>> = consumed[&0].iter().map(value_str).collect();
+    let expected: Vec<Option<String>> = (4..10).map(|i| Some(format!("d{i}"))).collect();
+    assert_eq!(values, expected);
+    assert!(consumed[&1].is_empty(), "partition 1 is empty");
+
+    // A consumer asking for a deleted offset is reset to the new start.
+    let consumer = consumer_with(&broker, &[("auto.offset.reset", "earliest")]);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Offset(1))
+        .expect("add");
+    consumer.assign(&assignment).expect("assign");
+    let first = wait_until(
+        Duration::from_secs(20),
+        "a record after DeleteRecords",
+        || match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => Some(m.offset()),
+            _ => None,
+        },
+    );
+    assert_eq!(first, 4, "reset to the low watermark");
+
+    // Deleting beyond the high watermark is OFFSET_OUT_OF_RANGE.
+    let mut request = TopicPartitionList::new();
+    request
+        .add_partition_offset(&topic, 0, Offset::Offset(100))
+        .expect("add");
+    let result = futures::executor::block_on(admin.delete_records(&request, &admin_options()));
+    let error = match result {
+        Ok(tpl) => tpl
+            .find_partition(&topic, 0)
+            .expect("partition 0 result")
+            .error()
+            .err(),
+        Err(e) => Some(e),
+    };
+    match error {
+        Some(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetOutOfRange))
+        | Some(KafkaError::AdminOp(RDKafkaErrorCode::OffsetOutOfRange)) => {}
+        other => panic!("DeleteRecords past the high watermark: {other:?}"),
+    }
+    assert_eq!(watermarks(&broker, &topic, 0), (4, 10), "nothing changed");
+}
