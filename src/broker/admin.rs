@@ -1,0 +1,246 @@
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions. The
+//! registry changes first (on the coordinating shard), then every shard opens
+//! or removes the logs it owns before the answer goes out, so a client that
+//! reads the answer can use the topic at once.
+use super::{metadata_error_code, str_bytes, RequestContext};
+use crate::metadata::{MetadataError, TopicMeta};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::*;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Creates a topic and opens its logs on their owning shards.
+pub async fn create_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+) -> Result<TopicMeta, MetadataError> {
+    let topic = shard
+        .metadata
+        .create_topic(name, partitions, replication_factor, configs)?;
+    open_everywhere(shard, name, 0..topic.partitions).await;
+    Ok(topic)
+}
+
+async fn open_everywhere(shard: &Rc<Shard>, name: &str, partitions: std::ops::Range<i32>) {
+    let name = name.to_string();
+    let results = shard
+        .run_on_all(move |s| {
+            let (name, partitions) = (name.clone(), partitions.clone());
+            async move {
+                s.open_partitions(&name, partitions)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    for r in results {
+        match r {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot open a new partition"),
+            Err(e) => tracing::error!(error = %e, "cannot reach a shard"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    request: CreateTopicsRequest,
+    _ctx: &RequestContext,
+) -> CreateTopicsResponse {
+    let mut response = CreateTopicsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        match create_one(shard, &name, &topic, request.validate_only).await {
+            Ok(meta) => {
+                result.topic_id = meta.id;
+                result.num_partitions = meta.partitions;
+                result.replication_factor = 1;
+            }
+            Err((code, message)) => {
+                result.error_code = code;
+                result.error_message = Some(str_bytes(message));
+            }
+        }
+        response.topics.push(result);
+    }
+    response
+}
+
+async fn create_one(
+    shard: &Rc<Shard>,
+    name: &str,
+    topic: &create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> Result<TopicMeta, (i16, String)> {
+    let partitions = partition_count(shard, topic)?;
+    let configs: BTreeMap<String, String> = topic
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect();
+    let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
+    if validate_only {
+        shard
+            .metadata
+            .check_new_topic(name, partitions, topic.replication_factor, &configs)
+            .map_err(fail)?;
+        return Ok(TopicMeta {
+            name: name.to_string(),
+            id: uuid::Uuid::nil(),
+            partitions,
+            configs,
+        });
+    }
+    create_topic(shard, name, partitions, topic.replication_factor, configs)
+        .await
+        .map_err(fail)
+}
+
+/// The partition count of a CreateTopics entry: its own, the broker's
+/// default (-1), or the length of a manual assignment that names only this
+/// broker.
+fn partition_count(
+    shard: &Shard,
+    topic: &create_topics_request::CreatableTopic,
+) -> Result<i32, (i16, String)> {
+    if topic.assignments.is_empty() {
+        return Ok(if topic.num_partitions == -1 {
+            shard.config.default_partitions
+        } else {
+            topic.num_partitions
+        });
+    }
+    let invalid = |m: &str| {
+        (
+            ResponseError::InvalidReplicaAssignment.code(),
+            m.to_string(),
+        )
+    };
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err(invalid(
+            "give either assignments or a partition count and replication factor",
+        ));
+    }
+    let node = shard.config.node_id;
+    let only_self = topic
+        .assignments
+        .iter()
+        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
+    if !only_self {
+        return Err(invalid("every replica must be on this broker"));
+    }
+    Ok(topic.assignments.len() as i32)
+}
+
+pub async fn delete_topics(
+    shard: &Rc<Shard>,
+    request: DeleteTopicsRequest,
+    ctx: &RequestContext,
+) -> DeleteTopicsResponse {
+    // v6 names topics by name or by id; earlier versions by name only.
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut response = DeleteTopicsResponse::default();
+    for (name, id) in targets {
+        let name = name.or_else(|| shard.metadata.topic_by_id(id).map(|t| t.name));
+        let mut result = DeletableTopicResult::default().with_topic_id(id);
+        match name {
+            None => result.error_code = ResponseError::UnknownTopicId.code(),
+            Some(name) => {
+                result.name = Some(super::topic_name(name.clone()));
+                match delete_topic(shard, &name).await {
+                    Ok(meta) => result.topic_id = meta.id,
+                    Err(e) => {
+                        result.error_code = metadata_error_code(&e);
+                        result.error_message = Some(str_bytes(e.to_string()));
+                    }
+                }
+            }
+        }
+        response.responses.push(result);
+    }
+    response
+}
+
+/// Removes a topic from the registry, then its logs from every shard.
+async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, MetadataError> {
+    let meta = shard.metadata.delete_topic(name)?;
+    let topic = name.to_string();
+    shard
+        .run_on_all(move |s| {
+            let topic = topic.clone();
+            async move { s.remove_topic_logs(&topic) }
+        })
+        .await;
+    Ok(meta)
+}
+
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    request: CreatePartitionsRequest,
+    _ctx: &RequestContext,
+) -> CreatePartitionsResponse {
+    let mut response = CreatePartitionsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        let assignment_ok = topic.assignments.as_ref().is_none_or(|a| {
+            a.iter()
+                .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == shard.config.node_id)
+        });
+        if !assignment_ok {
+            result.error_code = ResponseError::InvalidReplicaAssignment.code();
+            result.error_message = Some(str_bytes("every replica must be on this broker"));
+        } else {
+            match grow_topic(shard, &name, topic.count, request.validate_only).await {
+                Ok(()) => {}
+                Err(e) => {
+                    result.error_code = metadata_error_code(&e);
+                    result.error_message = Some(str_bytes(e.to_string()));
+                }
+            }
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+async fn grow_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+    total: i32,
+    validate_only: bool,
+) -> Result<(), MetadataError> {
+    let before = shard
+        .metadata
+        .topic(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?
+        .partitions;
+    let after = shard.metadata.add_partitions(name, total, validate_only)?;
+    if !validate_only {
+        open_everywhere(shard, name, before..after.partitions).await;
+    }
+    Ok(())
+}

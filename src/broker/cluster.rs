@@ -1,0 +1,150 @@
+//! ApiVersions, Metadata (with topic auto-creation) and DescribeCluster: what
+//! the cluster looks like to a client. This broker is the whole cluster: it
+//! leads every partition, with itself as the only replica.
+use super::{admin, metadata_error_code, str_bytes, topic_name, RequestContext};
+use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::protocol::api::SUPPORTED_APIS;
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::*;
+use std::rc::Rc;
+
+/// The leader epoch of every partition while a broker is its own cluster.
+pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
+
+pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let api_keys = SUPPORTED_APIS
+        .iter()
+        .map(|a| {
+            ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min_version)
+                .with_max_version(a.max_version)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+}
+
+/// This broker's id and advertised address.
+fn self_endpoint(shard: &Shard) -> (i32, String, i32) {
+    let (host, port) = shard
+        .config
+        .advertised_addr()
+        .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
+    (shard.config.node_id, host, port)
+}
+
+pub async fn metadata(
+    shard: &Rc<Shard>,
+    request: MetadataRequest,
+    ctx: &RequestContext,
+) -> MetadataResponse {
+    let (node_id, host, port) = self_endpoint(shard);
+    let mut response = MetadataResponse::default()
+        .with_cluster_id(Some(str_bytes(shard.config.cluster_id.clone())))
+        .with_controller_id(BrokerId(node_id))
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node_id))
+            .with_host(str_bytes(host))
+            .with_port(port)]);
+    // v0 asks for every topic with an empty list; later versions with null.
+    let all_topics = match &request.topics {
+        None => true,
+        Some(list) => list.is_empty() && ctx.version == 0,
+    };
+    if all_topics {
+        for topic in shard.metadata.topics() {
+            response.topics.push(describe_topic(&topic, node_id));
+        }
+        return response;
+    }
+    // Before v4 there is no flag and the broker's setting decides.
+    let may_create =
+        shard.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
+    for requested in request.topics.unwrap_or_default() {
+        let by_name = requested.name.as_ref().map(|n| n.0.to_string());
+        let found = match &by_name {
+            Some(name) => shard.metadata.topic(name),
+            None => shard.metadata.topic_by_id(requested.topic_id),
+        };
+        let entry = match (found, by_name) {
+            (Some(topic), _) => describe_topic(&topic, node_id),
+            (None, Some(name)) => auto_create(shard, &name, may_create, node_id).await,
+            (None, None) => MetadataResponseTopic::default()
+                .with_topic_id(requested.topic_id)
+                .with_error_code(ResponseError::UnknownTopicId.code()),
+        };
+        response.topics.push(entry);
+    }
+    response
+}
+
+async fn auto_create(
+    shard: &Rc<Shard>,
+    name: &str,
+    may_create: bool,
+    node_id: i32,
+) -> MetadataResponseTopic {
+    let failed = |code| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(code)
+    };
+    if validate_topic_name(name).is_err() {
+        return failed(ResponseError::InvalidTopicException.code());
+    }
+    if !may_create {
+        return failed(ResponseError::UnknownTopicOrPartition.code());
+    }
+    let partitions = shard.config.default_partitions;
+    match admin::create_topic(shard, name, partitions, -1, Default::default()).await {
+        Ok(topic) => describe_topic(&topic, node_id),
+        Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {
+            match shard.metadata.topic(name) {
+                Some(topic) => describe_topic(&topic, node_id),
+                None => failed(ResponseError::LeaderNotAvailable.code()),
+            }
+        }
+        Err(e) => failed(metadata_error_code(&e)),
+    }
+}
+
+fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
+    let partitions = (0..topic.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node_id))
+                .with_leader_epoch(SINGLE_NODE_LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(topic.name.clone())))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+pub async fn describe_cluster(
+    shard: &Rc<Shard>,
+    _request: DescribeClusterRequest,
+    _ctx: &RequestContext,
+) -> DescribeClusterResponse {
+    let (node_id, host, port) = self_endpoint(shard);
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(shard.config.cluster_id.clone()))
+        .with_controller_id(BrokerId(node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node_id))
+            .with_host(str_bytes(host))
+            .with_port(port)])
+}

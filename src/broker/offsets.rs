@@ -1,0 +1,175 @@
+//! ListOffsets (earliest, latest, max timestamp, by timestamp) and
+//! DeleteRecords, each answered by the shard that owns the partition.
+use super::{owned_log, storage_error_code, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::*;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+const NOT_LEADER: i16 = crate::protocol::ResponseError::NotLeaderOrFollower.code();
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// Runs `work(shard, topic, partition, argument)` for every partition on its
+/// owner, one job per shard, and returns the answers in request order.
+/// A partition whose shard is gone gets `gone`.
+async fn per_partition<A, R, F, Fut>(
+    shard: &Rc<Shard>,
+    items: Vec<(String, i32, A)>,
+    gone: R,
+    work: F,
+) -> Vec<R>
+where
+    A: Send + 'static,
+    R: Send + Clone + 'static,
+    F: Fn(Rc<Shard>, String, i32, A) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let mut by_shard: BTreeMap<usize, Vec<(usize, String, i32, A)>> = BTreeMap::new();
+    let count = items.len();
+    for (i, (topic, partition, arg)) in items.into_iter().enumerate() {
+        by_shard
+            .entry(shard.owner_of(&topic, partition))
+            .or_default()
+            .push((i, topic, partition, arg));
+    }
+    let jobs = by_shard.into_iter().map(|(owner, items)| {
+        shard.run_on(owner, move |s| async move {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, topic, partition, arg) in items {
+                out.push((i, work(s.clone(), topic, partition, arg).await));
+            }
+            out
+        })
+    });
+    let mut slots: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    for answers in futures::future::join_all(jobs).await.into_iter().flatten() {
+        for (i, r) in answers {
+            slots[i] = Some(r);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| gone.clone()))
+        .collect()
+}
+
+/// (error code, timestamp, offset) for one ListOffsets partition.
+async fn list_one(
+    shard: Rc<Shard>,
+    topic: String,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64, i64) {
+    let log = match owned_log(&shard, &topic, partition).await {
+        Ok(log) => log,
+        Err(code) => return (code, -1, -1),
+    };
+    match timestamp {
+        LATEST => (0, -1, log.high_watermark() as i64),
+        EARLIEST => (0, -1, log.log_start_offset() as i64),
+        MAX_TIMESTAMP => match log.max_timestamp() {
+            Some((ts, offset)) => (0, ts, offset as i64),
+            None => (0, -1, -1),
+        },
+        target => match log.offset_for_timestamp(target).await {
+            Ok(Some((ts, offset))) => (0, ts, offset as i64),
+            Ok(None) => (0, -1, -1),
+            Err(e) => (storage_error_code(&e), -1, -1),
+        },
+    }
+}
+
+pub async fn list_offsets(
+    shard: &Rc<Shard>,
+    request: ListOffsetsRequest,
+    _ctx: &RequestContext,
+) -> ListOffsetsResponse {
+    let items: Vec<(String, i32, i64)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index, p.timestamp))
+        })
+        .collect();
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1), list_one)
+        .await
+        .into_iter();
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let mut t = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
+        for p in topic.partitions {
+            let (error_code, timestamp, offset) = answers.next().unwrap_or((-1, -1, -1));
+            t.partitions.push(
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error_code)
+                    .with_timestamp(timestamp)
+                    .with_offset(offset)
+                    .with_leader_epoch(if error_code == 0 && offset >= 0 {
+                        0
+                    } else {
+                        -1
+                    }),
+            );
+        }
+        response.topics.push(t);
+    }
+    response
+}
+
+/// (error code, low watermark) for one DeleteRecords partition.
+async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64) -> (i16, i64) {
+    let log = match owned_log(&shard, &topic, partition).await {
+        Ok(log) => log,
+        Err(code) => return (code, -1),
+    };
+    match log.delete_records_before(offset).await {
+        Ok(start) => (0, start as i64),
+        Err(e) => (storage_error_code(&e), -1),
+    }
+}
+
+pub async fn delete_records(
+    shard: &Rc<Shard>,
+    request: DeleteRecordsRequest,
+    _ctx: &RequestContext,
+) -> DeleteRecordsResponse {
+    let items: Vec<(String, i32, i64)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index, p.offset))
+        })
+        .collect();
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1), delete_one)
+        .await
+        .into_iter();
+    let mut response = DeleteRecordsResponse::default();
+    for topic in request.topics {
+        let mut t = DeleteRecordsTopicResult::default().with_name(topic.name.clone());
+        for p in topic.partitions {
+            let (error_code, low_watermark) = answers.next().unwrap_or((-1, -1));
+            t.partitions.push(
+                DeleteRecordsPartitionResult::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error_code)
+                    .with_low_watermark(low_watermark),
+            );
+        }
+        response.topics.push(t);
+    }
+    response
+}

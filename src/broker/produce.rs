@@ -1,0 +1,156 @@
+//! Produce: validate each partition's batch on the shard that owns the
+//! partition, append, and answer once the flush policy for `acks` is met.
+//! All batches for one shard travel in one job; their appends happen first
+//! and their flushes after, so one write (and one fdatasync) covers them all.
+use super::{owned_log, storage_error_code, RequestContext};
+use crate::protocol::batch::{validate_producer_batch, BatchError};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// One partition's batch, on its way to the owning shard.
+struct ProduceItem {
+    slot: (usize, usize),
+    topic: String,
+    partition: i32,
+    records: Option<Bytes>,
+}
+
+/// What the owning shard answers for one partition.
+#[derive(Debug, Clone, Copy)]
+struct ProduceOutcome {
+    error_code: i16,
+    base_offset: i64,
+    log_start_offset: i64,
+}
+
+impl ProduceOutcome {
+    fn error(code: i16) -> Self {
+        ProduceOutcome {
+            error_code: code,
+            base_offset: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: ProduceRequest,
+    _ctx: &RequestContext,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    let mut by_shard: BTreeMap<usize, Vec<ProduceItem>> = BTreeMap::new();
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let mut topic_response = TopicProduceResponse::default().with_name(topic.name.clone());
+        for (p, partition) in topic.partition_data.into_iter().enumerate() {
+            topic_response.partition_responses.push(
+                PartitionProduceResponse::default()
+                    .with_index(partition.index)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1),
+            );
+            let owner = shard.owner_of(&name, partition.index);
+            by_shard.entry(owner).or_default().push(ProduceItem {
+                slot: (t, p),
+                topic: name.clone(),
+                partition: partition.index,
+                records: partition.records,
+            });
+        }
+        response.responses.push(topic_response);
+    }
+    if !matches!(acks, -1..=1) {
+        set_all(&mut response, ResponseError::InvalidRequiredAcks.code());
+        return Some(response);
+    }
+    let jobs = by_shard.into_iter().map(|(owner, items)| {
+        let slots: Vec<(usize, usize)> = items.iter().map(|i| i.slot).collect();
+        let job = shard.run_on(owner, move |s| produce_on_owner(s, items, acks));
+        async move { (slots, job.await) }
+    });
+    for (slots, outcome) in futures::future::join_all(jobs).await {
+        let outcomes = outcome.unwrap_or_else(|_| {
+            vec![ProduceOutcome::error(ResponseError::NotLeaderOrFollower.code()); slots.len()]
+        });
+        for ((t, p), o) in slots.into_iter().zip(outcomes) {
+            let r = &mut response.responses[t].partition_responses[p];
+            r.error_code = o.error_code;
+            r.base_offset = o.base_offset;
+            r.log_start_offset = o.log_start_offset;
+        }
+    }
+    (acks != 0).then_some(response)
+}
+
+fn set_all(response: &mut ProduceResponse, code: i16) {
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            p.error_code = code;
+        }
+    }
+}
+
+/// Runs on the owning shard: validates and appends every batch, then waits
+/// for the writes (one flush covers them all).
+async fn produce_on_owner(
+    shard: Rc<Shard>,
+    items: Vec<ProduceItem>,
+    acks: i16,
+) -> Vec<ProduceOutcome> {
+    let mut appended = Vec::with_capacity(items.len());
+    for item in &items {
+        appended.push(append_one(&shard, item).await);
+    }
+    let waits = appended.into_iter().map(|a| async move {
+        match a {
+            Err(code) => ProduceOutcome::error(code),
+            Ok((log, result)) => {
+                let sync = log.needs_sync(acks);
+                match log.wait_written(result.end_offset, sync).await {
+                    Ok(()) => ProduceOutcome {
+                        error_code: 0,
+                        base_offset: result.base_offset as i64,
+                        log_start_offset: result.log_start_offset as i64,
+                    },
+                    Err(e) => ProduceOutcome::error(storage_error_code(&e)),
+                }
+            }
+        }
+    });
+    futures::future::join_all(waits).await
+}
+
+type Appended = (
+    Rc<crate::storage::PartitionLog>,
+    crate::storage::AppendResult,
+);
+
+/// Checks one batch as Apache Kafka's log validator does, then appends it.
+async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i16> {
+    let log = owned_log(shard, &item.topic, item.partition).await?;
+    let records = item
+        .records
+        .as_ref()
+        .filter(|r| !r.is_empty())
+        .ok_or(ResponseError::InvalidRecord.code())?;
+    let max = log.config().max_message_bytes;
+    if records.len() > max.max(0) as usize {
+        return Err(ResponseError::MessageTooLarge.code());
+    }
+    let header = validate_producer_batch(records).map_err(|e| match e {
+        BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
+        BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
+    })?;
+    let result = log
+        .append(records, &header, 0)
+        .map_err(|e| storage_error_code(&e))?;
+    Ok((log, result))
+}

@@ -1,0 +1,151 @@
+//! `tidemark dev` and `tidemark broker`: build the configuration, open the
+//! topic registry, start the shards, and stop them cleanly on SIGINT/SIGTERM.
+//! Runs on the main thread.
+use crate::config::{BrokerConfig, ConfigError};
+use crate::metadata::MetadataStore;
+use crate::shard::start_shards;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Address to listen on (and advertise).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// Where topics and records are stored.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Number of shards (one executor per core); default: every core.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// A TOML config file (Kafka key names) applied before the flags.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override any config key: --set log.segment.bytes=1048576
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    /// The broker's TOML config file (Kafka key names).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override any config key: --set num.partitions=3
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Metadata(#[from] crate::metadata::MetadataError),
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Shards(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
+    let mut config = match &args.config {
+        Some(path) => BrokerConfig::from_file(path)?,
+        None => BrokerConfig::default(),
+    };
+    config.listen = args.listen.clone();
+    config.data_dir = args.data_dir.clone();
+    if let Some(cores) = args.cores {
+        config.shards = cores;
+    }
+    config.apply_overrides(&args.overrides)?;
+    serve(config)
+}
+
+pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
+    let mut config = BrokerConfig::from_file(&args.config)?;
+    config.apply_overrides(&args.overrides)?;
+    serve(config)
+}
+
+/// Runs a broker until SIGINT or SIGTERM.
+pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
+    init_logging();
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let data_dir =
+        std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let shard_count = if config.shards == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        config.shards
+    };
+    let metadata = Arc::new(MetadataStore::open(
+        &data_dir,
+        config.default_topic_config(),
+    )?);
+    remove_orphan_partitions(&data_dir, &metadata);
+    let (host, port) = config.advertised_addr()?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(StartError::Signals)?;
+    let config = Arc::new(BrokerConfig {
+        data_dir: data_dir.clone(),
+        ..config
+    });
+    let shards =
+        start_shards(config.clone(), metadata.clone(), shard_count).map_err(StartError::Shards)?;
+    println!(
+        "tidemark: listening on {} (advertised as {host}:{port}), {shard_count} shards, data in {}, {} topics",
+        config.listen,
+        data_dir.display(),
+        metadata.topics().len()
+    );
+    signals.forever().next();
+    println!("tidemark: stopping (flushing and closing logs)");
+    shards.shutdown();
+    println!("tidemark: stopped");
+    Ok(())
+}
+
+/// Partition directories whose topic is no longer in the registry are the
+/// remains of a deletion cut short by a crash: remove them.
+fn remove_orphan_partitions(data_dir: &std::path::Path, metadata: &MetadataStore) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((topic, partition)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(partition) = partition.parse::<i32>() else {
+            continue;
+        };
+        let known = metadata
+            .topic(topic)
+            .is_some_and(|t| partition < t.partitions);
+        if !known && entry.path().is_dir() {
+            tracing::warn!(dir = %entry.path().display(), "removing the log of a deleted topic");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

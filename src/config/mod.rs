@@ -1,0 +1,346 @@
+//! Broker and topic configuration.
+//!
+//! Owns the typed view of the TOML config file (keys use Kafka's names, e.g.
+//! `log.dirs`, `num.partitions`, `log.segment.bytes`) and of per-topic configs
+//! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
+//! shard starts; every shard gets an immutable copy.
+mod topic;
+
+pub use topic::{TopicConfig, TopicConfigError, TOPIC_CONFIG_KEYS};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// When the log calls fdatasync on the produce path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushPolicy {
+    /// fdatasync before acknowledging acks=all (the default).
+    AcksAll,
+    /// fdatasync before acknowledging every produce, acks=1 too.
+    Always,
+    /// Never fdatasync on the produce path (only on segment roll and shutdown),
+    /// like Apache Kafka's default of leaving it to the page cache and replicas.
+    Never,
+}
+
+/// The broker's configuration. Field names are Kafka's where Kafka has one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    #[serde(rename = "node.id")]
+    pub node_id: i32,
+    /// Where the broker listens for Kafka clients.
+    #[serde(rename = "listeners")]
+    pub listen: String,
+    /// The address clients are told to use; defaults to `listeners`.
+    #[serde(rename = "advertised.listeners")]
+    pub advertised: Option<String>,
+    #[serde(rename = "log.dirs")]
+    pub data_dir: PathBuf,
+    /// Number of shards (executors); 0 means one per available core.
+    #[serde(rename = "num.shards")]
+    pub shards: usize,
+    #[serde(rename = "auto.create.topics.enable")]
+    pub auto_create_topics: bool,
+    #[serde(rename = "num.partitions")]
+    pub default_partitions: i32,
+    #[serde(rename = "message.max.bytes")]
+    pub message_max_bytes: i32,
+    #[serde(rename = "log.segment.bytes")]
+    pub segment_bytes: i64,
+    #[serde(rename = "log.roll.ms")]
+    pub segment_ms: i64,
+    #[serde(rename = "log.retention.ms")]
+    pub retention_ms: i64,
+    #[serde(rename = "log.retention.bytes")]
+    pub retention_bytes: i64,
+    #[serde(rename = "log.retention.check.interval.ms")]
+    pub retention_check_interval_ms: u64,
+    #[serde(rename = "log.index.interval.bytes")]
+    pub index_interval_bytes: u32,
+    /// Tidemark's flush policy on the produce path.
+    #[serde(rename = "log.flush.policy")]
+    pub flush_policy: FlushPolicy,
+    /// Largest request frame accepted; larger frames close the connection.
+    #[serde(rename = "socket.request.max.bytes")]
+    pub socket_request_max_bytes: u32,
+    /// Per-partition in-memory batch cache used by Fetch.
+    #[serde(rename = "log.cache.bytes.per.partition")]
+    pub cache_bytes_per_partition: usize,
+    /// Most requests one connection may have in flight (pipelining depth).
+    #[serde(rename = "max.inflight.requests.per.connection")]
+    pub max_inflight_per_connection: usize,
+    #[serde(rename = "cluster.id")]
+    pub cluster_id: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listen: "127.0.0.1:9092".to_string(),
+            advertised: None,
+            data_dir: PathBuf::from("./data"),
+            shards: 0,
+            auto_create_topics: true,
+            default_partitions: 1,
+            message_max_bytes: 1_048_588,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
+            index_interval_bytes: 4096,
+            flush_policy: FlushPolicy::AcksAll,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            cache_bytes_per_partition: 4 * 1024 * 1024,
+            max_inflight_per_connection: 64,
+            cluster_id: "tidemark-dev-cluster".to_string(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file. Keys are Kafka's dotted names, quoted in TOML:
+    /// `"log.dirs" = "/var/lib/tidemark"`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `key=value` overrides given on the command line, with the same
+    /// keys and value syntax as the file.
+    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), ConfigError> {
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let mut table: BTreeMap<String, toml::Value> = BTreeMap::new();
+        let current = toml::Value::try_from(self.as_table()).map_err(|e| ConfigError::Invalid {
+            key: "*".into(),
+            message: e.to_string(),
+        })?;
+        if let toml::Value::Table(t) = current {
+            table.extend(t);
+        }
+        for item in overrides {
+            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                key: item.clone(),
+                message: "expected key=value".into(),
+            })?;
+            let value = parse_override_value(raw);
+            table.insert(key.trim().to_string(), value);
+        }
+        let text = toml::to_string(&table).map_err(|e| ConfigError::Invalid {
+            key: "*".into(),
+            message: e.to_string(),
+        })?;
+        *self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            key: "--set".into(),
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    fn as_table(&self) -> BTreeMap<&'static str, toml::Value> {
+        use toml::Value as V;
+        let mut t = BTreeMap::new();
+        t.insert("node.id", V::Integer(self.node_id as i64));
+        t.insert("listeners", V::String(self.listen.clone()));
+        if let Some(a) = &self.advertised {
+            t.insert("advertised.listeners", V::String(a.clone()));
+        }
+        t.insert(
+            "log.dirs",
+            V::String(self.data_dir.to_string_lossy().into_owned()),
+        );
+        t.insert("num.shards", V::Integer(self.shards as i64));
+        t.insert(
+            "auto.create.topics.enable",
+            V::Boolean(self.auto_create_topics),
+        );
+        t.insert("num.partitions", V::Integer(self.default_partitions as i64));
+        t.insert(
+            "message.max.bytes",
+            V::Integer(self.message_max_bytes as i64),
+        );
+        t.insert("log.segment.bytes", V::Integer(self.segment_bytes));
+        t.insert("log.roll.ms", V::Integer(self.segment_ms));
+        t.insert("log.retention.ms", V::Integer(self.retention_ms));
+        t.insert("log.retention.bytes", V::Integer(self.retention_bytes));
+        t.insert(
+            "log.retention.check.interval.ms",
+            V::Integer(self.retention_check_interval_ms as i64),
+        );
+        t.insert(
+            "log.index.interval.bytes",
+            V::Integer(self.index_interval_bytes as i64),
+        );
+        let policy = match self.flush_policy {
+            FlushPolicy::AcksAll => "acks-all",
+            FlushPolicy::Always => "always",
+            FlushPolicy::Never => "never",
+        };
+        t.insert("log.flush.policy", V::String(policy.into()));
+        t.insert(
+            "socket.request.max.bytes",
+            V::Integer(self.socket_request_max_bytes as i64),
+        );
+        t.insert(
+            "log.cache.bytes.per.partition",
+            V::Integer(self.cache_bytes_per_partition as i64),
+        );
+        t.insert(
+            "max.inflight.requests.per.connection",
+            V::Integer(self.max_inflight_per_connection as i64),
+        );
+        t.insert("cluster.id", V::String(self.cluster_id.clone()));
+        t
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        if self.default_partitions < 1 {
+            return Err(invalid("num.partitions", "must be at least 1"));
+        }
+        if self.segment_bytes < 14 {
+            return Err(invalid("log.segment.bytes", "must be at least 14"));
+        }
+        if self.message_max_bytes < 0 {
+            return Err(invalid("message.max.bytes", "must not be negative"));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(invalid("log.index.interval.bytes", "must be positive"));
+        }
+        if self.max_inflight_per_connection == 0 {
+            return Err(invalid(
+                "max.inflight.requests.per.connection",
+                "must be positive",
+            ));
+        }
+        self.listen_addr()?;
+        self.advertised_addr()?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_addr("listeners", &self.listen)
+    }
+
+    /// The (host, port) clients are told to connect to.
+    pub fn advertised_addr(&self) -> Result<(String, i32), ConfigError> {
+        let text = self.advertised.as_deref().unwrap_or(&self.listen);
+        let text = text.rsplit("://").next().unwrap_or(text);
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| ConfigError::Invalid {
+            key: "advertised.listeners".into(),
+            message: format!("{text}: expected HOST:PORT"),
+        })?;
+        let port: u16 = port.parse().map_err(|_| ConfigError::Invalid {
+            key: "advertised.listeners".into(),
+            message: format!("{text}: bad port"),
+        })?;
+        let host = if host == "0.0.0.0" || host.is_empty() {
+            "127.0.0.1".to_string()
+        } else {
+            host.trim_matches(|c| c == '[' || c == ']').to_string()
+        };
+        Ok((host, port as i32))
+    }
+
+    /// The topic config a new topic gets when it sets nothing itself.
+    pub fn default_topic_config(&self) -> TopicConfig {
+        TopicConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+            max_message_bytes: self.message_max_bytes,
+            ..TopicConfig::default()
+        }
+    }
+}
+
+fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    let text = text.rsplit("://").next().unwrap_or(text);
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ConfigError::Invalid {
+            key: key.to_string(),
+            message: format!("{text}: expected HOST:PORT"),
+        })
+}
+
+/// `--set key=value`: integers and booleans keep their type, anything else is a string.
+fn parse_override_value(raw: &str) -> toml::Value {
+    let raw = raw.trim();
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_use_kafka_names() {
+        let mut c = BrokerConfig::default();
+        c.apply_overrides(&[
+            "num.partitions=3".into(),
+            "auto.create.topics.enable=false".into(),
+            "log.dirs=/tmp/x".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.default_partitions, 3);
+        assert!(!c.auto_create_topics);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_override_key_is_refused() {
+        let mut c = BrokerConfig::default();
+        assert!(c.apply_overrides(&["no.such.key=1".into()]).is_err());
+    }
+
+    #[test]
+    fn advertised_address_replaces_wildcard() {
+        let c = BrokerConfig {
+            listen: "0.0.0.0:9092".into(),
+            ..BrokerConfig::default()
+        };
+        assert_eq!(c.advertised_addr().unwrap(), ("127.0.0.1".into(), 9092));
+    }
+}

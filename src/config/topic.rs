@@ -1,0 +1,190 @@
+//! Per-topic configuration: the Kafka topic configs Tidemark supports, parsed
+//! from and rendered to the string pairs of CreateTopics, DescribeConfigs and
+//! IncrementalAlterConfigs.
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Every topic config key Tidemark accepts, in the order DescribeConfigs lists them.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TopicConfigError {
+    #[error("unknown topic config {0}")]
+    UnknownKey(String),
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// The effective configuration of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
+    /// -1: no size limit.
+    pub retention_bytes: i64,
+    /// -1: no time limit.
+    pub retention_ms: i64,
+    pub max_message_bytes: i32,
+    pub min_insync_replicas: i32,
+    /// The configs the topic set itself (the rest are the broker's defaults).
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            max_message_bytes: 1_048_588,
+            min_insync_replicas: 1,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+impl TopicConfig {
+    /// The broker defaults with `overrides` applied on top, each checked.
+    pub fn with_overrides(
+        defaults: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicConfig, TopicConfigError> {
+        let mut config = defaults.clone();
+        config.overrides.clear();
+        for (key, value) in overrides {
+            config.set(key, value)?;
+        }
+        Ok(config)
+    }
+
+    /// Sets one config, checking its value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), TopicConfigError> {
+        let invalid = |reason| TopicConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let long = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| invalid("not a number"))
+        };
+        match key {
+            "segment.bytes" => {
+                let v = long()?;
+                if !(14..=i32::MAX as i64).contains(&v) {
+                    return Err(invalid("must be between 14 and 2147483647"));
+                }
+                self.segment_bytes = v;
+            }
+            "segment.ms" => {
+                let v = long()?;
+                if v < 1 {
+                    return Err(invalid("must be at least 1"));
+                }
+                self.segment_ms = v;
+            }
+            "retention.bytes" => self.retention_bytes = long()?,
+            "retention.ms" => {
+                let v = long()?;
+                if v < -1 {
+                    return Err(invalid("must be -1 or more"));
+                }
+                self.retention_ms = v;
+            }
+            "max.message.bytes" => {
+                let v = long()?;
+                if !(0..=i32::MAX as i64).contains(&v) {
+                    return Err(invalid("must be between 0 and 2147483647"));
+                }
+                self.max_message_bytes = v as i32;
+            }
+            "min.insync.replicas" => {
+                let v = long()?;
+                if !(1..=i32::MAX as i64).contains(&v) {
+                    return Err(invalid("must be at least 1"));
+                }
+                self.min_insync_replicas = v as i32;
+            }
+            // Compaction is not built yet: only the delete policy is accepted.
+            "cleanup.policy" => {
+                if value.trim() != "delete" {
+                    return Err(invalid("only \"delete\" is supported"));
+                }
+            }
+            // Tidemark stores batches as sent, so the timestamp is the producer's.
+            "message.timestamp.type" => {
+                if value.trim() != "CreateTime" {
+                    return Err(invalid("only \"CreateTime\" is supported"));
+                }
+            }
+            _ => return Err(TopicConfigError::UnknownKey(key.to_string())),
+        }
+        self.overrides
+            .insert(key.to_string(), value.trim().to_string());
+        Ok(())
+    }
+
+    /// The current value of a supported key, as DescribeConfigs shows it.
+    pub fn value_of(&self, key: &str) -> Option<String> {
+        let v = match key {
+            "cleanup.policy" => "delete".to_string(),
+            "message.timestamp.type" => "CreateTime".to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    pub fn is_override(&self, key: &str) -> bool {
+        self.overrides.contains_key(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_checked_and_remembered() {
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        let c = TopicConfig::with_overrides(&TopicConfig::default(), &o).unwrap();
+        assert_eq!(c.retention_ms, 1000);
+        assert!(c.is_override("retention.ms"));
+        assert!(!c.is_override("segment.bytes"));
+        assert_eq!(c.value_of("retention.ms").unwrap(), "1000");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut c = TopicConfig::default();
+        assert!(c.set("segment.bytes", "abc").is_err());
+        assert!(c.set("segment.bytes", "3").is_err());
+        assert!(c.set("cleanup.policy", "compact").is_err());
+        assert_eq!(
+            c.set("no.such", "1"),
+            Err(TopicConfigError::UnknownKey("no.such".into()))
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! The cluster's topic registry: which topics exist, their ids, partition
+//! counts and config overrides.
+//!
+//! In this single-broker form it is a JSON file under
+//! `<data_dir>/__cluster_metadata/`, shared by every shard behind a lock that
+//! is only taken on the control plane (topic admin and Metadata requests),
+//! never on the produce or fetch path. The quorum service replaces the file
+//! as the source of truth when clusters arrive (issue 5).
+use crate::config::{TopicConfig, TopicConfigError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use thiserror::Error;
+use uuid::Uuid;
+
+/// Kafka's limit on topic name length.
+const TOPIC_NAME_MAX_CHARS: usize = 249;
+/// Upper bound on partitions per topic, so a request cannot ask for millions.
+pub const PARTITIONS_MAX: i32 = 100_000;
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidTopic(String, &'static str),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor {0}: this broker holds one replica per partition")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    InvalidConfig(#[from] TopicConfigError),
+    #[error("cannot persist topic metadata to {path}: {source}")]
+    Persist {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("topic metadata file {path} is unreadable: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// One topic as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level config overrides, Kafka key -> value.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Registry {
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+/// A change to one topic config: set a value, or return to the default.
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    Set(String, String),
+    Delete(String),
+}
+
+pub struct MetadataStore {
+    path: PathBuf,
+    topic_defaults: TopicConfig,
+    registry: RwLock<Registry>,
+}
+
+impl MetadataStore {
+    /// Loads the registry from `data_dir`, or starts an empty one.
+    pub fn open(data_dir: &Path, topic_defaults: TopicConfig) -> Result<Self, MetadataError> {
+        let dir = data_dir.join("__cluster_metadata");
+        let path = dir.join("topics.json");
+        std::fs::create_dir_all(&dir).map_err(|source| MetadataError::Persist {
+            path: dir.clone(),
+            source,
+        })?;
+        let registry = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
+            Err(source) => return Err(MetadataError::Persist { path, source }),
+        };
+        Ok(MetadataStore {
+            path,
+            topic_defaults,
+            registry: RwLock::new(registry),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn topics(&self) -> Vec<TopicMeta> {
+        self.read().topics.values().cloned().collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self.read().topics.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMeta> {
+        self.read().topics.values().find(|t| t.id == id).cloned()
+    }
+
+    /// The effective config of a topic: broker defaults plus its overrides.
+    pub fn topic_config(&self, topic: &TopicMeta) -> TopicConfig {
+        // Overrides were checked when stored; a value that no longer parses
+        // falls back to the defaults rather than failing the topic.
+        TopicConfig::with_overrides(&self.topic_defaults, &topic.configs)
+            .unwrap_or_else(|_| self.topic_defaults.clone())
+    }
+
+    pub fn topic_defaults(&self) -> &TopicConfig {
+        &self.topic_defaults
+    }
+
+    /// Checks a creation without making it (CreateTopics with validate_only).
+    pub fn check_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        validate_topic_name(name)?;
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "{partitions} is not between 1 and {PARTITIONS_MAX}"
+            )));
+        }
+        if replication_factor != 1 && replication_factor != -1 {
+            return Err(MetadataError::InvalidReplicationFactor(replication_factor));
+        }
+        TopicConfig::with_overrides(&self.topic_defaults, configs)?;
+        if self.read().topics.contains_key(name) {
+            return Err(MetadataError::TopicAlreadyExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, MetadataError> {
+        self.check_new_topic(name, partitions, replication_factor, &configs)?;
+        let mut registry = self.write();
+        if registry.topics.contains_key(name) {
+            return Err(MetadataError::TopicAlreadyExists(name.to_string()));
+        }
+        let topic = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        registry.topics.insert(name.to_string(), topic.clone());
+        self.persist(&registry).inspect_err(|_| {
+            registry.topics.remove(name);
+        })?;
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
+        let mut registry = self.write();
+        let topic = registry
+            .topics
+            .remove(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.persist(&registry).inspect_err(|_| {
+            registry.topics.insert(name.to_string(), topic.clone());
+        })?;
+        Ok(topic)
+    }
+
+    /// Grows a topic to `total` partitions (Kafka never shrinks one).
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<TopicMeta, MetadataError> {
+        let mut registry = self.write();
+        let topic = registry
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        if total <= topic.partitions || total > PARTITIONS_MAX {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "topic {name} has {} partitions; the new count must be larger and at most {PARTITIONS_MAX}, not {total}",
+                topic.partitions
+            )));
+        }
+        if validate_only {
+            return Ok(topic.clone());
+        }
+        let before = topic.partitions;
+        topic.partitions = total;
+        let updated = topic.clone();
+        self.persist(&registry).inspect_err(|_| {
+            if let Some(t) = registry.topics.get_mut(name) {
+                t.partitions = before;
+            }
+        })?;
+        Ok(updated)
+    }
+
+    /// Applies config changes to a topic, all or nothing.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[ConfigChange],
+        validate_only: bool,
+    ) -> Result<TopicMeta, MetadataError> {
+        let mut registry = self.write();
+        let topic = registry
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let mut configs = topic.configs.clone();
+        for change in changes {
+            match change {
+                ConfigChange::Set(k, v) => {
+                    configs.insert(k.clone(), v.clone());
+                }
+                ConfigChange::Delete(k) => {
+                    if !crate::config::TOPIC_CONFIG_KEYS.contains(&k.as_str()) {
+                        return Err(TopicConfigError::UnknownKey(k.clone()).into());
+                    }
+                    configs.remove(k);
+                }
+            }
+        }
+        TopicConfig::with_overrides(&self.topic_defaults, &configs)?;
+        let mut updated = topic.clone();
+        updated.configs = configs;
+        if validate_only {
+            return Ok(updated);
+        }
+        let previous = registry.topics.insert(name.to_string(), updated.clone());
+        self.persist(&registry).inspect_err(|_| {
+            if let Some(p) = previous.clone() {
+                registry.topics.insert(name.to_string(), p);
+            }
+        })?;
+        Ok(updated)
+    }
+
+    fn persist(&self, registry: &Registry) -> Result<(), MetadataError> {
+        let bytes = serde_json::to_vec_pretty(registry).map_err(|e| MetadataError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        crate::storage::write_file_atomically(&self.path, &bytes).map_err(|source| {
+            MetadataError::Persist {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+}
+
+/// Kafka's rule: 1 to 249 characters of ASCII letters, digits, '.', '_' and
+/// '-', and not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let bad = |why| Err(MetadataError::InvalidTopic(name.to_string(), why));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > TOPIC_NAME_MAX_CHARS {
+        return bad("it is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("\".\" and \"..\" are not allowed");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        let mut cfg = BTreeMap::new();
+        cfg.insert("retention.ms".into(), "1000".into());
+        let t = store.create_topic("orders", 3, 1, cfg).unwrap();
+        assert!(matches!(
+            store.create_topic("orders", 1, 1, BTreeMap::new()),
+            Err(MetadataError::TopicAlreadyExists(_))
+        ));
+        let again = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        assert_eq!(again.topic("orders").unwrap(), t);
+        assert_eq!(again.topic_config(&t).retention_ms, 1000);
+    }
+
+    #[test]
+    fn names_and_counts_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert!(
+                store.create_topic(bad, 1, 1, BTreeMap::new()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(store.create_topic("t", 0, 1, BTreeMap::new()).is_err());
+        assert!(store.create_topic("t", 1, 3, BTreeMap::new()).is_err());
+        store.create_topic("t", 2, 1, BTreeMap::new()).unwrap();
+        assert!(store.add_partitions("t", 1, false).is_err());
+        assert_eq!(store.add_partitions("t", 4, false).unwrap().partitions, 4);
+    }
+
+    #[test]
+    fn config_changes_are_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        store.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
+        let bad = [
+            ConfigChange::Set("retention.ms".into(), "5".into()),
+            ConfigChange::Set("segment.bytes".into(), "x".into()),
+        ];
+        assert!(store.alter_topic_configs("t", &bad, false).is_err());
+        assert!(store.topic("t").unwrap().configs.is_empty());
+        let good = [ConfigChange::Set("retention.ms".into(), "5".into())];
+        let t = store.alter_topic_configs("t", &good, false).unwrap();
+        assert_eq!(t.configs["retention.ms"], "5");
+    }
+}

@@ -1,0 +1,401 @@
+//! The RecordBatch v2 header, parsed by hand on the produce path.
+//!
+//! Owns validation of a producer's batch (magic, CRC32C, lengths, record
+//! count and, for uncompressed batches, the records themselves) and the
+//! in-place patch of `baseOffset` and `partitionLeaderEpoch`, which lie outside
+//! the CRC so the batch is stored byte for byte as sent. Pure functions: runs
+//! on whichever shard owns the partition.
+use thiserror::Error;
+
+/// Bytes before the records in a v2 batch.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// `baseOffset` plus `batchLength`: the part not counted by `batchLength`.
+pub const LOG_OVERHEAD: usize = 12;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORD_COUNT_AT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const CONTROL_FLAG: i16 = 0x20;
+
+/// What is wrong with a batch, mapped to a Kafka error code by the caller.
+#[derive(Debug, Error, PartialEq, Eq, Clone)]
+pub enum BatchError {
+    /// Too short, lengths that disagree, or a CRC mismatch: CORRUPT_MESSAGE.
+    #[error("corrupt batch: {0}")]
+    Corrupt(&'static str),
+    /// Well-formed bytes that break the format's rules: INVALID_RECORD.
+    #[error("invalid record: {0}")]
+    Invalid(&'static str),
+}
+
+/// The fields of a v2 batch header that the broker uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Whole batch size in bytes, `LOG_OVERHEAD` included.
+    pub size: usize,
+    pub leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `buf` without checking the CRC.
+    /// `buf` may hold more bytes after the batch (or fewer: see `size`).
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(BatchError::Corrupt("shorter than a batch header"));
+        }
+        let batch_length = read_i32(buf, BATCH_LENGTH_AT);
+        if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::Corrupt("batch length smaller than its header"));
+        }
+        Ok(BatchHeader {
+            base_offset: read_i64(buf, BASE_OFFSET_AT),
+            size: batch_length as usize + LOG_OVERHEAD,
+            leader_epoch: read_i32(buf, LEADER_EPOCH_AT),
+            magic: buf[MAGIC_AT] as i8,
+            crc: u32::from_be_bytes([
+                buf[CRC_AT],
+                buf[CRC_AT + 1],
+                buf[CRC_AT + 2],
+                buf[CRC_AT + 3],
+            ]),
+            attributes: read_i16(buf, ATTRIBUTES_AT),
+            last_offset_delta: read_i32(buf, LAST_OFFSET_DELTA_AT),
+            base_timestamp: read_i64(buf, BASE_TIMESTAMP_AT),
+            max_timestamp: read_i64(buf, MAX_TIMESTAMP_AT),
+            producer_id: read_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: read_i16(buf, PRODUCER_EPOCH_AT),
+            base_sequence: read_i32(buf, BASE_SEQUENCE_AT),
+            record_count: read_i32(buf, RECORD_COUNT_AT),
+        })
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.attributes & COMPRESSION_MASK != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// True when the CRC32C over attributes..end matches; `batch` must be the
+    /// whole batch (`size` bytes).
+    pub fn crc_matches(&self, batch: &[u8]) -> bool {
+        batch.len() == self.size && crc32c::crc32c(&batch[ATTRIBUTES_AT..]) == self.crc
+    }
+}
+
+/// Validates one producer batch that must fill `buf` exactly, as Kafka's
+/// log validator does for magic 2. Returns its header.
+pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if header.size != buf.len() {
+        return Err(if header.size > buf.len() {
+            BatchError::Corrupt("batch length runs past the records field")
+        } else {
+            BatchError::Invalid("a produce request must hold exactly one record batch")
+        });
+    }
+    if header.magic != 2 {
+        return Err(BatchError::Invalid(
+            "only record batches with magic 2 are accepted",
+        ));
+    }
+    if !header.crc_matches(buf) {
+        return Err(BatchError::Corrupt("CRC32C mismatch"));
+    }
+    if header.record_count <= 0 {
+        return Err(BatchError::Invalid("a batch must hold at least one record"));
+    }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(BatchError::Invalid(
+            "lastOffsetDelta does not match the record count",
+        ));
+    }
+    if !header.is_compressed() {
+        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count)?;
+    }
+    Ok(header)
+}
+
+/// Walks every record of an uncompressed batch: lengths must add up, offset
+/// deltas must run 0, 1, 2, ... and the count must match the header.
+fn validate_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+    let invalid = BatchError::Invalid;
+    for expected_delta in 0..count {
+        let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
+        if length < 0 || length as usize > records.len() {
+            return Err(invalid("record length runs past the batch"));
+        }
+        let (mut record, rest) = records.split_at(length as usize);
+        records = rest;
+        if record.is_empty() {
+            return Err(invalid("empty record"));
+        }
+        record = &record[1..]; // attributes
+        read_varlong(&mut record).ok_or(invalid("bad timestamp delta"))?;
+        let offset_delta = read_varint(&mut record).ok_or(invalid("bad offset delta"))?;
+        if offset_delta != expected_delta {
+            return Err(invalid("record offset deltas are not consecutive"));
+        }
+        skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
+        skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
+        let headers = read_varint(&mut record).ok_or(invalid("bad header count"))?;
+        if headers < 0 {
+            return Err(invalid("negative header count"));
+        }
+        for _ in 0..headers {
+            let key_len = read_varint(&mut record).ok_or(invalid("bad header key"))?;
+            if key_len < 0 || key_len as usize > record.len() {
+                return Err(invalid("bad header key"));
+            }
+            record = &record[key_len as usize..];
+            skip_nullable_bytes(&mut record).ok_or(invalid("bad header value"))?;
+        }
+        if !record.is_empty() {
+            return Err(invalid("record has bytes past its last header"));
+        }
+    }
+    if !records.is_empty() {
+        return Err(invalid("more records than the header counts"));
+    }
+    Ok(())
+}
+
+/// Writes the broker-assigned `baseOffset` and `partitionLeaderEpoch` into a
+/// batch; neither is covered by the CRC.
+pub fn patch_batch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    debug_assert!(batch.len() >= BATCH_HEADER_LEN);
+    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Iterates over the whole batches at the start of a buffer (a segment read
+/// or a fetch response). Stops at the first batch that is cut off or whose
+/// header does not parse; `consumed()` says how many bytes were whole batches.
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    position: usize,
+}
+
+impl<'a> BatchIter<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        BatchIter { buf, position: 0 }
+    }
+
+    pub fn consumed(&self) -> usize {
+        self.position
+    }
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    /// A batch header and the batch's position in the buffer.
+    type Item = (BatchHeader, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.position..];
+        let header = BatchHeader::parse(rest).ok()?;
+        if header.size > rest.len() {
+            return None;
+        }
+        let at = self.position;
+        self.position += header.size;
+        Some((header, at))
+    }
+}
+
+fn read_i16(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+fn read_i32(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+
+fn read_i64(buf: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+
+/// Reads a zigzag varint of at most 5 bytes.
+fn read_varint(buf: &mut &[u8]) -> Option<i32> {
+    let raw = read_unsigned_varint(buf, 5)?;
+    let raw = u32::try_from(raw).ok()?;
+    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zigzag varlong of at most 10 bytes.
+fn read_varlong(buf: &mut &[u8]) -> Option<i64> {
+    let raw = read_unsigned_varint(buf, 10)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn read_unsigned_varint(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
+    let mut value: u64 = 0;
+    for i in 0..max_bytes {
+        let byte = *buf.get(i)?;
+        value |= ((byte & 0x7f) as u64) << (7 * i);
+        if byte & 0x80 == 0 {
+            *buf = &buf[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Skips a varint-length-prefixed byte string where -1 means null.
+fn skip_nullable_bytes(buf: &mut &[u8]) -> Option<()> {
+    let len = read_varint(buf)?;
+    if len < -1 {
+        return None;
+    }
+    if len > 0 {
+        let len = len as usize;
+        if len > buf.len() {
+            return None;
+        }
+        *buf = &buf[len..];
+    }
+    Some(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Encodes `n` small records as one v2 batch.
+    pub(crate) fn sample_batch(n: usize, compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: 1_000 + i as i64,
+                key: Some(bytes::Bytes::from(format!("k{i}"))),
+                value: Some(bytes::Bytes::from(format!("value {i}"))),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn valid_batches_pass_for_every_codec() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = sample_batch(5, c);
+            let h = validate_producer_batch(&batch).unwrap();
+            assert_eq!(h.record_count, 5);
+            assert_eq!(h.size, batch.len());
+            assert_eq!(h.max_timestamp, 1_004);
+        }
+    }
+
+    #[test]
+    fn flipped_payload_byte_is_corrupt() {
+        let mut batch = sample_batch(3, Compression::None);
+        let last = batch.len() - 2;
+        batch[last] ^= 0xff;
+        assert_eq!(
+            validate_producer_batch(&batch),
+            Err(BatchError::Corrupt("CRC32C mismatch"))
+        );
+    }
+
+    #[test]
+    fn truncated_and_oversized_lengths_are_refused() {
+        let batch = sample_batch(3, Compression::None);
+        assert!(validate_producer_batch(&batch[..30]).is_err());
+        assert!(validate_producer_batch(&batch[..batch.len() - 1]).is_err());
+        let mut two = batch.clone();
+        two.extend_from_slice(&batch);
+        assert!(matches!(
+            validate_producer_batch(&two),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn patch_keeps_crc_valid() {
+        let mut batch = sample_batch(2, Compression::None);
+        patch_batch(&mut batch, 42, 7);
+        let h = validate_producer_batch(&batch).unwrap();
+        assert_eq!(h.base_offset, 42);
+        assert_eq!(h.leader_epoch, 7);
+        assert_eq!(h.last_offset(), 43);
+    }
+
+    #[test]
+    fn iter_stops_at_a_cut_batch() {
+        let a = sample_batch(2, Compression::None);
+        let mut buf = a.clone();
+        buf.extend_from_slice(&a[..a.len() - 5]);
+        let mut it = BatchIter::new(&buf);
+        assert!(it.next().is_some());
+        assert!(it.next().is_none());
+        assert_eq!(it.consumed(), a.len());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed: u32 = 12345;
+        for len in 0..400 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            let _ = validate_producer_batch(&buf);
+            let _ = BatchIter::new(&buf).count();
+        }
+    }
+}

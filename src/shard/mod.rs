@@ -1,0 +1,216 @@
+//! Shards: one glommio executor per core, each owning a fixed set of
+//! partition logs, and the messages that carry work between them.
+//!
+//! Ownership is a pure function of (topic, partition, shard count), so every
+//! shard computes it without asking anyone and without shared state. Work for
+//! another shard travels as a `Job`: a `Send` closure that the target shard
+//! runs on itself, carrying `Bytes` (reference-counted, never copied) and a
+//! oneshot channel for the answer. One job per target shard per request keeps
+//! cross-shard wake-ups to one per request.
+mod runtime;
+
+pub use runtime::{start_shards, ShardSet};
+
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataStore;
+use crate::storage::{partition_dir, LogOptions, PartitionLog, StorageError};
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The shard that owns a partition: topics are spread by a stable hash of
+/// their name, and a topic's partitions go round-robin from there.
+pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
+    let topic_hash = crc32c::crc32c(topic.as_bytes()) as usize;
+    (topic_hash.wrapping_add(partition.max(0) as usize)) % shard_count.max(1)
+}
+
+/// Work sent to another shard.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
+
+#[derive(Debug, Error)]
+#[error("shard {0} is gone (shutting down)")]
+pub struct ShardGone(pub usize);
+
+/// One executor's state. Lives in an `Rc` on its own thread.
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub config: Arc<BrokerConfig>,
+    pub metadata: Arc<MetadataStore>,
+    inboxes: Vec<flume::Sender<Job>>,
+    logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
+    stopping: Cell<bool>,
+    /// Serializes opening logs, so two requests never open one log twice.
+    open_lock: glommio::sync::Semaphore,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        config: Arc<BrokerConfig>,
+        metadata: Arc<MetadataStore>,
+        inboxes: Vec<flume::Sender<Job>>,
+    ) -> Self {
+        Shard {
+            id,
+            count: inboxes.len(),
+            config,
+            metadata,
+            inboxes,
+            logs: RefCell::new(HashMap::new()),
+            stopping: Cell::new(false),
+            open_lock: glommio::sync::Semaphore::new(1),
+        }
+    }
+
+    pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
+        owner_shard(topic, partition, self.count)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Runs `work` on shard `target` (here, directly, if that is this shard)
+    /// and returns its answer.
+    pub async fn run_on<T, F, Fut>(self: &Rc<Self>, target: usize, work: F) -> Result<T, ShardGone>
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        if target == self.id {
+            return Ok(work(self.clone()).await);
+        }
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |shard| {
+            Box::pin(async move {
+                let _ = tx.send(work(shard).await);
+            })
+        });
+        let inbox = self.inboxes.get(target).ok_or(ShardGone(target))?;
+        inbox.send_async(job).await.map_err(|_| ShardGone(target))?;
+        rx.await.map_err(|_| ShardGone(target))
+    }
+
+    /// Runs `work` on every shard and gathers the answers in shard order.
+    pub async fn run_on_all<T, F, Fut>(self: &Rc<Self>, work: F) -> Vec<Result<T, ShardGone>>
+    where
+        F: Fn(Rc<Shard>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let calls = (0..self.count).map(|target| {
+            let work = work.clone();
+            self.run_on(target, work)
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// The log of a partition this shard owns.
+    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(topic)?.get(&partition).cloned()
+    }
+
+    /// Every log this shard owns.
+    pub fn all_logs(&self) -> Vec<Rc<PartitionLog>> {
+        self.logs
+            .borrow()
+            .values()
+            .flat_map(|p| p.values().cloned())
+            .collect()
+    }
+
+    fn log_options(&self) -> LogOptions {
+        LogOptions {
+            index_interval_bytes: self.config.index_interval_bytes,
+            cache_bytes: self.config.cache_bytes_per_partition,
+            flush_policy: self.config.flush_policy,
+        }
+    }
+
+    /// Opens (or creates) the logs of `topic` that this shard owns among
+    /// `partitions`. Already open logs are left alone.
+    pub async fn open_partitions(
+        &self,
+        topic: &str,
+        partitions: std::ops::Range<i32>,
+    ) -> Result<(), StorageError> {
+        let Some(meta) = self.metadata.topic(topic) else {
+            return Ok(());
+        };
+        let config = self.metadata.topic_config(&meta);
+        let Ok(_permit) = self.open_lock.acquire_permit(1).await else {
+            return Ok(());
+        };
+        for partition in partitions {
+            if self.owner_of(topic, partition) != self.id || self.log(topic, partition).is_some() {
+                continue;
+            }
+            let dir = partition_dir(&self.config.data_dir, topic, partition);
+            let log =
+                PartitionLog::open(&dir, topic, partition, config.clone(), self.log_options())
+                    .await?;
+            self.logs
+                .borrow_mut()
+                .entry(topic.to_string())
+                .or_default()
+                .insert(partition, log);
+        }
+        Ok(())
+    }
+
+    /// Drops this shard's logs of a deleted topic and removes their files.
+    pub fn remove_topic_logs(&self, topic: &str) {
+        let removed = self.logs.borrow_mut().remove(topic);
+        for log in removed.into_iter().flat_map(|p| p.into_values()) {
+            log.mark_deleted();
+            if let Err(e) = std::fs::remove_dir_all(log.dir()) {
+                tracing::warn!(dir = %log.dir().display(), error = %e, "cannot remove a deleted partition");
+            }
+        }
+    }
+
+    /// Pushes a topic's current config to this shard's logs of it.
+    pub fn reload_topic_config(&self, topic: &str) {
+        let Some(meta) = self.metadata.topic(topic) else {
+            return;
+        };
+        let config = self.metadata.topic_config(&meta);
+        if let Some(logs) = self.logs.borrow().get(topic) {
+            for log in logs.values() {
+                log.set_config(config.clone());
+            }
+        }
+    }
+
+    /// Closes every log cleanly (flush, sync, indexes, recovery point).
+    pub async fn close_all_logs(&self) {
+        self.stopping.set(true);
+        for log in self.all_logs() {
+            if let Err(e) = log.close().await {
+                tracing::error!(topic = %log.topic, partition = log.partition, error = %e, "cannot close log");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_is_stable_and_spread() {
+        let a: Vec<usize> = (0..8).map(|p| owner_shard("orders", p, 2)).collect();
+        let b: Vec<usize> = (0..8).map(|p| owner_shard("orders", p, 2)).collect();
+        assert_eq!(a, b);
+        assert_eq!(a.iter().filter(|&&s| s == 0).count(), 4);
+        assert!((0..10).all(|p| owner_shard("t", p, 1) == 0));
+    }
+}

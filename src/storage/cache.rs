@@ -1,0 +1,141 @@
+//! The per-partition batch cache: the most recent batches, already patched,
+//! as `Bytes`. O_DIRECT bypasses the page cache, so Fetch of recent data is
+//! served from here; older data is read from the segments.
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+#[derive(Debug)]
+struct CachedBatch {
+    base_offset: u64,
+    last_offset: u64,
+    bytes: Bytes,
+}
+
+/// Contiguous batches of the log's tail, bounded by `capacity_bytes`.
+#[derive(Debug)]
+pub struct BatchCache {
+    batches: VecDeque<CachedBatch>,
+    bytes: usize,
+    capacity_bytes: usize,
+}
+
+impl BatchCache {
+    pub fn new(capacity_bytes: usize) -> Self {
+        BatchCache {
+            batches: VecDeque::new(),
+            bytes: 0,
+            capacity_bytes,
+        }
+    }
+
+    /// Adds the batch that follows the last one cached.
+    pub fn push(&mut self, base_offset: u64, last_offset: u64, bytes: Bytes) {
+        if self
+            .batches
+            .back()
+            .is_some_and(|b| b.last_offset + 1 != base_offset)
+        {
+            self.clear();
+        }
+        self.bytes += bytes.len();
+        self.batches.push_back(CachedBatch {
+            base_offset,
+            last_offset,
+            bytes,
+        });
+        // Keep at least the newest batch, so the tail is always served from memory.
+        while self.bytes > self.capacity_bytes && self.batches.len() > 1 {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(b) = self.batches.pop_front() {
+            self.bytes -= b.bytes.len();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.batches.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops batches that end before `offset` (after DeleteRecords or retention).
+    pub fn evict_below(&mut self, offset: u64) {
+        while self.batches.front().is_some_and(|b| b.last_offset < offset) {
+            self.pop_front();
+        }
+    }
+
+    /// Whole batches from the one holding `offset`, below `visible_end`, up to
+    /// `max_bytes` (the first batch is returned even if larger when
+    /// `at_least_one`). `None` when the cache does not reach back to `offset`.
+    pub fn read(
+        &self,
+        offset: u64,
+        visible_end: u64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Option<Bytes> {
+        let first = self.batches.front()?;
+        if first.base_offset > offset {
+            return None;
+        }
+        let start = self.batches.partition_point(|b| b.last_offset < offset);
+        let mut picked: Vec<&Bytes> = Vec::new();
+        let mut total = 0usize;
+        for b in self.batches.range(start..) {
+            if b.base_offset >= visible_end {
+                break;
+            }
+            if total + b.bytes.len() > max_bytes && !(picked.is_empty() && at_least_one) {
+                break;
+            }
+            total += b.bytes.len();
+            picked.push(&b.bytes);
+        }
+        Some(match picked.as_slice() {
+            [] => Bytes::new(),
+            [one] => (*one).clone(),
+            many => {
+                let mut out = BytesMut::with_capacity(total);
+                for b in many {
+                    out.extend_from_slice(b);
+                }
+                out.freeze()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_of(sizes: &[usize]) -> BatchCache {
+        let mut c = BatchCache::new(1000);
+        let mut offset = 0;
+        for &s in sizes {
+            c.push(offset, offset + 1, Bytes::from(vec![offset as u8; s]));
+            offset += 2;
+        }
+        c
+    }
+
+    #[test]
+    fn reads_whole_batches_within_limits() {
+        let c = cache_of(&[100, 100, 100]);
+        assert_eq!(c.read(0, 6, 250, true).unwrap().len(), 200);
+        assert_eq!(c.read(3, 6, 1000, true).unwrap().len(), 200);
+        assert_eq!(c.read(0, 2, 1000, true).unwrap().len(), 100);
+        assert_eq!(c.read(0, 6, 50, true).unwrap().len(), 100);
+        assert_eq!(c.read(0, 6, 50, false).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn eviction_keeps_the_budget() {
+        let c = cache_of(&[400, 400, 400]);
+        assert!(c.read(0, 6, 1000, true).is_none());
+        assert_eq!(c.read(2, 6, 1000, true).unwrap().len(), 800);
+    }
+}

@@ -1,0 +1,740 @@
+//! `PartitionLog`: one partition's log on its owning shard.
+//!
+//! The write path is group commit. `append` (synchronous) validates nothing
+//! itself: it takes an already validated batch, assigns offsets by patching
+//! the header, and queues it. `wait_written` then makes sure a flush covers the
+//! batch: one flusher at a time takes every queued batch, copies them behind
+//! the segment's partial tail block into one aligned DMA buffer, writes it, and
+//! (for acks=all under the default policy) calls fdatasync once for all of
+//! them. The high watermark is the end of what has been written, so a fetch
+//! never sees bytes that a crash could take back.
+use super::cache::BatchCache;
+use super::index::SegmentMeta;
+use super::recovery::{
+    recover_partition, remove_segment_files, write_checkpoint, LOG_START_FILE, RECOVERY_POINT_FILE,
+};
+use super::segment::{align_down, align_up, Segment};
+use super::{now_ms, StorageError};
+use crate::config::{FlushPolicy, TopicConfig};
+use crate::protocol::batch::{patch_batch, BatchHeader, BatchIter, BATCH_HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+use glommio::io::DmaFile;
+use glommio::sync::Semaphore;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Most bytes one DMA write carries; larger backlogs take several writes.
+const MAX_WRITE_BYTES: usize = 8 << 20;
+/// Bytes read at a time when walking batch headers in a segment.
+const SCAN_CHUNK_BYTES: u64 = 64 << 10;
+
+/// Settings of the log that come from the broker, not the topic.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub index_interval_bytes: u32,
+    pub cache_bytes: usize,
+    pub flush_policy: FlushPolicy,
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: u64,
+    /// Offset after the batch's last record.
+    pub end_offset: u64,
+    pub log_start_offset: u64,
+}
+
+/// Whole batches answered to a fetch, with the partition's bounds.
+#[derive(Debug, Clone)]
+pub struct FetchedRecords {
+    pub records: Bytes,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+struct PendingBatch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Offline,
+    Deleted,
+}
+
+struct LogState {
+    config: TopicConfig,
+    segments: BTreeMap<u64, Segment>,
+    log_start_offset: u64,
+    /// The offset the next appended batch gets (log end offset).
+    next_offset: u64,
+    /// Everything below is written to a segment file.
+    high_watermark: u64,
+    /// Everything below has been fdatasync'd.
+    durable_offset: u64,
+    pending: VecDeque<PendingBatch>,
+    cache: BatchCache,
+    data_waiters: Vec<oneshot::Sender<()>>,
+    failure: Option<Failure>,
+}
+
+impl LogState {
+    fn check_usable(&self) -> Result<(), StorageError> {
+        match self.failure {
+            None => Ok(()),
+            Some(Failure::Offline) => Err(StorageError::Offline),
+            Some(Failure::Deleted) => Err(StorageError::Deleted),
+        }
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn wake_data_waiters(&mut self) {
+        for w in self.data_waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    fn out_of_range(&self, offset: i64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start: self.log_start_offset,
+            high_watermark: self.high_watermark,
+        }
+    }
+}
+
+/// One write of queued batches to the active segment.
+struct WritePlan {
+    file: Rc<DmaFile>,
+    position: u64,
+    buffer: glommio::io::DmaBuffer,
+    batches: Vec<PendingBatch>,
+    new_tail_block: Vec<u8>,
+}
+
+enum FlushStep {
+    Done,
+    Roll,
+    Write(WritePlan),
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: i32,
+    dir: PathBuf,
+    options: LogOptions,
+    state: RefCell<LogState>,
+    /// One flusher at a time: the holder writes every queued batch.
+    flush_lock: Semaphore,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`.
+    pub async fn open(
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: TopicConfig,
+        options: LogOptions,
+    ) -> Result<Rc<PartitionLog>, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io("cannot create", dir, e))?;
+        let recovered = recover_partition(dir, options.index_interval_bytes)?;
+        if recovered.truncated_bytes > 0 {
+            tracing::info!(
+                topic,
+                partition,
+                bytes = recovered.truncated_bytes,
+                "recovered log"
+            );
+        }
+        let mut segments = BTreeMap::new();
+        for meta in recovered.segments {
+            let segment = Segment::open(dir, meta).await?;
+            segments.insert(segment.base_offset(), segment);
+        }
+        if segments.is_empty() {
+            let segment = Segment::create(dir, recovered.log_start_offset).await?;
+            segments.insert(segment.base_offset(), segment);
+        }
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map(|s| s.meta.next_offset)
+            .unwrap_or(0);
+        let state = LogState {
+            config,
+            segments,
+            log_start_offset: recovered.log_start_offset,
+            next_offset,
+            high_watermark: next_offset,
+            durable_offset: 0,
+            pending: VecDeque::new(),
+            cache: BatchCache::new(options.cache_bytes),
+            data_waiters: Vec::new(),
+            failure: None,
+        };
+        let log = Rc::new(PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir: dir.to_path_buf(),
+            options,
+            state: RefCell::new(state),
+            flush_lock: Semaphore::new(1),
+        });
+        // What recovery kept is on disk but maybe not yet durable.
+        log.sync_active().await?;
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.state.borrow().config.clone()
+    }
+
+    pub fn set_config(&self, config: TopicConfig) {
+        self.state.borrow_mut().config = config;
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.state.borrow().high_watermark
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|s| s.meta.size)
+            .sum()
+    }
+
+    /// Assigns offsets to a validated batch and queues it for writing. The
+    /// caller then awaits `wait_written(result.end_offset, ...)`.
+    pub fn append(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        leader_epoch: i32,
+    ) -> Result<AppendResult, StorageError> {
+        let mut st = self.state.borrow_mut();
+        st.check_usable()?;
+        let base_offset = st.next_offset;
+        let end_offset = base_offset + header.last_offset_delta as u64 + 1;
+        let mut owned = BytesMut::from(batch);
+        patch_batch(&mut owned, base_offset as i64, leader_epoch);
+        let bytes = owned.freeze();
+        let mut header = *header;
+        header.base_offset = base_offset as i64;
+        header.leader_epoch = leader_epoch;
+        st.cache.push(base_offset, end_offset - 1, bytes.clone());
+        st.pending.push_back(PendingBatch { header, bytes });
+        st.next_offset = end_offset;
+        Ok(AppendResult {
+            base_offset,
+            end_offset,
+            log_start_offset: st.log_start_offset,
+        })
+    }
+
+    /// Whether the flush policy wants fdatasync before acknowledging `acks`.
+    pub fn needs_sync(&self, acks: i16) -> bool {
+        match self.options.flush_policy {
+            FlushPolicy::Always => true,
+            FlushPolicy::AcksAll => acks == -1,
+            FlushPolicy::Never => false,
+        }
+    }
+
+    /// Waits until everything below `end_offset` is written (and synced when
+    /// `sync`), flushing if nobody else is.
+    pub async fn wait_written(&self, end_offset: u64, sync: bool) -> Result<(), StorageError> {
+        loop {
+            if self.is_covered(end_offset, sync)? {
+                return Ok(());
+            }
+            let _permit = self
+                .flush_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| StorageError::Offline)?;
+            if self.is_covered(end_offset, sync)? {
+                return Ok(());
+            }
+            self.flush_pending(sync).await?;
+        }
+    }
+
+    fn is_covered(&self, end_offset: u64, sync: bool) -> Result<bool, StorageError> {
+        let st = self.state.borrow();
+        st.check_usable()?;
+        let mark = if sync {
+            st.durable_offset
+        } else {
+            st.high_watermark
+        };
+        Ok(mark >= end_offset)
+    }
+
+    /// Writes every queued batch; the caller holds `flush_lock`.
+    async fn flush_pending(&self, sync: bool) -> Result<(), StorageError> {
+        loop {
+            let step = self.plan_write()?;
+            match step {
+                FlushStep::Done => break,
+                FlushStep::Roll => self.roll().await?,
+                FlushStep::Write(plan) => {
+                    let path = self.state.borrow().active().log_path();
+                    let written = plan.file.write_at(plan.buffer, plan.position).await;
+                    if let Err(e) = written {
+                        return Err(self.go_offline("cannot write segment", &path, e.into()));
+                    }
+                    self.commit_write(plan.batches, plan.new_tail_block);
+                }
+            }
+        }
+        if sync {
+            self.sync_active().await?;
+        }
+        Ok(())
+    }
+
+    fn plan_write(&self) -> Result<FlushStep, StorageError> {
+        let mut st = self.state.borrow_mut();
+        st.check_usable()?;
+        let Some(first) = st.pending.front() else {
+            return Ok(FlushStep::Done);
+        };
+        let first_len = first.bytes.len() as u64;
+        let segment_bytes = st.config.segment_bytes as u64;
+        let segment_ms = st.config.segment_ms;
+        let active = st.active();
+        let full = active.meta.size + first_len > segment_bytes;
+        let old = now_ms() - active.created_ms >= segment_ms;
+        if !active.meta.is_empty() && (full || old) {
+            return Ok(FlushStep::Roll);
+        }
+        let mut take = 0;
+        let mut bytes = 0u64;
+        for b in st.pending.iter() {
+            let len = b.bytes.len() as u64;
+            let fits = active.meta.size + bytes + len <= segment_bytes
+                && bytes + len <= MAX_WRITE_BYTES as u64;
+            if take > 0 && !fits {
+                break;
+            }
+            take += 1;
+            bytes += len;
+        }
+        let batches: Vec<PendingBatch> = st.pending.drain(..take).collect();
+        let active = st.active();
+        let position = align_down(active.meta.size);
+        let used = active.tail_block.len() + bytes as usize;
+        let mut buffer = active.file.alloc_dma_buffer(align_up(used as u64) as usize);
+        let out = buffer.as_bytes_mut();
+        out[..active.tail_block.len()].copy_from_slice(&active.tail_block);
+        let mut at = active.tail_block.len();
+        for b in &batches {
+            out[at..at + b.bytes.len()].copy_from_slice(&b.bytes);
+            at += b.bytes.len();
+        }
+        out[used..].fill(0);
+        let tail_start = align_down(used as u64) as usize;
+        let new_tail_block = out[tail_start..used].to_vec();
+        Ok(FlushStep::Write(WritePlan {
+            file: active.file.clone(),
+            position,
+            buffer,
+            batches,
+            new_tail_block,
+        }))
+    }
+
+    fn commit_write(&self, batches: Vec<PendingBatch>, new_tail_block: Vec<u8>) {
+        let interval = self.options.index_interval_bytes;
+        let mut st = self.state.borrow_mut();
+        let active = st.active_mut();
+        for b in &batches {
+            active.meta.note_batch(&b.header, interval);
+        }
+        active.tail_block = new_tail_block;
+        let end = active.meta.next_offset;
+        st.high_watermark = end;
+        st.wake_data_waiters();
+    }
+
+    async fn sync_active(&self) -> Result<(), StorageError> {
+        let (file, target, path) = {
+            let st = self.state.borrow();
+            let active = st.active();
+            (active.file.clone(), st.high_watermark, active.log_path())
+        };
+        if self.state.borrow().durable_offset >= target {
+            return Ok(());
+        }
+        if let Err(e) = file.fdatasync().await {
+            return Err(self.go_offline("cannot fdatasync segment", &path, e.into()));
+        }
+        let mut st = self.state.borrow_mut();
+        st.durable_offset = st.durable_offset.max(target);
+        Ok(())
+    }
+
+    /// Seals the active segment (synced, cut to its logical size, indexes
+    /// saved) and starts a new one at the next offset.
+    async fn roll(&self) -> Result<(), StorageError> {
+        let (file, size, next_base, path) = {
+            let st = self.state.borrow();
+            let a = st.active();
+            (
+                a.file.clone(),
+                a.meta.size,
+                a.meta.next_offset,
+                a.log_path(),
+            )
+        };
+        if let Err(e) = file.fdatasync().await {
+            return Err(self.go_offline("cannot fdatasync segment", &path, e.into()));
+        }
+        if let Err(e) = file.truncate(size).await {
+            return Err(self.go_offline("cannot truncate segment", &path, e.into()));
+        }
+        self.state.borrow_mut().active_mut().save_indexes()?;
+        let segment = Segment::create(&self.dir, next_base).await?;
+        write_checkpoint(&self.dir, RECOVERY_POINT_FILE, next_base)?;
+        let mut st = self.state.borrow_mut();
+        st.segments.insert(next_base, segment);
+        st.durable_offset = st.durable_offset.max(next_base);
+        Ok(())
+    }
+
+    fn go_offline(&self, context: &'static str, path: &Path, e: std::io::Error) -> StorageError {
+        tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "{context}: the log goes offline");
+        let mut st = self.state.borrow_mut();
+        st.failure = Some(Failure::Offline);
+        st.wake_data_waiters();
+        StorageError::io(context, path, e)
+    }
+
+    /// A receiver that fires when the high watermark next moves (or the log
+    /// fails), for Fetch long polls.
+    pub fn subscribe(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.state.borrow_mut().data_waiters.push(tx);
+        rx
+    }
+
+    /// Whole batches starting with the one that holds `offset`, up to
+    /// `max_bytes` (or the first batch whatever its size, if `at_least_one`).
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<FetchedRecords, StorageError> {
+        let (file, position, end, high_watermark, log_start_offset) = {
+            let st = self.state.borrow();
+            st.check_usable()?;
+            let (hw, start) = (st.high_watermark, st.log_start_offset);
+            if offset < start as i64 || offset > hw as i64 {
+                return Err(st.out_of_range(offset));
+            }
+            let result = |records| FetchedRecords {
+                records,
+                high_watermark: hw,
+                log_start_offset: start,
+            };
+            let offset = offset as u64;
+            if offset == hw {
+                return Ok(result(Bytes::new()));
+            }
+            if let Some(records) = st.cache.read(offset, hw, max_bytes, at_least_one) {
+                return Ok(result(records));
+            }
+            let Some((_, segment)) = st.segments.range(..=offset).next_back() else {
+                return Err(st.out_of_range(offset as i64));
+            };
+            let position = segment.meta.position_for(offset);
+            (segment.file.clone(), position, segment.meta.size, hw, start)
+        };
+        let wanted = |h: &BatchHeader| h.last_offset() >= offset;
+        let records = match find_batch(&file, position, end, wanted).await? {
+            None => Bytes::new(),
+            Some((at, first)) => {
+                read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one).await?
+            }
+        };
+        Ok(FetchedRecords {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// ListOffsets by time: the first offset whose record timestamp is at
+    /// least `target`, with that timestamp; `None` when no record is that new.
+    pub async fn offset_for_timestamp(
+        &self,
+        target: i64,
+    ) -> Result<Option<(i64, u64)>, StorageError> {
+        let (file, position, end, log_start) = {
+            let st = self.state.borrow();
+            st.check_usable()?;
+            let found = st
+                .segments
+                .values()
+                .find(|s| s.meta.max_timestamp >= target && s.meta.size > 0);
+            let Some(segment) = found else {
+                return Ok(None);
+            };
+            let relative = segment.meta.time_index.scan_start(target);
+            let position = segment
+                .meta
+                .position_for(segment.base_offset() + relative as u64);
+            (
+                segment.file.clone(),
+                position,
+                segment.meta.size,
+                st.log_start_offset,
+            )
+        };
+        let wanted =
+            |h: &BatchHeader| h.max_timestamp >= target && h.last_offset() >= log_start as i64;
+        let Some((at, header)) = find_batch(&file, position, end, wanted).await? else {
+            return Ok(None);
+        };
+        let batch = read_exact(&file, at, header.size).await?;
+        Ok(Some(first_record_at_or_after(
+            &batch, &header, target, log_start,
+        )))
+    }
+
+    /// The largest timestamp in the log and the offset of the batch's last
+    /// record that carried it (ListOffsets with timestamp -3).
+    pub fn max_timestamp(&self) -> Option<(i64, u64)> {
+        let st = self.state.borrow();
+        st.segments
+            .values()
+            .filter(|s| s.meta.max_timestamp >= 0)
+            .max_by_key(|s| s.meta.max_timestamp)
+            .map(|s| (s.meta.max_timestamp, s.meta.offset_of_max_timestamp))
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1: the high
+    /// watermark) and drops segments wholly below it. Returns the new start.
+    pub async fn delete_records_before(&self, offset: i64) -> Result<u64, StorageError> {
+        let new_start = {
+            let mut st = self.state.borrow_mut();
+            st.check_usable()?;
+            let target = if offset == -1 {
+                st.high_watermark
+            } else if offset < 0 || offset as u64 > st.high_watermark {
+                return Err(st.out_of_range(offset));
+            } else {
+                offset as u64
+            };
+            st.log_start_offset = st.log_start_offset.max(target);
+            let start = st.log_start_offset;
+            st.cache.evict_below(start);
+            start
+        };
+        write_checkpoint(&self.dir, LOG_START_FILE, new_start)?;
+        self.remove_old_segments(now_ms()).await;
+        Ok(new_start)
+    }
+
+    /// Deletes whole sealed segments past `retention.ms` or `retention.bytes`,
+    /// or below the log start offset. The active segment always stays.
+    pub async fn enforce_retention(&self, now: i64) -> Result<(), StorageError> {
+        let removed = self.remove_old_segments(now).await;
+        if removed > 0 {
+            write_checkpoint(&self.dir, LOG_START_FILE, self.log_start_offset())?;
+        }
+        Ok(())
+    }
+
+    async fn remove_old_segments(&self, now: i64) -> usize {
+        let removed: Vec<Segment> = {
+            let mut st = self.state.borrow_mut();
+            let mut removed = Vec::new();
+            let mut total: u64 = st.segments.values().map(|s| s.meta.size).sum();
+            while st.segments.len() > 1 {
+                let Some(first) = st.segments.values().next() else {
+                    break;
+                };
+                let c = &st.config;
+                let expired = c.retention_ms >= 0
+                    && first.meta.max_timestamp >= 0
+                    && first.meta.max_timestamp < now - c.retention_ms;
+                let oversized =
+                    c.retention_bytes >= 0 && total - first.meta.size >= c.retention_bytes as u64;
+                let below_start = first.meta.next_offset <= st.log_start_offset;
+                if !(expired || oversized || below_start) {
+                    break;
+                }
+                let Some((_, segment)) = st.segments.pop_first() else {
+                    break;
+                };
+                total -= segment.meta.size;
+                let next_base = st.segments.keys().next().copied().unwrap_or(st.next_offset);
+                st.log_start_offset = st.log_start_offset.max(next_base);
+                removed.push(segment);
+            }
+            let start = st.log_start_offset;
+            st.cache.evict_below(start);
+            removed
+        };
+        let count = removed.len();
+        for segment in removed {
+            let base = segment.base_offset();
+            drop(segment);
+            remove_segment_files(&self.dir, base);
+        }
+        count
+    }
+
+    /// Flushes and syncs what is queued, cuts the active file to its logical
+    /// size, saves indexes and the recovery point: a clean shutdown.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        if self.state.borrow().check_usable().is_err() {
+            return Ok(());
+        }
+        let end = self.state.borrow().next_offset;
+        self.wait_written(end, true).await?;
+        let (file, size, path) = {
+            let st = self.state.borrow();
+            let a = st.active();
+            (a.file.clone(), a.meta.size, a.log_path())
+        };
+        file.truncate(size)
+            .await
+            .map_err(|e| StorageError::io("cannot truncate segment", &path, e))?;
+        self.state.borrow_mut().active_mut().save_indexes()?;
+        let active_base = self.state.borrow().active().base_offset();
+        write_checkpoint(&self.dir, RECOVERY_POINT_FILE, active_base)?;
+        Ok(())
+    }
+
+    /// Marks the log deleted: waiters fail, later calls fail. The caller
+    /// removes the directory.
+    pub fn mark_deleted(&self) {
+        let mut st = self.state.borrow_mut();
+        st.failure = Some(Failure::Deleted);
+        st.pending.clear();
+        st.cache.clear();
+        st.wake_data_waiters();
+    }
+}
+
+/// Walks batch headers from `position` (a batch boundary) to the first batch
+/// that `wanted` accepts. `None` if no batch before `end` does.
+async fn find_batch(
+    file: &DmaFile,
+    mut position: u64,
+    end: u64,
+    wanted: impl Fn(&BatchHeader) -> bool,
+) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+    while position + BATCH_HEADER_LEN as u64 <= end {
+        let chunk_len = (end - position).min(SCAN_CHUNK_BYTES) as usize;
+        let chunk = read_exact(file, position, chunk_len).await?;
+        let mut at = 0usize;
+        while at + BATCH_HEADER_LEN <= chunk.len() {
+            let Ok(header) = BatchHeader::parse(&chunk[at..]) else {
+                return Ok(None);
+            };
+            if wanted(&header) {
+                return Ok(Some((position + at as u64, header)));
+            }
+            at += header.size;
+        }
+        position += at as u64;
+    }
+    Ok(None)
+}
+
+/// Reads whole batches from `position` (where a batch of `first_size` bytes
+/// starts) up to `max_bytes`.
+async fn read_whole_batches(
+    file: &DmaFile,
+    position: u64,
+    end: u64,
+    first_size: usize,
+    max_bytes: usize,
+    at_least_one: bool,
+) -> Result<Bytes, StorageError> {
+    if first_size > max_bytes && !at_least_one {
+        return Ok(Bytes::new());
+    }
+    let len = (end - position).min(max_bytes.max(first_size) as u64) as usize;
+    let data = read_exact(file, position, len).await?;
+    let whole = {
+        let mut it = BatchIter::new(&data);
+        for _ in it.by_ref() {}
+        it.consumed()
+    };
+    Ok(data.slice(..whole))
+}
+
+async fn read_exact(file: &DmaFile, position: u64, len: usize) -> Result<Bytes, StorageError> {
+    let path = file.path().map(|p| p.to_path_buf()).unwrap_or_default();
+    let result = file
+        .read_at(position, len)
+        .await
+        .map_err(|e| StorageError::io("cannot read segment", &path, e))?;
+    Ok(Bytes::copy_from_slice(&result))
+}
+
+/// The exact record of a batch whose timestamp first reaches `target`
+/// (decompressing if needed), as (timestamp, offset). Falls back to the
+/// batch's first offset if the records cannot be decoded.
+fn first_record_at_or_after(
+    batch: &Bytes,
+    header: &BatchHeader,
+    target: i64,
+    log_start: u64,
+) -> (i64, u64) {
+    let mut buf = batch.clone();
+    let fallback = (
+        header.max_timestamp,
+        (header.base_offset as u64).max(log_start),
+    );
+    let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
+        return fallback;
+    };
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= target && r.offset as u64 >= log_start)
+        .map(|r| (r.timestamp, r.offset as u64))
+        .unwrap_or(fallback)
+}
+
+impl SegmentMeta {
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+}

@@ -1,0 +1,110 @@
+//! One open segment: its O_DIRECT file, the partial last block kept in memory
+//! (O_DIRECT writes whole aligned blocks, so the tail block is rewritten with
+//! the next append), and its `SegmentMeta`.
+use super::index::{write_file_atomically, SegmentMeta};
+use super::recovery::segment_path;
+use super::StorageError;
+use glommio::io::{DmaFile, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// O_DIRECT block size used for every write position and length.
+pub const BLOCK_BYTES: u64 = 4096;
+
+pub fn align_down(v: u64) -> u64 {
+    v & !(BLOCK_BYTES - 1)
+}
+
+pub fn align_up(v: u64) -> u64 {
+    align_down(v + BLOCK_BYTES - 1)
+}
+
+pub struct Segment {
+    pub meta: SegmentMeta,
+    pub file: Rc<DmaFile>,
+    pub dir: PathBuf,
+    /// The bytes `[align_down(meta.size), meta.size)`, rewritten with the next write.
+    pub tail_block: Vec<u8>,
+    /// Wall-clock creation time, for `segment.ms`.
+    pub created_ms: i64,
+}
+
+impl Segment {
+    pub fn base_offset(&self) -> u64 {
+        self.meta.base_offset
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.meta.base_offset, "log")
+    }
+
+    /// Creates an empty segment file.
+    pub async fn create(dir: &Path, base_offset: u64) -> Result<Segment, StorageError> {
+        let path = segment_path(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| StorageError::io("cannot create segment", &path, e))?;
+        Ok(Segment {
+            meta: SegmentMeta::empty(base_offset),
+            file: Rc::new(file),
+            dir: dir.to_path_buf(),
+            tail_block: Vec::new(),
+            created_ms: super::now_ms(),
+        })
+    }
+
+    /// Opens a segment that recovery has checked.
+    pub async fn open(dir: &Path, meta: SegmentMeta) -> Result<Segment, StorageError> {
+        let path = segment_path(dir, meta.base_offset, "log");
+        let tail_block = read_tail_block(&path, align_down(meta.size), meta.size)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| StorageError::io("cannot open segment", &path, e))?;
+        let created_ms = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_else(super::now_ms);
+        Ok(Segment {
+            meta,
+            file: Rc::new(file),
+            dir: dir.to_path_buf(),
+            tail_block,
+            created_ms,
+        })
+    }
+
+    /// Writes `.index` and `.timeindex`.
+    pub fn save_indexes(&mut self) -> Result<(), StorageError> {
+        let base = self.meta.base_offset;
+        let index_path = segment_path(&self.dir, base, "index");
+        write_file_atomically(&index_path, &self.meta.index.to_bytes())
+            .map_err(|e| StorageError::io("cannot write index", &index_path, e))?;
+        let time_path = segment_path(&self.dir, base, "timeindex");
+        write_file_atomically(&time_path, &self.meta.final_time_index().to_bytes())
+            .map_err(|e| StorageError::io("cannot write time index", &time_path, e))
+    }
+}
+
+fn read_tail_block(path: &Path, start: u64, end: u64) -> Result<Vec<u8>, StorageError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut tail = vec![0u8; (end - start) as usize];
+    if tail.is_empty() {
+        return Ok(tail);
+    }
+    let mut f =
+        std::fs::File::open(path).map_err(|e| StorageError::io("cannot open segment", path, e))?;
+    f.seek(SeekFrom::Start(start))
+        .and_then(|_| f.read_exact(&mut tail))
+        .map_err(|e| StorageError::io("cannot read segment tail", path, e))?;
+    Ok(tail)
+}
