@@ -52,7 +52,7 @@ async fn open_everywhere(shard: &Rc<Shard>, name: &str, partitions: std::ops::Ra
 pub async fn create_topics(
     shard: &Rc<Shard>,
     request: CreateTopicsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     for topic in request.topics {
@@ -62,14 +62,18 @@ pub async fn create_topics(
             .with_num_partitions(-1)
             .with_replication_factor(-1);
         match create_one(shard, &name, &topic, request.validate_only).await {
-            Ok(meta) => {
-                result.topic_id = meta.id;
+            // Each field exists from the version noted; the codec refuses it before.
+            Ok(meta) if ctx.version >= 5 => {
                 result.num_partitions = meta.partitions;
                 result.replication_factor = 1;
+                if ctx.version >= 7 {
+                    result.topic_id = meta.id;
+                }
             }
+            Ok(_) => {}
             Err((code, message)) => {
                 result.error_code = code;
-                result.error_message = Some(str_bytes(message));
+                result.error_message = (ctx.version >= 1).then(|| str_bytes(message));
             }
         }
         response.topics.push(result);
@@ -171,10 +175,13 @@ pub async fn delete_topics(
             Some(name) => {
                 result.name = Some(super::topic_name(name.clone()));
                 match delete_topic(shard, &name).await {
-                    Ok(meta) => result.topic_id = meta.id,
+                    Ok(meta) if ctx.version >= 6 => result.topic_id = meta.id,
+                    Ok(_) => {}
                     Err(e) => {
                         result.error_code = metadata_error_code(&e);
-                        result.error_message = Some(str_bytes(e.to_string()));
+                        if ctx.version >= 5 {
+                            result.error_message = Some(str_bytes(e.to_string()));
+                        }
                     }
                 }
             }

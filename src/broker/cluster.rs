@@ -47,9 +47,11 @@ pub async fn metadata(
     ctx: &RequestContext,
 ) -> MetadataResponse {
     let (node_id, host, port) = self_endpoint(shard);
+    let v = ctx.version;
+    // Each field exists from the version noted; the codec refuses it before.
     let mut response = MetadataResponse::default()
-        .with_cluster_id(Some(str_bytes(shard.config.cluster_id.clone())))
-        .with_controller_id(BrokerId(node_id))
+        .with_cluster_id((v >= 2).then(|| str_bytes(shard.config.cluster_id.clone())))
+        .with_controller_id(BrokerId(if v >= 1 { node_id } else { -1 }))
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(node_id))
             .with_host(str_bytes(host))
@@ -61,7 +63,7 @@ pub async fn metadata(
     };
     if all_topics {
         for topic in shard.metadata.topics() {
-            response.topics.push(describe_topic(&topic, node_id));
+            response.topics.push(describe_topic(&topic, node_id, v));
         }
         return response;
     }
@@ -75,8 +77,8 @@ pub async fn metadata(
             None => shard.metadata.topic_by_id(requested.topic_id),
         };
         let entry = match (found, by_name) {
-            (Some(topic), _) => describe_topic(&topic, node_id),
-            (None, Some(name)) => auto_create(shard, &name, may_create, node_id).await,
+            (Some(topic), _) => describe_topic(&topic, node_id, v),
+            (None, Some(name)) => auto_create(shard, &name, may_create, node_id, v).await,
             (None, None) => MetadataResponseTopic::default()
                 .with_topic_id(requested.topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -91,6 +93,7 @@ async fn auto_create(
     name: &str,
     may_create: bool,
     node_id: i32,
+    v: i16,
 ) -> MetadataResponseTopic {
     let failed = |code| {
         MetadataResponseTopic::default()
@@ -105,10 +108,10 @@ async fn auto_create(
     }
     let partitions = shard.config.default_partitions;
     match admin::create_topic(shard, name, partitions, -1, Default::default()).await {
-        Ok(topic) => describe_topic(&topic, node_id),
+        Ok(topic) => describe_topic(&topic, node_id, v),
         Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {
             match shard.metadata.topic(name) {
-                Some(topic) => describe_topic(&topic, node_id),
+                Some(topic) => describe_topic(&topic, node_id, v),
                 None => failed(ResponseError::LeaderNotAvailable.code()),
             }
         }
@@ -116,21 +119,21 @@ async fn auto_create(
     }
 }
 
-fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
+fn describe_topic(topic: &TopicMeta, node_id: i32, v: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(SINGLE_NODE_LEADER_EPOCH)
+                .with_leader_epoch(if v >= 7 { SINGLE_NODE_LEADER_EPOCH } else { -1 })
                 .with_replica_nodes(vec![BrokerId(node_id)])
                 .with_isr_nodes(vec![BrokerId(node_id)])
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
-        .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_topic_id(if v >= 10 { topic.id } else { uuid::Uuid::nil() })
+        .with_is_internal(v >= 1 && topic.name.starts_with("__"))
         .with_partitions(partitions)
 }
 

@@ -40,7 +40,7 @@ fn config_type(key: &str) -> i8 {
 pub async fn describe_configs(
     shard: &Rc<Shard>,
     request: DescribeConfigsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
@@ -86,6 +86,12 @@ pub async fn describe_configs(
                 result.error_code = ResponseError::InvalidRequest.code();
                 result.error_message =
                     Some(str_bytes("only topic and broker resources are supported"));
+            }
+        }
+        if ctx.version < 3 {
+            // Config types arrived in v3.
+            for c in &mut result.configs {
+                c.config_type = 0;
             }
         }
         response.results.push(result);

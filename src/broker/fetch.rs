@@ -57,7 +57,7 @@ pub async fn handle(
         wait_for_data(shard, &items, deadline).await;
         outcomes = read_all(shard, &items).await;
     }
-    fill_response(&mut response, outcomes, response_max);
+    fill_response(&mut response, outcomes, response_max, ctx.version);
     response
 }
 
@@ -223,6 +223,7 @@ fn fill_response(
     response: &mut FetchResponse,
     outcomes: Vec<(FetchItem, FetchOutcome)>,
     max_bytes: usize,
+    version: i16,
 ) {
     let mut total = 0usize;
     for (item, o) in outcomes {
@@ -231,7 +232,9 @@ fn fill_response(
         data.error_code = o.error_code;
         data.high_watermark = o.high_watermark;
         data.last_stable_offset = o.high_watermark;
-        data.log_start_offset = o.log_start_offset;
+        if version >= 5 {
+            data.log_start_offset = o.log_start_offset;
+        }
         let len = o.records.len();
         if len > 0 && (total == 0 || total + len <= max_bytes) {
             total += len;

@@ -91,7 +91,7 @@ async fn list_one(
 pub async fn list_offsets(
     shard: &Rc<Shard>,
     request: ListOffsetsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ListOffsetsResponse {
     let items: Vec<(String, i32, i64)> = request
         .topics
@@ -116,7 +116,8 @@ pub async fn list_offsets(
                     .with_error_code(error_code)
                     .with_timestamp(timestamp)
                     .with_offset(offset)
-                    .with_leader_epoch(if error_code == 0 && offset >= 0 {
+                    // Leader epochs are in the answer from v4 on.
+                    .with_leader_epoch(if ctx.version >= 4 && error_code == 0 && offset >= 0 {
                         0
                     } else {
                         -1

@@ -41,7 +41,7 @@ impl ProduceOutcome {
 pub async fn handle(
     shard: &Rc<Shard>,
     request: ProduceRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
@@ -84,7 +84,10 @@ pub async fn handle(
             let r = &mut response.responses[t].partition_responses[p];
             r.error_code = o.error_code;
             r.base_offset = o.base_offset;
-            r.log_start_offset = o.log_start_offset;
+            // The field exists from v5 on; the codec refuses it before.
+            if ctx.version >= 5 {
+                r.log_start_offset = o.log_start_offset;
+            }
         }
     }
     (acks != 0).then_some(response)
