@@ -144,7 +144,7 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i
         .as_ref()
         .filter(|r| !r.is_empty())
         .ok_or(ResponseError::InvalidRecord.code())?;
-    let max = log.config().max_message_bytes;
+    let max = log.max_message_bytes();
     if records.len() > max.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code());
     }

@@ -212,6 +212,11 @@ impl PartitionLog {
         self.state.borrow().config.clone()
     }
 
+    /// The topic's `max.message.bytes`, read on every produce.
+    pub fn max_message_bytes(&self) -> i32 {
+        self.state.borrow().config.max_message_bytes
+    }
+
     pub fn set_config(&self, config: TopicConfig) {
         self.state.borrow_mut().config = config;
     }
