@@ -1,0 +1,353 @@
+//! RecordBatch v2 for the client: encoding producer records into one batch
+//! (any compression) and decoding the record bytes of a Fetch response, which
+//! may end in a truncated batch. Pure functions; run on the CLI's main thread.
+
+use bytes::{Buf, Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+
+use super::error::{protocol_error, ClientError};
+
+/// Bytes before the batch length: baseOffset (8) + batchLength (4).
+const BATCH_LOG_OVERHEAD: usize = 12;
+/// The fixed RecordBatch v2 header, from baseOffset to the record count.
+const BATCH_HEADER_BYTES: usize = 61;
+/// Offset of the magic byte in a batch.
+const MAGIC_OFFSET: usize = 16;
+/// Offset of the attributes in a batch.
+const ATTRIBUTES_OFFSET: usize = 21;
+/// Offset of lastOffsetDelta in a batch.
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+/// Offset of the record count in a batch.
+const RECORD_COUNT_OFFSET: usize = 57;
+/// The smallest encoded record: seven one-byte varints and attributes.
+const RECORD_BYTES_MIN: usize = 7;
+/// Bound on the record count of a compressed batch (it is checked before any
+/// allocation sized by it).
+pub const COMPRESSED_RECORDS_MAX: usize = 1 << 20;
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// The records decoded from one partition's Fetch data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodedRecords {
+    /// Records at or after the fetch offset, control records left out.
+    pub records: Vec<ConsumerRecord>,
+    /// The offset after the last whole batch, if any whole batch was present.
+    pub next_offset: Option<i64>,
+    /// Whether the data ended in a partial batch (ignored).
+    pub truncated: bool,
+}
+
+/// Parses a compression name as the Kafka tools spell it.
+pub fn parse_compression(name: &str) -> Result<Compression, ClientError> {
+    match name.to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        other => Err(ClientError::InvalidArgument(format!(
+            "unknown compression '{other}' (none, gzip, snappy, lz4, zstd)"
+        ))),
+    }
+}
+
+/// Encodes records into one RecordBatch v2 (offsets from 0, no producer id).
+pub fn encode_batch(
+    records: &[ProducerRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+) -> Result<Bytes, ClientError> {
+    if records.is_empty() {
+        return Err(ClientError::InvalidArgument(
+            "empty record batch".to_owned(),
+        ));
+    }
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| to_record(i as i64, r, timestamp_ms))
+        .collect();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .map_err(|e| protocol_error("encoding record batch", e))?;
+    Ok(buf.freeze())
+}
+
+fn to_record(offset: i64, r: &ProducerRecord, timestamp_ms: i64) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // The encoder keeps records in one batch while offset - sequence is
+        // constant, and writes baseSequence = first sequence: NO_SEQUENCE.
+        sequence: NO_SEQUENCE.wrapping_add(offset as i32),
+        timestamp: timestamp_ms,
+        key: r.key.clone(),
+        value: r.value.clone(),
+        headers: IndexMap::new(),
+    }
+}
+
+/// Decodes the record bytes of one partition in a Fetch response, skipping
+/// records before `fetch_offset`, control batches and a truncated tail.
+pub fn decode_fetched(data: Bytes, fetch_offset: i64) -> Result<DecodedRecords, ClientError> {
+    let mut out = DecodedRecords::default();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(batch) = split_batch(&mut rest)? else {
+            out.truncated = true;
+            break;
+        };
+        let header = BatchHeader::parse(&batch)?;
+        out.next_offset = Some(header.next_offset());
+        if header.control {
+            continue;
+        }
+        decode_batch_into(batch, &header, fetch_offset, &mut out.records)?;
+    }
+    Ok(out)
+}
+
+/// Takes one whole batch off the front of `rest`; `None` when the rest is a
+/// truncated batch.
+fn split_batch(rest: &mut Bytes) -> Result<Option<Bytes>, ClientError> {
+    if rest.len() < BATCH_LOG_OVERHEAD {
+        return Ok(None);
+    }
+    let length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    let length = usize::try_from(length)
+        .map_err(|_| ClientError::Protocol(format!("negative batch length {length}")))?;
+    let total = BATCH_LOG_OVERHEAD + length;
+    if total < BATCH_HEADER_BYTES {
+        return Err(ClientError::Protocol(format!(
+            "batch length {length} too small"
+        )));
+    }
+    if rest.len() < total {
+        return Ok(None);
+    }
+    Ok(Some(rest.split_to(total)))
+}
+
+/// The fields of a batch header the client needs before decoding records.
+#[derive(Debug, Clone, Copy)]
+struct BatchHeader {
+    base_offset: i64,
+    last_offset_delta: i32,
+    record_count: usize,
+    compressed: bool,
+    control: bool,
+    length: usize,
+}
+
+impl BatchHeader {
+    fn parse(batch: &Bytes) -> Result<Self, ClientError> {
+        let magic = batch[MAGIC_OFFSET] as i8;
+        if magic != 2 {
+            return Err(ClientError::Protocol(format!(
+                "record batch magic {magic} unsupported (only v2)"
+            )));
+        }
+        let at = |offset: usize| batch.slice(offset..);
+        let base_offset = at(0).get_i64();
+        let attributes = at(ATTRIBUTES_OFFSET).get_i16();
+        let last_offset_delta = at(LAST_OFFSET_DELTA_OFFSET).get_i32();
+        let record_count = at(RECORD_COUNT_OFFSET).get_i32();
+        let record_count = usize::try_from(record_count)
+            .map_err(|_| ClientError::Protocol(format!("negative record count {record_count}")))?;
+        Ok(BatchHeader {
+            base_offset,
+            last_offset_delta,
+            record_count,
+            compressed: attributes & 0x7 != 0,
+            control: attributes & (1 << 5) != 0,
+            length: batch.len(),
+        })
+    }
+
+    fn next_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+            .saturating_add(1)
+    }
+
+    /// Refuses record counts the batch cannot hold, so the decoder never
+    /// reserves memory for an absurd count.
+    fn check_record_count(&self) -> Result<(), ClientError> {
+        let limit = if self.compressed {
+            COMPRESSED_RECORDS_MAX
+        } else {
+            (self.length - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN
+        };
+        if self.record_count > limit {
+            return Err(ClientError::Protocol(format!(
+                "batch at offset {} claims {} records, more than it can hold",
+                self.base_offset, self.record_count
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn decode_batch_into(
+    mut batch: Bytes,
+    header: &BatchHeader,
+    fetch_offset: i64,
+    out: &mut Vec<ConsumerRecord>,
+) -> Result<(), ClientError> {
+    header.check_record_count()?;
+    let set = RecordBatchDecoder::decode(&mut batch)
+        .map_err(|e| protocol_error("decoding record batch", e))?;
+    let wanted = set.records.into_iter().filter(|r| r.offset >= fetch_offset);
+    out.extend(wanted.map(|r| ConsumerRecord {
+        offset: r.offset,
+        timestamp: r.timestamp,
+        key: r.key,
+        value: r.value,
+    }));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: usize) -> Vec<ProducerRecord> {
+        (0..n)
+            .map(|i| ProducerRecord {
+                key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("value number {i} {}", "x".repeat(i)))),
+            })
+            .collect()
+    }
+
+    /// Sets a batch's base offset the way a broker assigns it (outside the CRC).
+    fn with_base_offset(batch: &Bytes, base: i64) -> Bytes {
+        let mut b = BytesMut::from(&batch[..]);
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        b.freeze()
+    }
+
+    #[test]
+    fn round_trip_every_compression() {
+        let records = sample(50);
+        for name in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let compression = parse_compression(name).expect("name");
+            let batch = encode_batch(&records, compression, 1_700_000_000_000).expect("encode");
+            let info = RecordBatchDecoder::decode_batch_info(&mut batch.clone()).expect("info");
+            assert_eq!(info.len(), 1, "{name}: one batch");
+            assert_eq!(info[0].record_count, 50);
+            assert_eq!(info[0].producer_id, -1);
+            assert_eq!(info[0].base_sequence, -1);
+            assert_eq!(info[0].compression, compression);
+            let decoded = decode_fetched(with_base_offset(&batch, 100), 0).expect("decode");
+            assert!(!decoded.truncated);
+            assert_eq!(decoded.next_offset, Some(150));
+            assert_eq!(decoded.records.len(), 50);
+            for (i, (got, want)) in decoded.records.iter().zip(&records).enumerate() {
+                assert_eq!(got.offset, 100 + i as i64);
+                assert_eq!(got.key, want.key);
+                assert_eq!(got.value, want.value);
+                assert_eq!(got.timestamp, 1_700_000_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tail_ignored() {
+        let first = encode_batch(&sample(3), Compression::None, 1).expect("first");
+        let second = encode_batch(&sample(4), Compression::Lz4, 1).expect("second");
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&with_base_offset(&first, 10));
+        let second = with_base_offset(&second, 13);
+        for cut in [1usize, 11, 12, 40, second.len() - 1] {
+            let mut d = data.clone();
+            d.extend_from_slice(&second[..cut]);
+            let decoded = decode_fetched(d.freeze(), 0).expect("decode");
+            assert!(decoded.truncated, "cut {cut}");
+            assert_eq!(decoded.records.len(), 3);
+            assert_eq!(decoded.next_offset, Some(13));
+        }
+        data.extend_from_slice(&second);
+        let decoded = decode_fetched(data.freeze(), 11).expect("decode");
+        assert!(!decoded.truncated);
+        assert_eq!(decoded.records.first().map(|r| r.offset), Some(11));
+        assert_eq!(decoded.records.len(), 6);
+        assert_eq!(decoded.next_offset, Some(17));
+    }
+
+    #[test]
+    fn only_partial_batch() {
+        let batch = encode_batch(&sample(2), Compression::None, 1).expect("batch");
+        let decoded = decode_fetched(batch.slice(..batch.len() - 3), 0).expect("decode");
+        assert!(decoded.truncated);
+        assert_eq!(decoded.next_offset, None);
+        assert!(decoded.records.is_empty());
+    }
+
+    #[test]
+    fn hostile_batches_are_errors() {
+        let batch = encode_batch(&sample(2), Compression::None, 1).expect("batch");
+        // Absurd record count (the CRC is not even reached).
+        let mut b = BytesMut::from(&batch[..]);
+        b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_fetched(b.freeze(), 0).is_err());
+        // Corrupted payload: CRC mismatch.
+        let mut b = BytesMut::from(&batch[..]);
+        let last = b.len() - 1;
+        b[last] ^= 0xff;
+        assert!(decode_fetched(b.freeze(), 0).is_err());
+        // Negative and tiny lengths.
+        let mut b = BytesMut::from(&batch[..]);
+        b[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(decode_fetched(b.freeze(), 0).is_err());
+        let mut b = BytesMut::from(&batch[..]);
+        b[8..12].copy_from_slice(&3i32.to_be_bytes());
+        assert!(decode_fetched(b.freeze(), 0).is_err());
+        // Old magic.
+        let mut b = BytesMut::from(&batch[..]);
+        b[MAGIC_OFFSET] = 1;
+        assert!(decode_fetched(b.freeze(), 0).is_err());
+    }
+
+    #[test]
+    fn control_batches_skipped() {
+        let batch = encode_batch(&sample(1), Compression::None, 1).expect("batch");
+        let mut b = BytesMut::from(&batch[..]);
+        // Set the control bit and recompute the CRC over attributes..end.
+        b[ATTRIBUTES_OFFSET + 1] |= 1 << 5;
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let decoded = decode_fetched(b.freeze(), 0).expect("decode");
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.next_offset, Some(1));
+    }
+}
