@@ -210,7 +210,12 @@ pub async fn probe_dma(data_dir: &Path) -> Result<(), StorageError> {
         .map(|m| m.len() < 4096)
         .unwrap_or(true);
     if needs_write {
-        let tmp = data_dir.join(format!(".dma-probe.{}", std::process::id()));
+        // Every shard may get here at once: each writes its own temporary file.
+        let tmp = data_dir.join(format!(
+            ".dma-probe.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         std::fs::write(&tmp, vec![0u8; 4096])
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| StorageError::io("cannot write", &path, e))?;
