@@ -222,8 +222,7 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
         thread::sleep(Duration::from_millis(2));
     }
     // Everything reported up to here was acknowledged before the kill.
-    let before_kill: Vec<(usize, Option<Vec<u8>>, Outcome)> =
-        producer.context().log.lock().unwrap().clone();
+    let before_kill: Vec<Report> = producer.context().log.lock().unwrap().clone();
     broker.kill9();
     let acked_before_kill = before_kill.iter().filter(|(_, _, o)| o.is_ok()).count();
     assert!(
@@ -256,6 +255,7 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
 
     let consumed = consume_all(&broker, &topic, &[0]);
     let messages = &consumed[&0];
+    eprintln!("kill -9 test: {} records recovered", messages.len());
     assert_dense(messages, 0, "partition after kill -9");
     let recovered: Vec<Vec<u8>> = messages
         .iter()

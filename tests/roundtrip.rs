@@ -318,3 +318,94 @@ fn auto_create_disabled_rejects_unknown_topic() {
         "the topic must not exist"
     );
 }
+
+#[test]
+fn concurrent_producers_to_one_partition_get_dense_offsets() {
+    const PRODUCERS: usize = 4;
+    const EACH: usize = 500;
+    let broker = Broker::start();
+    let topic = topic_name("concurrent");
+    create_topic(&broker, &topic, 1, &[]);
+    // Separate clients, so separate connections, likely landing on both shards.
+    let acks: Vec<Vec<(i32, i64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let broker = &broker;
+                let topic = &topic;
+                s.spawn(move || {
+                    let producer = producer(broker, &[("linger.ms", "1")]);
+                    let recs: Vec<Rec> = (0..EACH)
+                        .map(|i| Rec::value(format!("producer {p} record {i}")).to(0))
+                        .collect();
+                    produce_ok(&producer, topic, &recs)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("producer thread"))
+            .collect()
+    });
+    let mut all_offsets: Vec<i64> = acks.iter().flatten().map(|&(_, o)| o).collect();
+    all_offsets.sort_unstable();
+    assert_eq!(
+        all_offsets,
+        (0..(PRODUCERS * EACH) as i64).collect::<Vec<_>>(),
+        "every acknowledged offset is distinct and together they are dense"
+    );
+    let consumed = consume_all(&broker, &topic, &[0]);
+    let messages = &consumed[&0];
+    assert_eq!(messages.len(), PRODUCERS * EACH);
+    assert_dense(messages, 0, "partition 0");
+    for (p, offsets) in acks.iter().enumerate() {
+        for (i, &(_, offset)) in offsets.iter().enumerate() {
+            assert_eq!(
+                value_str(&messages[offset as usize]),
+                Some(format!("producer {p} record {i}")),
+                "record at offset {offset}"
+            );
+        }
+        assert!(
+            offsets.windows(2).all(|w| w[0].1 < w[1].1),
+            "producer {p}'s records are stored in the order it sent them"
+        );
+    }
+}
+
+#[test]
+fn a_record_larger_than_the_fetch_limits_is_still_delivered() {
+    // KIP-74: the first batch is returned even when it exceeds max_bytes and
+    // partition_max_bytes, so a consumer always makes progress.
+    let broker = Broker::start();
+    let topic = topic_name("big-record");
+    create_topic(&broker, &topic, 1, &[]);
+    let producer = producer(&broker, &[]);
+    let big = "B".repeat(300 * 1024);
+    let recs = vec![
+        Rec::value("small before").to(0),
+        Rec::value(big.clone()).to(0),
+        Rec::value("small after").to(0),
+    ];
+    for rec in &recs {
+        produce_ok(&producer, &topic, std::slice::from_ref(rec));
+    }
+    let consumed = consume_all_with(
+        &broker,
+        &topic,
+        &[0],
+        &[
+            ("message.max.bytes", "1000"),
+            ("fetch.max.bytes", "1024"),
+            ("max.partition.fetch.bytes", "1024"),
+        ],
+    );
+    let values: Vec<Option<String>> = consumed[&0].iter().map(value_str).collect();
+    assert_eq!(
+        values,
+        vec![
+            Some("small before".to_string()),
+            Some(big),
+            Some("small after".to_string())
+        ]
+    );
+}

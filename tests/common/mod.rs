@@ -394,13 +394,16 @@ impl Rec {
 /// What the broker said about one produced record: `(partition, offset)` or the error.
 pub type Outcome = Result<(i32, i64), KafkaError>;
 
+/// One delivery report: record index, the record's value, and the outcome.
+pub type Report = (usize, Option<Vec<u8>>, Outcome);
+
 /// A producer context that keeps every delivery report, by record index.
 #[derive(Default)]
 pub struct Reports {
     next_index: AtomicUsize,
     outcomes: Mutex<HashMap<usize, Outcome>>,
     /// Every report in arrival order, with the value of the record.
-    pub log: Mutex<Vec<(usize, Option<Vec<u8>>, Outcome)>>,
+    pub log: Mutex<Vec<Report>>,
 }
 
 impl ClientContext for Reports {}
