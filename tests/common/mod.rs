@@ -119,9 +119,18 @@ impl Broker {
 
     /// Panics (with the broker's output) unless the process is still running.
     pub fn assert_alive(&mut self) {
+        self.assert_alive_after("the test's last step");
+    }
+
+    /// Like `assert_alive`, naming what was just done to the broker.
+    pub fn assert_alive_after(&mut self, what: &str) {
         let child = self.child.as_mut().expect("broker is not running");
         if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("the broker died ({status}); its output:\n{}", self.output());
+            self.child = None;
+            panic!(
+                "the broker died ({status}) after {what}; its output:\n{}",
+                self.output()
+            );
         }
     }
 
