@@ -425,3 +425,21 @@ fn metadata_and_describe_cluster_name_this_broker() {
     assert_eq!(consumed[&2].len(), 1);
     assert_eq!(consumed[&2][0].payload(), Some(&b"x"[..]));
 }
+
+#[test]
+fn describe_configs_of_a_missing_topic_is_unknown_topic() {
+    let broker = Broker::start();
+    // DescribeConfigs of a topic that does not exist.
+    let missing = topic_name("no-such-topic");
+    let results = futures::executor::block_on(
+        admin(&broker).describe_configs([&ResourceSpecifier::Topic(&missing)], &admin_options()),
+    )
+    .expect("DescribeConfigs");
+    assert!(
+        matches!(
+            results.as_slice(),
+            [Err(RDKafkaErrorCode::UnknownTopicOrPartition)]
+        ),
+        "DescribeConfigs of a missing topic: {results:?}"
+    );
+}

@@ -60,6 +60,35 @@ fn records_over_the_size_limit_get_message_too_large() {
     }
     assert_eq!(watermarks(&broker, &broker_limited, 0), (0, 1));
     assert_eq!(watermarks(&broker, &topic_limited, 0), (0, 1));
+
+    // The topic limit can be changed at run time, both ways.
+    let value: Vec<u8> = (0..8_000).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        set_topic_config(&broker, &topic_limited, "max.message.bytes", "50000"),
+        0,
+        "raise max.message.bytes"
+    );
+    let outcome = produce(
+        &producer,
+        &topic_limited,
+        &[Rec::value(value.clone()).to(0)],
+    )
+    .remove(0);
+    assert_eq!(
+        outcome.as_ref().ok(),
+        Some(&(0, 1)),
+        "8000 bytes after raising the limit to 50000: {outcome:?}"
+    );
+    assert_eq!(
+        set_topic_config(&broker, &topic_limited, "max.message.bytes", "2000"),
+        0,
+        "lower max.message.bytes"
+    );
+    match produce(&producer, &topic_limited, &[Rec::value(value).to(0)]).remove(0) {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {}
+        other => panic!("8000 bytes after lowering the limit to 2000: {other:?}"),
+    }
+    assert_eq!(watermarks(&broker, &topic_limited, 0), (0, 2));
 }
 
 /// A v2 RecordBatch holding one record whose value is `value`.

@@ -881,3 +881,28 @@ pub fn require_tool(name: &str, probe: &mut Command) -> bool {
     }
     found
 }
+
+/// IncrementalAlterConfigs SET `name`=`value` on a topic (raw: rdkafka 0.39 only has
+/// the legacy AlterConfigs). Returns the resource's error code.
+pub fn set_topic_config(broker: &Broker, topic: &str, name: &str, value: &str) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let mut conn = RawConn::connect(broker);
+    let version = conn.negotiate::<IncrementalAlterConfigsRequest>();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2) // topic
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_config_operation(0) // SET
+                .with_value(Some(StrBytes::from_string(value.to_string())))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse = conn.request(&request, version);
+    assert_eq!(response.responses.len(), 1, "one resource answered");
+    response.responses[0].error_code
+}
