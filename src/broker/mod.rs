@@ -9,6 +9,8 @@ mod admin;
 mod cluster;
 mod configs;
 mod fetch;
+mod group_offsets;
+mod groups;
 mod offsets;
 mod produce;
 
@@ -50,6 +52,9 @@ pub struct RequestContext {
     pub api_key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    pub client_id: String,
+    /// The peer's address as Kafka shows it ("/127.0.0.1").
+    pub client_host: Rc<str>,
 }
 
 /// Decodes one request frame, runs its handler and encodes the answer.
@@ -57,6 +62,7 @@ pub struct RequestContext {
 pub async fn handle_frame(
     shard: Rc<Shard>,
     frame: BytesMut,
+    client_host: Rc<str>,
 ) -> Result<Option<Bytes>, RequestError> {
     let mut buf = frame.freeze();
     if buf.len() < 8 {
@@ -83,11 +89,14 @@ pub async fn handle_frame(
         version,
         message: e.to_string(),
     };
-    RequestHeader::decode(&mut buf, api_key.request_header_version(version)).map_err(malformed)?;
+    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
+        .map_err(malformed)?;
     let ctx = RequestContext {
         api_key,
         version,
         correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_host,
     };
     macro_rules! answer {
         ($request:ty, $handler:expr) => {{
@@ -141,6 +150,17 @@ pub async fn handle_frame(
                 configs::incremental_alter_configs
             )
         }
+        ApiKey::FindCoordinator => answer!(FindCoordinatorRequest, groups::find_coordinator),
+        ApiKey::JoinGroup => answer!(JoinGroupRequest, groups::join_group),
+        ApiKey::SyncGroup => answer!(SyncGroupRequest, groups::sync_group),
+        ApiKey::Heartbeat => answer!(HeartbeatRequest, groups::heartbeat),
+        ApiKey::LeaveGroup => answer!(LeaveGroupRequest, groups::leave_group),
+        ApiKey::DescribeGroups => answer!(DescribeGroupsRequest, groups::describe_groups),
+        ApiKey::ListGroups => answer!(ListGroupsRequest, groups::list_groups),
+        ApiKey::DeleteGroups => answer!(DeleteGroupsRequest, groups::delete_groups),
+        ApiKey::OffsetCommit => answer!(OffsetCommitRequest, group_offsets::offset_commit),
+        ApiKey::OffsetFetch => answer!(OffsetFetchRequest, group_offsets::offset_fetch),
+        ApiKey::OffsetDelete => answer!(OffsetDeleteRequest, group_offsets::offset_delete),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,
