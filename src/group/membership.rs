@@ -715,17 +715,22 @@ mod tests {
         let mut g = Group::new("g");
         let t0 = Instant::now();
         let (a, ra) = join_new(&mut g, t0);
+        now_result(ra);
         let (b, rb) = join_new(&mut g, t0);
-        let _ = (now_result(ra), now_result(rb));
-        now_result(g.sync(&a, 1, vec![], t0));
+        let ra = g.join(join_request(&a), t0, &LIMITS);
+        let (ra, rb) = (now_result(ra), now_result(rb));
+        assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
+        let b_sync = g.sync(&b, 2, vec![], t0);
+        now_result(g.sync(&a, 2, vec![], t0));
+        now_result(b_sync);
         let t1 = t0 + Duration::from_millis(800);
-        assert_eq!(g.heartbeat(&a, 1, t1), 0);
+        assert_eq!(g.heartbeat(&a, 2, t1), 0);
         let t2 = t0 + Duration::from_millis(1500);
         g.tick(t2, &LIMITS);
-        assert!(!g.members.contains_key(&b));
+        assert!(!g.members.contains_key(&b), "b's session expired");
         assert_eq!(g.state, GroupState::PreparingRebalance);
         let ra = now_result(g.join(join_request(&a), t2, &LIMITS));
-        assert_eq!(ra.generation_id, 2);
+        assert_eq!(ra.generation_id, 3);
         assert_eq!(ra.members.len(), 1);
     }
 
