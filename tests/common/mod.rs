@@ -906,3 +906,30 @@ pub fn set_topic_config(broker: &Broker, topic: &str, name: &str, value: &str) -
     assert_eq!(response.responses.len(), 1, "one resource answered");
     response.responses[0].error_code
 }
+
+/// Watermarks once they have stopped moving for `settle` (background work such as
+/// retention may advance the low watermark in steps). Bounded by 60 s.
+pub fn settled_watermarks(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    settle: Duration,
+) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = watermarks(broker, topic, partition);
+    let mut since = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let now = watermarks(broker, topic, partition);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= settle {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watermarks of {topic}/{partition} kept moving for 60 s (last {last:?})"
+        );
+    }
+}
