@@ -3,7 +3,7 @@
 //! All batches for one shard travel in one job; their appends happen first
 //! and their flushes after, so one write (and one fdatasync) covers them all.
 use super::{owned_log, storage_error_code, RequestContext};
-use crate::protocol::batch::{validate_producer_batch, BatchError};
+use crate::protocol::batch::{validate_producer_batch_with, BatchError};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -144,11 +144,11 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i
         .as_ref()
         .filter(|r| !r.is_empty())
         .ok_or(ResponseError::InvalidRecord.code())?;
-    let max = log.max_message_bytes();
+    let (max, compacted) = log.produce_limits();
     if records.len() > max.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code());
     }
-    let header = validate_producer_batch(records).map_err(|e| match e {
+    let header = validate_producer_batch_with(records, compacted).map_err(|e| match e {
         BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
         BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
     })?;

@@ -118,16 +118,20 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Creates `__consumer_offsets` on first start. It keeps everything
-/// (retention off) because compaction is not built yet.
+/// Creates `__consumer_offsets` on first start: compacted, so that it keeps
+/// the newest commit of each (group, topic, partition) and the newest metadata
+/// of each group.
 fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(), StartError> {
     if metadata.topic(crate::group::OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     metadata.create_topic(crate::group::OFFSETS_TOPIC, partitions, 1, configs)?;
     Ok(())
 }

@@ -156,6 +156,15 @@ async fn housekeeping(shard: Rc<Shard>) {
             if let Err(e) = log.enforce_retention(now).await {
                 tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "retention failed");
             }
+            match log.compact(now).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(topic = %log.topic, partition = log.partition, removed, "compacted")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "compaction failed")
+                }
+            }
         }
     }
 }

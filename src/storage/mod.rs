@@ -11,6 +11,7 @@
 //! offset -> position, 8 bytes an entry), `.timeindex` (max timestamp so far ->
 //! relative offset, 12 bytes an entry), `recovery-point` and `log-start-offset`.
 mod cache;
+mod cleaner;
 mod index;
 mod log;
 mod recovery;
