@@ -45,6 +45,9 @@ pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
     positive % partitions.max(1)
 }
 
+/// A group's committed offsets by (topic, partition).
+pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
 /// One row of ListGroups.
 #[derive(Debug, Clone)]
 pub struct ListedGroup {
@@ -66,7 +69,7 @@ pub struct GroupDescription {
 /// The groups whose `__consumer_offsets` partitions one shard owns.
 pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
-    offsets: RefCell<HashMap<String, BTreeMap<(String, i32), CommittedOffset>>>,
+    offsets: RefCell<HashMap<String, GroupOffsets>>,
     limits: GroupLimits,
 }
 
@@ -221,7 +224,7 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    pub fn committed(&self, group_id: &str) -> BTreeMap<(String, i32), CommittedOffset> {
+    pub fn committed(&self, group_id: &str) -> GroupOffsets {
         self.offsets
             .borrow()
             .get(group_id)

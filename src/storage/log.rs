@@ -1045,13 +1045,15 @@ mod tests {
                     )
                 })
                 .collect();
-            let last = r.records.is_empty().then_some(next).unwrap_or_else(|| {
+            let last = if r.records.is_empty() {
+                next
+            } else {
                 let mut it = crate::protocol::batch::BatchIter::new(&r.records);
                 it.by_ref()
                     .last()
                     .map(|(h, _)| h.last_offset())
                     .unwrap_or(next)
-            });
+            };
             all.extend(records);
             next = last + 1;
         }
