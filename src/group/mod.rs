@@ -466,9 +466,10 @@ pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
                 .map_err(|e| format!("cannot replay {OFFSETS_TOPIC}-{partition}: {e}"))?;
             let mut bytes = read.records;
             let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
-                return Err(format!(
-                    "undecodable batch in {OFFSETS_TOPIC}-{partition} at {next}"
-                ));
+                // The CRC matched at recovery, so this is a format we do not
+                // read: keep what was loaded rather than refuse to start.
+                tracing::error!(partition, offset = next, "undecodable batch in {OFFSETS_TOPIC}: the rest of this partition is not loaded");
+                break;
             };
             let before = next;
             for record in sets.into_iter().flat_map(|s| s.records) {
