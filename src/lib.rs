@@ -10,6 +10,7 @@
 //! - `metadata`: the cluster's topic registry.
 //! - `broker`: the Kafka API handlers.
 //! - `group`: the consumer group coordinator and committed offsets.
+//! - `tune`: checks and applies the Linux settings in `tuning/`.
 //! - `client`: a small blocking Kafka client used by the CLI.
 //! - `cli`: the `tidemark` command line.
 pub mod broker;
@@ -22,3 +23,4 @@ pub mod net;
 pub mod protocol;
 pub mod shard;
 pub mod storage;
+pub mod tune;
