@@ -208,7 +208,7 @@ fn memlock_check(shards: usize) -> Check {
         name: "locked memory (hard limit; see tuning/limits.conf)".into(),
         expected: format!("at least {} KiB", needed / 1024),
         actual: got.then(|| describe(limit.rlim_max)),
-        ok: got && (limit.rlim_max == libc::RLIM_INFINITY || limit.rlim_max as u64 >= needed),
+        ok: got && (limit.rlim_max == libc::RLIM_INFINITY || limit.rlim_max >= needed),
         target: Target::ReportOnly,
     }
 }
