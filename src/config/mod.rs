@@ -380,6 +380,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_deploy_parses() {
+        let c: BrokerConfig = toml::from_str(include_str!("../../deploy/broker.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.default_partitions, 3);
+        assert_eq!(c.flush_policy, FlushPolicy::AcksAll);
+    }
+
+    #[test]
     fn unknown_override_key_is_refused() {
         let mut c = BrokerConfig::default();
         assert!(c.apply_overrides(&["no.such.key=1".into()]).is_err());
