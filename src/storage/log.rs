@@ -461,7 +461,11 @@ impl PartitionLog {
     /// fails), for Fetch long polls.
     pub fn subscribe(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        self.state.borrow_mut().data_waiters.push(tx);
+        let mut st = self.state.borrow_mut();
+        // Long polls that timed out dropped their receivers: forget them, so an
+        // idle partition polled for hours does not collect senders.
+        st.data_waiters.retain(|w| !w.is_canceled());
+        st.data_waiters.push(tx);
         rx
     }
 
