@@ -11,14 +11,12 @@
 pub mod membership;
 pub mod records;
 
-use crate::protocol::batch::validate_producer_batch;
+use crate::protocol::batch::{encode_records, validate_producer_batch, PlainRecord};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::PartitionLog;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use membership::{
     Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, StoredGroup, SyncResult,
 };
@@ -404,33 +402,11 @@ pub async fn append_records(
 
 fn encode_batch(entries: Vec<(Bytes, Option<Bytes>)>) -> Option<Bytes> {
     let now = crate::storage::now_ms();
-    let records: Vec<Record> = entries
+    let records: Vec<PlainRecord> = entries
         .into_iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-            delete_horizon: false,
-        })
+        .map(|(k, v)| (now, Some(k), v))
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).ok()?;
-    Some(buf.freeze())
+    encode_records(&records, Compression::None).ok()
 }
 
 /// Writes the metadata of every group that changed.

@@ -213,6 +213,47 @@ pub fn patch_batch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// One record to encode: timestamp (ms), key and value.
+pub type PlainRecord = (i64, Option<bytes::Bytes>, Option<bytes::Bytes>);
+
+/// Encodes records as one RecordBatch v2 without a producer id: offsets
+/// 0, 1, 2, ... (the broker assigns real ones), the given codec. Used by the
+/// group coordinator, the CLI client, tests and benches.
+pub fn encode_records(
+    records: &[PlainRecord],
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::Bytes, String> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (timestamp, key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence
+            // is constant; the first record's -1 marks "no sequence".
+            sequence: i as i32 - 1,
+            timestamp: *timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 /// Iterates over the whole batches at the start of a buffer (a segment read
 /// or a fetch response). Stops at the first batch that is cut off or whose
 /// header does not parse; `consumed()` says how many bytes were whole batches.
@@ -313,30 +354,14 @@ pub(crate) mod tests {
 
     /// Encodes `n` small records as one v2 batch.
     pub(crate) fn sample_batch(n: usize, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i as i64,
-                key: Some(bytes::Bytes::from(format!("k{i}"))),
-                value: Some(bytes::Bytes::from(format!("value {i}"))),
-                headers: Default::default(),
-                delete_horizon: false,
+        let records: Vec<PlainRecord> = (0..n)
+            .map(|i| {
+                let key = bytes::Bytes::from(format!("k{i}"));
+                let value = bytes::Bytes::from(format!("value {i}"));
+                (1_000 + i as i64, Some(key), Some(value))
             })
             .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.to_vec()
+        encode_records(&records, compression).unwrap().to_vec()
     }
 
     #[test]
