@@ -11,6 +11,7 @@ mod configs;
 mod fetch;
 mod offsets;
 mod produce;
+mod producer_id;
 
 use crate::metadata::MetadataError;
 use crate::protocol::api;
@@ -131,6 +132,7 @@ pub async fn handle_frame(
             )?))
         }
         ApiKey::DescribeCluster => answer!(DescribeClusterRequest, cluster::describe_cluster),
+        ApiKey::InitProducerId => answer!(InitProducerIdRequest, producer_id::init_producer_id),
         ApiKey::CreateTopics => answer!(CreateTopicsRequest, admin::create_topics),
         ApiKey::DeleteTopics => answer!(DeleteTopicsRequest, admin::delete_topics),
         ApiKey::CreatePartitions => answer!(CreatePartitionsRequest, admin::create_partitions),
@@ -166,6 +168,8 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } | StorageError::Offline => ResponseError::KafkaStorageError.code(),
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
     }
 }
 
@@ -183,6 +187,8 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::Persist { .. } | MetadataError::Corrupt { .. } => {
             ResponseError::KafkaStorageError.code()
         }
+        // Kafka's ProducerIdManager fails with a plain KafkaException here.
+        MetadataError::ProducerIdsExhausted => ResponseError::UnknownServerError.code(),
     }
 }
 
