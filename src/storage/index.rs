@@ -111,7 +111,7 @@ impl OffsetIndex {
 
     /// Parses a `.index` file; `None` if it is malformed or out of order.
     pub fn from_bytes(bytes: &[u8], segment_size: u64) -> Option<OffsetIndex> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut index = OffsetIndex::default();
@@ -170,7 +170,7 @@ impl TimeIndex {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<TimeIndex> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return None;
         }
         let mut index = TimeIndex::default();

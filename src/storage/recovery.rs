@@ -233,7 +233,7 @@ fn scan_segment(
             .map_err(|e| StorageError::io("cannot truncate segment", &path, e))?;
         file.sync_all()
             .map_err(|e| StorageError::io("cannot sync segment", &path, e))?;
-        if cut >= 4096 || segment.size % 4096 != 0 {
+        if cut >= 4096 || !segment.size.is_multiple_of(4096) {
             tracing::warn!(segment = %path.display(), bytes = cut, "truncated a torn or padded tail");
         }
     }
