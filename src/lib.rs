@@ -9,14 +9,18 @@
 //! - `storage`: the segmented partition log on O_DIRECT files.
 //! - `metadata`: the cluster's topic registry.
 //! - `broker`: the Kafka API handlers.
+//! - `group`: the consumer group coordinator and committed offsets.
+//! - `tune`: checks and applies the Linux settings in `tuning/`.
 //! - `client`: a small blocking Kafka client used by the CLI.
 //! - `cli`: the `tidemark` command line.
 pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod group;
 pub mod metadata;
 pub mod net;
 pub mod protocol;
 pub mod shard;
 pub mod storage;
+pub mod tune;

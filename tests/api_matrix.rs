@@ -157,6 +157,18 @@ fn every_version_of_every_api_answers() {
         let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
         let r = conn.request(&request, v);
         assert_eq!(r.results[0].error_code, 0, "DescribeConfigs v{v}");
+        let missing = describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("no-such-topic"))
+            .with_configuration_keys(None);
+        let r2 = conn.request(
+            &DescribeConfigsRequest::default().with_resources(vec![missing]),
+            v,
+        );
+        assert_eq!(
+            r2.results[0].error_code, 3,
+            "DescribeConfigs v{v} of a missing topic"
+        );
         assert!(
             r.results[0]
                 .configs

@@ -161,11 +161,25 @@ fn check_tail(broker: &Broker, topic: &str, offset: i64, value: &str) {
 
 #[test]
 fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
-    const TOTAL: usize = 4000;
-    const KILL_AFTER_ACKS: usize = 1000;
+    kill_9_scenario(1, &[1000], 4000);
+}
+
+#[test]
+fn kill_9_twice_across_partitions_on_both_shards_loses_nothing() {
+    kill_9_scenario(4, &[800, 2000], 4000);
+}
+
+/// A producer thread sends `total` records with acks=all, round-robin over
+/// `partitions`, paced so the stream lasts seconds; the broker is killed with
+/// SIGKILL and restarted on the same data dir each time the acknowledged count
+/// reaches a value of `kill_points`. Then every acknowledged record must be at
+/// the offset it was acknowledged with, offsets must be dense from 0, and the
+/// records acknowledged before the first kill (never retried) must appear
+/// exactly once and in order.
+fn kill_9_scenario(partitions: i32, kill_points: &[usize], total: usize) {
     let mut broker = Broker::start();
     let topic = topic_name("kill9");
-    create_topic(&broker, &topic, 1, &[]);
+    create_topic(&broker, &topic, partitions, &[]);
 
     let producer = Arc::new(producer(
         &broker,
@@ -179,6 +193,7 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
         ],
     ));
     let value_of = |i: usize| format!("kill9-record-{i:06}");
+    let partition_of = move |i: usize| (i % partitions as usize) as i32;
 
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
@@ -186,13 +201,17 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
         let topic = topic.clone();
         let stop = Arc::clone(&stop);
         thread::spawn(move || {
-            for i in 0..TOTAL {
+            for i in 0..total {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                enqueue(&producer, &topic, &Rec::value(value_of(i)).to(0));
+                enqueue(
+                    &producer,
+                    &topic,
+                    &Rec::value(value_of(i)).to(partition_of(i)),
+                );
                 if i % 20 == 19 {
-                    // Pace the stream so the kill lands in the middle of it.
+                    // Pace the stream so the kills land in the middle of it.
                     producer.poll(Duration::from_millis(1));
                     thread::sleep(Duration::from_millis(8));
                 }
@@ -210,42 +229,48 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
             .filter(|(_, _, o)| o.is_ok())
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_count(&producer) < KILL_AFTER_ACKS {
-        if Instant::now() > deadline {
-            stop.store(true, Ordering::Relaxed);
-            panic!(
-                "only {} of {TOTAL} records acknowledged after 60 s",
-                acked_count(&producer)
-            );
+    let mut before_first_kill: Option<Vec<Report>> = None;
+    for &kill_at in kill_points {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked_count(&producer) < kill_at {
+            if Instant::now() > deadline {
+                stop.store(true, Ordering::Relaxed);
+                panic!(
+                    "only {} of {total} records acknowledged after 60 s (waiting for {kill_at})",
+                    acked_count(&producer)
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
         }
-        thread::sleep(Duration::from_millis(2));
+        // Everything reported up to here was acknowledged before the kill.
+        let snapshot: Vec<Report> = producer.context().log.lock().unwrap().clone();
+        broker.kill9();
+        let acked_now = snapshot.iter().filter(|(_, _, o)| o.is_ok()).count();
+        assert!(
+            acked_now < total,
+            "the stream ended before the kill at {kill_at}: the test did not kill mid-stream"
+        );
+        before_first_kill.get_or_insert(snapshot);
+        thread::sleep(Duration::from_millis(300));
+        broker.restart();
     }
-    // Everything reported up to here was acknowledged before the kill.
-    let before_kill: Vec<Report> = producer.context().log.lock().unwrap().clone();
-    broker.kill9();
-    let acked_before_kill = before_kill.iter().filter(|(_, _, o)| o.is_ok()).count();
-    assert!(
-        acked_before_kill < TOTAL,
-        "the stream ended before the kill: the test did not kill mid-stream"
-    );
-    thread::sleep(Duration::from_millis(300));
-    broker.restart();
     sender.join().expect("producer thread");
+    let before_kill = before_first_kill.expect("at least one kill");
+    let acked_before_kill = before_kill.iter().filter(|(_, _, o)| o.is_ok()).count();
 
     let reports = producer.context().log.lock().unwrap().clone();
-    let acked: Vec<(usize, Vec<u8>, i64)> = reports
+    let acked: Vec<(usize, Vec<u8>, i32, i64)> = reports
         .iter()
         .filter_map(|(index, value, outcome)| {
-            outcome
-                .as_ref()
-                .ok()
-                .map(|&(_, offset)| (*index, value.clone().expect("value"), offset))
+            outcome.as_ref().ok().map(|&(partition, offset)| {
+                (*index, value.clone().expect("value"), partition, offset)
+            })
         })
         .collect();
     let failed = reports.iter().filter(|(_, _, o)| o.is_err()).count();
     eprintln!(
-        "kill -9 test: {acked_before_kill} acknowledged before the kill, {} in all, {failed} failed, {TOTAL} sent",
+        "kill -9 test ({partitions} partitions, kills at {kill_points:?}): {acked_before_kill} \
+         acknowledged before the first kill, {} in all, {failed} failed, {total} sent",
         acked.len()
     );
     assert!(
@@ -253,55 +278,70 @@ fn kill_9_during_acks_all_production_loses_no_acknowledged_record() {
         "no record was acknowledged after the restart"
     );
 
-    let consumed = consume_all(&broker, &topic, &[0]);
-    let messages = &consumed[&0];
-    eprintln!("kill -9 test: {} records recovered", messages.len());
-    assert_dense(messages, 0, "partition after kill -9");
-    let recovered: Vec<Vec<u8>> = messages
-        .iter()
-        .map(|m| m.payload().expect("value").to_vec())
-        .collect();
-    let sent: HashSet<Vec<u8>> = (0..TOTAL).map(|i| value_of(i).into_bytes()).collect();
-    for (offset, value) in recovered.iter().enumerate() {
-        assert!(
-            sent.contains(value),
-            "offset {offset} holds a record that was never sent: {:?}",
-            String::from_utf8_lossy(value)
+    let all_partitions: Vec<i32> = (0..partitions).collect();
+    let consumed = consume_all(&broker, &topic, &all_partitions);
+    let sent: HashSet<Vec<u8>> = (0..total).map(|i| value_of(i).into_bytes()).collect();
+    let mut recovered: HashMap<i32, Vec<Vec<u8>>> = HashMap::new();
+    for (p, messages) in &consumed {
+        eprintln!(
+            "kill -9 test: partition {p}: {} records recovered",
+            messages.len()
         );
+        assert_dense(messages, 0, &format!("partition {p} after kill -9"));
+        let values: Vec<Vec<u8>> = messages
+            .iter()
+            .map(|m| m.payload().expect("value").to_vec())
+            .collect();
+        for (offset, value) in values.iter().enumerate() {
+            assert!(
+                sent.contains(value),
+                "{p}/{offset} holds a record that was never sent: {:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        recovered.insert(*p, values);
     }
     // Every acknowledged record is at the offset it was acknowledged with.
-    for (index, value, offset) in &acked {
-        let found = recovered.get(*offset as usize);
+    for (index, value, partition, offset) in &acked {
+        assert_eq!(
+            *partition,
+            partition_of(*index),
+            "partition of record {index}"
+        );
+        let found = recovered[partition].get(*offset as usize);
         assert_eq!(
             found,
             Some(value),
-            "record {index} was acknowledged at offset {offset} but is not there (high watermark {})",
-            recovered.len()
+            "record {index} was acknowledged at {partition}/{offset} but is not there \
+             (high watermark {})",
+            recovered[partition].len()
         );
     }
-    // Records acknowledged before the kill were never retried: exactly once, in order.
+    // Records acknowledged before the first kill were never retried: exactly once, in order.
     let mut counts: HashMap<&[u8], usize> = HashMap::new();
-    for value in &recovered {
-        *counts.entry(value.as_slice()).or_default() += 1;
+    for values in recovered.values() {
+        for value in values {
+            *counts.entry(value.as_slice()).or_default() += 1;
+        }
     }
-    let mut previous_offset = -1;
-    let mut early: Vec<(usize, i64)> = before_kill
+    let mut early: Vec<(usize, i32, i64)> = before_kill
         .iter()
-        .filter_map(|(i, _, o)| o.as_ref().ok().map(|&(_, offset)| (*i, offset)))
+        .filter_map(|(i, _, o)| o.as_ref().ok().map(|&(p, offset)| (*i, p, offset)))
         .collect();
     early.sort();
-    for (index, offset) in early {
+    let mut previous_offset: HashMap<i32, i64> = HashMap::new();
+    for (index, partition, offset) in early {
         let value = value_of(index);
         assert_eq!(
             counts.get(value.as_bytes()).copied(),
             Some(1),
             "record {index}, acknowledged before the kill, must appear exactly once"
         );
+        let previous = previous_offset.insert(partition, offset).unwrap_or(-1);
         assert!(
-            offset > previous_offset,
+            offset > previous,
             "records acknowledged before the kill are out of order at {index}"
         );
-        previous_offset = offset;
     }
 }
 
@@ -390,14 +430,13 @@ fn retention_deletes_whole_expired_segments() {
     for chunk in recs.chunks(30) {
         produce_ok(&producer, &topic, chunk);
     }
-    let (low, high) = wait_until(
+    wait_until(
         Duration::from_secs(30),
         "retention to delete expired segments",
-        || {
-            let (low, high) = watermarks(&broker, &topic, 0);
-            (low > 0).then_some((low, high))
-        },
+        || (watermarks(&broker, &topic, 0).0 > 0).then_some(()),
     );
+    // Retention works in steps: read once it is done.
+    let (low, high) = settled_watermarks(&broker, &topic, 0, Duration::from_secs(1));
     assert_eq!(high, 300, "retention keeps the high watermark");
     let consumed = consume_all(&broker, &topic, &[0]);
     let first = consumed[&0].first().map(|m| m.offset()).unwrap_or(high);
@@ -409,4 +448,40 @@ fn retention_deletes_whole_expired_segments() {
     // New records still go to the end.
     let acked = produce_ok(&producer, &topic, &[Rec::value("fresh").to(0)]);
     assert_eq!(acked, vec![(0, 300)]);
+}
+
+#[test]
+fn retention_bytes_deletes_the_oldest_segments() {
+    let broker = Broker::start_with(&[
+        ("log.segment.bytes", "4096"),
+        ("log.retention.check.interval.ms", "200"),
+    ]);
+    let topic = topic_name("retention-bytes");
+    create_topic(&broker, &topic, 1, &[("retention.bytes", "8192")]);
+    let producer = producer(&broker, &[("linger.ms", "0")]);
+    let recs: Vec<Rec> = (0..300)
+        .map(|i| Rec::value(format!("sized record {i:04} {}", "z".repeat(60))).to(0))
+        .collect();
+    for chunk in recs.chunks(30) {
+        produce_ok(&producer, &topic, chunk);
+    }
+    // About 30 KB were written: segments beyond 8 KB (plus the active one) must go.
+    wait_until(
+        Duration::from_secs(30),
+        "retention.bytes to delete the oldest segments",
+        || (watermarks(&broker, &topic, 0).0 >= 100).then_some(()),
+    );
+    // Retention works in steps: read once it is done.
+    let (low, high) = settled_watermarks(&broker, &topic, 0, Duration::from_secs(1));
+    assert_eq!(high, 300, "retention keeps the high watermark");
+    let consumed = consume_all(&broker, &topic, &[0]);
+    assert_dense(&consumed[&0], low, "after retention.bytes");
+    for m in &consumed[&0] {
+        assert_eq!(
+            m.payload(),
+            recs[m.offset() as usize].value.as_deref(),
+            "offset {}",
+            m.offset()
+        );
+    }
 }

@@ -60,6 +60,35 @@ fn records_over_the_size_limit_get_message_too_large() {
     }
     assert_eq!(watermarks(&broker, &broker_limited, 0), (0, 1));
     assert_eq!(watermarks(&broker, &topic_limited, 0), (0, 1));
+
+    // The topic limit can be changed at run time, both ways.
+    let value: Vec<u8> = (0..8_000).map(|i| (i * 7 % 251) as u8).collect();
+    assert_eq!(
+        set_topic_config(&broker, &topic_limited, "max.message.bytes", "50000"),
+        0,
+        "raise max.message.bytes"
+    );
+    let outcome = produce(
+        &producer,
+        &topic_limited,
+        &[Rec::value(value.clone()).to(0)],
+    )
+    .remove(0);
+    assert_eq!(
+        outcome.as_ref().ok(),
+        Some(&(0, 1)),
+        "8000 bytes after raising the limit to 50000: {outcome:?}"
+    );
+    assert_eq!(
+        set_topic_config(&broker, &topic_limited, "max.message.bytes", "2000"),
+        0,
+        "lower max.message.bytes"
+    );
+    match produce(&producer, &topic_limited, &[Rec::value(value).to(0)]).remove(0) {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {}
+        other => panic!("8000 bytes after lowering the limit to 2000: {other:?}"),
+    }
+    assert_eq!(watermarks(&broker, &topic_limited, 0), (0, 2));
 }
 
 /// A v2 RecordBatch holding one record whose value is `value`.
@@ -147,8 +176,8 @@ fn a_batch_with_a_bad_crc_gets_corrupt_message_and_is_not_stored() {
     );
 }
 
-/// Sends `bytes` on a fresh connection and asserts the broker closes it.
-fn assert_closed_after(broker: &Broker, what: &str, bytes: &[u8]) {
+/// Sends `bytes` on a fresh connection and asserts the broker closes it and lives on.
+fn assert_closed_after(broker: &mut Broker, what: &str, bytes: &[u8]) {
     let mut stream = TcpStream::connect(broker.addr()).expect("connect");
     // The broker may close before reading everything: a failed write is fine.
     let _ = stream.write_all(bytes);
@@ -156,6 +185,9 @@ fn assert_closed_after(broker: &Broker, what: &str, bytes: &[u8]) {
     if let Err(message) = wait_for_close(&mut stream, Duration::from_secs(5)) {
         panic!("{what}: {message}");
     }
+    // A crash closes the connection too: give the process a moment to be reaped.
+    std::thread::sleep(Duration::from_millis(300));
+    broker.assert_alive_after(what);
 }
 
 /// Deterministic pseudo-random bytes (xorshift).
@@ -174,9 +206,17 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 fn garbage_and_oversized_frames_close_the_connection_only() {
     let mut broker = Broker::start();
 
-    assert_closed_after(&broker, "a frame of length 2^31-1", &i32::MAX.to_be_bytes());
-    assert_closed_after(&broker, "a frame of length -1", &(-1i32).to_be_bytes());
-    assert_closed_after(&broker, "a frame of length -2^31", &i32::MIN.to_be_bytes());
+    assert_closed_after(
+        &mut broker,
+        "a frame of length 2^31-1",
+        &i32::MAX.to_be_bytes(),
+    );
+    assert_closed_after(&mut broker, "a frame of length -1", &(-1i32).to_be_bytes());
+    assert_closed_after(
+        &mut broker,
+        "a frame of length -2^31",
+        &i32::MIN.to_be_bytes(),
+    );
 
     // A complete frame of random bytes whose API key (0x7f3c) does not exist.
     let mut garbage = noise(200, 0x9e37_79b9_7f4a_7c15);
@@ -185,7 +225,7 @@ fn garbage_and_oversized_frames_close_the_connection_only() {
     let mut frame = BytesMut::new();
     frame.put_i32(garbage.len() as i32);
     frame.extend_from_slice(&garbage);
-    assert_closed_after(&broker, "a frame of random bytes", &frame);
+    assert_closed_after(&mut broker, "a frame of random bytes", &frame);
 
     // A valid Metadata v9 header followed by a body that cannot be parsed.
     let mut body = BytesMut::new();
@@ -200,7 +240,7 @@ fn garbage_and_oversized_frames_close_the_connection_only() {
     frame.put_i32(body.len() as i32);
     frame.extend_from_slice(&body);
     assert_closed_after(
-        &broker,
+        &mut broker,
         "a Metadata request with an unparsable body",
         &frame,
     );
@@ -210,8 +250,8 @@ fn garbage_and_oversized_frames_close_the_connection_only() {
         let mut stream = TcpStream::connect(broker.addr()).expect("connect");
         let _ = stream.write_all(&[0, 0, 1, 0, 0, 3, 0, 1]);
     }
-
-    broker.assert_alive();
+    std::thread::sleep(Duration::from_millis(300));
+    broker.assert_alive_after("a frame cut short");
     let mut conn = RawConn::connect(&broker);
     assert!(
         !conn.api_versions().is_empty(),

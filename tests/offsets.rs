@@ -246,3 +246,92 @@ fn delete_records_moves_the_low_watermark() {
     }
     assert_eq!(watermarks(&broker, &topic, 0), (4, 10), "nothing changed");
 }
+
+/// A raw Fetch v11 of one partition; returns (error, high watermark, record values, elapsed).
+fn raw_fetch(
+    conn: &mut RawConn,
+    topic: &str,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (i16, i64, Vec<Option<Vec<u8>>>, Duration) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    let request = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let started = Instant::now();
+    let response: FetchResponse = conn.request(&request, 11);
+    let elapsed = started.elapsed();
+    assert_eq!(response.error_code, 0, "Fetch top-level error code");
+    let partition = &response.responses[0].partitions[0];
+    let mut values = Vec::new();
+    if let Some(records) = &partition.records {
+        let mut records = records.clone();
+        for set in RecordBatchDecoder::decode_all(&mut records).expect("decode fetched batches") {
+            for record in set.records {
+                if record.offset >= offset {
+                    values.push(record.value.map(|v| v.to_vec()));
+                }
+            }
+        }
+    }
+    (
+        partition.error_code,
+        partition.high_watermark,
+        values,
+        elapsed,
+    )
+}
+
+#[test]
+fn fetch_long_polls_until_data_arrives_or_max_wait() {
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    let broker = Broker::start();
+    let topic = topic_name("long-poll");
+    create_topic(&broker, &topic, 1, &[]);
+    let mut conn = RawConn::connect(&broker);
+
+    // Nothing to read: the broker holds the request for about max_wait_ms.
+    let (error, high, values, elapsed) = raw_fetch(&mut conn, &topic, 0, 600);
+    assert_eq!((error, high), (0, 0), "empty fetch");
+    assert!(values.is_empty());
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "an empty fetch with max_wait_ms 600 returned after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "an empty fetch with max_wait_ms 600 took {elapsed:?}"
+    );
+
+    // Past the end: OFFSET_OUT_OF_RANGE at once.
+    let (error, _, _, elapsed) = raw_fetch(&mut conn, &topic, 5, 5000);
+    assert_eq!(error, OFFSET_OUT_OF_RANGE, "fetch past the high watermark");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+
+    // A waiting fetch is answered as soon as a record is appended, not at max_wait_ms.
+    let topic_for_fetch = topic.clone();
+    let waiter = std::thread::spawn(move || raw_fetch(&mut conn, &topic_for_fetch, 0, 20_000));
+    std::thread::sleep(Duration::from_millis(700));
+    let producer = producer(&broker, &[]);
+    let produced_at = Instant::now();
+    produce_ok(&producer, &topic, &[Rec::value("wake up").to(0)]);
+    let (error, high, values, elapsed) = waiter.join().expect("fetch thread");
+    let after_produce = produced_at.elapsed();
+    assert_eq!((error, high), (0, 1), "woken fetch");
+    assert_eq!(values, vec![Some(b"wake up".to_vec())]);
+    assert!(
+        elapsed < Duration::from_secs(10) && after_produce < Duration::from_secs(3),
+        "the fetch returned {after_produce:?} after the append ({elapsed:?} in all): not woken by it"
+    );
+}

@@ -24,6 +24,7 @@ const SOURCE_DEFAULT: i8 = 5;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
 
 // IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -31,8 +32,9 @@ const OP_DELETE: i8 = 1;
 
 fn config_type(key: &str) -> i8 {
     match key {
-        "cleanup.policy" | "message.timestamp.type" => TYPE_STRING,
+        "message.timestamp.type" => TYPE_STRING,
         "max.message.bytes" | "min.insync.replicas" => TYPE_INT,
+        "cleanup.policy" => TYPE_LIST,
         _ => TYPE_LONG,
     }
 }

@@ -8,7 +8,7 @@
 //! original is written, as Apache Kafka does (`UnifiedLog.append` returns
 //! the duplicate's original `LogAppendInfo`).
 use super::{owned_log, storage_error_code, RequestContext};
-use crate::protocol::batch::{validate_producer_batch, BatchError};
+use crate::protocol::batch::{validate_producer_batch_with, BatchError};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -150,11 +150,11 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i
         .as_ref()
         .filter(|r| !r.is_empty())
         .ok_or(ResponseError::InvalidRecord.code())?;
-    let max = log.max_message_bytes();
+    let (max, compacted) = log.produce_limits();
     if records.len() > max.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code());
     }
-    let header = validate_producer_batch(records).map_err(|e| match e {
+    let header = validate_producer_batch_with(records, compacted).map_err(|e| match e {
         BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
         BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
     })?;

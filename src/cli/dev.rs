@@ -91,6 +91,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
         &data_dir,
         config.default_topic_config(),
     )?);
+    ensure_offsets_topic(&metadata, config.offsets_topic_partitions)?;
     remove_orphan_partitions(&data_dir, &metadata);
     let (host, port) = config.advertised_addr()?;
     let mut signals = signal_hook::iterator::Signals::new([
@@ -114,6 +115,24 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
     println!("tidemark: stopping (flushing and closing logs)");
     shards.shutdown();
     println!("tidemark: stopped");
+    Ok(())
+}
+
+/// Creates `__consumer_offsets` on first start: compacted, so that it keeps
+/// the newest commit of each (group, topic, partition) and the newest metadata
+/// of each group.
+fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(), StartError> {
+    if metadata.topic(crate::group::OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    metadata.create_topic(crate::group::OFFSETS_TOPIC, partitions, 1, configs)?;
     Ok(())
 }
 

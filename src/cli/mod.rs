@@ -5,6 +5,7 @@ pub mod consume;
 pub mod dev;
 pub mod produce;
 pub mod topic;
+pub mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume a topic to standard output.
     Consume(consume::ConsumeArgs),
+    /// Check (or apply) the Linux settings in tuning/.
+    Tune(tune::TuneArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Topic(args) => topic::run(args).map_err(|e| e.to_string()),
         Command::Produce(args) => produce::run(args).map_err(|e| e.to_string()),
         Command::Consume(args) => consume::run(args).map_err(|e| e.to_string()),
+        Command::Tune(args) => tune::run(args),
     };
     match result {
         Ok(()) => 0,

@@ -89,6 +89,16 @@ pub struct BrokerConfig {
     pub max_inflight_per_connection: usize,
     #[serde(rename = "cluster.id")]
     pub cluster_id: String,
+    /// Partitions of `__consumer_offsets`, fixed when it is first created.
+    #[serde(rename = "offsets.topic.num.partitions")]
+    pub offsets_topic_partitions: i32,
+    #[serde(rename = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: i32,
+    #[serde(rename = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: i32,
+    /// How long a group that starts from empty waits for more members.
+    #[serde(rename = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -113,6 +123,10 @@ impl Default for BrokerConfig {
             cache_bytes_per_partition: 4 * 1024 * 1024,
             max_inflight_per_connection: 64,
             cluster_id: "tidemark-dev-cluster".to_string(),
+            offsets_topic_partitions: 50,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
         }
     }
 }
@@ -217,6 +231,22 @@ impl BrokerConfig {
             V::Integer(self.max_inflight_per_connection as i64),
         );
         t.insert("cluster.id", V::String(self.cluster_id.clone()));
+        t.insert(
+            "offsets.topic.num.partitions",
+            V::Integer(self.offsets_topic_partitions as i64),
+        );
+        t.insert(
+            "group.min.session.timeout.ms",
+            V::Integer(self.group_min_session_timeout_ms as i64),
+        );
+        t.insert(
+            "group.max.session.timeout.ms",
+            V::Integer(self.group_max_session_timeout_ms as i64),
+        );
+        t.insert(
+            "group.initial.rebalance.delay.ms",
+            V::Integer(self.group_initial_rebalance_delay_ms as i64),
+        );
         t
     }
 
@@ -242,6 +272,18 @@ impl BrokerConfig {
             return Err(invalid(
                 "max.inflight.requests.per.connection",
                 "must be positive",
+            ));
+        }
+        if !(1..=crate::metadata::PARTITIONS_MAX).contains(&self.offsets_topic_partitions) {
+            return Err(invalid(
+                "offsets.topic.num.partitions",
+                "must be at least 1",
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                "must not exceed group.max.session.timeout.ms",
             ));
         }
         self.listen_addr()?;
@@ -271,6 +313,14 @@ impl BrokerConfig {
             host.trim_matches(|c| c == '[' || c == ']').to_string()
         };
         Ok((host, port as i32))
+    }
+
+    pub fn group_limits(&self) -> crate::group::membership::GroupLimits {
+        crate::group::membership::GroupLimits {
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+        }
     }
 
     /// The topic config a new topic gets when it sets nothing itself.
@@ -327,6 +377,14 @@ mod tests {
         assert_eq!(c.default_partitions, 3);
         assert!(!c.auto_create_topics);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn the_example_config_in_deploy_parses() {
+        let c: BrokerConfig = toml::from_str(include_str!("../../deploy/broker.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.default_partitions, 3);
+        assert_eq!(c.flush_policy, FlushPolicy::AcksAll);
     }
 
     #[test]

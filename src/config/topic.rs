@@ -7,6 +7,7 @@ use thiserror::Error;
 /// Every topic config key Tidemark accepts, in the order DescribeConfigs lists them.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",
@@ -39,6 +40,12 @@ pub struct TopicConfig {
     pub retention_ms: i64,
     pub max_message_bytes: i32,
     pub min_insync_replicas: i32,
+    /// `cleanup.policy` contains `delete`: retention removes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the last record per key.
+    pub cleanup_compact: bool,
+    /// How long compaction keeps tombstones (null values).
+    pub delete_retention_ms: i64,
     /// The configs the topic set itself (the rest are the broker's defaults).
     pub overrides: BTreeMap<String, String>,
 }
@@ -52,6 +59,9 @@ impl Default for TopicConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             max_message_bytes: 1_048_588,
             min_insync_replicas: 1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 3600 * 1000,
             overrides: BTreeMap::new(),
         }
     }
@@ -121,11 +131,24 @@ impl TopicConfig {
                 }
                 self.min_insync_replicas = v as i32;
             }
-            // Compaction is not built yet: only the delete policy is accepted.
             "cleanup.policy" => {
-                if value.trim() != "delete" {
-                    return Err(invalid("only \"delete\" is supported"));
+                let (mut delete, mut compact) = (false, false);
+                for policy in value.split(',').map(str::trim) {
+                    match policy {
+                        "delete" => delete = true,
+                        "compact" => compact = true,
+                        _ => return Err(invalid("expected delete, compact or both")),
+                    }
                 }
+                self.cleanup_delete = delete;
+                self.cleanup_compact = compact;
+            }
+            "delete.retention.ms" => {
+                let v = long()?;
+                if v < 0 {
+                    return Err(invalid("must not be negative"));
+                }
+                self.delete_retention_ms = v;
             }
             // Tidemark stores batches as sent, so the timestamp is the producer's.
             "message.timestamp.type" => {
@@ -143,7 +166,12 @@ impl TopicConfig {
     /// The current value of a supported key, as DescribeConfigs shows it.
     pub fn value_of(&self, key: &str) -> Option<String> {
         let v = match key {
-            "cleanup.policy" => "delete".to_string(),
+            "cleanup.policy" => match (self.cleanup_delete, self.cleanup_compact) {
+                (true, true) => "compact,delete".to_string(),
+                (false, true) => "compact".to_string(),
+                _ => "delete".to_string(),
+            },
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "message.timestamp.type" => "CreateTime".to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
@@ -181,7 +209,9 @@ mod tests {
         let mut c = TopicConfig::default();
         assert!(c.set("segment.bytes", "abc").is_err());
         assert!(c.set("segment.bytes", "3").is_err());
-        assert!(c.set("cleanup.policy", "compact").is_err());
+        assert!(c.set("cleanup.policy", "shred").is_err());
+        c.set("cleanup.policy", "compact, delete").unwrap();
+        assert!(c.cleanup_compact && c.cleanup_delete);
         assert_eq!(
             c.set("no.such", "1"),
             Err(TopicConfigError::UnknownKey("no.such".into()))

@@ -47,6 +47,10 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
+    let client_host: Rc<str> = Rc::from(format!(
+        "/{}",
+        peer.rsplit_once(':').map_or(peer.as_str(), |(h, _)| h)
+    ));
     let (read_half, write_half) = stream.split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let depth = shard.config.max_inflight_per_connection;
@@ -67,7 +71,8 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
             // connection): stop reading too.
             Either::Right(_) => return,
         };
-        let task = glommio::spawn_local(handle_frame(shard.clone(), frame)).detach();
+        let task =
+            glommio::spawn_local(handle_frame(shard.clone(), frame, client_host.clone())).detach();
         if queue.send(task).await.is_err() {
             return;
         }

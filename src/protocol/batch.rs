@@ -114,6 +114,16 @@ impl BatchHeader {
 /// Validates one producer batch that must fill `buf` exactly, as Kafka's
 /// log validator does for magic 2. Returns its header.
 pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_producer_batch_with(buf, false)
+}
+
+/// As `validate_producer_batch`; with `require_keys` (a compacted topic) an
+/// uncompressed record without a key is INVALID_RECORD, as in Kafka.
+/// Compressed batches are not opened, so their keys are not checked.
+pub fn validate_producer_batch_with(
+    buf: &[u8],
+    require_keys: bool,
+) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.size != buf.len() {
         return Err(if header.size > buf.len() {
@@ -146,14 +156,18 @@ pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         ));
     }
     if !header.is_compressed() {
-        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count)?;
+        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count, require_keys)?;
     }
     Ok(header)
 }
 
 /// Walks every record of an uncompressed batch: lengths must add up, offset
 /// deltas must run 0, 1, 2, ... and the count must match the header.
-fn validate_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+fn validate_uncompressed_records(
+    mut records: &[u8],
+    count: i32,
+    require_keys: bool,
+) -> Result<(), BatchError> {
     let invalid = BatchError::Invalid;
     for expected_delta in 0..count {
         let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
@@ -171,7 +185,10 @@ fn validate_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), B
         if offset_delta != expected_delta {
             return Err(invalid("record offset deltas are not consecutive"));
         }
-        skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
+        let key_len = skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
+        if require_keys && key_len < 0 {
+            return Err(invalid("a compacted topic needs a key on every record"));
+        }
         skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
         let headers = read_varint(&mut record).ok_or(invalid("bad header count"))?;
         if headers < 0 {
@@ -277,20 +294,20 @@ fn read_unsigned_varint(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
     None
 }
 
-/// Skips a varint-length-prefixed byte string where -1 means null.
-fn skip_nullable_bytes(buf: &mut &[u8]) -> Option<()> {
+/// Skips a varint-length-prefixed byte string where -1 means null; returns
+/// the length.
+fn skip_nullable_bytes(buf: &mut &[u8]) -> Option<i32> {
     let len = read_varint(buf)?;
     if len < -1 {
         return None;
     }
     if len > 0 {
-        let len = len as usize;
-        if len > buf.len() {
+        if len as usize > buf.len() {
             return None;
         }
-        *buf = &buf[len..];
+        *buf = &buf[len as usize..];
     }
-    Some(())
+    Some(len)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! parser of RecordBatch v2 headers used on the produce path. Every other API
 //! body is decoded and encoded with the `kafka-protocol` crate. Pure code, used
 //! by every shard.
+pub mod alloc_guard;
 pub mod api;
 pub mod batch;
 pub mod frame;

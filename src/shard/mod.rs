@@ -43,6 +43,8 @@ pub struct Shard {
     pub count: usize,
     pub config: Arc<BrokerConfig>,
     pub metadata: Arc<MetadataStore>,
+    /// The consumer groups whose `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::group::GroupCoordinator,
     inboxes: Vec<flume::Sender<Job>>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     stopping: Cell<bool>,
@@ -60,6 +62,7 @@ impl Shard {
         Shard {
             id,
             count: inboxes.len(),
+            groups: crate::group::GroupCoordinator::new(config.group_limits()),
             config,
             metadata,
             inboxes,

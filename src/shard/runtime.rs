@@ -113,6 +113,7 @@ async fn run_shard(
     let _ = ready.send(Ok(shard.id));
     glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
+    glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
     loop {
         let next = futures::future::select(inbox.recv_async(), stop.recv_async()).await;
         match next {
@@ -137,6 +138,7 @@ async fn prepare_shard(shard: &Rc<Shard>) -> Result<glommio::net::TcpListener, S
             .await
             .map_err(|e| format!("cannot open topic {}: {e}", topic.name))?;
     }
+    crate::group::load(shard).await?;
     let addr = shard.config.listen_addr().map_err(|e| e.to_string())?;
     glommio::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
@@ -153,6 +155,15 @@ async fn housekeeping(shard: Rc<Shard>) {
         for log in shard.all_logs() {
             if let Err(e) = log.enforce_retention(now).await {
                 tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "retention failed");
+            }
+            match log.compact(now).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(topic = %log.topic, partition = log.partition, removed, "compacted")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "compaction failed")
+                }
             }
         }
     }

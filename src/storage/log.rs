@@ -16,12 +16,14 @@
 //! the state follows what is written; it is what snapshots save, when a
 //! segment is sealed and when the log is closed.
 use super::cache::BatchCache;
+use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
 use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
 use super::recovery::{
-    recover_partition, remove_segment_files, write_checkpoint, LOG_START_FILE, RECOVERY_POINT_FILE,
+    recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
 };
 use super::segment::{align_down, align_up, Segment};
 use super::{now_ms, StorageError};
@@ -31,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -182,6 +184,8 @@ pub struct PartitionLog {
     state: RefCell<LogState>,
     /// One flusher at a time: the holder writes every queued batch.
     flush_lock: Semaphore,
+    /// Base offset of the newest sealed segment at the last compaction.
+    cleaned_through: Cell<Option<u64>>,
 }
 
 impl PartitionLog {
@@ -238,6 +242,7 @@ impl PartitionLog {
             options,
             state: RefCell::new(state),
             flush_lock: Semaphore::new(1),
+            cleaned_through: Cell::new(None),
         });
         // What recovery kept is on disk but maybe not yet durable.
         log.sync_active().await?;
@@ -252,9 +257,11 @@ impl PartitionLog {
         self.state.borrow().config.clone()
     }
 
-    /// The topic's `max.message.bytes`, read on every produce.
-    pub fn max_message_bytes(&self) -> i32 {
-        self.state.borrow().config.max_message_bytes
+    /// What every produce checks: the topic's `max.message.bytes`, and
+    /// whether it is compacted (records need keys).
+    pub fn produce_limits(&self) -> (i32, bool) {
+        let st = self.state.borrow();
+        (st.config.max_message_bytes, st.config.cleanup_compact)
     }
 
     pub fn set_config(&self, config: TopicConfig) {
@@ -519,7 +526,11 @@ impl PartitionLog {
     /// fails), for Fetch long polls.
     pub fn subscribe(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        self.state.borrow_mut().data_waiters.push(tx);
+        let mut st = self.state.borrow_mut();
+        // Long polls that timed out dropped their receivers: forget them, so an
+        // idle partition polled for hours does not collect senders.
+        st.data_waiters.retain(|w| !w.is_canceled());
+        st.data_waiters.push(tx);
         rx
     }
 
@@ -663,11 +674,13 @@ impl PartitionLog {
                     break;
                 };
                 let c = &st.config;
-                let expired = c.retention_ms >= 0
+                let expired = c.cleanup_delete
+                    && c.retention_ms >= 0
                     && first.meta.max_timestamp >= 0
                     && first.meta.max_timestamp < now - c.retention_ms;
-                let oversized =
-                    c.retention_bytes >= 0 && total - first.meta.size >= c.retention_bytes as u64;
+                let oversized = c.cleanup_delete
+                    && c.retention_bytes >= 0
+                    && total - first.meta.size >= c.retention_bytes as u64;
                 let below_start = first.meta.next_offset <= st.log_start_offset;
                 if !(expired || oversized || below_start) {
                     break;
@@ -691,6 +704,79 @@ impl PartitionLog {
             remove_segment_files(&self.dir, base);
         }
         count
+    }
+
+    /// Compacts the sealed segments of a `cleanup.policy=compact` log when
+    /// segments were sealed since the last pass: the rewrite runs on the
+    /// blocking thread pool, then the cleaned files replace the originals
+    /// here. Returns the records removed.
+    pub async fn compact(&self, now: i64) -> Result<u64, StorageError> {
+        let (sealed, delete_retention_ms) = {
+            let st = self.state.borrow();
+            st.check_usable()?;
+            let sealed: Vec<SealedSegment> = st
+                .segments
+                .values()
+                .rev()
+                .skip(1)
+                .rev()
+                .map(|s| SealedSegment {
+                    base_offset: s.base_offset(),
+                    size: s.meta.size,
+                })
+                .collect();
+            let newest = sealed.last().map(|s| s.base_offset);
+            let cleaned_through = self.cleaned_through.get();
+            if !st.config.cleanup_compact || newest.is_none() || newest == cleaned_through {
+                return Ok(0);
+            }
+            (sealed, st.config.delete_retention_ms)
+        };
+        let newest = sealed.last().map(|s| s.base_offset);
+        let dir = self.dir.clone();
+        let interval = self.options.index_interval_bytes;
+        let cleaned = glommio::executor()
+            .spawn_blocking(move || {
+                clean_segments(&dir, &sealed, delete_retention_ms, now, interval)
+            })
+            .await?;
+        let mut removed = 0;
+        for segment in cleaned {
+            removed += segment.records_removed;
+            self.swap_in_cleaned(segment).await?;
+        }
+        self.cleaned_through.set(newest);
+        Ok(removed)
+    }
+
+    /// Replaces a sealed segment by its cleaned copy, unless retention took
+    /// the segment away meanwhile. Index files go first, so a crash in
+    /// between leaves a segment that recovery scans rather than stale indexes.
+    async fn swap_in_cleaned(&self, cleaned: CleanedSegment) -> Result<(), StorageError> {
+        let base = cleaned.meta.base_offset;
+        let cleaned_file = cleaned_path(&self.dir, base);
+        let Some(next_offset) = self
+            .state
+            .borrow()
+            .segments
+            .get(&base)
+            .map(|s| s.meta.next_offset)
+        else {
+            let _ = std::fs::remove_file(&cleaned_file);
+            return Ok(());
+        };
+        for ext in ["index", "timeindex"] {
+            let _ = std::fs::remove_file(segment_path(&self.dir, base, ext));
+        }
+        let log_path = segment_path(&self.dir, base, "log");
+        std::fs::rename(&cleaned_file, &log_path)
+            .map_err(|e| StorageError::io("cannot replace segment", &log_path, e))?;
+        let mut meta = cleaned.meta;
+        meta.next_offset = next_offset;
+        let mut segment = Segment::open(&self.dir, meta).await?;
+        segment.save_indexes()?;
+        self.state.borrow_mut().segments.insert(base, segment);
+        Ok(())
     }
 
     /// Flushes and syncs what is queued, cuts the active file to its logical
@@ -1144,5 +1230,71 @@ mod tests {
             assert_eq!(appended_at(send(&log, 9, 0, 237, 3)), 237);
             log.close().await.unwrap();
         });
+    }
+
+    #[test]
+    fn compaction_keeps_the_newest_record_per_key_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let mut config = small_segments();
+            config.set("cleanup.policy", "compact").unwrap();
+            let log = open(&path, config.clone()).await;
+            fill(&log, 100).await;
+            let before = read_all(&log, 0).await;
+            assert_eq!(before.len(), 300);
+            let removed = log.compact(now_ms()).await.unwrap();
+            assert!(removed > 0, "superseded records removed");
+            let after = read_all_records(&log).await;
+            assert_eq!(after.len(), 300 - removed as usize);
+            // Every key's newest record in the sealed segments is still there,
+            // and offsets only grow.
+            assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+            assert_eq!(after.last().unwrap().0, 299);
+            assert_eq!(
+                log.compact(now_ms()).await.unwrap(),
+                0,
+                "nothing new sealed"
+            );
+            log.close().await.unwrap();
+            drop(log);
+            let log = open(&path, config).await;
+            assert_eq!(log.high_watermark(), 300);
+            assert_eq!(read_all_records(&log).await, after);
+        });
+    }
+
+    /// (offset, key) of every record, reading past compaction gaps.
+    async fn read_all_records(log: &PartitionLog) -> Vec<(i64, String)> {
+        let mut all = Vec::new();
+        let mut next = 0i64;
+        while (next as u64) < log.high_watermark() {
+            let r = log.read(next, 700, true).await.unwrap();
+            let mut buf = r.records.clone();
+            let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
+            let records: Vec<(i64, String)> = sets
+                .iter()
+                .flat_map(|s| s.records.iter())
+                .filter(|r| r.offset >= next)
+                .map(|r| {
+                    (
+                        r.offset,
+                        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect();
+            let last = if r.records.is_empty() {
+                next
+            } else {
+                let mut it = crate::protocol::batch::BatchIter::new(&r.records);
+                it.by_ref()
+                    .last()
+                    .map(|(h, _)| h.last_offset())
+                    .unwrap_or(next)
+            };
+            all.extend(records);
+            next = last + 1;
+        }
+        all
     }
 }

@@ -13,6 +13,7 @@
 //! and `<offset, 20 digits>.snapshot` (idempotent-producer state as of that
 //! offset, see `producer_state`).
 mod cache;
+mod cleaner;
 mod index;
 mod log;
 mod producer_state;

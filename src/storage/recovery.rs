@@ -135,15 +135,17 @@ fn recover_segments(
         } else {
             None
         };
-        let segment = match loaded {
-            Some(s) => s,
-            None => {
-                let (segment, cut) = scan_segment(dir, base, index_interval_bytes, &mut replay)?;
-                truncated_bytes += cut;
-                segment
-            }
+        let (mut segment, cut) = match loaded {
+            Some(s) => (s, 0),
+            None => scan_segment(dir, base, index_interval_bytes, &mut replay)?,
         };
-        let hole = successor.is_some_and(|next| segment.next_offset != next);
+        truncated_bytes += cut;
+        // A sealed segment ends where its successor starts; compaction may
+        // have removed its last records, which leaves a gap, not a hole.
+        let hole = successor.is_some_and(|next| cut > 0 || segment.next_offset > next);
+        if let (Some(next), false) = (successor, hole) {
+            segment.next_offset = next;
+        }
         segments.push(segment);
         if hole {
             // A sealed segment lost its tail: later segments would leave a gap
@@ -240,9 +242,9 @@ fn scan_segment(
     Ok((segment, cut))
 }
 
-/// Reads the next batch into `batch` if it is whole, has magic 2, the
-/// expected base offset and a matching CRC.
-fn read_valid_batch(
+/// Reads the next batch into `batch` if it is whole, has magic 2, a base
+/// offset at or past `expected_base` (compaction leaves gaps) and a matching CRC.
+pub(super) fn read_valid_batch(
     reader: &mut impl Read,
     batch: &mut Vec<u8>,
     remaining: u64,
@@ -255,7 +257,7 @@ fn read_valid_batch(
     reader.read_exact(batch).ok()?;
     let header = BatchHeader::parse(batch).ok()?;
     if header.magic != 2
-        || header.base_offset != expected_base as i64
+        || header.base_offset < expected_base as i64
         || header.last_offset_delta < 0
         || header.size as u64 > remaining
     {

@@ -119,9 +119,18 @@ impl Broker {
 
     /// Panics (with the broker's output) unless the process is still running.
     pub fn assert_alive(&mut self) {
+        self.assert_alive_after("the test's last step");
+    }
+
+    /// Like `assert_alive`, naming what was just done to the broker.
+    pub fn assert_alive_after(&mut self, what: &str) {
         let child = self.child.as_mut().expect("broker is not running");
         if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("the broker died ({status}); its output:\n{}", self.output());
+            self.child = None;
+            panic!(
+                "the broker died ({status}) after {what}; its output:\n{}",
+                self.output()
+            );
         }
     }
 
@@ -871,4 +880,56 @@ pub fn require_tool(name: &str, probe: &mut Command) -> bool {
         eprintln!("SKIPPED: {name} is not installed (.ci/run installs it); this test did not run");
     }
     found
+}
+
+/// IncrementalAlterConfigs SET `name`=`value` on a topic (raw: rdkafka 0.39 only has
+/// the legacy AlterConfigs). Returns the resource's error code.
+pub fn set_topic_config(broker: &Broker, topic: &str, name: &str, value: &str) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let mut conn = RawConn::connect(broker);
+    let version = conn.negotiate::<IncrementalAlterConfigsRequest>();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2) // topic
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_config_operation(0) // SET
+                .with_value(Some(StrBytes::from_string(value.to_string())))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse = conn.request(&request, version);
+    assert_eq!(response.responses.len(), 1, "one resource answered");
+    response.responses[0].error_code
+}
+
+/// Watermarks once they have stopped moving for `settle` (background work such as
+/// retention may advance the low watermark in steps). Bounded by 60 s.
+pub fn settled_watermarks(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    settle: Duration,
+) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = watermarks(broker, topic, partition);
+    let mut since = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let now = watermarks(broker, topic, partition);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= settle {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watermarks of {topic}/{partition} kept moving for 60 s (last {last:?})"
+        );
+    }
 }

@@ -1,0 +1,533 @@
+//! Consumer groups: the coordinator of the classic group protocol and the
+//! committed offsets, stored in the internal topic `__consumer_offsets`.
+//!
+//! A group belongs to partition `abs(javaHashCode(group)) % N` of
+//! `__consumer_offsets` (Apache Kafka's rule), and its coordinator is the
+//! shard that owns that partition: every group request is forwarded there,
+//! so a group's state is touched by one shard only, without locks. Offsets and
+//! group metadata are appended to that partition (synced before the answer)
+//! and replayed from it when the shard starts. The topic is kept whole
+//! (retention off): log compaction is not built yet.
+pub mod membership;
+pub mod records;
+
+use crate::protocol::batch::validate_producer_batch;
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use crate::storage::PartitionLog;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use membership::{
+    Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, StoredGroup, SyncResult,
+};
+use records::{CommittedOffset, OffsetsRecord};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often each shard expires sessions and ends overdue rebalances.
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// Bytes read at a time when replaying `__consumer_offsets`.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// The `__consumer_offsets` partition of a group: Kafka's
+/// `Utils.abs(groupId.hashCode) % partitions`, with Java's String.hashCode.
+pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions.max(1)
+}
+
+/// A group's committed offsets by (topic, partition).
+pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// One row of ListGroups.
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+}
+
+/// What DescribeGroups shows of a group.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    /// (member id, instance id, client id, client host, metadata, assignment)
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+/// The groups whose `__consumer_offsets` partitions one shard owns.
+pub struct GroupCoordinator {
+    groups: RefCell<HashMap<String, Group>>,
+    offsets: RefCell<HashMap<String, GroupOffsets>>,
+    limits: GroupLimits,
+}
+
+impl GroupCoordinator {
+    pub fn new(limits: GroupLimits) -> Self {
+        GroupCoordinator {
+            groups: RefCell::new(HashMap::new()),
+            offsets: RefCell::new(HashMap::new()),
+            limits,
+        }
+    }
+
+    pub fn join(&self, group_id: &str, request: JoinRequest, now: Instant) -> Reply<JoinResult> {
+        let mut groups = self.groups.borrow_mut();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        group.join(request, now, &self.limits)
+    }
+
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Reply<SyncResult> {
+        match self.groups.borrow_mut().get_mut(group_id) {
+            Some(group) => group.sync(member_id, generation_id, assignments, now),
+            None => Reply::Now(SyncResult {
+                error_code: ResponseError::UnknownMemberId.code(),
+                ..SyncResult::default()
+            }),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        now: Instant,
+    ) -> i16 {
+        match self.groups.borrow_mut().get_mut(group_id) {
+            Some(group) => group.heartbeat(member_id, generation_id, now),
+            None => ResponseError::UnknownMemberId.code(),
+        }
+    }
+
+    /// LeaveGroup for each (member id, instance id); an error code for each.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now: Instant,
+    ) -> Vec<i16> {
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(group_id) else {
+            return vec![ResponseError::UnknownMemberId.code(); members.len()];
+        };
+        members
+            .iter()
+            .map(|(member, instance)| group.leave(member, instance.as_deref(), now, &self.limits))
+            .collect()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.borrow();
+        let g = groups.get(group_id)?;
+        Some(GroupDescription {
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone(),
+            protocol_name: g.protocol_name.clone(),
+            members: g
+                .to_stored()
+                .members
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.member_id,
+                        m.group_instance_id,
+                        m.client_id,
+                        m.client_host,
+                        m.metadata,
+                        m.assignment,
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group this shard coordinates, with offsets-only groups as Empty.
+    pub fn list(&self) -> Vec<ListedGroup> {
+        let groups = self.groups.borrow();
+        let mut out: BTreeMap<String, ListedGroup> = groups
+            .values()
+            .map(|g| {
+                let listed = ListedGroup {
+                    group_id: g.group_id.clone(),
+                    protocol_type: g.protocol_type.clone(),
+                    state: g.state.name(),
+                };
+                (g.group_id.clone(), listed)
+            })
+            .collect();
+        for group_id in self.offsets.borrow().keys() {
+            out.entry(group_id.clone()).or_insert_with(|| ListedGroup {
+                group_id: group_id.clone(),
+                protocol_type: String::new(),
+                state: GroupState::Empty.name(),
+            });
+        }
+        out.into_values().collect()
+    }
+
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.groups.borrow().contains_key(group_id) || self.offsets.borrow().contains_key(group_id)
+    }
+
+    /// Whether a commit from (member, generation) may be accepted now.
+    /// Commits with generation -1 come from consumers outside the group
+    /// protocol and are accepted while the group has no members (as Kafka does).
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+    ) -> Result<(), i16> {
+        let groups = self.groups.borrow();
+        let Some(group) = groups.get(group_id) else {
+            return if generation_id < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration.code())
+            };
+        };
+        if generation_id < 0 && group.is_empty() {
+            return Ok(());
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId.code());
+        }
+        if generation_id != group.generation_id {
+            return Err(ResponseError::IllegalGeneration.code());
+        }
+        if group.state == GroupState::CompletingRebalance
+            || group.state == GroupState::PreparingRebalance
+        {
+            return Err(ResponseError::RebalanceInProgress.code());
+        }
+        Ok(())
+    }
+
+    pub fn committed(&self, group_id: &str) -> GroupOffsets {
+        self.offsets
+            .borrow()
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The topics a group's members subscribe to, from their consumer
+    /// protocol metadata (version i16, then an array of topic names).
+    pub fn subscribed_topics(&self, group_id: &str) -> Vec<String> {
+        let groups = self.groups.borrow();
+        let Some(group) = groups.get(group_id) else {
+            return Vec::new();
+        };
+        if group.protocol_type != "consumer" {
+            return Vec::new();
+        }
+        let mut topics: Vec<String> = group
+            .to_stored()
+            .members
+            .iter()
+            .flat_map(|m| parse_subscription(&m.metadata))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Applies a record read back from (or just written to) the log.
+    pub fn apply(&self, record: OffsetsRecord, now: Instant) {
+        match record {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                let mut offsets = self.offsets.borrow_mut();
+                match value {
+                    Some(v) => {
+                        offsets
+                            .entry(group)
+                            .or_default()
+                            .insert((topic, partition), v);
+                    }
+                    None => {
+                        if let Some(g) = offsets.get_mut(&group) {
+                            g.remove(&(topic, partition));
+                            if g.is_empty() {
+                                offsets.remove(&group);
+                            }
+                        }
+                    }
+                }
+            }
+            OffsetsRecord::Group { group, value } => {
+                let mut groups = self.groups.borrow_mut();
+                match value {
+                    Some(stored) => groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group))
+                        .restore(stored, now),
+                    None => {
+                        groups.remove(&group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Expires sessions and ends overdue rebalances in every group.
+    pub fn tick(&self, now: Instant) {
+        for group in self.groups.borrow_mut().values_mut() {
+            group.tick(now, &self.limits);
+        }
+    }
+
+    /// Groups whose metadata changed since the last call, to persist.
+    pub fn take_dirty(&self) -> Vec<(String, StoredGroup)> {
+        let mut groups = self.groups.borrow_mut();
+        groups
+            .values_mut()
+            .filter(|g| g.dirty)
+            .map(|g| {
+                g.dirty = false;
+                (g.group_id.clone(), g.to_stored())
+            })
+            .collect()
+    }
+
+    /// Deletes an empty group: GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP otherwise.
+    /// Returns the records (tombstones) to persist.
+    pub fn delete_group(&self, group_id: &str) -> Result<Vec<(Bytes, Option<Bytes>)>, i16> {
+        if !self.exists(group_id) {
+            return Err(ResponseError::GroupIdNotFound.code());
+        }
+        if self
+            .groups
+            .borrow()
+            .get(group_id)
+            .is_some_and(|g| !g.is_empty())
+        {
+            return Err(ResponseError::NonEmptyGroup.code());
+        }
+        let mut tombstones: Vec<(Bytes, Option<Bytes>)> = self
+            .committed(group_id)
+            .keys()
+            .map(|(topic, partition)| (records::offset_key(group_id, topic, *partition), None))
+            .collect();
+        tombstones.push((records::group_key(group_id), None));
+        Ok(tombstones)
+    }
+}
+
+/// Topics in a consumer protocol subscription (ConsumerProtocolSubscription:
+/// version i16, topics [string]); empty if it does not parse.
+fn parse_subscription(metadata: &[u8]) -> Vec<String> {
+    let mut at = 2usize;
+    let read_i32 = |at: usize| {
+        metadata
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let Some(count) = read_i32(at) else {
+        return Vec::new();
+    };
+    at += 4;
+    let mut topics = Vec::new();
+    for _ in 0..count.clamp(0, 10_000) {
+        let Some(len) = metadata
+            .get(at..at + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+        else {
+            break;
+        };
+        at += 2;
+        let Some(name) = metadata.get(at..at + len.max(0) as usize) else {
+            break;
+        };
+        at += len.max(0) as usize;
+        topics.push(String::from_utf8_lossy(name).into_owned());
+    }
+    topics
+}
+
+/// The log of a `__consumer_offsets` partition this shard owns.
+async fn offsets_log(shard: &Rc<Shard>, partition: i32) -> Option<Rc<PartitionLog>> {
+    if shard.log(OFFSETS_TOPIC, partition).is_none() {
+        let _ = shard
+            .open_partitions(OFFSETS_TOPIC, partition..partition + 1)
+            .await;
+    }
+    shard.log(OFFSETS_TOPIC, partition)
+}
+
+/// Appends records to a `__consumer_offsets` partition and waits until they
+/// are synced. The error is a Kafka error code.
+pub async fn append_records(
+    shard: &Rc<Shard>,
+    partition: i32,
+    entries: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<(), i16> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let not_available = ResponseError::CoordinatorNotAvailable.code();
+    let log = offsets_log(shard, partition).await.ok_or(not_available)?;
+    let batch = encode_batch(entries).ok_or(not_available)?;
+    let header = validate_producer_batch(&batch).map_err(|_| not_available)?;
+    let appended = log
+        .append(&batch, &header, 0)
+        .map_err(|e| crate::broker::storage_error_code(&e))?;
+    log.wait_written(appended.result().end_offset, true)
+        .await
+        .map_err(|e| crate::broker::storage_error_code(&e))
+}
+
+fn encode_batch(entries: Vec<(Bytes, Option<Bytes>)>) -> Option<Bytes> {
+    let now = crate::storage::now_ms();
+    let records: Vec<Record> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence is constant.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).ok()?;
+    Some(buf.freeze())
+}
+
+/// Writes the metadata of every group that changed.
+pub async fn persist_dirty_groups(shard: &Rc<Shard>) {
+    let partitions = shard.config.offsets_topic_partitions;
+    for (group_id, stored) in shard.groups.take_dirty() {
+        let entry = (
+            records::group_key(&group_id),
+            Some(records::group_value(&stored)),
+        );
+        let partition = offsets_partition(&group_id, partitions);
+        if let Err(code) = append_records(shard, partition, vec![entry]).await {
+            tracing::warn!(group = %group_id, code, "cannot persist group metadata");
+        }
+    }
+}
+
+/// Rebuilds this shard's groups and offsets from the `__consumer_offsets`
+/// partitions it owns.
+pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
+    let partitions = shard.config.offsets_topic_partitions;
+    let now = Instant::now();
+    let mut loaded = 0usize;
+    for partition in (0..partitions).filter(|&p| shard.owner_of(OFFSETS_TOPIC, p) == shard.id) {
+        let Some(log) = offsets_log(shard, partition).await else {
+            continue;
+        };
+        let mut next = log.log_start_offset() as i64;
+        while (next as u64) < log.high_watermark() {
+            let read = log
+                .read(next, REPLAY_READ_BYTES, true)
+                .await
+                .map_err(|e| format!("cannot replay {OFFSETS_TOPIC}-{partition}: {e}"))?;
+            let mut bytes = read.records;
+            let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
+                // The CRC matched at recovery, so this is a format we do not
+                // read: keep what was loaded rather than refuse to start.
+                tracing::error!(partition, offset = next, "undecodable batch in {OFFSETS_TOPIC}: the rest of this partition is not loaded");
+                break;
+            };
+            let before = next;
+            for record in sets.into_iter().flat_map(|s| s.records) {
+                next = next.max(record.offset + 1);
+                if let Some(key) = &record.key {
+                    if let Some(r) = records::decode(key, record.value.as_deref()) {
+                        shard.groups.apply(r, now);
+                        loaded += 1;
+                    }
+                }
+            }
+            if next == before {
+                break;
+            }
+        }
+    }
+    if loaded > 0 {
+        tracing::info!(
+            shard = shard.id,
+            records = loaded,
+            "loaded consumer groups and offsets"
+        );
+    }
+    Ok(())
+}
+
+/// Expires sessions and ends overdue rebalances, then persists what changed.
+pub async fn run_ticker(shard: Rc<Shard>) {
+    while !shard.is_stopping() {
+        glommio::timer::sleep(TICK_INTERVAL).await;
+        shard.groups.tick(Instant::now());
+        persist_dirty_groups(&shard).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_follows_java_hash_code() {
+        // "group".hashCode() == 98629247 in Java; 98629247 % 50 == 47.
+        assert_eq!(offsets_partition("group", 50), 47);
+        assert!((0..50).contains(&offsets_partition("any-other-group", 50)));
+    }
+
+    #[test]
+    fn subscription_topics_parse() {
+        let mut m = vec![0u8, 1, 0, 0, 0, 2];
+        for t in ["a", "bc"] {
+            m.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            m.extend_from_slice(t.as_bytes());
+        }
+        assert_eq!(
+            parse_subscription(&m),
+            vec!["a".to_string(), "bc".to_string()]
+        );
+        assert!(parse_subscription(&[1]).is_empty());
+        assert!(parse_subscription(&[0, 1, 0x7f, 0, 0, 0, 0, 5]).is_empty());
+    }
+}

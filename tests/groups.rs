@@ -1,0 +1,343 @@
+//! Consumer groups through real clients: librdkafka consumers in one group
+//! share partitions, every record reaches exactly one of them while members
+//! join and leave, a member killed without leaving loses its partitions after
+//! its session timeout, committed offsets survive kill -9, and kcat -G
+//! consumes as a group.
+mod common;
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Broker settings that keep group tests fast: no initial rebalance delay and
+/// short sessions allowed.
+const FAST_GROUPS: &[(&str, &str)] = &[
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("group.min.session.timeout.ms", "1000"),
+];
+
+fn group_consumer(broker: &Broker, group: &str, session_ms: &str) -> BaseConsumer {
+    consumer_with(
+        broker,
+        &[
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", session_ms),
+            ("heartbeat.interval.ms", "300"),
+            ("partition.assignment.strategy", "range"),
+        ],
+    )
+}
+
+/// What one consumer thread saw: (value, partition, offset) and its assignment.
+#[derive(Default)]
+struct Seen {
+    records: Vec<(String, i32, i64)>,
+    assigned: BTreeMap<usize, BTreeSet<i32>>,
+}
+
+/// A consumer polling in its own thread, committing each record synchronously.
+struct Member {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(
+        broker: &Broker,
+        id: usize,
+        group: &str,
+        topic: &str,
+        seen: Arc<Mutex<Seen>>,
+    ) -> Member {
+        let consumer = group_consumer(broker, group, "6000");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let value =
+                        String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(
+                        m.topic(),
+                        m.partition(),
+                        Offset::Offset(m.offset() + 1),
+                    )
+                    .expect("offset");
+                    // Commit before counting the record as seen: if the commit
+                    // fails (a rebalance), another member will deliver it.
+                    if consumer.commit(&tpl, CommitMode::Sync).is_ok() {
+                        seen.lock()
+                            .unwrap()
+                            .records
+                            .push((value, m.partition(), m.offset()));
+                    }
+                }
+                let assignment: BTreeSet<i32> = consumer
+                    .assignment()
+                    .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                    .unwrap_or_default();
+                seen.lock().unwrap().assigned.insert(id, assignment);
+            }
+            // Dropping the consumer closes it, which sends LeaveGroup.
+        });
+        Member {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn leave(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("consumer thread");
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn produce_values(broker: &Broker, topic: &str, range: std::ops::Range<usize>) {
+    let producer = producer(broker, &[]);
+    let recs: Vec<Rec> = range
+        .map(|i| Rec::new(Some(&format!("k{i}")), Some(&format!("v{i}"))))
+        .collect();
+    produce_ok(&producer, topic, &recs);
+}
+
+fn wait_for_count(seen: &Arc<Mutex<Seen>>, count: usize, what: &str) {
+    wait_until(Duration::from_secs(60), what, || {
+        (seen.lock().unwrap().records.len() >= count).then_some(())
+    });
+}
+
+/// Waits until the live members' assignments cover every partition once.
+fn wait_for_balanced(seen: &Arc<Mutex<Seen>>, members: &[usize], partitions: i32) {
+    wait_until(Duration::from_secs(60), "a settled assignment", || {
+        let s = seen.lock().unwrap();
+        let mut all = Vec::new();
+        for id in members {
+            let a = s.assigned.get(id)?;
+            if a.is_empty() {
+                return None;
+            }
+            all.extend(a.iter().copied());
+        }
+        all.sort_unstable();
+        (all == (0..partitions).collect::<Vec<_>>()).then_some(())
+    });
+}
+
+#[test]
+fn three_consumers_share_six_partitions_and_see_every_record_once() {
+    let broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("group-share");
+    create_topic(&broker, &topic, 6, &[]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+
+    let a = Member::start(&broker, 0, "share", &topic, seen.clone());
+    wait_for_balanced(&seen, &[0], 6);
+    produce_values(&broker, &topic, 0..200);
+    wait_for_count(&seen, 200, "200 records by the only member");
+
+    let b = Member::start(&broker, 1, "share", &topic, seen.clone());
+    let c = Member::start(&broker, 2, "share", &topic, seen.clone());
+    wait_for_balanced(&seen, &[0, 1, 2], 6);
+    {
+        let s = seen.lock().unwrap();
+        for id in 0..3 {
+            assert_eq!(
+                s.assigned[&id].len(),
+                2,
+                "range gives each of 3 members 2 of 6 partitions"
+            );
+        }
+    }
+    produce_values(&broker, &topic, 200..400);
+    wait_for_count(&seen, 400, "400 records by three members");
+
+    b.leave();
+    seen.lock().unwrap().assigned.remove(&1);
+    wait_for_balanced(&seen, &[0, 2], 6);
+    produce_values(&broker, &topic, 400..600);
+    wait_for_count(&seen, 600, "600 records after a member left");
+    a.leave();
+    c.leave();
+
+    let s = seen.lock().unwrap();
+    let mut values: Vec<&str> = s.records.iter().map(|(v, _, _)| v.as_str()).collect();
+    values.sort_unstable();
+    let before = values.len();
+    values.dedup();
+    assert_eq!(before, values.len(), "a record was delivered twice");
+    assert_eq!(values.len(), 600, "every record delivered");
+    // Per partition, the offsets seen are dense from 0.
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (_, p, o) in &s.records {
+        by_partition.entry(*p).or_default().push(*o);
+    }
+    for (p, mut offsets) in by_partition {
+        offsets.sort_unstable();
+        assert_eq!(
+            offsets,
+            (0..offsets.len() as i64).collect::<Vec<_>>(),
+            "partition {p}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_member_loses_its_partitions_after_its_session_timeout() {
+    if !require_tool("kcat", Command::new("kcat").arg("-V")) {
+        return;
+    }
+    let broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("group-kill");
+    create_topic(&broker, &topic, 4, &[]);
+    let mut kcat = Command::new("kcat")
+        .args(["-b", &broker.addr(), "-G", "killed", &topic])
+        .args([
+            "-X",
+            "session.timeout.ms=2000",
+            "-X",
+            "heartbeat.interval.ms=300",
+            "-q",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kcat -G");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let member = Member::start(&broker, 0, "killed", &topic, seen.clone());
+    // With kcat in the group, the test's member holds only half the partitions.
+    wait_until(
+        Duration::from_secs(60),
+        "kcat and the test sharing the group",
+        || {
+            let s = seen.lock().unwrap();
+            (s.assigned.get(&0).map(|a| a.len()) == Some(2)).then_some(())
+        },
+    );
+    kcat.kill().expect("kill -9 kcat");
+    let _ = kcat.wait();
+    let killed_at = Instant::now();
+    wait_for_balanced(&seen, &[0], 4);
+    let moved_after = killed_at.elapsed();
+    assert!(
+        moved_after < Duration::from_secs(30),
+        "partitions moved only after {moved_after:?}"
+    );
+    member.leave();
+}
+
+#[test]
+fn committed_offsets_survive_kill_9_and_restart() {
+    let mut broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("group-durable");
+    create_topic(&broker, &topic, 1, &[]);
+    produce_values(&broker, &topic, 0..100);
+    {
+        let consumer = group_consumer(&broker, "durable", "6000");
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        let mut got = 0;
+        wait_until(Duration::from_secs(60), "50 records", || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                got += 1;
+                if got == 50 {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(&topic, 0, Offset::Offset(m.offset() + 1))
+                        .unwrap();
+                    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+                }
+            }
+            (got >= 50).then_some(())
+        });
+    }
+    broker.kill9();
+    broker.restart();
+    let consumer = group_consumer(&broker, "durable", "6000");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let first = wait_until(
+        Duration::from_secs(60),
+        "the first record after restart",
+        || {
+            consumer
+                .poll(Duration::from_millis(100))
+                .and_then(|r| r.ok())
+                .map(|m| m.offset())
+        },
+    );
+    assert_eq!(first, 50, "consumption resumes at the committed offset");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topic, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("OffsetFetch");
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(50));
+}
+
+#[test]
+fn kcat_consumes_as_a_group() {
+    if !require_tool("kcat", Command::new("kcat").arg("-V")) {
+        return;
+    }
+    let broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("group-kcat");
+    create_topic(&broker, &topic, 3, &[]);
+    produce_values(&broker, &topic, 0..30);
+    let run = || {
+        let out = Command::new("timeout")
+            .args([
+                "60",
+                "kcat",
+                "-b",
+                &broker.addr(),
+                "-G",
+                "kcat-group",
+                &topic,
+                "-e",
+                "-q",
+            ])
+            .args(["-X", "auto.offset.reset=earliest", "-f", "%s\n"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kcat -G");
+        assert!(
+            out.status.success(),
+            "kcat -G failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut values: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        values.sort();
+        values
+    };
+    let mut expected: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    expected.sort();
+    assert_eq!(run(), expected, "the first group run reads everything");
+    produce_values(&broker, &topic, 30..33);
+    let mut rest: Vec<String> = (30..33).map(|i| format!("v{i}")).collect();
+    rest.sort();
+    assert_eq!(
+        run(),
+        rest,
+        "the second run resumes from the committed offsets"
+    );
+}
