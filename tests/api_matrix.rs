@@ -226,6 +226,28 @@ fn every_version_of_every_api_answers() {
         );
     }
 
+    let mut last_producer_id = -1;
+    for v in range(&mut conn, ApiKey::InitProducerId) {
+        let idempotent = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        let r = conn.request(&idempotent, v);
+        assert_eq!(r.error_code, 0, "InitProducerId v{v}");
+        assert_eq!(r.producer_epoch, 0, "InitProducerId v{v} epoch");
+        assert!(
+            r.producer_id.0 > last_producer_id,
+            "InitProducerId v{v} gives a new id"
+        );
+        last_producer_id = r.producer_id.0;
+        let transactional = idempotent
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+        let r = conn.request(&transactional, v);
+        assert_eq!(
+            r.error_code, 15,
+            "InitProducerId v{v} with a transactional id"
+        );
+    }
+
     for v in range(&mut conn, ApiKey::DescribeCluster) {
         let r = conn.request(&DescribeClusterRequest::default(), v);
         assert_eq!(r.error_code, 0, "DescribeCluster v{v}");

@@ -13,6 +13,7 @@ mod group_offsets;
 mod groups;
 mod offsets;
 mod produce;
+mod producer_id;
 
 use crate::metadata::MetadataError;
 use crate::protocol::api;
@@ -140,6 +141,7 @@ pub async fn handle_frame(
             )?))
         }
         ApiKey::DescribeCluster => answer!(DescribeClusterRequest, cluster::describe_cluster),
+        ApiKey::InitProducerId => answer!(InitProducerIdRequest, producer_id::init_producer_id),
         ApiKey::CreateTopics => answer!(CreateTopicsRequest, admin::create_topics),
         ApiKey::DeleteTopics => answer!(DeleteTopicsRequest, admin::delete_topics),
         ApiKey::CreatePartitions => answer!(CreatePartitionsRequest, admin::create_partitions),
@@ -174,6 +176,8 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } | StorageError::Offline => ResponseError::KafkaStorageError.code(),
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
     }
 }
 
@@ -191,6 +195,8 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
         MetadataError::Persist { .. } | MetadataError::Corrupt { .. } => {
             ResponseError::KafkaStorageError.code()
         }
+        // Kafka's ProducerIdManager fails with a plain KafkaException here.
+        MetadataError::ProducerIdsExhausted => ResponseError::UnknownServerError.code(),
     }
 }
 

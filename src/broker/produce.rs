@@ -2,6 +2,11 @@
 //! partition, append, and answer once the flush policy for `acks` is met.
 //! All batches for one shard travel in one job; their appends happen first
 //! and their flushes after, so one write (and one fdatasync) covers them all.
+//!
+//! A batch from an idempotent producer that the partition already holds is
+//! answered with error NONE and the original batch's base offset, once that
+//! original is written, as Apache Kafka does (`UnifiedLog.append` returns
+//! the duplicate's original `LogAppendInfo`).
 use super::{owned_log, storage_error_code, RequestContext};
 use crate::protocol::batch::{validate_producer_batch_with, BatchError};
 use crate::protocol::ResponseError;
@@ -115,7 +120,8 @@ async fn produce_on_owner(
     let waits = appended.into_iter().map(|a| async move {
         match a {
             Err(code) => ProduceOutcome::error(code),
-            Ok((log, result)) => {
+            Ok((log, outcome)) => {
+                let result = *outcome.result();
                 let sync = log.needs_sync(acks);
                 match log.wait_written(result.end_offset, sync).await {
                     Ok(()) => ProduceOutcome {
@@ -133,7 +139,7 @@ async fn produce_on_owner(
 
 type Appended = (
     Rc<crate::storage::PartitionLog>,
-    crate::storage::AppendResult,
+    crate::storage::AppendOutcome,
 );
 
 /// Checks one batch as Apache Kafka's log validator does, then appends it.

@@ -395,7 +395,7 @@ pub async fn append_records(
     let appended = log
         .append(&batch, &header, 0)
         .map_err(|e| crate::broker::storage_error_code(&e))?;
-    log.wait_written(appended.end_offset, true)
+    log.wait_written(appended.result().end_offset, true)
         .await
         .map_err(|e| crate::broker::storage_error_code(&e))
 }

@@ -6,11 +6,16 @@
 //! is only taken on the control plane (topic admin and Metadata requests),
 //! never on the produce or fetch path. The quorum service replaces the file
 //! as the source of truth when clusters arrive (issue 5).
+//!
+//! It also hands out producer ids (InitProducerId) in blocks: the file keeps
+//! the first id of the next unallocated block, so ids stay unique across
+//! restarts with one write per `PRODUCER_ID_BLOCK_SIZE` ids.
 use crate::config::{TopicConfig, TopicConfigError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -18,6 +23,9 @@ use uuid::Uuid;
 const TOPIC_NAME_MAX_CHARS: usize = 249;
 /// Upper bound on partitions per topic, so a request cannot ask for millions.
 pub const PARTITIONS_MAX: i32 = 100_000;
+/// Producer ids reserved per write of the registry: Kafka's
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -40,6 +48,8 @@ pub enum MetadataError {
     },
     #[error("topic metadata file {path} is unreadable: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error("producer ids are exhausted")]
+    ProducerIdsExhausted,
 }
 
 /// One topic as the registry knows it.
@@ -55,6 +65,10 @@ pub struct TopicMeta {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Registry {
     topics: BTreeMap<String, TopicMeta>,
+    /// The first producer id of the next block not handed out yet (absent in
+    /// files written before producer ids existed: 0).
+    #[serde(default)]
+    next_producer_id_block: i64,
 }
 
 /// A change to one topic config: set a value, or return to the default.
@@ -68,6 +82,8 @@ pub struct MetadataStore {
     path: PathBuf,
     topic_defaults: TopicConfig,
     registry: RwLock<Registry>,
+    /// The ids left in the block this process reserved last.
+    producer_ids: Mutex<Range<i64>>,
 }
 
 impl MetadataStore {
@@ -91,6 +107,7 @@ impl MetadataStore {
             path,
             topic_defaults,
             registry: RwLock::new(registry),
+            producer_ids: Mutex::new(0..0),
         })
     }
 
@@ -260,6 +277,32 @@ impl MetadataStore {
         Ok(updated)
     }
 
+    /// A producer id never handed out before, by this process or an earlier
+    /// one on the same data dir. Reserves (and persists) a new block when the
+    /// current one is used up.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.is_empty() {
+            *ids = self.reserve_producer_id_block()?;
+        }
+        let id = ids.start;
+        ids.start += 1;
+        Ok(id)
+    }
+
+    fn reserve_producer_id_block(&self) -> Result<Range<i64>, MetadataError> {
+        let mut registry = self.write();
+        let start = registry.next_producer_id_block.max(0);
+        let end = start
+            .checked_add(PRODUCER_ID_BLOCK_SIZE)
+            .ok_or(MetadataError::ProducerIdsExhausted)?;
+        registry.next_producer_id_block = end;
+        self.persist(&registry).inspect_err(|_| {
+            registry.next_producer_id_block = start;
+        })?;
+        Ok(start..end)
+    }
+
     fn persist(&self, registry: &Registry) -> Result<(), MetadataError> {
         let bytes = serde_json::to_vec_pretty(registry).map_err(|e| MetadataError::Corrupt {
             path: self.path.clone(),
@@ -314,6 +357,22 @@ mod tests {
         let again = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
         assert_eq!(again.topic("orders").unwrap(), t);
         assert_eq!(again.topic_config(&t).retention_ms, 1000);
+    }
+
+    #[test]
+    fn producer_ids_are_unique_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        let first: Vec<i64> = (0..1500)
+            .map(|_| store.allocate_producer_id().unwrap())
+            .collect();
+        assert_eq!(first, (0..1500).collect::<Vec<_>>());
+        store.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
+        drop(store);
+        let again = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        // The rest of the second block is skipped: it may have been handed out.
+        assert_eq!(again.allocate_producer_id().unwrap(), 2000);
+        assert!(again.topic("t").is_some());
     }
 
     #[test]

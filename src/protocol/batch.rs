@@ -148,6 +148,13 @@ pub fn validate_producer_batch_with(
             "lastOffsetDelta does not match the record count",
         ));
     }
+    // Kafka's LogValidator.validateBatch: a batch with a producer id must
+    // carry a sequence number.
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(BatchError::Invalid(
+            "a batch with a producer id must have a sequence number",
+        ));
+    }
     if !header.is_compressed() {
         validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count, require_keys)?;
     }
@@ -354,14 +361,49 @@ pub(crate) mod tests {
 
     /// Encodes `n` small records as one v2 batch.
     pub(crate) fn sample_batch(n: usize, compression: Compression) -> Vec<u8> {
-        let records: Vec<PlainRecord> = (0..n)
-            .map(|i| {
-                let key = bytes::Bytes::from(format!("k{i}"));
-                let value = bytes::Bytes::from(format!("value {i}"));
-                (1_000 + i as i64, Some(key), Some(value))
+        encode_batch(n, compression, -1, -1, -1)
+    }
+
+    /// Encodes `n` small records as one v2 batch of an idempotent producer.
+    pub(crate) fn producer_batch(n: usize, producer_id: i64, epoch: i16, base_seq: i32) -> Vec<u8> {
+        encode_batch(n, Compression::None, producer_id, epoch, base_seq)
+    }
+
+    fn encode_batch(
+        n: usize,
+        compression: Compression,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_seq: i32,
+    ) -> Vec<u8> {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: if producer_id < 0 {
+                    i as i32 - 1
+                } else {
+                    base_seq.wrapping_add(i as i32)
+                },
+                timestamp: 1_000 + i as i64,
+                key: Some(bytes::Bytes::from(format!("k{i}"))),
+                value: Some(bytes::Bytes::from(format!("value {i}"))),
+                headers: Default::default(),
+                delete_horizon: false,
             })
             .collect();
-        encode_records(&records, compression).unwrap().to_vec()
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.to_vec()
     }
 
     #[test]
@@ -401,6 +443,21 @@ pub(crate) mod tests {
         two.extend_from_slice(&batch);
         assert!(matches!(
             validate_producer_batch(&two),
+            Err(BatchError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn producer_fields_are_read_and_a_missing_sequence_refused() {
+        let batch = producer_batch(3, 42, 7, i32::MAX - 1);
+        let h = validate_producer_batch(&batch).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 7, i32::MAX - 1)
+        );
+        let bad = producer_batch(1, 42, 7, -1);
+        assert!(matches!(
+            validate_producer_batch(&bad),
             Err(BatchError::Invalid(_))
         ));
     }

@@ -8,9 +8,19 @@
 //! (for acks=all under the default policy) calls fdatasync once for all of
 //! them. The high watermark is the end of what has been written, so a fetch
 //! never sees bytes that a crash could take back.
+//!
+//! Idempotent producers: `append` checks a batch's producer id, epoch and
+//! sequence against the partition's producer state and records it in the same
+//! synchronous step, so two in-flight batches of one producer cannot race and
+//! a queued (not yet written) batch is a valid predecessor. A second copy of
+//! the state follows what is written; it is what snapshots save, when a
+//! segment is sealed and when the log is closed.
 use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
 use super::index::SegmentMeta;
+use super::producer_state::{
+    write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
+};
 use super::recovery::{
     recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
     RECOVERY_POINT_FILE,
@@ -54,6 +64,26 @@ pub struct AppendResult {
     pub log_start_offset: u64,
 }
 
+/// What `append` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Queued for writing at these offsets.
+    Appended(AppendResult),
+    /// A producer's retry of a batch already in the log (or queued): nothing
+    /// was stored, and these are the original batch's offsets. The answer
+    /// still waits until the original is written, as Kafka's delayed produce
+    /// waits for the original's offsets.
+    Duplicate(AppendResult),
+}
+
+impl AppendOutcome {
+    pub fn result(&self) -> &AppendResult {
+        match self {
+            AppendOutcome::Appended(r) | AppendOutcome::Duplicate(r) => r,
+        }
+    }
+}
+
 /// Whole batches answered to a fetch, with the partition's bounds.
 #[derive(Debug, Clone)]
 pub struct FetchedRecords {
@@ -87,6 +117,10 @@ struct LogState {
     cache: BatchCache,
     data_waiters: Vec<oneshot::Sender<()>>,
     failure: Option<Failure>,
+    /// Producer state including queued batches: what `append` checks against.
+    producers: ProducerStateMap,
+    /// Producer state of the written batches only: what snapshots save.
+    written_producers: ProducerStateMap,
 }
 
 impl LogState {
@@ -198,6 +232,8 @@ impl PartitionLog {
             cache: BatchCache::new(options.cache_bytes),
             data_waiters: Vec::new(),
             failure: None,
+            written_producers: recovered.producers.clone(),
+            producers: recovered.producers,
         };
         let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
@@ -250,16 +286,27 @@ impl PartitionLog {
             .sum()
     }
 
-    /// Assigns offsets to a validated batch and queues it for writing. The
-    /// caller then awaits `wait_written(result.end_offset, ...)`.
+    /// Assigns offsets to a validated batch and queues it for writing, unless
+    /// its producer state refuses it or finds it a duplicate. The caller then
+    /// awaits `wait_written(outcome.result().end_offset, ...)`.
     pub fn append(
         &self,
         batch: &[u8],
         header: &BatchHeader,
         leader_epoch: i32,
-    ) -> Result<AppendResult, StorageError> {
+    ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         st.check_usable()?;
+        let producer = ProducerBatch::of(header);
+        if let Some(p) = &producer {
+            if let SequenceCheck::Duplicate(original) = st.producers.check(p)? {
+                return Ok(AppendOutcome::Duplicate(AppendResult {
+                    base_offset: original.base_offset,
+                    end_offset: original.last_offset + 1,
+                    log_start_offset: st.log_start_offset,
+                }));
+            }
+        }
         let base_offset = st.next_offset;
         let end_offset = base_offset + header.last_offset_delta as u64 + 1;
         let mut owned = BytesMut::from(batch);
@@ -268,14 +315,17 @@ impl PartitionLog {
         let mut header = *header;
         header.base_offset = base_offset as i64;
         header.leader_epoch = leader_epoch;
+        if let Some(p) = &producer {
+            st.producers.record(p, BatchMeta::of(p, &header));
+        }
         st.cache.push(base_offset, end_offset - 1, bytes.clone());
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
-        Ok(AppendResult {
+        Ok(AppendOutcome::Appended(AppendResult {
             base_offset,
             end_offset,
             log_start_offset: st.log_start_offset,
-        })
+        }))
     }
 
     /// Whether the flush policy wants fdatasync before acknowledging `acks`.
@@ -394,6 +444,9 @@ impl PartitionLog {
     fn commit_write(&self, batches: Vec<PendingBatch>, new_tail_block: Vec<u8>) {
         let interval = self.options.index_interval_bytes;
         let mut st = self.state.borrow_mut();
+        for b in &batches {
+            st.written_producers.replay(&b.header);
+        }
         let active = st.active_mut();
         for b in &batches {
             active.meta.note_batch(&b.header, interval);
@@ -441,12 +494,24 @@ impl PartitionLog {
             return Err(self.go_offline("cannot truncate segment", &path, e.into()));
         }
         self.state.borrow_mut().active_mut().save_indexes()?;
+        self.save_producer_snapshot(next_base);
         let segment = Segment::create(&self.dir, next_base).await?;
         write_checkpoint(&self.dir, RECOVERY_POINT_FILE, next_base)?;
         let mut st = self.state.borrow_mut();
         st.segments.insert(next_base, segment);
         st.durable_offset = st.durable_offset.max(next_base);
         Ok(())
+    }
+
+    /// Saves the producer state of the written batches as of `offset` (the
+    /// log end of what is written). A failure only costs a longer replay at
+    /// the next start, so it is logged, not returned.
+    fn save_producer_snapshot(&self, offset: u64) {
+        let st = self.state.borrow();
+        debug_assert_eq!(st.active().meta.next_offset, offset);
+        if let Err(e) = write_snapshot(&self.dir, offset, &st.written_producers) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot write a producer-state snapshot");
+        }
     }
 
     fn go_offline(&self, context: &'static str, path: &Path, e: std::io::Error) -> StorageError {
@@ -731,7 +796,11 @@ impl PartitionLog {
             .await
             .map_err(|e| StorageError::io("cannot truncate segment", &path, e))?;
         self.state.borrow_mut().active_mut().save_indexes()?;
-        let active_base = self.state.borrow().active().base_offset();
+        let (active_base, written_end) = {
+            let st = self.state.borrow();
+            (st.active().base_offset(), st.active().meta.next_offset)
+        };
+        self.save_producer_snapshot(written_end);
         write_checkpoint(&self.dir, RECOVERY_POINT_FILE, active_base)?;
         Ok(())
     }
@@ -838,7 +907,8 @@ impl SegmentMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::batch::{tests::sample_batch, validate_producer_batch};
+    use crate::protocol::batch::tests::{producer_batch, sample_batch};
+    use crate::protocol::batch::validate_producer_batch;
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     fn run<F: std::future::Future<Output = ()> + 'static>(
@@ -881,7 +951,7 @@ mod tests {
         for _ in 0..batches {
             let batch = sample_batch(3, Compression::None);
             let header = validate_producer_batch(&batch).unwrap();
-            end = log.append(&batch, &header, 0).unwrap().end_offset;
+            end = log.append(&batch, &header, 0).unwrap().result().end_offset;
         }
         log.wait_written(end, true).await.unwrap();
     }
@@ -995,6 +1065,170 @@ mod tests {
             drop(log);
             let log = open(&path, small_segments()).await;
             assert_eq!(log.log_start_offset(), 290);
+        });
+    }
+
+    /// Appends a batch of `n` records from producer `id` at `epoch`, `seq`.
+    fn send(
+        log: &PartitionLog,
+        id: i64,
+        epoch: i16,
+        seq: i32,
+        n: usize,
+    ) -> Result<AppendOutcome, StorageError> {
+        let batch = producer_batch(n, id, epoch, seq);
+        let header = validate_producer_batch(&batch).unwrap();
+        log.append(&batch, &header, 0)
+    }
+
+    fn appended_at(outcome: Result<AppendOutcome, StorageError>) -> u64 {
+        match outcome {
+            Ok(AppendOutcome::Appended(r)) => r.base_offset,
+            other => panic!("expected an append, got {other:?}"),
+        }
+    }
+
+    fn duplicate_of(outcome: Result<AppendOutcome, StorageError>) -> u64 {
+        match outcome {
+            Ok(AppendOutcome::Duplicate(r)) => r.base_offset,
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+    }
+
+    /// Producer 9 sends `batches` batches of 3 records, sequences 0, 3, 6...
+    async fn produce_in_sequence(log: &PartitionLog, batches: i32) {
+        for i in 0..batches {
+            let base = appended_at(send(log, 9, 0, i * 3, 3));
+            assert_eq!(base, log.state.borrow().next_offset - 3);
+        }
+        let end = log.state.borrow().next_offset;
+        log.wait_written(end, true).await.unwrap();
+    }
+
+    #[test]
+    fn duplicates_gaps_and_old_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, TopicConfig::default()).await;
+            fill(&log, 1).await; // offsets 0..3 without a producer
+            assert_eq!(appended_at(send(&log, 5, 0, 0, 3)), 3);
+            assert_eq!(appended_at(send(&log, 5, 0, 3, 2)), 6);
+            // Retries of queued (not yet written) batches are duplicates.
+            assert_eq!(duplicate_of(send(&log, 5, 0, 0, 3)), 3);
+            let dup = send(&log, 5, 0, 3, 2).unwrap();
+            assert_eq!(
+                *dup.result(),
+                AppendResult {
+                    base_offset: 6,
+                    end_offset: 8,
+                    log_start_offset: 0
+                }
+            );
+            assert!(matches!(
+                send(&log, 5, 0, 9, 1),
+                Err(StorageError::OutOfOrderSequence {
+                    expected: 5,
+                    got: 9,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                send(&log, 6, 0, 1, 1),
+                Err(StorageError::OutOfOrderSequence { expected: 0, .. })
+            ));
+            log.wait_written(8, true).await.unwrap();
+            assert_eq!(duplicate_of(send(&log, 5, 0, 0, 3)), 3);
+            assert_eq!(appended_at(send(&log, 5, 1, 0, 1)), 8);
+            assert!(matches!(
+                send(&log, 5, 0, 5, 1),
+                Err(StorageError::InvalidProducerEpoch {
+                    epoch: 0,
+                    current: 1,
+                    ..
+                })
+            ));
+            log.wait_written(9, true).await.unwrap();
+            assert_eq!(read_all(&log, 0).await, (0..9).collect::<Vec<_>>());
+            log.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn producer_state_survives_close_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            produce_in_sequence(&log, 80).await;
+            assert!(log.state.borrow().segments.len() >= 3, "segments rolled");
+            log.close().await.unwrap();
+            drop(log);
+            let snapshots = super::super::producer_state::list_snapshots(&path);
+            assert_eq!(snapshots.last(), Some(&240), "a snapshot at the log end");
+            let log = open(&path, small_segments()).await;
+            assert_eq!(duplicate_of(send(&log, 9, 0, 237, 3)), 237);
+            assert_eq!(duplicate_of(send(&log, 9, 0, 225, 3)), 225);
+            // Older than the last five batches: no longer known as a duplicate.
+            assert!(send(&log, 9, 0, 0, 3).is_err());
+            assert_eq!(appended_at(send(&log, 9, 0, 240, 3)), 240);
+            log.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn producer_state_is_rebuilt_after_a_crash_and_without_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            produce_in_sequence(&log, 80).await;
+            drop(log); // no close: only the snapshots written at rolls exist
+            let log = open(&path, small_segments()).await;
+            assert_eq!(log.high_watermark(), 240);
+            assert_eq!(duplicate_of(send(&log, 9, 0, 237, 3)), 237);
+            assert_eq!(appended_at(send(&log, 9, 0, 240, 3)), 240);
+            log.wait_written(243, true).await.unwrap();
+            drop(log);
+            // Every snapshot corrupt: the whole log is replayed instead.
+            let snapshots = super::super::producer_state::list_snapshots(&path);
+            assert!(!snapshots.is_empty());
+            for offset in snapshots {
+                let file = super::super::producer_state::snapshot_path(&path, offset);
+                std::fs::write(file, b"TMPS\0\x01 not a snapshot").unwrap();
+            }
+            let log = open(&path, small_segments()).await;
+            assert_eq!(duplicate_of(send(&log, 9, 0, 240, 3)), 240);
+            assert_eq!(duplicate_of(send(&log, 9, 0, 228, 3)), 228);
+            assert_eq!(appended_at(send(&log, 9, 0, 243, 3)), 243);
+            log.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_snapshot_past_a_torn_log_end_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            produce_in_sequence(&log, 80).await;
+            let active = log.state.borrow().active().log_path();
+            log.close().await.unwrap();
+            drop(log);
+            // The last batch is torn after the clean close (a bad disk).
+            let len = std::fs::metadata(&active).unwrap().len();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&active)
+                .unwrap();
+            f.set_len(len - 5).unwrap();
+            drop(f);
+            let log = open(&path, small_segments()).await;
+            assert_eq!(log.high_watermark(), 237);
+            assert!(!super::super::producer_state::snapshot_path(&path, 240).exists());
+            assert_eq!(duplicate_of(send(&log, 9, 0, 234, 3)), 234);
+            assert_eq!(appended_at(send(&log, 9, 0, 237, 3)), 237);
+            log.close().await.unwrap();
         });
     }
 

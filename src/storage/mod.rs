@@ -9,16 +9,20 @@
 //! `<base offset, 20 digits>.log` (batches as the producer sent them, with
 //! `baseOffset` and `partitionLeaderEpoch` patched), `.index` (sparse relative
 //! offset -> position, 8 bytes an entry), `.timeindex` (max timestamp so far ->
-//! relative offset, 12 bytes an entry), `recovery-point` and `log-start-offset`.
+//! relative offset, 12 bytes an entry), `recovery-point`, `log-start-offset`
+//! and `<offset, 20 digits>.snapshot` (idempotent-producer state as of that
+//! offset, see `producer_state`).
 mod cache;
 mod cleaner;
 mod index;
 mod log;
+mod producer_state;
 mod recovery;
 mod segment;
 
 pub use index::write_file_atomically;
-pub use log::{AppendResult, FetchedRecords, LogOptions, PartitionLog};
+pub use log::{AppendOutcome, AppendResult, FetchedRecords, LogOptions, PartitionLog};
+pub use producer_state::ProducerStateError;
 pub use recovery::probe_dma;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +46,47 @@ pub enum StorageError {
     Offline,
     #[error("the partition was deleted")]
     Deleted,
+    /// A producer's batch does not follow its previous one (Kafka's
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER).
+    #[error("producer {producer_id} sent sequence {got}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    /// A producer's batch carries an epoch older than the one the partition
+    /// knows: a fenced producer (Kafka's INVALID_PRODUCER_EPOCH).
+    #[error("producer {producer_id} used epoch {epoch}, older than its current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+}
+
+impl From<ProducerStateError> for StorageError {
+    fn from(e: ProducerStateError) -> Self {
+        match e {
+            ProducerStateError::OutOfOrder {
+                producer_id,
+                expected,
+                got,
+            } => StorageError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                got,
+            },
+            ProducerStateError::InvalidEpoch {
+                producer_id,
+                epoch,
+                current,
+            } => StorageError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current,
+            },
+        }
+    }
 }
 
 impl StorageError {

@@ -4,9 +4,15 @@
 //! batch. Nothing acknowledged is lost (acknowledged bytes were written before
 //! the acknowledgment) and nothing torn is served.
 //!
+//! It also rebuilds the idempotent-producer state: from the newest usable
+//! snapshot, replaying the headers of the batches after it, which the same
+//! segment scan hands over (a sealed segment that holds such batches is
+//! scanned instead of loaded from its indexes).
+//!
 //! Runs once per partition on its owning shard before the shard takes
 //! traffic; it uses blocking std I/O, which is fine while nothing else runs.
 use super::index::{OffsetIndex, SegmentMeta, TimeIndex};
+use super::producer_state::{list_snapshots, read_snapshot, remove_snapshot, ProducerStateMap};
 use super::StorageError;
 use crate::protocol::batch::{BatchHeader, BATCH_HEADER_LEN};
 use std::io::{BufReader, Read};
@@ -21,6 +27,18 @@ pub struct RecoveredPartition {
     pub log_start_offset: u64,
     /// Bytes cut off torn tails.
     pub truncated_bytes: u64,
+    /// Idempotent-producer state as of the end of the log.
+    pub producers: ProducerStateMap,
+}
+
+impl RecoveredPartition {
+    /// The offset after the last batch.
+    fn end_offset(&self) -> u64 {
+        self.segments
+            .last()
+            .map(|s| s.next_offset)
+            .unwrap_or(self.log_start_offset)
+    }
 }
 
 pub fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
@@ -56,27 +74,70 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, StorageError> {
     Ok(bases)
 }
 
-/// Recovers every segment of a partition directory.
+/// Recovers every segment of a partition directory and its producer state:
+/// from the newest snapshot that is readable and not past the recovered log
+/// end, else from an older one, else by replaying every segment. At most one
+/// pass per snapshot file plus one.
 pub fn recover_partition(
     dir: &Path,
     index_interval_bytes: u32,
+) -> Result<RecoveredPartition, StorageError> {
+    for offset in list_snapshots(dir).into_iter().rev() {
+        let producers = match read_snapshot(dir, offset) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a producer-state snapshot");
+                remove_snapshot(dir, offset);
+                continue;
+            }
+        };
+        let recovered = recover_segments(dir, index_interval_bytes, offset, producers)?;
+        if offset <= recovered.end_offset() {
+            return Ok(recovered);
+        }
+        // The log lost batches the snapshot accounts for (Kafka also drops
+        // snapshots above the log end when it truncates).
+        tracing::warn!(
+            dir = %dir.display(),
+            snapshot = offset,
+            log_end = recovered.end_offset(),
+            "a producer-state snapshot is past the log end: ignoring it"
+        );
+        remove_snapshot(dir, offset);
+    }
+    recover_segments(dir, index_interval_bytes, 0, ProducerStateMap::default())
+}
+
+/// Recovers the segments; `producers` is the state as of `replay_from`, and
+/// every batch at or after that offset is replayed into it.
+fn recover_segments(
+    dir: &Path,
+    index_interval_bytes: u32,
+    replay_from: u64,
+    mut producers: ProducerStateMap,
 ) -> Result<RecoveredPartition, StorageError> {
     let bases = list_segments(dir)?;
     let recovery_point = read_checkpoint(dir, RECOVERY_POINT_FILE).unwrap_or(0);
     let mut log_start_offset = read_checkpoint(dir, LOG_START_FILE).unwrap_or(0);
     let mut segments = Vec::with_capacity(bases.len());
     let mut truncated_bytes = 0;
+    let mut replay = |header: &BatchHeader| {
+        if header.base_offset >= replay_from as i64 {
+            producers.replay(header);
+        }
+    };
     for (i, &base) in bases.iter().enumerate() {
         let successor = bases.get(i + 1).copied();
         let sealed_and_flushed = successor.is_some_and(|next| next <= recovery_point);
-        let loaded = if sealed_and_flushed {
+        let needs_replay = successor.is_none_or(|next| next > replay_from);
+        let loaded = if sealed_and_flushed && !needs_replay {
             load_sealed_segment(dir, base, successor.unwrap_or(base))
         } else {
             None
         };
         let (mut segment, cut) = match loaded {
             Some(s) => (s, 0),
-            None => scan_segment(dir, base, index_interval_bytes)?,
+            None => scan_segment(dir, base, index_interval_bytes, &mut replay)?,
         };
         truncated_bytes += cut;
         // A sealed segment ends where its successor starts; compaction may
@@ -105,6 +166,7 @@ pub fn recover_partition(
         segments,
         log_start_offset,
         truncated_bytes,
+        producers,
     })
 }
 
@@ -136,12 +198,14 @@ fn load_sealed_segment(dir: &Path, base: u64, next_offset: u64) -> Option<Segmen
     })
 }
 
-/// Reads every batch of a segment, checks it, rebuilds the indexes and cuts
-/// the file at the first bad byte. Returns the segment and the bytes cut.
+/// Reads every batch of a segment, checks it, rebuilds the indexes, hands
+/// each valid batch's header to `visit` and cuts the file at the first bad
+/// byte. Returns the segment and the bytes cut.
 fn scan_segment(
     dir: &Path,
     base: u64,
     index_interval_bytes: u32,
+    visit: &mut dyn FnMut(&BatchHeader),
 ) -> Result<(SegmentMeta, u64), StorageError> {
     let path = segment_path(dir, base, "log");
     let file = std::fs::OpenOptions::new()
@@ -163,6 +227,7 @@ fn scan_segment(
         segment.next_offset,
     ) {
         segment.note_batch(&header, index_interval_bytes);
+        visit(&header);
     }
     let cut = file_len - segment.size;
     if cut > 0 {
