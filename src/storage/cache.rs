@@ -1,6 +1,10 @@
-//! The per-partition batch cache: the most recent batches, already patched,
-//! as `Bytes`. O_DIRECT bypasses the page cache, so Fetch of recent data is
-//! served from here; older data is read from the segments.
+//! The per-partition batch cache: the most recent batches as `Bytes`.
+//! O_DIRECT bypasses the page cache, so Fetch of recent data is served from
+//! here; older data is read from the segments. A batch enters as the producer
+//! sent it (a zero-copy slice of the request) and gets its broker-assigned
+//! offset and leader epoch written into a copy the first time it is read, so
+//! a produce costs no copy here and a batch nobody reads never costs one.
+use crate::protocol::batch::patch_batch;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
@@ -8,7 +12,22 @@ use std::collections::VecDeque;
 struct CachedBatch {
     base_offset: u64,
     last_offset: u64,
+    leader_epoch: i32,
+    /// Whether `bytes` already carries the base offset and leader epoch.
+    patched: bool,
     bytes: Bytes,
+}
+
+impl CachedBatch {
+    fn patched_bytes(&mut self) -> &Bytes {
+        if !self.patched {
+            let mut copy = BytesMut::from(&self.bytes[..]);
+            patch_batch(&mut copy, self.base_offset as i64, self.leader_epoch);
+            self.bytes = copy.freeze();
+            self.patched = true;
+        }
+        &self.bytes
+    }
 }
 
 /// Contiguous batches of the log's tail, bounded by `capacity_bytes`.
@@ -28,8 +47,9 @@ impl BatchCache {
         }
     }
 
-    /// Adds the batch that follows the last one cached.
-    pub fn push(&mut self, base_offset: u64, last_offset: u64, bytes: Bytes) {
+    /// Adds the batch that follows the last one cached, as the producer sent
+    /// it; `base_offset` and `leader_epoch` are written in when it is read.
+    pub fn push(&mut self, base_offset: u64, last_offset: u64, leader_epoch: i32, bytes: Bytes) {
         if self
             .batches
             .back()
@@ -41,6 +61,8 @@ impl BatchCache {
         self.batches.push_back(CachedBatch {
             base_offset,
             last_offset,
+            leader_epoch,
+            patched: false,
             bytes,
         });
         // Keep at least the newest batch, so the tail is always served from memory.
@@ -71,7 +93,7 @@ impl BatchCache {
     /// `max_bytes` (the first batch is returned even if larger when
     /// `at_least_one`). `None` when the cache does not reach back to `offset`.
     pub fn read(
-        &self,
+        &mut self,
         offset: u64,
         visible_end: u64,
         max_bytes: usize,
@@ -82,25 +104,29 @@ impl BatchCache {
             return None;
         }
         let start = self.batches.partition_point(|b| b.last_offset < offset);
-        let mut picked: Vec<&Bytes> = Vec::new();
+        let mut end = start;
         let mut total = 0usize;
         for b in self.batches.range(start..) {
             if b.base_offset >= visible_end {
                 break;
             }
-            if total + b.bytes.len() > max_bytes && !(picked.is_empty() && at_least_one) {
+            if total + b.bytes.len() > max_bytes && !(end == start && at_least_one) {
                 break;
             }
             total += b.bytes.len();
-            picked.push(&b.bytes);
+            end += 1;
         }
-        Some(match picked.as_slice() {
-            [] => Bytes::new(),
-            [one] => (*one).clone(),
-            many => {
+        let mut picked = self.batches.range_mut(start..end);
+        Some(match end - start {
+            0 => Bytes::new(),
+            1 => picked
+                .next()
+                .map(|b| b.patched_bytes().clone())
+                .unwrap_or_default(),
+            _ => {
                 let mut out = BytesMut::with_capacity(total);
-                for b in many {
-                    out.extend_from_slice(b);
+                for b in picked {
+                    out.extend_from_slice(b.patched_bytes());
                 }
                 out.freeze()
             }
@@ -116,7 +142,7 @@ mod tests {
         let mut c = BatchCache::new(1000);
         let mut offset = 0;
         for &s in sizes {
-            c.push(offset, offset + 1, Bytes::from(vec![offset as u8; s]));
+            c.push(offset, offset + 1, 0, Bytes::from(vec![offset as u8; s]));
             offset += 2;
         }
         c
@@ -124,7 +150,7 @@ mod tests {
 
     #[test]
     fn reads_whole_batches_within_limits() {
-        let c = cache_of(&[100, 100, 100]);
+        let mut c = cache_of(&[100, 100, 100]);
         assert_eq!(c.read(0, 6, 250, true).unwrap().len(), 200);
         assert_eq!(c.read(3, 6, 1000, true).unwrap().len(), 200);
         assert_eq!(c.read(0, 2, 1000, true).unwrap().len(), 100);
@@ -134,7 +160,7 @@ mod tests {
 
     #[test]
     fn eviction_keeps_the_budget() {
-        let c = cache_of(&[400, 400, 400]);
+        let mut c = cache_of(&[400, 400, 400]);
         assert!(c.read(0, 6, 1000, true).is_none());
         assert_eq!(c.read(2, 6, 1000, true).unwrap().len(), 800);
     }

@@ -29,7 +29,7 @@ use super::segment::{align_down, align_up, Segment};
 use super::{now_ms, StorageError};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::protocol::batch::{patch_batch, BatchHeader, BatchIter, BATCH_HEADER_LEN};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
@@ -291,7 +291,7 @@ impl PartitionLog {
     /// awaits `wait_written(outcome.result().end_offset, ...)`.
     pub fn append(
         &self,
-        batch: &[u8],
+        batch: &Bytes,
         header: &BatchHeader,
         leader_epoch: i32,
     ) -> Result<AppendOutcome, StorageError> {
@@ -309,16 +309,17 @@ impl PartitionLog {
         }
         let base_offset = st.next_offset;
         let end_offset = base_offset + header.last_offset_delta as u64 + 1;
-        let mut owned = BytesMut::from(batch);
-        patch_batch(&mut owned, base_offset as i64, leader_epoch);
-        let bytes = owned.freeze();
+        // No copy here: the offsets are written into the batch as it is copied
+        // into the DMA buffer, and into the cache's copy when it is first read.
+        let bytes = batch.clone();
         let mut header = *header;
         header.base_offset = base_offset as i64;
         header.leader_epoch = leader_epoch;
         if let Some(p) = &producer {
             st.producers.record(p, BatchMeta::of(p, &header));
         }
-        st.cache.push(base_offset, end_offset - 1, bytes.clone());
+        st.cache
+            .push(base_offset, end_offset - 1, leader_epoch, bytes.clone());
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
         Ok(AppendOutcome::Appended(AppendResult {
@@ -426,7 +427,9 @@ impl PartitionLog {
         out[..active.tail_block.len()].copy_from_slice(&active.tail_block);
         let mut at = active.tail_block.len();
         for b in &batches {
-            out[at..at + b.bytes.len()].copy_from_slice(&b.bytes);
+            let slot = &mut out[at..at + b.bytes.len()];
+            slot.copy_from_slice(&b.bytes);
+            patch_batch(slot, b.header.base_offset, b.header.leader_epoch);
             at += b.bytes.len();
         }
         out[used..].fill(0);
@@ -544,7 +547,7 @@ impl PartitionLog {
     ) -> Result<FetchedRecords, StorageError> {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
         let (file, position, end, high_watermark, log_start_offset) = {
-            let st = self.state.borrow();
+            let mut st = self.state.borrow_mut();
             st.check_usable()?;
             let (hw, start) = (st.high_watermark, st.log_start_offset);
             if offset < start as i64 || offset > hw as i64 {
@@ -949,7 +952,7 @@ mod tests {
     async fn fill(log: &PartitionLog, batches: usize) {
         let mut end = 0;
         for _ in 0..batches {
-            let batch = sample_batch(3, Compression::None);
+            let batch = Bytes::from(sample_batch(3, Compression::None));
             let header = validate_producer_batch(&batch).unwrap();
             end = log.append(&batch, &header, 0).unwrap().result().end_offset;
         }
@@ -1076,7 +1079,7 @@ mod tests {
         seq: i32,
         n: usize,
     ) -> Result<AppendOutcome, StorageError> {
-        let batch = producer_batch(n, id, epoch, seq);
+        let batch = Bytes::from(producer_batch(n, id, epoch, seq));
         let header = validate_producer_batch(&batch).unwrap();
         log.append(&batch, &header, 0)
     }
