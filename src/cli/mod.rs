@@ -1,8 +1,9 @@
-//! The `tidemark` command line: `dev` starts a broker, `topic`, `produce` and
-//! `consume` speak the Kafka protocol to any Kafka-compatible cluster.
+//! The `tidemark` command line: `dev` starts a broker, `topic`, `produce`,
+//! `consume` and `group` speak the Kafka protocol to any Kafka-compatible cluster.
 //! Runs on the main thread, before any shard exists.
 pub mod consume;
 pub mod dev;
+pub mod group;
 pub mod produce;
 pub mod topic;
 pub mod tune;
@@ -29,6 +30,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume a topic to standard output.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset the offsets of, and delete consumer groups.
+    Group(group::GroupArgs),
     /// Check (or apply) the Linux settings in tuning/.
     Tune(tune::TuneArgs),
 }
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Topic(args) => topic::run(args).map_err(|e| e.to_string()),
         Command::Produce(args) => produce::run(args).map_err(|e| e.to_string()),
         Command::Consume(args) => consume::run(args).map_err(|e| e.to_string()),
+        Command::Group(args) => group::run(args).map_err(|e| e.to_string()),
         Command::Tune(args) => tune::run(args),
     };
     match result {

@@ -32,17 +32,29 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::CreateTopics) => "CreateTopics",
         Ok(ApiKey::DeleteTopics) => "DeleteTopics",
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        Ok(ApiKey::FindCoordinator) => "FindCoordinator",
+        Ok(ApiKey::JoinGroup) => "JoinGroup",
+        Ok(ApiKey::SyncGroup) => "SyncGroup",
+        Ok(ApiKey::Heartbeat) => "Heartbeat",
+        Ok(ApiKey::LeaveGroup) => "LeaveGroup",
+        Ok(ApiKey::OffsetCommit) => "OffsetCommit",
+        Ok(ApiKey::OffsetFetch) => "OffsetFetch",
+        Ok(ApiKey::ListGroups) => "ListGroups",
+        Ok(ApiKey::DescribeGroups) => "DescribeGroups",
+        Ok(ApiKey::DeleteGroups) => "DeleteGroups",
         _ => "Request",
     }
 }
 
 /// The highest version of an API this client sends, below kafka-protocol's own
 /// maximum: Produce v12+ and Fetch v13+ address topics by id, which the client
-/// does not track.
+/// does not track; OffsetFetch v8+ batches groups, which the client does not
+/// need (one group per request).
 fn client_max_version(key: i16) -> Option<i16> {
     match ApiKey::try_from(key) {
         Ok(ApiKey::Produce) => Some(11),
         Ok(ApiKey::Fetch) => Some(12),
+        Ok(ApiKey::OffsetFetch) => Some(7),
         _ => None,
     }
 }

@@ -192,7 +192,34 @@ pub mod codes {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+}
+
+/// Whether the group coordinator moved or is not ready: look it up again.
+pub fn is_coordinator_error(code: i16) -> bool {
+    matches!(
+        code,
+        codes::NOT_COORDINATOR
+            | codes::COORDINATOR_NOT_AVAILABLE
+            | codes::COORDINATOR_LOAD_IN_PROGRESS
+    )
+}
+
+/// Whether a group member must join the group again (its generation ended).
+pub fn needs_rejoin(code: i16) -> bool {
+    matches!(
+        code,
+        codes::REBALANCE_IN_PROGRESS | codes::ILLEGAL_GENERATION | codes::UNKNOWN_MEMBER_ID
+    )
 }
 
 /// Whether a Metadata refresh and one retry may cure this error code.

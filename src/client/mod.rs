@@ -6,15 +6,21 @@
 //! leaders, topic ids), one connection per broker id, routing of Produce,
 //! Fetch and ListOffsets to partition leaders with one retry after a Metadata
 //! refresh on stale-leadership errors, and the admin APIs (CreateTopics,
-//! DeleteTopics, DescribeConfigs). Framing and encoding use `kafka-protocol`;
+//! DeleteTopics, DescribeConfigs), and the group side: FindCoordinator
+//! routing, the group admin APIs and offsets ([`group`]), the consumer
+//! protocol with the range assignor ([`consumer_protocol`]) and a classic
+//! group member ([`group_member`]). Framing and encoding use `kafka-protocol`;
 //! response frames are bounded by [`conn::FRAME_BYTES_MAX`].
 
 pub mod admin;
 pub mod conn;
 pub mod consumer;
+pub mod consumer_protocol;
 #[cfg(test)]
 mod e2e_tests;
 pub mod error;
+pub mod group;
+pub mod group_member;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
@@ -31,6 +37,8 @@ pub use admin::{ConfigEntry, NewTopic};
 pub use conn::{ApiVersionTable, Connection, FRAME_BYTES_MAX};
 pub use consumer::{FetchOptions, FetchPosition, FetchedData, OffsetSpec, PartitionFetch};
 pub use error::{error_name, ClientError};
+pub use group::{GroupDescription, GroupListing, MemberDescription, OffsetKey};
+pub use group_member::{GroupMember, GroupMemberConfig};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 pub use producer::{Acks, PartitionProduceResult};
@@ -89,6 +97,8 @@ pub struct Client {
     bootstrap: Option<Connection>,
     brokers: HashMap<i32, Connection>,
     metadata: ClusterMetadata,
+    /// The coordinator broker of each group looked up (FindCoordinator).
+    coordinators: HashMap<String, i32>,
 }
 
 impl Client {
@@ -107,6 +117,7 @@ impl Client {
                         bootstrap: Some(conn),
                         brokers: HashMap::new(),
                         metadata: ClusterMetadata::default(),
+                        coordinators: HashMap::new(),
                         config,
                     })
                 }
