@@ -137,7 +137,16 @@ impl GroupCoordinator {
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.borrow();
-        let g = groups.get(group_id)?;
+        let Some(g) = groups.get(group_id) else {
+            // A group known only by its committed offsets is Empty, as in
+            // ListGroups (and in Kafka).
+            return self.offsets.borrow().contains_key(group_id).then(|| GroupDescription {
+                state: GroupState::Empty.name(),
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            });
+        };
         Some(GroupDescription {
             state: g.state.name(),
             protocol_type: g.protocol_type.clone(),
@@ -214,9 +223,9 @@ impl GroupCoordinator {
         if generation_id != group.generation_id {
             return Err(ResponseError::IllegalGeneration.code());
         }
-        if group.state == GroupState::CompletingRebalance
-            || group.state == GroupState::PreparingRebalance
-        {
+        // Kafka accepts commits while a rebalance prepares (members commit
+        // before they rejoin) and refuses them only while it completes.
+        if group.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress.code());
         }
         Ok(())
