@@ -10,7 +10,9 @@
 //! - `metadata`: the cluster's topic registry.
 //! - `broker`: the Kafka API handlers.
 //! - `client`: a small blocking Kafka client used by the CLI.
+//! - `bench`: the `tidemark bench` load generator (CLI threads only).
 //! - `cli`: the `tidemark` command line.
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -1,6 +1,7 @@
 //! The `tidemark` command line: `dev` starts a broker, `topic`, `produce` and
 //! `consume` speak the Kafka protocol to any Kafka-compatible cluster.
 //! Runs on the main thread, before any shard exists.
+pub mod bench;
 pub mod consume;
 pub mod dev;
 pub mod produce;
@@ -28,6 +29,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume a topic to standard output.
     Consume(consume::ConsumeArgs),
+    /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Topic(args) => topic::run(args).map_err(|e| e.to_string()),
         Command::Produce(args) => produce::run(args).map_err(|e| e.to_string()),
         Command::Consume(args) => consume::run(args).map_err(|e| e.to_string()),
+        Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => 0,
