@@ -12,7 +12,9 @@
 //! - `group`: the consumer group coordinator and committed offsets.
 //! - `tune`: checks and applies the Linux settings in `tuning/`.
 //! - `client`: a small blocking Kafka client used by the CLI.
+//! - `bench`: the `tidemark bench` load generator (CLI threads only).
 //! - `cli`: the `tidemark` command line.
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

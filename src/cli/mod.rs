@@ -1,6 +1,7 @@
 //! The `tidemark` command line: `dev` starts a broker, `topic`, `produce`,
 //! `consume` and `group` speak the Kafka protocol to any Kafka-compatible cluster.
 //! Runs on the main thread, before any shard exists.
+pub mod bench;
 pub mod consume;
 pub mod dev;
 pub mod group;
@@ -34,6 +35,8 @@ pub enum Command {
     Group(group::GroupArgs),
     /// Check (or apply) the Linux settings in tuning/.
     Tune(tune::TuneArgs),
+    /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Consume(args) => consume::run(args).map_err(|e| e.to_string()),
         Command::Group(args) => group::run(args).map_err(|e| e.to_string()),
         Command::Tune(args) => tune::run(args),
+        Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => 0,

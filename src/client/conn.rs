@@ -177,6 +177,41 @@ pub fn read_frame<S: Read>(stream: &mut S, peer: &str) -> Result<Bytes, ClientEr
     Ok(Bytes::from(frame))
 }
 
+/// Where the correlation id lies in an encoded request frame: after the size
+/// prefix (4), the API key (2) and the API version (2), in every header version.
+pub const CORRELATION_ID_AT: usize = 8;
+
+/// Rewrites the correlation id of an encoded request frame (size prefix
+/// included), so that a frame encoded once can be sent many times.
+pub fn patch_correlation_id(frame: &mut [u8], correlation_id: i32) -> Result<(), ClientError> {
+    let field = frame
+        .get_mut(CORRELATION_ID_AT..CORRELATION_ID_AT + 4)
+        .ok_or_else(|| ClientError::Protocol("request frame shorter than its header".into()))?;
+    field.copy_from_slice(&correlation_id.to_be_bytes());
+    Ok(())
+}
+
+/// Reads one size-prefixed frame into `buf` (reused from call to call: its
+/// storage is reclaimed once the previous frame is dropped) and returns it
+/// without its size prefix. Sizes above [`FRAME_BYTES_MAX`] are refused.
+pub fn read_frame_into<S: Read>(
+    stream: &mut S,
+    peer: &str,
+    buf: &mut BytesMut,
+) -> Result<Bytes, ClientError> {
+    let mut size_bytes = [0u8; 4];
+    stream
+        .read_exact(&mut size_bytes)
+        .map_err(|e| ClientError::io(format!("reading from {peer}"), e))?;
+    let size = check_frame_size(i32::from_be_bytes(size_bytes))?;
+    buf.clear();
+    buf.resize(size, 0);
+    stream
+        .read_exact(&mut buf[..])
+        .map_err(|e| ClientError::io(format!("reading from {peer}"), e))?;
+    Ok(buf.split().freeze())
+}
+
 /// A connection to one broker, with the API versions it announced.
 #[derive(Debug)]
 pub struct Connection {
@@ -210,6 +245,13 @@ impl Connection {
     /// The versions the broker announced.
     pub fn versions(&self) -> &ApiVersionTable {
         &self.versions
+    }
+
+    /// Gives up the negotiated connection: its socket, the broker's API
+    /// versions and the next correlation id, for callers that drive the
+    /// socket themselves (the bench pipelines requests from two threads).
+    pub fn into_parts(self) -> (TcpStream, ApiVersionTable, i32) {
+        (self.stream, self.versions, self.next_correlation_id)
     }
 
     /// Changes the read timeout (a Fetch may wait on the broker's side).
@@ -447,6 +489,26 @@ mod tests {
             read_frame(&mut short, "test"),
             Err(ClientError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn correlation_id_patch_and_reused_frame_buffer() {
+        let request = MetadataRequest::default();
+        let mut frame = encode_request(&request, 9, 1, "cli")
+            .expect("encode")
+            .to_vec();
+        patch_correlation_id(&mut frame, 77).expect("patch");
+        let mut body = strip_size_prefix(Bytes::from(frame.clone())).expect("size");
+        let header = decode_request_header_from_buffer(&mut body).expect("header");
+        assert_eq!(header.correlation_id, 77);
+        assert!(patch_correlation_id(&mut [0u8; 6], 1).is_err());
+        let mut wire: &[u8] = &[0, 0, 0, 2, 7, 8, 0, 0, 0, 1, 9];
+        let mut buf = BytesMut::new();
+        let first = read_frame_into(&mut wire, "test", &mut buf).expect("first");
+        assert_eq!(&first[..], &[7, 8]);
+        drop(first);
+        let second = read_frame_into(&mut wire, "test", &mut buf).expect("second");
+        assert_eq!(&second[..], &[9]);
     }
 
     #[test]

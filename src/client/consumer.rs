@@ -131,7 +131,13 @@ fn list_offsets_results(
         .collect()
 }
 
-fn fetch_request(topic: &str, positions: &[FetchPosition], options: &FetchOptions) -> FetchRequest {
+/// The Fetch request of a consumer (replica id -1, read uncommitted) for
+/// `positions` of one topic; valid at every version the client sends.
+pub fn fetch_request(
+    topic: &str,
+    positions: &[FetchPosition],
+    options: &FetchOptions,
+) -> FetchRequest {
     let partitions = positions
         .iter()
         .map(|p| {

@@ -236,6 +236,98 @@ fn decode_batch_into(
     Ok(())
 }
 
+/// What the batch headers of one partition's Fetch data say, read without
+/// decoding any record (length, offsets and record count at fixed offsets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchScan {
+    /// Whole batches seen.
+    pub batches: u64,
+    /// Records at or after the fetch offset (offsets are dense in a batch).
+    pub records: u64,
+    /// Bytes of the whole batches seen.
+    pub bytes: u64,
+    /// The offset after the last whole batch, if any whole batch was present.
+    pub next_offset: Option<i64>,
+    /// Whether the data ended in a partial batch (ignored).
+    pub truncated: bool,
+}
+
+/// Walks the batch headers of one partition's Fetch data: counts records and
+/// bytes of whole batches, skipping records before `fetch_offset`.
+pub fn scan_batches(data: &Bytes, fetch_offset: i64) -> Result<BatchScan, ClientError> {
+    let mut scan = BatchScan::default();
+    let mut rest = data.clone();
+    while !rest.is_empty() {
+        let Some(batch) = split_batch(&mut rest)? else {
+            scan.truncated = true;
+            break;
+        };
+        let header = BatchHeader::parse(&batch)?;
+        let next = header.next_offset();
+        let first = header.base_offset.max(fetch_offset);
+        if !header.control && next > first {
+            scan.records += u64::try_from(next - first).unwrap_or(0);
+        }
+        scan.batches += 1;
+        scan.bytes += batch.len() as u64;
+        scan.next_offset = Some(next);
+    }
+    Ok(scan)
+}
+
+/// Calls `visit` with each whole batch of one partition's Fetch data.
+pub fn for_each_batch(
+    data: &Bytes,
+    mut visit: impl FnMut(Bytes) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    let mut rest = data.clone();
+    while let Some(batch) = split_batch(&mut rest)? {
+        visit(batch)?;
+    }
+    Ok(())
+}
+
+/// Whether a whole batch is compressed (attributes bits 0..2).
+pub fn batch_is_compressed(batch: &[u8]) -> bool {
+    batch.len() >= BATCH_HEADER_BYTES
+        && i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]) & 0x7 != 0
+}
+
+/// Where the value of the first record of an uncompressed batch starts, and
+/// its length (`None` for a null value, a compressed batch or bad framing).
+/// Reads only the first record's varints.
+pub fn first_value_span(batch: &[u8]) -> Option<(usize, usize)> {
+    if batch_is_compressed(batch) {
+        return None;
+    }
+    let mut at = BATCH_HEADER_BYTES;
+    let _record_length = read_varint(batch, &mut at)?;
+    at += 1; // attributes
+    let _timestamp_delta = read_varint(batch, &mut at)?;
+    let _offset_delta = read_varint(batch, &mut at)?;
+    let key_length = read_varint(batch, &mut at)?;
+    if key_length > 0 {
+        at = at.checked_add(usize::try_from(key_length).ok()?)?;
+    }
+    let value_length = usize::try_from(read_varint(batch, &mut at)?).ok()?;
+    let end = at.checked_add(value_length)?;
+    (end <= batch.len()).then_some((at, value_length))
+}
+
+/// Reads one zigzag varint (at most 5 bytes: record fields are 32-bit).
+fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for shift in 0..5 {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << (7 * shift);
+        if byte & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +371,43 @@ mod tests {
                 assert_eq!(got.timestamp, 1_700_000_000_000);
             }
         }
+    }
+
+    #[test]
+    fn scan_counts_without_decoding() {
+        let first = with_base_offset(&encode_batch(&sample(3), Compression::None, 1).unwrap(), 10);
+        let second = with_base_offset(&encode_batch(&sample(4), Compression::Lz4, 1).unwrap(), 13);
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&first);
+        data.extend_from_slice(&second);
+        data.extend_from_slice(&second[..20]);
+        let scan = scan_batches(&data.freeze(), 11).expect("scan");
+        assert_eq!(scan.batches, 2);
+        assert_eq!(scan.records, 2 + 4);
+        assert_eq!(scan.bytes, (first.len() + second.len()) as u64);
+        assert_eq!(scan.next_offset, Some(17));
+        assert!(scan.truncated);
+    }
+
+    #[test]
+    fn first_value_found_in_uncompressed_batches() {
+        let records = vec![
+            ProducerRecord {
+                key: Some(Bytes::from_static(b"key")),
+                value: Some(Bytes::from(vec![7u8; 300])),
+            },
+            ProducerRecord {
+                key: None,
+                value: Some(Bytes::from_static(b"second")),
+            },
+        ];
+        let batch = encode_batch(&records, Compression::None, 1).expect("batch");
+        let (at, len) = first_value_span(&batch).expect("span");
+        assert_eq!(len, 300);
+        assert_eq!(&batch[at..at + len], &[7u8; 300][..]);
+        let lz4 = encode_batch(&records, Compression::Lz4, 1).expect("lz4");
+        assert!(batch_is_compressed(&lz4));
+        assert_eq!(first_value_span(&lz4), None);
     }
 
     #[test]

@@ -140,12 +140,16 @@ impl GroupCoordinator {
         let Some(g) = groups.get(group_id) else {
             // A group known only by its committed offsets is Empty, as in
             // ListGroups (and in Kafka).
-            return self.offsets.borrow().contains_key(group_id).then(|| GroupDescription {
-                state: GroupState::Empty.name(),
-                protocol_type: String::new(),
-                protocol_name: String::new(),
-                members: Vec::new(),
-            });
+            return self
+                .offsets
+                .borrow()
+                .contains_key(group_id)
+                .then(|| GroupDescription {
+                    state: GroupState::Empty.name(),
+                    protocol_type: String::new(),
+                    protocol_name: String::new(),
+                    members: Vec::new(),
+                });
         };
         Some(GroupDescription {
             state: g.state.name(),
