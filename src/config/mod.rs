@@ -99,6 +99,10 @@ pub struct BrokerConfig {
     /// How long a group that starts from empty waits for more members.
     #[serde(rename = "group.initial.rebalance.delay.ms")]
     pub group_initial_rebalance_delay_ms: u64,
+    /// How long an idle shard spins before it parks (0: park at once).
+    /// Spinning answers cross-shard messages faster but burns CPU.
+    #[serde(rename = "shard.spin.before.park.us")]
+    pub spin_before_park_us: u64,
 }
 
 impl Default for BrokerConfig {
@@ -127,6 +131,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
+            spin_before_park_us: 0,
         }
     }
 }
@@ -246,6 +251,10 @@ impl BrokerConfig {
         t.insert(
             "group.initial.rebalance.delay.ms",
             V::Integer(self.group_initial_rebalance_delay_ms as i64),
+        );
+        t.insert(
+            "shard.spin.before.park.us",
+            V::Integer(self.spin_before_park_us as i64),
         );
         t
     }

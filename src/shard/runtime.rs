@@ -71,10 +71,13 @@ pub fn start_shards(
             senders.clone(),
             ready_tx.clone(),
         );
-        let handle = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
-            .io_memory(IO_MEMORY_BYTES)
-            .spin_before_park(Duration::from_micros(50))
+            .io_memory(IO_MEMORY_BYTES);
+        if config.spin_before_park_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
+        }
+        let handle = builder
             .spawn(move || async move {
                 let shard = Rc::new(Shard::new(id, config, metadata, senders));
                 run_shard(shard, inbox, stop_rx, ready).await;
