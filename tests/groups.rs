@@ -24,16 +24,28 @@ const FAST_GROUPS: &[(&str, &str)] = &[
 ];
 
 fn group_consumer(broker: &Broker, group: &str, session_ms: &str) -> BaseConsumer {
-    consumer_with(
-        broker,
-        &[
-            ("group.id", group),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", session_ms),
-            ("heartbeat.interval.ms", "300"),
-            ("partition.assignment.strategy", "range"),
-        ],
-    )
+    group_consumer_with(broker, group, session_ms, &[])
+}
+
+/// A group member; `extra` overrides the defaults (range assignor).
+fn group_consumer_with(
+    broker: &Broker,
+    group: &str,
+    session_ms: &str,
+    extra: &[(&str, &str)],
+) -> BaseConsumer {
+    let mut settings = vec![
+        ("group.id", group),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", session_ms),
+        ("heartbeat.interval.ms", "300"),
+        ("partition.assignment.strategy", "range"),
+    ];
+    for (key, value) in extra {
+        settings.retain(|(k, _)| k != key);
+        settings.push((key, value));
+    }
+    consumer_with(broker, &settings)
 }
 
 /// What one consumer thread saw: (value, partition, offset) and its assignment.
@@ -57,7 +69,18 @@ impl Member {
         topic: &str,
         seen: Arc<Mutex<Seen>>,
     ) -> Member {
-        let consumer = group_consumer(broker, group, "6000");
+        Self::start_with(broker, id, group, topic, seen, &[])
+    }
+
+    fn start_with(
+        broker: &Broker,
+        id: usize,
+        group: &str,
+        topic: &str,
+        seen: Arc<Mutex<Seen>>,
+        extra: &[(&str, &str)],
+    ) -> Member {
+        let consumer = group_consumer_with(broker, group, "6000", extra);
         consumer.subscribe(&[topic]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -143,20 +166,32 @@ fn wait_for_balanced(seen: &Arc<Mutex<Seen>>, members: &[usize], partitions: i32
 
 #[test]
 fn three_consumers_share_six_partitions_and_see_every_record_once() {
+    share_six_partitions_among_three("range", true);
+}
+
+#[test]
+fn cooperative_sticky_members_share_partitions_and_see_every_record_once() {
+    share_six_partitions_among_three("cooperative-sticky", false);
+}
+
+/// Members join and leave in phases; every record reaches exactly one member.
+/// `even` checks the 2-2-2 split that the range assignor gives.
+fn share_six_partitions_among_three(assignor: &str, even: bool) {
     let broker = Broker::start_with(FAST_GROUPS);
+    let strategy = [("partition.assignment.strategy", assignor)];
     let topic = topic_name("group-share");
     create_topic(&broker, &topic, 6, &[]);
     let seen = Arc::new(Mutex::new(Seen::default()));
 
-    let a = Member::start(&broker, 0, "share", &topic, seen.clone());
+    let a = Member::start_with(&broker, 0, "share", &topic, seen.clone(), &strategy);
     wait_for_balanced(&seen, &[0], 6);
     produce_values(&broker, &topic, 0..200);
     wait_for_count(&seen, 200, "200 records by the only member");
 
-    let b = Member::start(&broker, 1, "share", &topic, seen.clone());
-    let c = Member::start(&broker, 2, "share", &topic, seen.clone());
+    let b = Member::start_with(&broker, 1, "share", &topic, seen.clone(), &strategy);
+    let c = Member::start_with(&broker, 2, "share", &topic, seen.clone(), &strategy);
     wait_for_balanced(&seen, &[0, 1, 2], 6);
-    {
+    if even {
         let s = seen.lock().unwrap();
         for id in 0..3 {
             assert_eq!(
@@ -340,4 +375,35 @@ fn kcat_consumes_as_a_group() {
         rest,
         "the second run resumes from the committed offsets"
     );
+}
+
+#[test]
+fn a_static_member_comes_back_under_its_instance_id() {
+    let broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("group-static");
+    create_topic(&broker, &topic, 4, &[]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s0 = [("group.instance.id", "s0")];
+    let s1 = [("group.instance.id", "s1")];
+    let first = Member::start_with(&broker, 0, "static", &topic, seen.clone(), &s0);
+    let other = Member::start_with(&broker, 1, "static", &topic, seen.clone(), &s1);
+    wait_for_balanced(&seen, &[0, 1], 4);
+    produce_values(&broker, &topic, 0..100);
+    wait_for_count(&seen, 100, "100 records by two static members");
+    // A static member that closes does not leave (KIP-345): it comes back
+    // under the same instance id, and the group is whole again.
+    first.leave();
+    seen.lock().unwrap().assigned.remove(&0);
+    let again = Member::start_with(&broker, 0, "static", &topic, seen.clone(), &s0);
+    wait_for_balanced(&seen, &[0, 1], 4);
+    produce_values(&broker, &topic, 100..200);
+    wait_for_count(&seen, 200, "200 records after the static member came back");
+    again.leave();
+    other.leave();
+    let s = seen.lock().unwrap();
+    let mut values: Vec<&str> = s.records.iter().map(|(v, _, _)| v.as_str()).collect();
+    values.sort_unstable();
+    values.dedup();
+    assert_eq!(values.len(), 200, "every record delivered once");
+    assert_eq!(s.records.len(), 200, "no record delivered twice");
 }
