@@ -1,40 +1,26 @@
 //! Criterion benchmarks of the produce hot path's pure parts: validating a
 //! producer's RecordBatch (header, CRC32C, record framing) and patching its
 //! offsets. Run: `cargo bench --bench hot_path`.
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use std::hint::black_box;
-use tidemark::protocol::batch::{patch_batch, validate_producer_batch};
+use tidemark::protocol::batch::{
+    encode_records, patch_batch, validate_producer_batch, PlainRecord,
+};
 
 /// One v2 batch of `count` records of `value_bytes` each.
 fn batch(count: usize, value_bytes: usize, compression: Compression) -> Vec<u8> {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'x'; value_bytes])),
-            headers: Default::default(),
-            delete_horizon: false,
+    let records: Vec<PlainRecord> = (0..count)
+        .map(|i| {
+            let key = Bytes::from(format!("key-{i}"));
+            let value = Bytes::from(vec![b'x'; value_bytes]);
+            (1_700_000_000_000 + i as i64, Some(key), Some(value))
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-    buf.to_vec()
+    encode_records(&records, compression)
+        .expect("encode")
+        .to_vec()
 }
 
 fn validation(c: &mut Criterion) {
