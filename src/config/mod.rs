@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     /// Per-partition in-memory batch cache used by Fetch.
     #[serde(rename = "log.cache.bytes.per.partition")]
     pub cache_bytes_per_partition: usize,
+    /// All batch caches of one shard together: with many partitions each
+    /// gets `min(per partition, per shard / partitions on the shard)`.
+    #[serde(rename = "log.cache.bytes.per.shard")]
+    pub cache_bytes_per_shard: usize,
     /// Most requests one connection may have in flight (pipelining depth).
     #[serde(rename = "max.inflight.requests.per.connection")]
     pub max_inflight_per_connection: usize,
@@ -125,6 +129,7 @@ impl Default for BrokerConfig {
             flush_policy: FlushPolicy::AcksAll,
             socket_request_max_bytes: 100 * 1024 * 1024,
             cache_bytes_per_partition: 4 * 1024 * 1024,
+            cache_bytes_per_shard: 256 * 1024 * 1024,
             max_inflight_per_connection: 64,
             cluster_id: "tidemark-dev-cluster".to_string(),
             offsets_topic_partitions: 50,
@@ -230,6 +235,10 @@ impl BrokerConfig {
         t.insert(
             "log.cache.bytes.per.partition",
             V::Integer(self.cache_bytes_per_partition as i64),
+        );
+        t.insert(
+            "log.cache.bytes.per.shard",
+            V::Integer(self.cache_bytes_per_shard as i64),
         );
         t.insert(
             "max.inflight.requests.per.connection",

@@ -133,8 +133,24 @@ impl Shard {
     fn log_options(&self) -> LogOptions {
         LogOptions {
             index_interval_bytes: self.config.index_interval_bytes,
-            cache_bytes: self.config.cache_bytes_per_partition,
+            cache_bytes: self.cache_share(),
             flush_policy: self.config.flush_policy,
+        }
+    }
+
+    /// Each log's share of the shard's cache budget.
+    fn cache_share(&self) -> usize {
+        let logs: usize = self.logs.borrow().values().map(|p| p.len()).sum();
+        let share = self.config.cache_bytes_per_shard / logs.max(1);
+        share.min(self.config.cache_bytes_per_partition)
+    }
+
+    /// Gives every log its current share of the cache budget (after the
+    /// number of logs on this shard changed).
+    fn rebalance_cache(&self) {
+        let share = self.cache_share();
+        for log in self.all_logs() {
+            log.set_cache_capacity(share);
         }
     }
 
@@ -166,12 +182,14 @@ impl Shard {
                 .or_default()
                 .insert(partition, log);
         }
+        self.rebalance_cache();
         Ok(())
     }
 
     /// Drops this shard's logs of a deleted topic and removes their files.
     pub fn remove_topic_logs(&self, topic: &str) {
         let removed = self.logs.borrow_mut().remove(topic);
+        self.rebalance_cache();
         for log in removed.into_iter().flat_map(|p| p.into_values()) {
             log.mark_deleted();
             if let Err(e) = std::fs::remove_dir_all(log.dir()) {

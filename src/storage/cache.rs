@@ -1,9 +1,9 @@
 //! The per-partition batch cache: the most recent batches as `Bytes`.
 //! O_DIRECT bypasses the page cache, so Fetch of recent data is served from
 //! here; older data is read from the segments. A batch enters as the producer
-//! sent it (a zero-copy slice of the request) and gets its broker-assigned
-//! offset and leader epoch written into a copy the first time it is read, so
-//! a produce costs no copy here and a batch nobody reads never costs one.
+//! sent it (a zero-copy slice of the request) and gets its own copy, with its
+//! broker-assigned offset and leader epoch written in, once it is written to
+//! the segment (`detach_written`) or first read, whichever comes first.
 use crate::protocol::batch::patch_batch;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -44,6 +44,30 @@ impl BatchCache {
             batches: VecDeque::new(),
             bytes: 0,
             capacity_bytes,
+        }
+    }
+
+    /// Gives every batch below `end_offset` its own patched copy. A batch
+    /// enters as a slice of its produce request, which keeps the whole
+    /// request (every partition's batch in it) in memory; once the batch is
+    /// written, the cache holds its own bytes instead, so the memory the
+    /// caches hold is what their budgets count.
+    pub fn detach_written(&mut self, end_offset: u64) {
+        for b in self.batches.iter_mut().rev() {
+            if b.patched {
+                break;
+            }
+            if b.last_offset < end_offset {
+                b.patched_bytes();
+            }
+        }
+    }
+
+    /// Changes the budget, evicting the oldest batches if it shrank.
+    pub fn set_capacity(&mut self, capacity_bytes: usize) {
+        self.capacity_bytes = capacity_bytes;
+        while self.bytes > self.capacity_bytes && self.batches.len() > 1 {
+            self.pop_front();
         }
     }
 

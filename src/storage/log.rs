@@ -257,6 +257,11 @@ impl PartitionLog {
         self.state.borrow().config.clone()
     }
 
+    /// Sets the batch cache's budget (the shard shares its budget among its logs).
+    pub fn set_cache_capacity(&self, capacity_bytes: usize) {
+        self.state.borrow_mut().cache.set_capacity(capacity_bytes);
+    }
+
     /// What every produce checks: the topic's `max.message.bytes`, and
     /// whether it is compacted (records need keys).
     pub fn produce_limits(&self) -> (i32, bool) {
@@ -456,6 +461,7 @@ impl PartitionLog {
         }
         active.tail_block = new_tail_block;
         let end = active.meta.next_offset;
+        st.cache.detach_written(end);
         st.high_watermark = end;
         st.wake_data_waiters();
     }
