@@ -1016,6 +1016,25 @@ mod tests {
     }
 
     #[test]
+    fn segments_roll_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let config = TopicConfig {
+                segment_ms: 20,
+                ..TopicConfig::default()
+            };
+            let log = open(&path, config).await;
+            fill(&log, 2).await;
+            assert_eq!(log.state.borrow().segments.len(), 1, "young segment kept");
+            glommio::timer::sleep(std::time::Duration::from_millis(40)).await;
+            fill(&log, 1).await;
+            assert_eq!(log.state.borrow().segments.len(), 2, "segment.ms rolled it");
+            assert_eq!(read_all(&log, 0).await, (0..9).collect::<Vec<_>>());
+        });
+    }
+
+    #[test]
     fn reopen_after_close_and_after_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t-0");
