@@ -735,6 +735,41 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped() {
+        let mut g = Group::new("g");
+        let t0 = Instant::now();
+        let (a, ra) = join_new(&mut g, t0);
+        now_result(ra);
+        now_result(g.sync(&a, 1, vec![], t0));
+        // b joins; a keeps heartbeating but never rejoins.
+        let (_b, rb) = join_new(&mut g, t0);
+        let Reply::Later(mut rb) = rb else {
+            panic!("b waits for the rebalance")
+        };
+        let t1 = t0 + Duration::from_millis(900);
+        assert_eq!(g.heartbeat(&a, 1, t1), REBALANCING);
+        g.tick(t1, &LIMITS);
+        assert!(
+            rb.try_recv().unwrap().is_none(),
+            "still within rebalance.timeout.ms (2 s)"
+        );
+        // a's session (1 s) stays alive: only the rebalance timeout can drop it.
+        assert_eq!(
+            g.heartbeat(&a, 1, t0 + Duration::from_millis(1900)),
+            REBALANCING
+        );
+        let t2 = t0 + Duration::from_millis(2100);
+        g.tick(t2, &LIMITS);
+        let joined = rb
+            .try_recv()
+            .unwrap()
+            .expect("the rebalance ended at its timeout");
+        assert_eq!(joined.generation_id, 2);
+        assert_eq!(joined.members.len(), 1, "a was dropped");
+        assert!(!g.members.contains_key(&a));
+    }
+
+    #[test]
     fn leaving_last_member_empties_the_group() {
         let mut g = Group::new("g");
         let now = Instant::now();
