@@ -8,7 +8,7 @@ mod topic;
 
 pub use topic::{TopicConfig, TopicConfigError, TOPIC_CONFIG_KEYS};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub enum ConfigError {
 }
 
 /// When the log calls fdatasync on the produce path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlushPolicy {
     /// fdatasync before acknowledging acks=all (the default).
@@ -41,7 +41,7 @@ pub enum FlushPolicy {
 }
 
 /// The broker's configuration. Field names are Kafka's where Kafka has one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
     #[serde(rename = "node.id")]
@@ -162,7 +162,8 @@ impl BrokerConfig {
             return Ok(());
         }
         let mut table: BTreeMap<String, toml::Value> = BTreeMap::new();
-        let current = toml::Value::try_from(self.as_table()).map_err(|e| ConfigError::Invalid {
+        // The same Kafka key names serialize the current values.
+        let current = toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid {
             key: "*".into(),
             message: e.to_string(),
         })?;
@@ -186,86 +187,6 @@ impl BrokerConfig {
             message: e.to_string(),
         })?;
         Ok(())
-    }
-
-    fn as_table(&self) -> BTreeMap<&'static str, toml::Value> {
-        use toml::Value as V;
-        let mut t = BTreeMap::new();
-        t.insert("node.id", V::Integer(self.node_id as i64));
-        t.insert("listeners", V::String(self.listen.clone()));
-        if let Some(a) = &self.advertised {
-            t.insert("advertised.listeners", V::String(a.clone()));
-        }
-        t.insert(
-            "log.dirs",
-            V::String(self.data_dir.to_string_lossy().into_owned()),
-        );
-        t.insert("num.shards", V::Integer(self.shards as i64));
-        t.insert(
-            "auto.create.topics.enable",
-            V::Boolean(self.auto_create_topics),
-        );
-        t.insert("num.partitions", V::Integer(self.default_partitions as i64));
-        t.insert(
-            "message.max.bytes",
-            V::Integer(self.message_max_bytes as i64),
-        );
-        t.insert("log.segment.bytes", V::Integer(self.segment_bytes));
-        t.insert("log.roll.ms", V::Integer(self.segment_ms));
-        t.insert("log.retention.ms", V::Integer(self.retention_ms));
-        t.insert("log.retention.bytes", V::Integer(self.retention_bytes));
-        t.insert(
-            "log.retention.check.interval.ms",
-            V::Integer(self.retention_check_interval_ms as i64),
-        );
-        t.insert(
-            "log.index.interval.bytes",
-            V::Integer(self.index_interval_bytes as i64),
-        );
-        let policy = match self.flush_policy {
-            FlushPolicy::AcksAll => "acks-all",
-            FlushPolicy::Always => "always",
-            FlushPolicy::Never => "never",
-        };
-        t.insert("log.flush.policy", V::String(policy.into()));
-        t.insert(
-            "socket.request.max.bytes",
-            V::Integer(self.socket_request_max_bytes as i64),
-        );
-        t.insert(
-            "log.cache.bytes.per.partition",
-            V::Integer(self.cache_bytes_per_partition as i64),
-        );
-        t.insert(
-            "log.cache.bytes.per.shard",
-            V::Integer(self.cache_bytes_per_shard as i64),
-        );
-        t.insert(
-            "max.inflight.requests.per.connection",
-            V::Integer(self.max_inflight_per_connection as i64),
-        );
-        t.insert("cluster.id", V::String(self.cluster_id.clone()));
-        t.insert(
-            "offsets.topic.num.partitions",
-            V::Integer(self.offsets_topic_partitions as i64),
-        );
-        t.insert(
-            "group.min.session.timeout.ms",
-            V::Integer(self.group_min_session_timeout_ms as i64),
-        );
-        t.insert(
-            "group.max.session.timeout.ms",
-            V::Integer(self.group_max_session_timeout_ms as i64),
-        );
-        t.insert(
-            "group.initial.rebalance.delay.ms",
-            V::Integer(self.group_initial_rebalance_delay_ms as i64),
-        );
-        t.insert(
-            "shard.spin.before.park.us",
-            V::Integer(self.spin_before_park_us as i64),
-        );
-        t
     }
 
     /// Checks values that serde cannot.
