@@ -178,6 +178,8 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::Io { .. } | StorageError::Offline => ResponseError::KafkaStorageError.code(),
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        // Only a follower's own fetcher appends replicated batches.
+        StorageError::NonContiguousReplica { .. } => ResponseError::UnknownServerError.code(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! segment is sealed and when the log is closed.
 use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
+use super::epochs::LeaderEpochCache;
 use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
@@ -26,6 +27,7 @@ use super::recovery::{
     RECOVERY_POINT_FILE,
 };
 use super::segment::{align_down, align_up, Segment};
+use super::truncate::truncate_log_files;
 use super::{now_ms, StorageError};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::protocol::batch::{patch_batch, BatchHeader, BatchIter, BATCH_HEADER_LEN};
@@ -121,6 +123,8 @@ struct LogState {
     producers: ProducerStateMap,
     /// Producer state of the written batches only: what snapshots save.
     written_producers: ProducerStateMap,
+    /// The first offset of each leader epoch (OffsetForLeaderEpoch).
+    epochs: LeaderEpochCache,
 }
 
 impl LogState {
@@ -221,6 +225,7 @@ impl PartitionLog {
             .next_back()
             .map(|s| s.meta.next_offset)
             .unwrap_or(0);
+        let epochs = recover_epochs(dir, &recovered.epoch_starts, next_offset)?;
         let state = LogState {
             config,
             segments,
@@ -234,6 +239,7 @@ impl PartitionLog {
             failure: None,
             written_producers: recovered.producers.clone(),
             producers: recovered.producers,
+            epochs,
         };
         let log = Rc::new(PartitionLog {
             topic: topic.to_string(),
@@ -314,6 +320,9 @@ impl PartitionLog {
         }
         let base_offset = st.next_offset;
         let end_offset = base_offset + header.last_offset_delta as u64 + 1;
+        if st.epochs.assign(leader_epoch, base_offset) {
+            st.epochs.save(&self.dir)?;
+        }
         // No copy here: the offsets are written into the batch as it is copied
         // into the DMA buffer, and into the cache's copy when it is first read.
         let bytes = batch.clone();
@@ -332,6 +341,87 @@ impl PartitionLog {
             end_offset,
             log_start_offset: st.log_start_offset,
         }))
+    }
+
+    /// Queues a batch a follower fetched from its leader: its offsets and
+    /// leader epoch are the leader's and must continue this log exactly.
+    /// Producer state and the epoch cache follow it as they would on the leader.
+    pub fn append_replicated(
+        &self,
+        batch: &Bytes,
+        header: &BatchHeader,
+    ) -> Result<AppendResult, StorageError> {
+        let mut st = self.state.borrow_mut();
+        st.check_usable()?;
+        let base_offset = header.base_offset.max(0) as u64;
+        if base_offset < st.next_offset {
+            return Err(StorageError::NonContiguousReplica {
+                expected: st.next_offset,
+                got: header.base_offset,
+            });
+        }
+        let end_offset = header.last_offset() as u64 + 1;
+        if st.epochs.assign(header.leader_epoch, base_offset) {
+            st.epochs.save(&self.dir)?;
+        }
+        st.producers.replay(header);
+        st.cache.push(
+            base_offset,
+            end_offset - 1,
+            header.leader_epoch,
+            batch.clone(),
+        );
+        st.pending.push_back(PendingBatch {
+            header: *header,
+            bytes: batch.clone(),
+        });
+        st.next_offset = end_offset;
+        Ok(AppendResult {
+            base_offset,
+            end_offset,
+            log_start_offset: st.log_start_offset,
+        })
+    }
+
+    /// The offset the next batch gets (the log end offset, queued batches included).
+    pub fn log_end_offset(&self) -> u64 {
+        self.state.borrow().next_offset
+    }
+
+    /// The newest leader epoch that wrote to this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.state.borrow().epochs.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and the
+    /// offset where it ended in this log (Kafka's semantics, see `epochs`).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let st = self.state.borrow();
+        st.epochs.end_offset_for(epoch, st.next_offset)
+    }
+
+    /// Cuts the log back to `offset` (see `truncate`): closes this log, cuts
+    /// its files and opens it again. The caller replaces every handle to the
+    /// old log with the returned one; the old one answers `Offline` from now on.
+    pub async fn truncate_to(&self, offset: u64) -> Result<Rc<PartitionLog>, StorageError> {
+        self.close().await?;
+        {
+            let mut st = self.state.borrow_mut();
+            st.failure = Some(Failure::Offline);
+            st.cache.clear();
+            st.wake_data_waiters();
+        }
+        let new_end = truncate_log_files(&self.dir, offset)?;
+        tracing::info!(topic = %self.topic, partition = self.partition, offset, new_end, "truncated log");
+        let config = self.config();
+        PartitionLog::open(
+            &self.dir,
+            &self.topic,
+            self.partition,
+            config,
+            self.options.clone(),
+        )
+        .await
     }
 
     /// Whether the flush policy wants fdatasync before acknowledging `acks`.
@@ -825,6 +915,24 @@ impl PartitionLog {
     }
 }
 
+/// The leader-epoch cache at open: the checkpoint, cut to the recovered log
+/// end, plus any newer epochs the recovered batch headers carry.
+fn recover_epochs(
+    dir: &Path,
+    epoch_starts: &[(i32, u64)],
+    log_end_offset: u64,
+) -> Result<LeaderEpochCache, StorageError> {
+    let mut epochs = LeaderEpochCache::load(dir);
+    let mut changed = epochs.truncate_from_end(log_end_offset);
+    for &(epoch, start) in epoch_starts {
+        changed |= epochs.assign(epoch, start);
+    }
+    if changed {
+        epochs.save(dir)?;
+    }
+    Ok(epochs)
+}
+
 /// Walks batch headers from `position` (a batch boundary) to the first batch
 /// that `wanted` accepts. `None` if no batch before `end` does.
 async fn find_batch(
@@ -956,13 +1064,128 @@ mod tests {
 
     /// Appends `batches` batches of 3 records and waits for them to be synced.
     async fn fill(log: &PartitionLog, batches: usize) {
+        fill_at_epoch(log, batches, 0).await;
+    }
+
+    /// `fill` by a leader of `leader_epoch`.
+    async fn fill_at_epoch(log: &PartitionLog, batches: usize, leader_epoch: i32) {
         let mut end = 0;
         for _ in 0..batches {
             let batch = Bytes::from(sample_batch(3, Compression::None));
             let header = validate_producer_batch(&batch).unwrap();
-            end = log.append(&batch, &header, 0).unwrap().result().end_offset;
+            end = log
+                .append(&batch, &header, leader_epoch)
+                .unwrap()
+                .result()
+                .end_offset;
         }
         log.wait_written(end, true).await.unwrap();
+    }
+
+    /// Every batch of `from` as a follower would fetch it, with its header.
+    async fn fetched_batches(from: &PartitionLog) -> Vec<(Bytes, BatchHeader)> {
+        let records = from.read(0, 1 << 20, true).await.unwrap().records;
+        let mut batches = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let header = BatchHeader::parse(&records[at..]).unwrap();
+            batches.push((records.slice(at..at + header.size), header));
+            at += header.size;
+        }
+        batches
+    }
+
+    #[test]
+    fn leader_epochs_are_remembered_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill_at_epoch(&log, 2, 0).await;
+            fill_at_epoch(&log, 3, 2).await;
+            assert_eq!(log.latest_epoch(), Some(2));
+            assert_eq!(log.end_offset_for_epoch(0), (0, 6));
+            assert_eq!(log.end_offset_for_epoch(1), (0, 6));
+            assert_eq!(log.end_offset_for_epoch(2), (2, 15));
+            assert_eq!(log.end_offset_for_epoch(3), (-1, -1));
+            drop(log);
+            // Without a clean close, and without the checkpoint: the batch
+            // headers alone give the epochs back.
+            let log = open(&path, small_segments()).await;
+            assert_eq!(log.end_offset_for_epoch(0), (0, 6));
+            drop(log);
+            std::fs::remove_file(path.join(super::super::epochs::EPOCH_CHECKPOINT_FILE)).unwrap();
+            let _ = std::fs::remove_file(path.join(RECOVERY_POINT_FILE));
+            let log = open(&path, small_segments()).await;
+            assert_eq!(log.end_offset_for_epoch(0), (0, 6));
+            assert_eq!(log.end_offset_for_epoch(2), (2, 15));
+        });
+    }
+
+    #[test]
+    fn truncation_cuts_the_tail_across_segments_and_the_log_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill_at_epoch(&log, 40, 1).await;
+            fill_at_epoch(&log, 40, 3).await;
+            let segments_before = log.state.borrow().segments.len();
+            assert!(segments_before >= 3);
+            // 45 is the first offset of a batch; 100 is inside one.
+            let log = log.truncate_to(45).await.unwrap();
+            assert_eq!(log.log_end_offset(), 45);
+            assert_eq!(log.high_watermark(), 45);
+            assert!(log.state.borrow().segments.len() < segments_before);
+            assert_eq!(read_all(&log, 0).await, (0..45).collect::<Vec<_>>());
+            assert_eq!(log.latest_epoch(), Some(1), "epoch 3 started at 120: gone");
+            fill_at_epoch(&log, 2, 4).await;
+            assert_eq!(read_all(&log, 40).await, (40..51).collect::<Vec<_>>());
+            assert_eq!(log.end_offset_for_epoch(1), (1, 45));
+            let log = log.truncate_to(49).await.unwrap();
+            assert_eq!(log.log_end_offset(), 48, "a batch is never split");
+            drop(log);
+            let log = open(&path, small_segments()).await;
+            assert_eq!(read_all(&log, 0).await, (0..48).collect::<Vec<_>>());
+            // Below the first segment: the log empties and restarts there.
+            let log = log.truncate_to(0).await.unwrap();
+            assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+            fill(&log, 1).await;
+            assert_eq!(read_all(&log, 0).await, vec![0, 1, 2]);
+        });
+    }
+
+    #[test]
+    fn a_follower_log_copies_the_leaders_offsets_and_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader_path, follower_path) = (dir.path().join("l-0"), dir.path().join("f-0"));
+        run(move || async move {
+            let leader = open(&leader_path, small_segments()).await;
+            fill_at_epoch(&leader, 3, 5).await;
+            fill_at_epoch(&leader, 2, 7).await;
+            let follower = open(&follower_path, small_segments()).await;
+            let mut end = 0;
+            for (bytes, header) in fetched_batches(&leader).await {
+                end = follower
+                    .append_replicated(&bytes, &header)
+                    .unwrap()
+                    .end_offset;
+            }
+            follower.wait_written(end, true).await.unwrap();
+            assert_eq!(follower.log_end_offset(), 15);
+            assert_eq!(read_all(&follower, 0).await, (0..15).collect::<Vec<_>>());
+            assert_eq!(follower.end_offset_for_epoch(5), (5, 9));
+            assert_eq!(follower.latest_epoch(), Some(7));
+            // A batch the follower already has is refused.
+            let (bytes, header) = fetched_batches(&leader).await.remove(1);
+            assert!(matches!(
+                follower.append_replicated(&bytes, &header),
+                Err(StorageError::NonContiguousReplica {
+                    expected: 15,
+                    got: 3
+                })
+            ));
+        });
     }
 
     /// Offsets of the records in a fetched byte range.

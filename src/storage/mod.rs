@@ -10,15 +10,18 @@
 //! `baseOffset` and `partitionLeaderEpoch` patched), `.index` (sparse relative
 //! offset -> position, 8 bytes an entry), `.timeindex` (max timestamp so far ->
 //! relative offset, 12 bytes an entry), `recovery-point`, `log-start-offset`
-//! and `<offset, 20 digits>.snapshot` (idempotent-producer state as of that
-//! offset, see `producer_state`).
+//! `<offset, 20 digits>.snapshot` (idempotent-producer state as of that
+//! offset, see `producer_state`) and `leader-epoch-checkpoint` (the first
+//! offset of each leader epoch, see `epochs`).
 mod cache;
 mod cleaner;
+pub mod epochs;
 mod index;
 mod log;
 mod producer_state;
 mod recovery;
 mod segment;
+mod truncate;
 
 pub use index::write_file_atomically;
 pub use log::{AppendOutcome, AppendResult, FetchedRecords, LogOptions, PartitionLog};
@@ -42,6 +45,9 @@ pub enum StorageError {
         log_start: u64,
         high_watermark: u64,
     },
+    /// A follower's fetched batch does not start at its log end.
+    #[error("replicated batch at offset {got} does not continue the log at {expected}")]
+    NonContiguousReplica { expected: u64, got: i64 },
     #[error("the log is offline after an earlier I/O error")]
     Offline,
     #[error("the partition was deleted")]

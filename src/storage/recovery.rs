@@ -29,6 +29,10 @@ pub struct RecoveredPartition {
     pub truncated_bytes: u64,
     /// Idempotent-producer state as of the end of the log.
     pub producers: ProducerStateMap,
+    /// (leader epoch, base offset) of every scanned batch that carried a
+    /// newer epoch than the batch before it: what the leader-epoch cache
+    /// learns from the headers in case its checkpoint lags.
+    pub epoch_starts: Vec<(i32, u64)>,
 }
 
 impl RecoveredPartition {
@@ -61,7 +65,7 @@ pub fn write_checkpoint(dir: &Path, name: &str, value: u64) -> Result<(), Storag
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, StorageError> {
+pub(super) fn list_segments(dir: &Path) -> Result<Vec<u64>, StorageError> {
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("cannot list", dir, e))?;
     let mut bases: Vec<u64> = entries
         .filter_map(|e| e.ok())
@@ -121,9 +125,16 @@ fn recover_segments(
     let mut log_start_offset = read_checkpoint(dir, LOG_START_FILE).unwrap_or(0);
     let mut segments = Vec::with_capacity(bases.len());
     let mut truncated_bytes = 0;
+    let mut epoch_starts: Vec<(i32, u64)> = Vec::new();
     let mut replay = |header: &BatchHeader| {
         if header.base_offset >= replay_from as i64 {
             producers.replay(header);
+        }
+        if epoch_starts
+            .last()
+            .is_none_or(|&(e, _)| header.leader_epoch > e)
+        {
+            epoch_starts.push((header.leader_epoch, header.base_offset as u64));
         }
     };
     for (i, &base) in bases.iter().enumerate() {
@@ -167,6 +178,7 @@ fn recover_segments(
         log_start_offset,
         truncated_bytes,
         producers,
+        epoch_starts,
     })
 }
 
