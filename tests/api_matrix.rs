@@ -124,7 +124,7 @@ fn every_version_of_every_api_answers() {
             .with_name(name(topic))
             .with_partitions(partitions);
         let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
+            .with_replica_id(BrokerId(if v >= 3 { -1 } else { -2 }))
             .with_topics(vec![t]);
         let r = conn.request(&request, v);
         let p = &r.topics[0].partitions[0];
@@ -206,6 +206,37 @@ fn every_version_of_every_api_answers() {
             p.low_watermark,
             1 + v as i64,
             "DeleteRecords v{v} low watermark"
+        );
+    }
+
+    for v in range(&mut conn, ApiKey::OffsetForLeaderEpoch) {
+        let ask = |current_leader_epoch: i32, leader_epoch: i32| {
+            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current_leader_epoch)
+                .with_leader_epoch(leader_epoch)
+        };
+        let partitions = vec![ask(-1, 0), ask(-1, 1), ask(5, 0)];
+        let t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(partitions);
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(if v >= 3 { -1 } else { -2 }))
+            .with_topics(vec![t]);
+        let r = conn.request(&request, v);
+        let p = &r.topics[0].partitions;
+        // Every record here was written by the single node's epoch 0.
+        assert_eq!(p[0].error_code, 0, "OffsetForLeaderEpoch v{v}");
+        assert!(p[0].end_offset > 0, "OffsetForLeaderEpoch v{v} end offset");
+        assert_eq!(p[0].leader_epoch, 0, "OffsetForLeaderEpoch v{v} epoch");
+        assert_eq!(
+            (p[1].error_code, p[1].end_offset),
+            (0, -1),
+            "OffsetForLeaderEpoch v{v}: an epoch newer than any is undefined"
+        );
+        assert_eq!(
+            p[2].error_code, 75,
+            "OffsetForLeaderEpoch v{v}: a newer current epoch is UNKNOWN_LEADER_EPOCH"
         );
     }
 

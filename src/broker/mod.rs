@@ -129,6 +129,12 @@ pub async fn handle_frame(
         ApiKey::Fetch => answer!(FetchRequest, fetch::handle),
         ApiKey::ListOffsets => answer!(ListOffsetsRequest, offsets::list_offsets),
         ApiKey::DeleteRecords => answer!(DeleteRecordsRequest, offsets::delete_records),
+        ApiKey::OffsetForLeaderEpoch => {
+            answer!(
+                OffsetForLeaderEpochRequest,
+                offsets::offset_for_leader_epoch
+            )
+        }
         ApiKey::Metadata => answer!(MetadataRequest, cluster::metadata),
         ApiKey::ApiVersions => {
             // The body is only the client's name and version: nothing to act on.

@@ -1,12 +1,18 @@
-//! ListOffsets (earliest, latest, max timestamp, by timestamp) and
-//! DeleteRecords, each answered by the shard that owns the partition.
+//! ListOffsets (earliest, latest, max timestamp, by timestamp),
+//! DeleteRecords and OffsetForLeaderEpoch, each answered by the shard that
+//! owns the partition.
+use super::cluster::SINGLE_NODE_LEADER_EPOCH;
 use super::{owned_log, storage_error_code, RequestContext};
+use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::*;
 use std::collections::BTreeMap;
@@ -168,6 +174,72 @@ pub async fn delete_records(
                     .with_partition_index(p.partition_index)
                     .with_error_code(error_code)
                     .with_low_watermark(low_watermark),
+            );
+        }
+        response.topics.push(t);
+    }
+    response
+}
+
+/// (error code, epoch, end offset) for one OffsetForLeaderEpoch partition.
+async fn epoch_end_one(
+    shard: Rc<Shard>,
+    topic: String,
+    partition: i32,
+    (current_leader_epoch, requested_epoch): (i32, i32),
+) -> (i16, i32, i64) {
+    let log = match owned_log(&shard, &topic, partition).await {
+        Ok(log) => log,
+        Err(code) => return (code, -1, -1),
+    };
+    // KIP-320: a caller that knows a leader epoch is checked against ours,
+    // so a stale or a too-new view gets a retriable error, not an answer.
+    let ours = SINGLE_NODE_LEADER_EPOCH;
+    if current_leader_epoch >= 0 && current_leader_epoch < ours {
+        return (ResponseError::FencedLeaderEpoch.code(), -1, -1);
+    }
+    if current_leader_epoch > ours {
+        return (ResponseError::UnknownLeaderEpoch.code(), -1, -1);
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(requested_epoch);
+    (0, epoch, end_offset)
+}
+
+/// OffsetForLeaderEpoch: where each asked epoch ends in this broker's log.
+/// Followers use it to find a divergent tail after a leader change, and
+/// consumers (KIP-320) to check their position after one.
+pub async fn offset_for_leader_epoch(
+    shard: &Rc<Shard>,
+    request: OffsetForLeaderEpochRequest,
+    _ctx: &RequestContext,
+) -> OffsetForLeaderEpochResponse {
+    let items: Vec<(String, i32, (i32, i32))> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.topic.0.to_string(),
+                    p.partition,
+                    (p.current_leader_epoch, p.leader_epoch),
+                )
+            })
+        })
+        .collect();
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1), epoch_end_one)
+        .await
+        .into_iter();
+    let mut response = OffsetForLeaderEpochResponse::default();
+    for topic in request.topics {
+        let mut t = OffsetForLeaderTopicResult::default().with_topic(topic.topic.clone());
+        for p in topic.partitions {
+            let (error_code, leader_epoch, end_offset) = answers.next().unwrap_or((-1, -1, -1));
+            t.partitions.push(
+                EpochEndOffset::default()
+                    .with_partition(p.partition)
+                    .with_error_code(error_code)
+                    .with_leader_epoch(leader_epoch)
+                    .with_end_offset(end_offset),
             );
         }
         response.topics.push(t);
