@@ -1,0 +1,280 @@
+//! A partition leader's view of its followers, as a pure state machine: who
+//! has fetched how far, the in-sync replica set (ISR), the high watermark,
+//! and when to ask the controller to shrink or expand the ISR. No I/O: the
+//! owning shard feeds it follower fetches and clock ticks and carries out the
+//! `IsrChange`s it asks for (an AlterPartition to the quorum).
+//!
+//! Kafka's rules, kept here:
+//! - a follower is caught up at a fetch whose offset reaches the leader's log
+//!   end, or the log end the leader had at that follower's previous fetch;
+//! - an ISR member not caught up for `replica.lag.time.max.ms` is dropped;
+//! - a replica outside the ISR whose log end reaches the high watermark (and
+//!   the start of the current leader epoch) is added back;
+//! - the high watermark is the smallest log end over the ISR, and never
+//!   moves back;
+//! - while an ISR change is in flight, the high watermark counts the union of
+//!   the old and the proposed ISR (the "maximal ISR"), so a record is never
+//!   called committed under an ISR the controller has not accepted.
+use std::collections::BTreeMap;
+
+/// One follower as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Follower {
+    /// The offset the follower will fetch next: its log end.
+    log_end_offset: u64,
+    /// The leader's log end at this follower's previous fetch.
+    leader_end_at_last_fetch: u64,
+    last_fetch_ms: i64,
+    last_caught_up_ms: i64,
+}
+
+/// An ISR the leader asks the controller to accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub new_isr: Vec<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderReplicaState {
+    pub local_id: i32,
+    pub leader_epoch: i32,
+    /// The first offset this leader epoch wrote: a returning follower must
+    /// reach it before it can join the ISR.
+    pub epoch_start_offset: u64,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    pending: Option<IsrChange>,
+    followers: BTreeMap<i32, Follower>,
+    high_watermark: u64,
+    lag_time_max_ms: i64,
+}
+
+impl LeaderReplicaState {
+    /// A leader that just took over at `leader_epoch`. Followers start as
+    /// caught up at `now_ms`, as Kafka starts them, so the ISR is not cut the
+    /// moment a leader is elected.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        local_id: i32,
+        leader_epoch: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        high_watermark: u64,
+        epoch_start_offset: u64,
+        lag_time_max_ms: i64,
+        now_ms: i64,
+    ) -> LeaderReplicaState {
+        let followers = replicas
+            .iter()
+            .filter(|&&id| id != local_id)
+            .map(|&id| {
+                let f = Follower {
+                    log_end_offset: 0,
+                    leader_end_at_last_fetch: 0,
+                    last_fetch_ms: now_ms,
+                    last_caught_up_ms: now_ms,
+                };
+                (id, f)
+            })
+            .collect();
+        LeaderReplicaState {
+            local_id,
+            leader_epoch,
+            epoch_start_offset,
+            replicas,
+            isr,
+            pending: None,
+            followers,
+            high_watermark,
+            lag_time_max_ms,
+        }
+    }
+
+    pub fn isr(&self) -> &[i32] {
+        &self.isr
+    }
+
+    pub fn replicas(&self) -> &[i32] {
+        &self.replicas
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark
+    }
+
+    pub fn pending_change(&self) -> Option<&IsrChange> {
+        self.pending.as_ref()
+    }
+
+    /// Whether `id` is a replica other than the leader.
+    pub fn is_follower(&self, id: i32) -> bool {
+        self.followers.contains_key(&id)
+    }
+
+    /// A follower fetched from `fetch_offset` while the leader's log ended at
+    /// `leader_end`. Returns an ISR expansion to propose, if it earned one.
+    pub fn on_follower_fetch(
+        &mut self,
+        id: i32,
+        fetch_offset: u64,
+        leader_end: u64,
+        now_ms: i64,
+    ) -> Option<IsrChange> {
+        let f = self.followers.get_mut(&id)?;
+        if fetch_offset >= leader_end {
+            f.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= f.leader_end_at_last_fetch {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.log_end_offset = fetch_offset;
+        f.leader_end_at_last_fetch = leader_end;
+        f.last_fetch_ms = now_ms;
+        self.expansion_for(id)
+    }
+
+    fn expansion_for(&mut self, id: i32) -> Option<IsrChange> {
+        let f = self.followers.get(&id)?;
+        let joins = !self.isr.contains(&id)
+            && f.log_end_offset >= self.high_watermark
+            && f.log_end_offset >= self.epoch_start_offset;
+        if !joins || self.pending.is_some() {
+            return None;
+        }
+        let mut new_isr = self.isr.clone();
+        new_isr.push(id);
+        new_isr.sort_unstable_by_key(|r| self.replicas.iter().position(|x| x == r));
+        self.propose(new_isr)
+    }
+
+    /// Drops ISR members that have not caught up for `lag_time_max_ms`.
+    pub fn on_tick(&mut self, now_ms: i64) -> Option<IsrChange> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let lagging = |id: &i32| {
+            self.followers
+                .get(id)
+                .is_some_and(|f| now_ms - f.last_caught_up_ms > self.lag_time_max_ms)
+        };
+        if !self.isr.iter().any(lagging) {
+            return None;
+        }
+        let new_isr: Vec<i32> = self.isr.iter().copied().filter(|id| !lagging(id)).collect();
+        self.propose(new_isr)
+    }
+
+    fn propose(&mut self, new_isr: Vec<i32>) -> Option<IsrChange> {
+        let change = IsrChange { new_isr };
+        self.pending = Some(change.clone());
+        Some(change)
+    }
+
+    /// The controller answered the pending change: `isr` is what it holds
+    /// now (the proposal, or, if it refused, the ISR it has).
+    pub fn on_isr_settled(&mut self, isr: Vec<i32>) {
+        self.pending = None;
+        self.isr = isr;
+    }
+
+    /// The controller did not answer (timeout, no quorum): forget the
+    /// proposal so a later fetch or tick can propose again.
+    pub fn on_isr_change_failed(&mut self) {
+        self.pending = None;
+    }
+
+    /// Moves the high watermark to the smallest log end over the (maximal)
+    /// ISR, given the leader's own written log end. Returns the new high
+    /// watermark if it moved.
+    pub fn advance_high_watermark(&mut self, leader_written_end: u64) -> Option<u64> {
+        let mut members: Vec<i32> = self.isr.clone();
+        if let Some(p) = &self.pending {
+            members.extend(p.new_isr.iter().copied().filter(|id| !self.isr.contains(id)));
+        }
+        let lowest = members
+            .iter()
+            .filter(|&&id| id != self.local_id)
+            .map(|id| self.followers.get(id).map_or(0, |f| f.log_end_offset))
+            .fold(leader_written_end, u64::min);
+        if lowest > self.high_watermark {
+            self.high_watermark = lowest;
+            return Some(lowest);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG_MS: i64 = 1000;
+
+    fn leader() -> LeaderReplicaState {
+        LeaderReplicaState::new(1, 4, vec![1, 2, 3], vec![1, 2, 3], 0, 0, LAG_MS, 0)
+    }
+
+    #[test]
+    fn the_high_watermark_is_the_slowest_isr_member() {
+        let mut l = leader();
+        assert_eq!(l.advance_high_watermark(100), None, "followers at 0");
+        l.on_follower_fetch(2, 100, 100, 10);
+        assert_eq!(l.advance_high_watermark(100), None, "3 is still at 0");
+        l.on_follower_fetch(3, 60, 100, 10);
+        assert_eq!(l.advance_high_watermark(100), Some(60));
+        // A fetch from below the high watermark never moves it back.
+        l.on_follower_fetch(3, 50, 100, 20);
+        assert_eq!(l.advance_high_watermark(100), None);
+        assert_eq!(l.high_watermark(), 60);
+    }
+
+    #[test]
+    fn a_lagging_follower_is_dropped_and_rejoins_once_caught_up() {
+        let mut l = leader();
+        l.on_follower_fetch(2, 100, 100, 500);
+        l.on_follower_fetch(3, 10, 100, 500);
+        assert_eq!(l.on_tick(900), None, "within the lag time");
+        l.on_follower_fetch(2, 100, 100, 1400);
+        let change = l.on_tick(1600).expect("3 lags");
+        assert_eq!(change.new_isr, vec![1, 2]);
+        // While pending, the high watermark still waits for 3 (maximal ISR).
+        assert_eq!(l.advance_high_watermark(100), Some(10));
+        l.on_isr_settled(vec![1, 2]);
+        assert_eq!(l.advance_high_watermark(100), Some(100));
+        // 3 catches up to the high watermark: it is proposed back, in
+        // replica order.
+        let change = l.on_follower_fetch(3, 100, 120, 1700).expect("3 rejoins");
+        assert_eq!(change.new_isr, vec![1, 2, 3]);
+        assert_eq!(l.on_follower_fetch(2, 120, 120, 1700), None, "one change at a time");
+        l.on_isr_settled(change.new_isr);
+        assert_eq!(l.isr(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn catching_up_to_the_previous_leader_end_counts() {
+        let mut l = leader();
+        // The leader keeps growing: 2 never reaches the live end, but each
+        // fetch reaches where the leader was at the previous one.
+        l.on_follower_fetch(3, 0, 0, 0);
+        for step in 1..20 {
+            let now = step * 300;
+            l.on_follower_fetch(2, (step as u64 - 1) * 10, step as u64 * 10, now);
+            l.on_follower_fetch(3, step as u64 * 10, step as u64 * 10, now);
+        }
+        assert_eq!(l.on_tick(20 * 300), None, "2 keeps up with the previous end");
+    }
+
+    #[test]
+    fn a_returning_replica_must_reach_the_epoch_start() {
+        let mut l = LeaderReplicaState::new(1, 4, vec![1, 2], vec![1], 50, 80, LAG_MS, 0);
+        assert_eq!(l.on_follower_fetch(2, 60, 90, 10), None, "below the epoch start");
+        assert_eq!(
+            l.on_follower_fetch(2, 85, 90, 20).map(|c| c.new_isr),
+            Some(vec![1, 2])
+        );
+        // A failed proposal can be made again.
+        l.on_isr_change_failed();
+        assert!(l.on_follower_fetch(2, 90, 90, 30).is_some());
+        // Fetches from non-replicas are ignored.
+        assert_eq!(l.on_follower_fetch(9, 90, 90, 30), None);
+    }
+}
