@@ -188,7 +188,12 @@ impl LeaderReplicaState {
     pub fn advance_high_watermark(&mut self, leader_written_end: u64) -> Option<u64> {
         let mut members: Vec<i32> = self.isr.clone();
         if let Some(p) = &self.pending {
-            members.extend(p.new_isr.iter().copied().filter(|id| !self.isr.contains(id)));
+            members.extend(
+                p.new_isr
+                    .iter()
+                    .copied()
+                    .filter(|id| !self.isr.contains(id)),
+            );
         }
         let lowest = members
             .iter()
@@ -244,7 +249,11 @@ mod tests {
         // replica order.
         let change = l.on_follower_fetch(3, 100, 120, 1700).expect("3 rejoins");
         assert_eq!(change.new_isr, vec![1, 2, 3]);
-        assert_eq!(l.on_follower_fetch(2, 120, 120, 1700), None, "one change at a time");
+        assert_eq!(
+            l.on_follower_fetch(2, 120, 120, 1700),
+            None,
+            "one change at a time"
+        );
         l.on_isr_settled(change.new_isr);
         assert_eq!(l.isr(), &[1, 2, 3]);
     }
@@ -260,13 +269,21 @@ mod tests {
             l.on_follower_fetch(2, (step as u64 - 1) * 10, step as u64 * 10, now);
             l.on_follower_fetch(3, step as u64 * 10, step as u64 * 10, now);
         }
-        assert_eq!(l.on_tick(20 * 300), None, "2 keeps up with the previous end");
+        assert_eq!(
+            l.on_tick(20 * 300),
+            None,
+            "2 keeps up with the previous end"
+        );
     }
 
     #[test]
     fn a_returning_replica_must_reach_the_epoch_start() {
         let mut l = LeaderReplicaState::new(1, 4, vec![1, 2], vec![1], 50, 80, LAG_MS, 0);
-        assert_eq!(l.on_follower_fetch(2, 60, 90, 10), None, "below the epoch start");
+        assert_eq!(
+            l.on_follower_fetch(2, 60, 90, 10),
+            None,
+            "below the epoch start"
+        );
         assert_eq!(
             l.on_follower_fetch(2, 85, 90, 20).map(|c| c.new_isr),
             Some(vec![1, 2])

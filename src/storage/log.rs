@@ -94,6 +94,14 @@ pub struct FetchedRecords {
     pub log_start_offset: u64,
 }
 
+/// Who reads: consumers stop at the high watermark, followers at the
+/// leader's written end (they are how the high watermark moves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Consumer,
+    Follower,
+}
+
 struct PendingBatch {
     header: BatchHeader,
     bytes: Bytes,
@@ -111,8 +119,13 @@ struct LogState {
     log_start_offset: u64,
     /// The offset the next appended batch gets (log end offset).
     next_offset: u64,
-    /// Everything below is written to a segment file.
+    /// Everything below is written to a segment file (the name is older
+    /// than replication: it is the local written end; what clients may read
+    /// is `visible_end`).
     high_watermark: u64,
+    /// In a replicated partition, the high watermark the ISR has reached:
+    /// consumers read no further. `None` when the broker is its own cluster.
+    high_watermark_limit: Option<u64>,
     /// Everything below has been fdatasync'd.
     durable_offset: u64,
     pending: VecDeque<PendingBatch>,
@@ -160,7 +173,21 @@ impl LogState {
         StorageError::OffsetOutOfRange {
             offset,
             log_start: self.log_start_offset,
-            high_watermark: self.high_watermark,
+            high_watermark: self.visible_end(),
+        }
+    }
+
+    /// The high watermark clients see: written, and (when replicated)
+    /// reached by the ISR.
+    fn visible_end(&self) -> u64 {
+        self.high_watermark_limit
+            .map_or(self.high_watermark, |limit| limit.min(self.high_watermark))
+    }
+
+    fn read_bound(&self, reader: Reader) -> u64 {
+        match reader {
+            Reader::Consumer => self.visible_end(),
+            Reader::Follower => self.high_watermark,
         }
     }
 }
@@ -232,6 +259,7 @@ impl PartitionLog {
             log_start_offset: recovered.log_start_offset,
             next_offset,
             high_watermark: next_offset,
+            high_watermark_limit: None,
             durable_offset: 0,
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
@@ -279,8 +307,24 @@ impl PartitionLog {
         self.state.borrow_mut().config = config;
     }
 
+    /// The high watermark clients see (see `LogState::visible_end`).
     pub fn high_watermark(&self) -> u64 {
+        self.state.borrow().visible_end()
+    }
+
+    /// The end of what is written to this broker's segments.
+    pub fn written_end(&self) -> u64 {
         self.state.borrow().high_watermark
+    }
+
+    /// Sets the replicated high watermark (`None`: not replicated). Long
+    /// polls and acks=all waiters wake when it moves.
+    pub fn set_high_watermark_limit(&self, limit: Option<u64>) {
+        let mut st = self.state.borrow_mut();
+        if st.high_watermark_limit != limit {
+            st.high_watermark_limit = limit;
+            st.wake_data_waiters();
+        }
     }
 
     pub fn log_start_offset(&self) -> u64 {
@@ -633,10 +677,23 @@ impl PartitionLog {
         rx
     }
 
-    /// Whole batches starting with the one that holds `offset`, up to
-    /// `max_bytes` (or the first batch whatever its size, if `at_least_one`).
+    /// A consumer's read: whole batches starting with the one that holds
+    /// `offset`, up to `max_bytes` (or the first batch whatever its size, if
+    /// `at_least_one`), below the high watermark.
     pub async fn read(
         &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<FetchedRecords, StorageError> {
+        self.read_for(Reader::Consumer, offset, max_bytes, at_least_one)
+            .await
+    }
+
+    /// `read` for either kind of reader (see `Reader`).
+    pub async fn read_for(
+        &self,
+        reader: Reader,
         offset: i64,
         max_bytes: usize,
         at_least_one: bool,
@@ -645,13 +702,15 @@ impl PartitionLog {
         let (file, position, end, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
             st.check_usable()?;
-            let (hw, start) = (st.high_watermark, st.log_start_offset);
-            if offset < start as i64 || offset > hw as i64 {
+            let (bound, start) = (st.read_bound(reader), st.log_start_offset);
+            let visible = st.visible_end();
+            if offset < start as i64 || offset > bound as i64 {
                 return Err(st.out_of_range(offset));
             }
+            let hw = bound;
             let result = |records| FetchedRecords {
                 records,
-                high_watermark: hw,
+                high_watermark: visible,
                 log_start_offset: start,
             };
             let offset = offset as u64;
@@ -665,13 +724,24 @@ impl PartitionLog {
                 return Err(st.out_of_range(offset as i64));
             };
             let position = segment.meta.position_for(offset);
-            (segment.file.clone(), position, segment.meta.size, hw, start)
+            (
+                segment.file.clone(),
+                position,
+                segment.meta.size,
+                visible,
+                start,
+            )
+        };
+        let bound = match reader {
+            Reader::Consumer => high_watermark,
+            Reader::Follower => u64::MAX,
         };
         let wanted = |h: &BatchHeader| h.last_offset() >= offset;
         let records = match find_batch(&file, position, end, wanted).await? {
             None => Bytes::new(),
             Some((at, first)) => {
-                read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one).await?
+                let limits = (max_bytes, at_least_one, bound);
+                read_whole_batches(&file, at, end, first.size, limits).await?
             }
         };
         Ok(FetchedRecords {
@@ -737,8 +807,8 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             st.check_usable()?;
             let target = if offset == -1 {
-                st.high_watermark
-            } else if offset < 0 || offset as u64 > st.high_watermark {
+                st.visible_end()
+            } else if offset < 0 || offset as u64 > st.visible_end() {
                 return Err(st.out_of_range(offset));
             } else {
                 offset as u64
@@ -960,25 +1030,27 @@ async fn find_batch(
 }
 
 /// Reads whole batches from `position` (where a batch of `first_size` bytes
-/// starts) up to `max_bytes`.
+/// starts) up to `max_bytes` (or one batch if `at_least_one`), stopping
+/// before the first batch that reaches offset `bound`.
 async fn read_whole_batches(
     file: &DmaFile,
     position: u64,
     end: u64,
     first_size: usize,
-    max_bytes: usize,
-    at_least_one: bool,
+    (max_bytes, at_least_one, bound): (usize, bool, u64),
 ) -> Result<Bytes, StorageError> {
     if first_size > max_bytes && !at_least_one {
         return Ok(Bytes::new());
     }
     let len = (end - position).min(max_bytes.max(first_size) as u64) as usize;
     let data = read_exact(file, position, len).await?;
-    let whole = {
-        let mut it = BatchIter::new(&data);
-        for _ in it.by_ref() {}
-        it.consumed()
-    };
+    let mut whole = 0;
+    for (header, _) in BatchIter::new(&data) {
+        if header.last_offset() as u64 >= bound {
+            break;
+        }
+        whole += header.size;
+    }
     Ok(data.slice(..whole))
 }
 
@@ -1152,6 +1224,41 @@ mod tests {
             assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
             fill(&log, 1).await;
             assert_eq!(read_all(&log, 0).await, vec![0, 1, 2]);
+        });
+    }
+
+    #[test]
+    fn consumers_stop_at_the_replicated_high_watermark_followers_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill(&log, 4).await;
+            log.set_high_watermark_limit(Some(6));
+            assert_eq!(log.high_watermark(), 6);
+            assert_eq!(log.written_end(), 12);
+            // From the cache, then from disk once the cache is emptied.
+            for _ in 0..2 {
+                let consumer = log.read(0, 1 << 20, true).await.unwrap();
+                assert_eq!(offsets(&consumer.records), (0..6).collect::<Vec<_>>());
+                assert_eq!(consumer.high_watermark, 6);
+                assert!(matches!(
+                    log.read(7, 100, true).await,
+                    Err(StorageError::OffsetOutOfRange { .. })
+                ));
+                let follower = log
+                    .read_for(Reader::Follower, 6, 1 << 20, true)
+                    .await
+                    .unwrap();
+                assert_eq!(offsets(&follower.records), (6..12).collect::<Vec<_>>());
+                assert_eq!(
+                    follower.high_watermark, 6,
+                    "followers learn the high watermark"
+                );
+                log.state.borrow_mut().cache.clear();
+            }
+            log.set_high_watermark_limit(None);
+            assert_eq!(log.high_watermark(), 12);
         });
     }
 
