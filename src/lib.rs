@@ -23,6 +23,7 @@ pub mod group;
 pub mod metadata;
 pub mod net;
 pub mod protocol;
+pub mod quorum;
 pub mod replication;
 pub mod shard;
 pub mod storage;

@@ -5,7 +5,7 @@
 use super::{owned_log, storage_error_code, topic_name, RequestContext};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::storage::StorageError;
+use crate::storage::{PartitionLog, Reader, StorageError};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
@@ -24,6 +24,10 @@ struct FetchItem {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// The leader epoch the client knows (-1: none), checked as KIP-320 says.
+    current_leader_epoch: i32,
+    /// The fetching follower's broker id, or -1 for a consumer.
+    replica_id: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,15 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> FetchResponse {
     let (mut response, items) = plan(shard, &request, ctx.version);
+    if request.replica_id.0 >= 0 && !shard.replication.in_cluster() {
+        // Only brokers of a cluster fetch as replicas.
+        let code = ResponseError::NotLeaderOrFollower.code();
+        let outcomes = items
+            .iter()
+            .map(|i| (i.clone(), FetchOutcome::failed(code, -1, -1)));
+        fill_response(&mut response, outcomes.collect(), 0, ctx.version);
+        return response;
+    }
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     let response_max = if request.max_bytes <= 0 {
@@ -95,6 +108,8 @@ fn plan(
                     partition: partition.partition,
                     offset: partition.fetch_offset,
                     max_bytes: partition.partition_max_bytes.max(0) as usize,
+                    current_leader_epoch: partition.current_leader_epoch,
+                    replica_id: request.replica_id.0,
                 }),
                 None => data.error_code = ResponseError::UnknownTopicId.code(),
             }
@@ -150,21 +165,48 @@ async fn read_on_owner(shard: Rc<Shard>, items: Vec<FetchItem>) -> Vec<(FetchIte
     out
 }
 
+impl FetchOutcome {
+    fn failed(code: i16, high_watermark: i64, log_start_offset: i64) -> FetchOutcome {
+        FetchOutcome {
+            error_code: code,
+            high_watermark,
+            log_start_offset,
+            records: Bytes::new(),
+        }
+    }
+}
+
 async fn read_one(shard: &Rc<Shard>, item: &FetchItem) -> FetchOutcome {
-    let failed = |code, hw: i64, start: i64| FetchOutcome {
-        error_code: code,
-        high_watermark: hw,
-        log_start_offset: start,
-        records: Bytes::new(),
-    };
+    let failed = FetchOutcome::failed;
     let log = match owned_log(shard, &item.topic, item.partition).await {
         Ok(log) => log,
         Err(code) => return failed(code, -1, -1),
     };
-    match log.read(item.offset, item.max_bytes, true).await {
+    let reader = if item.replica_id >= 0 {
+        // A follower: it must fetch from the leader it was told of, and its
+        // fetch offset is its log end, which moves the ISR and high watermark.
+        let fetch_offset = item.offset.max(0) as u64;
+        if let Err(code) = serve_follower(shard, &log, item, fetch_offset) {
+            return failed(code, -1, -1);
+        }
+        Reader::Follower
+    } else {
+        let replication = &shard.replication;
+        if let Err(code) =
+            replication.check_leader(&item.topic, item.partition, item.current_leader_epoch)
+        {
+            return failed(code, -1, -1);
+        }
+        Reader::Consumer
+    };
+    match log
+        .read_for(reader, item.offset, item.max_bytes, true)
+        .await
+    {
         Ok(r) => FetchOutcome {
             error_code: 0,
-            high_watermark: r.high_watermark as i64,
+            // After a follower's fetch moved it, the newest high watermark.
+            high_watermark: r.high_watermark.max(log.high_watermark()) as i64,
             log_start_offset: r.log_start_offset as i64,
             records: r.records,
         },
@@ -177,15 +219,44 @@ async fn read_one(shard: &Rc<Shard>, item: &FetchItem) -> FetchOutcome {
     }
 }
 
+/// Notes a follower's fetch on the leader: ISR expansion (proposed to the
+/// controller in the background) and the high watermark.
+fn serve_follower(
+    shard: &Rc<Shard>,
+    log: &Rc<PartitionLog>,
+    item: &FetchItem,
+    fetch_offset: u64,
+) -> Result<(), i16> {
+    let replication = &shard.replication;
+    let change = replication.on_follower_fetch(
+        log,
+        item.replica_id,
+        fetch_offset,
+        item.current_leader_epoch,
+        crate::storage::now_ms(),
+    )?;
+    if let Some((change, leader_epoch, partition_epoch)) = change {
+        let key = (item.topic.clone(), item.partition);
+        crate::replication::propose_isr(shard, key, change, leader_epoch, partition_epoch);
+    }
+    replication.advance_high_watermark(log);
+    Ok(())
+}
+
 /// Waits until some requested partition has data past its fetch offset, or
 /// the deadline passes.
 async fn wait_for_data(shard: &Rc<Shard>, items: &[FetchItem], deadline: Instant) {
-    let mut by_shard: BTreeMap<usize, Vec<(String, i32, i64)>> = BTreeMap::new();
+    let mut by_shard: BTreeMap<usize, Vec<(String, i32, i64, bool)>> = BTreeMap::new();
     for item in items {
         by_shard
             .entry(shard.owner_of(&item.topic, item.partition))
             .or_default()
-            .push((item.topic.clone(), item.partition, item.offset));
+            .push((
+                item.topic.clone(),
+                item.partition,
+                item.offset,
+                item.replica_id >= 0,
+            ));
     }
     let waits: Vec<_> = by_shard
         .into_iter()
@@ -199,13 +270,22 @@ async fn wait_for_data(shard: &Rc<Shard>, items: &[FetchItem], deadline: Instant
 
 /// Runs on the owning shard: resolves when one of `watched` has data past its
 /// offset, or at the deadline.
-async fn wait_on_owner(shard: Rc<Shard>, watched: Vec<(String, i32, i64)>, deadline: Instant) {
+async fn wait_on_owner(
+    shard: Rc<Shard>,
+    watched: Vec<(String, i32, i64, bool)>,
+    deadline: Instant,
+) {
     let mut signals = Vec::with_capacity(watched.len());
-    for (topic, partition, offset) in &watched {
+    for (topic, partition, offset, follower) in &watched {
         let Some(log) = shard.log(topic, *partition) else {
             return;
         };
-        if log.high_watermark() as i64 > *offset {
+        let end = if *follower {
+            log.written_end()
+        } else {
+            log.high_watermark()
+        };
+        if end as i64 > *offset {
             return;
         }
         signals.push(log.subscribe());

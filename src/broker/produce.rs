@@ -49,6 +49,7 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
     let mut response = ProduceResponse::default();
     let mut by_shard: BTreeMap<usize, Vec<ProduceItem>> = BTreeMap::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
@@ -78,7 +79,7 @@ pub async fn handle(
     }
     let jobs = by_shard.into_iter().map(|(owner, items)| {
         let slots: Vec<(usize, usize)> = items.iter().map(|i| i.slot).collect();
-        let job = shard.run_on(owner, move |s| produce_on_owner(s, items, acks));
+        let job = shard.run_on(owner, move |s| produce_on_owner(s, items, acks, timeout_ms));
         async move { (slots, job.await) }
     });
     for (slots, outcome) in futures::future::join_all(jobs).await {
@@ -112,29 +113,51 @@ async fn produce_on_owner(
     shard: Rc<Shard>,
     items: Vec<ProduceItem>,
     acks: i16,
+    timeout_ms: i32,
 ) -> Vec<ProduceOutcome> {
     let mut appended = Vec::with_capacity(items.len());
     for item in &items {
-        appended.push(append_one(&shard, item).await);
+        appended.push(append_one(&shard, item, acks).await);
     }
+    let shard = &shard;
     let waits = appended.into_iter().map(|a| async move {
         match a {
             Err(code) => ProduceOutcome::error(code),
             Ok((log, outcome)) => {
                 let result = *outcome.result();
-                let sync = log.needs_sync(acks);
-                match log.wait_written(result.end_offset, sync).await {
+                match wait_acknowledged(shard, &log, result.end_offset, acks, timeout_ms).await {
                     Ok(()) => ProduceOutcome {
                         error_code: 0,
                         base_offset: result.base_offset as i64,
                         log_start_offset: result.log_start_offset as i64,
                     },
-                    Err(e) => ProduceOutcome::error(storage_error_code(&e)),
+                    Err(code) => ProduceOutcome::error(code),
                 }
             }
         }
     });
     futures::future::join_all(waits).await
+}
+
+/// Waits until `acks` may be answered for records below `end_offset`:
+/// written (and synced, as the flush policy says), and for acks=all in a
+/// cluster, replicated to every ISR member.
+async fn wait_acknowledged(
+    shard: &Rc<Shard>,
+    log: &Rc<crate::storage::PartitionLog>,
+    end_offset: u64,
+    acks: i16,
+    timeout_ms: i32,
+) -> Result<(), i16> {
+    let sync = log.needs_sync(acks);
+    log.wait_written(end_offset, sync)
+        .await
+        .map_err(|e| storage_error_code(&e))?;
+    shard.replication.advance_high_watermark(log);
+    if acks == -1 && shard.replication.in_cluster() {
+        crate::replication::wait_replicated(shard, log, end_offset, timeout_ms).await?;
+    }
+    Ok(())
 }
 
 type Appended = (
@@ -143,8 +166,11 @@ type Appended = (
 );
 
 /// Checks one batch as Apache Kafka's log validator does, then appends it.
-async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i16> {
+async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<Appended, i16> {
     let log = owned_log(shard, &item.topic, item.partition).await?;
+    let leader_epoch = shard
+        .replication
+        .check_produce(&item.topic, item.partition, acks)?;
     let records = item
         .records
         .as_ref()
@@ -159,7 +185,7 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem) -> Result<Appended, i
         BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
     })?;
     let result = log
-        .append(records, &header, 0)
+        .append(records, &header, leader_epoch)
         .map_err(|e| storage_error_code(&e))?;
     Ok((log, result))
 }

@@ -107,6 +107,29 @@ pub struct BrokerConfig {
     /// Spinning answers cross-shard messages faster but burns CPU.
     #[serde(rename = "shard.spin.before.park.us")]
     pub spin_before_park_us: u64,
+    /// The quorum service's client endpoints, `host:port,host:port,...`.
+    /// Empty: the broker is its own single-node cluster (no replication).
+    #[serde(rename = "quorum.endpoints")]
+    pub quorum_endpoints: String,
+    /// The quorum service's shared secret, if it has one.
+    #[serde(rename = "quorum.secret")]
+    pub quorum_secret: Option<String>,
+    /// This broker's rack: the controller spreads replicas over racks.
+    #[serde(rename = "broker.rack")]
+    pub rack: Option<String>,
+    /// How often the broker renews its session with the quorum service.
+    #[serde(rename = "broker.heartbeat.interval.ms")]
+    pub heartbeat_interval_ms: u64,
+    /// A follower that has not caught up for this long leaves the ISR.
+    #[serde(rename = "replica.lag.time.max.ms")]
+    pub replica_lag_time_max_ms: i64,
+    /// How long a follower's fetch waits at the leader for new records.
+    #[serde(rename = "replica.fetch.wait.max.ms")]
+    pub replica_fetch_wait_max_ms: i32,
+    /// Replication factor of auto-created topics and of CreateTopics that
+    /// leave it to the broker (-1).
+    #[serde(rename = "default.replication.factor")]
+    pub default_replication_factor: i16,
 }
 
 impl Default for BrokerConfig {
@@ -137,11 +160,42 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
             spin_before_park_us: 0,
+            quorum_endpoints: String::new(),
+            quorum_secret: None,
+            rack: None,
+            heartbeat_interval_ms: 2_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            default_replication_factor: 1,
         }
     }
 }
 
 impl BrokerConfig {
+    /// The quorum endpoints, or none when the broker stands alone.
+    pub fn quorum_endpoints(&self) -> Vec<String> {
+        self.quorum_endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// What replication takes from the config.
+    pub fn replication_settings(&self) -> crate::replication::ReplicationSettings {
+        crate::replication::ReplicationSettings {
+            local_id: self.node_id,
+            lag_time_max_ms: self.replica_lag_time_max_ms,
+            fetch_wait_max_ms: self.replica_fetch_wait_max_ms,
+        }
+    }
+
+    /// Whether this broker is part of a cluster run by a quorum service.
+    pub fn in_cluster(&self) -> bool {
+        !self.quorum_endpoints().is_empty()
+    }
+
     /// Reads a TOML file. Keys are Kafka's dotted names, quoted in TOML:
     /// `"log.dirs" = "/var/lib/tidemark"`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {

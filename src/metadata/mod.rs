@@ -277,6 +277,33 @@ impl MetadataStore {
         Ok(updated)
     }
 
+    /// In a cluster: takes the topics from the quorum service's view (the
+    /// local file is not the source of truth there and is left alone).
+    pub fn mirror_topics(&self, topics: Vec<TopicMeta>) {
+        let mut registry = self.write();
+        let changed = registry.topics.len() != topics.len()
+            || topics
+                .iter()
+                .any(|t| registry.topics.get(&t.name) != Some(t));
+        if changed {
+            registry.topics = topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+        }
+    }
+
+    /// In a cluster: the next id of the block the quorum service gave this
+    /// broker, if any is left.
+    pub fn take_producer_id(&self) -> Option<i64> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        let id = ids.clone().next()?;
+        ids.start += 1;
+        Some(id)
+    }
+
+    /// In a cluster: a new block of producer ids from the quorum service.
+    pub fn add_producer_id_block(&self, block: Range<i64>) {
+        *self.producer_ids.lock().unwrap_or_else(|e| e.into_inner()) = block;
+    }
+
     /// A producer id never handed out before, by this process or an earlier
     /// one on the same data dir. Reserves (and persists) a new block when the
     /// current one is used up.

@@ -6,6 +6,20 @@
 //! a failover.
 //!
 //! - `isr`: the leader's pure state machine (ISR, high watermark).
+//! - `manager`: each shard's partition roles (leader, follower).
+//! - `view`: applying a cluster view from the quorum service to a shard.
+//! - `leader`: ISR proposals, the ISR check loop, acks=all waits.
+//! - `fetcher`, `peer`: followers copying their leaders' logs.
+//! - `agent`: the broker's thread that talks to the quorum service.
 //!
-//! Everything here runs on the shard that owns the partition.
+//! Everything but the agent runs on the shard that owns the partition.
+pub mod agent;
+pub mod fetcher;
 pub mod isr;
+pub mod leader;
+pub mod manager;
+pub mod peer;
+pub mod view;
+
+pub use leader::{isr_check_loop, propose_isr, wait_replicated};
+pub use manager::{ReplicaManager, ReplicationSettings};

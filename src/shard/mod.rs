@@ -45,6 +45,8 @@ pub struct Shard {
     pub metadata: Arc<MetadataStore>,
     /// The consumer groups whose `__consumer_offsets` partitions this shard owns.
     pub groups: crate::group::GroupCoordinator,
+    /// Each owned partition's replication role (cluster brokers only).
+    pub replication: crate::replication::ReplicaManager,
     inboxes: Vec<flume::Sender<Job>>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     stopping: Cell<bool>,
@@ -63,6 +65,7 @@ impl Shard {
             id,
             count: inboxes.len(),
             groups: crate::group::GroupCoordinator::new(config.group_limits()),
+            replication: crate::replication::ReplicaManager::new(config.replication_settings()),
             config,
             metadata,
             inboxes,
@@ -184,6 +187,17 @@ impl Shard {
         }
         self.rebalance_cache();
         Ok(())
+    }
+
+    /// Puts a reopened log (after truncation) in place of the old one.
+    pub fn replace_log(&self, log: Rc<PartitionLog>) {
+        let share = self.cache_share();
+        log.set_cache_capacity(share);
+        self.logs
+            .borrow_mut()
+            .entry(log.topic.clone())
+            .or_default()
+            .insert(log.partition, log);
     }
 
     /// Drops this shard's logs of a deleted topic and removes their files.

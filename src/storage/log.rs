@@ -27,7 +27,7 @@ use super::recovery::{
     RECOVERY_POINT_FILE,
 };
 use super::segment::{align_down, align_up, Segment};
-use super::truncate::truncate_log_files;
+use super::truncate::{restart_log_files_at, truncate_log_files};
 use super::{now_ms, StorageError};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::protocol::batch::{patch_batch, BatchHeader, BatchIter, BATCH_HEADER_LEN};
@@ -317,6 +317,11 @@ impl PartitionLog {
         self.state.borrow().high_watermark
     }
 
+    /// The replicated high watermark, if the log is replicated.
+    pub fn high_watermark_limit(&self) -> Option<u64> {
+        self.state.borrow().high_watermark_limit
+    }
+
     /// Sets the replicated high watermark (`None`: not replicated). Long
     /// polls and acks=all waiters wake when it moves.
     pub fn set_high_watermark_limit(&self, limit: Option<u64>) {
@@ -448,15 +453,31 @@ impl PartitionLog {
     /// its files and opens it again. The caller replaces every handle to the
     /// old log with the returned one; the old one answers `Offline` from now on.
     pub async fn truncate_to(&self, offset: u64) -> Result<Rc<PartitionLog>, StorageError> {
-        self.close().await?;
-        {
-            let mut st = self.state.borrow_mut();
-            st.failure = Some(Failure::Offline);
-            st.cache.clear();
-            st.wake_data_waiters();
-        }
+        self.close_for_replacement().await?;
         let new_end = truncate_log_files(&self.dir, offset)?;
         tracing::info!(topic = %self.topic, partition = self.partition, offset, new_end, "truncated log");
+        self.reopen().await
+    }
+
+    /// Empties the log and restarts it at `offset` (see `truncate`), the
+    /// same way `truncate_to` replaces it.
+    pub async fn restart_at(&self, offset: u64) -> Result<Rc<PartitionLog>, StorageError> {
+        self.close_for_replacement().await?;
+        restart_log_files_at(&self.dir, offset)?;
+        tracing::info!(topic = %self.topic, partition = self.partition, offset, "restarted log");
+        self.reopen().await
+    }
+
+    async fn close_for_replacement(&self) -> Result<(), StorageError> {
+        self.close().await?;
+        let mut st = self.state.borrow_mut();
+        st.failure = Some(Failure::Offline);
+        st.cache.clear();
+        st.wake_data_waiters();
+        Ok(())
+    }
+
+    async fn reopen(&self) -> Result<Rc<PartitionLog>, StorageError> {
         let config = self.config();
         PartitionLog::open(
             &self.dir,

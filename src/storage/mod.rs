@@ -24,7 +24,7 @@ mod segment;
 mod truncate;
 
 pub use index::write_file_atomically;
-pub use log::{AppendOutcome, AppendResult, FetchedRecords, LogOptions, PartitionLog};
+pub use log::{AppendOutcome, AppendResult, FetchedRecords, LogOptions, PartitionLog, Reader};
 pub use producer_state::ProducerStateError;
 pub use recovery::probe_dma;
 

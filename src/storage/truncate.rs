@@ -58,6 +58,21 @@ pub fn truncate_log_files(dir: &Path, offset: u64) -> Result<u64, StorageError> 
     Ok(new_end)
 }
 
+/// Empties the log in `dir` and makes it start at `offset`: a follower
+/// whose log ended before its leader's log start (Kafka's
+/// `truncateFullyAndStartAt`).
+pub fn restart_log_files_at(dir: &Path, offset: u64) -> Result<(), StorageError> {
+    for base in list_segments(dir)? {
+        remove_segment_files(dir, base);
+    }
+    for snapshot in list_snapshots(dir) {
+        remove_snapshot(dir, snapshot);
+    }
+    write_checkpoint(dir, LOG_START_FILE, offset)?;
+    write_checkpoint(dir, RECOVERY_POINT_FILE, offset)?;
+    LeaderEpochCache::default().save(dir)
+}
+
 /// Cuts segment `base` before its first batch that reaches `offset`, or at
 /// its first invalid byte. Returns the offset after the last batch kept.
 fn cut_segment(dir: &Path, base: u64, offset: u64) -> Result<u64, StorageError> {

@@ -1,0 +1,2 @@
+//! The quorum service (see docs/quorum.md).
+pub mod model;

@@ -1,0 +1,163 @@
+//! Applying a new cluster view on a shard: for every partition the shard
+//! owns, become its leader, its follower, or neither, as the view says, and
+//! drop the logs of deleted topics. Runs on each shard when the quorum agent
+//! hands it a view (every change of leader, ISR, topic or broker).
+use super::fetcher;
+use super::isr::LeaderReplicaState;
+use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
+use crate::broker::owned_log;
+use crate::quorum::model::{ClusterView, PartitionState, TopicState};
+use crate::shard::Shard;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
+    shard.replication.set_view(view.clone());
+    drop_deleted_topics(shard, &view);
+    let mut leaders = BTreeSet::new();
+    for topic in view.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let partition = index as i32;
+            if shard.owner_of(&topic.name, partition) != shard.id {
+                continue;
+            }
+            if let Some(leader) = apply_partition(shard, topic, partition, p).await {
+                leaders.insert(leader);
+            }
+        }
+    }
+    for leader_id in leaders {
+        fetcher::ensure_fetcher(shard, leader_id);
+    }
+}
+
+fn drop_deleted_topics(shard: &Rc<Shard>, view: &ClusterView) {
+    let gone: BTreeSet<String> = shard.replication.with_roles(|roles| {
+        let gone = roles
+            .keys()
+            .filter(|(t, _)| !view.topics.contains_key(t))
+            .map(|(t, _)| t.clone())
+            .collect();
+        roles.retain(|(t, _), _| view.topics.contains_key(t));
+        gone
+    });
+    for topic in gone {
+        shard.remove_topic_logs(&topic);
+    }
+}
+
+/// Puts one partition in the role the view gives it. Returns the leader to
+/// fetch from when this broker follows it.
+async fn apply_partition(
+    shard: &Rc<Shard>,
+    topic: &TopicState,
+    partition: i32,
+    p: &PartitionState,
+) -> Option<i32> {
+    let replication = &shard.replication;
+    let local_id = replication.settings.local_id;
+    let key = (topic.name.clone(), partition);
+    let wanted = role_in_view(p, local_id);
+    let current = replication.role_of(&topic.name, partition);
+    let Some(wanted) = wanted else {
+        if current.is_some() {
+            replication.with_roles(|roles| roles.remove(&key));
+        }
+        return None;
+    };
+    let log = match owned_log(shard, &topic.name, partition).await {
+        Ok(log) => log,
+        Err(code) => {
+            tracing::error!(topic = %topic.name, partition, code, "cannot open a replica's log");
+            return None;
+        }
+    };
+    let min_isr = shard
+        .metadata
+        .topic(&topic.name)
+        .map(|m| shard.metadata.topic_config(&m).min_insync_replicas)
+        .unwrap_or(1);
+    match wanted {
+        RoleSummary::Leader { leader_epoch } => {
+            if current == Some(wanted) {
+                refresh_leader(shard, &key, p, min_isr);
+            } else {
+                become_leader(shard, &log, p, leader_epoch, min_isr);
+            }
+            None
+        }
+        RoleSummary::Follower(f) => {
+            if current != Some(wanted) {
+                become_follower(shard, &log, f);
+            }
+            Some(f.leader_id)
+        }
+    }
+}
+
+fn become_leader(
+    shard: &Rc<Shard>,
+    log: &Rc<crate::storage::PartitionLog>,
+    p: &PartitionState,
+    leader_epoch: i32,
+    min_insync_replicas: i32,
+) {
+    let settings = &shard.replication.settings;
+    // What this broker knew to be committed; records above it become
+    // committed once the ISR has them (a fresh start knows nothing yet).
+    let high_watermark = log.high_watermark_limit().unwrap_or(log.log_start_offset());
+    let state = LeaderReplicaState::new(
+        settings.local_id,
+        leader_epoch,
+        p.replicas.clone(),
+        p.isr.clone(),
+        high_watermark,
+        log.log_end_offset(),
+        settings.lag_time_max_ms,
+        crate::storage::now_ms(),
+    );
+    tracing::info!(topic = %log.topic, partition = log.partition, leader_epoch, isr = ?p.isr, "leading partition");
+    let role = Role::Leader(LeaderRole {
+        state,
+        partition_epoch: p.partition_epoch,
+        min_insync_replicas,
+    });
+    let key = (log.topic.clone(), log.partition);
+    shard
+        .replication
+        .with_roles(|roles| roles.insert(key, role));
+    log.set_high_watermark_limit(Some(high_watermark));
+    shard.replication.advance_high_watermark(log);
+}
+
+/// Same leader epoch: take the controller's ISR if it is newer than ours.
+fn refresh_leader(
+    shard: &Rc<Shard>,
+    key: &(String, i32),
+    p: &PartitionState,
+    min_insync_replicas: i32,
+) {
+    shard.replication.with_roles(|roles| {
+        if let Some(Role::Leader(l)) = roles.get_mut(key) {
+            l.min_insync_replicas = min_insync_replicas;
+            if p.partition_epoch > l.partition_epoch {
+                l.partition_epoch = p.partition_epoch;
+                l.state.on_isr_settled(p.isr.clone());
+            }
+        }
+    });
+    if let Some(log) = shard.log(&key.0, key.1) {
+        shard.replication.advance_high_watermark(&log);
+    }
+}
+
+fn become_follower(shard: &Rc<Shard>, log: &Rc<crate::storage::PartitionLog>, f: FollowerRole) {
+    tracing::info!(topic = %log.topic, partition = log.partition, leader = f.leader_id, leader_epoch = f.leader_epoch, "following partition");
+    let limit = log.high_watermark_limit().unwrap_or(log.log_start_offset());
+    log.set_high_watermark_limit(Some(limit));
+    let key = (log.topic.clone(), log.partition);
+    shard
+        .replication
+        .with_roles(|roles| roles.insert(key, Role::Follower(f)));
+}
