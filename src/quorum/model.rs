@@ -1,0 +1,73 @@
+//! The cluster metadata the quorum service keeps, as serde types shared with
+//! brokers (which receive it from `Read` and `Watch`) and with the CLI.
+//! Pure data, no I/O; used in the quorum process and by broker-side clients.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Partition leader id meaning "no leader".
+pub const NO_LEADER: i32 = -1;
+
+/// Topic config that allows electing a leader outside the ISR.
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// A registered broker: where clients and replicas reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// One partition's assignment and leadership, KRaft's `PartitionRecord` in short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// The leader's broker id, or `NO_LEADER`.
+    pub leader: i32,
+    /// Bumped on every change of leader.
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    /// Bumped on every change of leader or ISR.
+    pub partition_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicState {
+    pub name: String,
+    pub topic_id: uuid::Uuid,
+    pub configs: BTreeMap<String, String>,
+    /// Indexed by partition number.
+    pub partitions: Vec<PartitionState>,
+}
+
+impl TopicState {
+    /// Whether `unclean.leader.election.enable` is set to true for this topic.
+    pub fn unclean_election(&self) -> bool {
+        self.configs
+            .get(UNCLEAN_LEADER_ELECTION)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// The whole replicated state: what `Read` and `Watch` return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Generated once, when the quorum is first formed.
+    pub cluster_id: String,
+    /// Bumped by every applied command that changes anything.
+    pub revision: u64,
+    /// Live brokers only (registered, session not expired).
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicState>,
+    /// The first producer id of the next block handed out.
+    pub next_producer_id: i64,
+}
+
+impl ClusterView {
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+}
