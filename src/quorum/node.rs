@@ -241,10 +241,7 @@ impl Node {
             }
             Request::Heartbeat { broker_id } => self.heartbeat(broker_id).await,
             Request::Write(proposal) => self.client_write(proposal).await,
-            Request::Read => match self.ensure_leader().await {
-                Ok(()) => Response::View((*self.current_view()).clone()),
-                Err(response) => response,
-            },
+            Request::Read => self.read().await,
             Request::Watch {
                 from_revision,
                 timeout_ms,
@@ -317,6 +314,21 @@ impl Node {
                 message: "the write was not committed in time (it may still be)".into(),
             },
         }
+    }
+
+    /// The view, linearizably; `Unavailable` until the first leader has
+    /// given the cluster its id, so no reader ever sees a view without one.
+    async fn read(&self) -> Response {
+        if let Err(response) = self.ensure_leader().await {
+            return response;
+        }
+        let view = self.current_view();
+        if view.cluster_id.is_empty() {
+            return Response::Unavailable {
+                message: "the quorum is still initializing".into(),
+            };
+        }
+        Response::View((*view).clone())
     }
 
     async fn heartbeat(&self, broker_id: i32) -> Response {

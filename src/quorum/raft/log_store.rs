@@ -5,8 +5,8 @@
 //! `raft.log` is a sequence of records `[u32 length][u32 crc32c][JSON entry]`
 //! (big-endian). An append is acknowledged to openraft only after fsync.
 //! At start-up the file is read up to the first torn or corrupt record and cut
-//! there (such a record was never acknowledged). `vote.json` and
-//! `purged.json` are replaced atomically. Purging rewrites the log file
+//! there (such a record was never acknowledged). `vote.json`,
+//! `committed.json` and `purged.json` are replaced atomically. Purging rewrites the log file
 //! without the purged entries (also atomically). Every entry is kept in
 //! memory too: the log is bounded by snapshotting and purging.
 use super::files::{read_optional, sync_dir, write_atomic};
@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 const LOG_FILE: &str = "raft.log";
 const VOTE_FILE: &str = "vote.json";
 const PURGED_FILE: &str = "purged.json";
+const COMMITTED_FILE: &str = "committed.json";
 const RECORD_HEADER_BYTES: usize = 8;
 /// No single entry comes near this; a larger length means a corrupt record.
 const RECORD_BYTES_MAX: usize = 64 << 20;
@@ -252,6 +253,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(self.lock().vote)
+    }
+
+    /// Persisted so that a leader restored at start-up (openraft restarts a
+    /// node that held a committed vote as leader, without an election)
+    /// knows what was committed: its reads then include every write it
+    /// acknowledged.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let inner = self.lock();
+        let bytes = serde_json::to_vec(&committed).map_err(|e| io_err(ErrorVerb::Write, &e))?;
+        write_atomic(&inner.dir.join(COMMITTED_FILE), &bytes)
+            .map_err(|e| io_err(ErrorVerb::Write, &e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let dir = self.lock().dir.clone();
+        let committed: Option<Option<LogId>> =
+            read_json(&dir.join(COMMITTED_FILE)).map_err(|e| io_err(ErrorVerb::Read, &e))?;
+        Ok(committed.flatten())
     }
 
     async fn append<I>(
