@@ -547,6 +547,36 @@ async fn a_whole_cluster_restart_keeps_everything_including_snapshots() {
             .await
             .expect("create");
     }
+    // A node that misses more than the log kept after a snapshot is caught
+    // up by an InstallSnapshot.
+    cluster.kill(2);
+    for i in 30..60 {
+        client
+            .create_topic(&format!("topic-{i}"), 1, 1, BTreeMap::new())
+            .await
+            .expect("create with one node down");
+    }
+    cluster.spawn(2);
+    let lagging = cluster.nodes[2].addr.clone();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let request = Request::Watch {
+            from_revision: 0,
+            timeout_ms: 500,
+        };
+        if let Ok(Response::View(v)) = client.send_to(&lagging, request).await {
+            if v.topics.contains_key("topic-59") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lagging node did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(&cluster.nodes[2].log).unwrap_or_default();
+    assert!(log.contains("quorum snapshot installed"), "{log}");
     let (first, count) = client
         .allocate_producer_ids(1, 1000)
         .await
