@@ -132,10 +132,7 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             if let Some(dir) = self.dir.take() {
-                eprintln!(
-                    "keeping the cluster's files in {}",
-                    dir.into_path().display()
-                );
+                eprintln!("keeping the cluster's files in {}", dir.keep().display());
             }
             for node in &self.nodes {
                 let text = std::fs::read_to_string(&node.log).unwrap_or_default();
