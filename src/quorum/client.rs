@@ -5,6 +5,10 @@
 //! node cannot be reached or has no quorum, and gives up after
 //! `retry_timeout`. A write retried after a lost connection may have been
 //! applied already: use `expected_revision` where that matters.
+//!
+//! Requests on one client go one at a time over its one connection, so a
+//! `watch` holds the client for as long as it waits: a broker uses one client
+//! to watch and another for heartbeats and writes.
 use super::model::{BrokerInfo, ClusterView, PartitionState};
 use super::protocol::{
     call_encoded, encode_frame, FrameError, NodeStatus, Request, RequestFrame, Response,
@@ -161,14 +165,17 @@ impl QuorumClient {
             .unwrap_or_else(|| self.endpoints[self.next_endpoint].clone());
         let mut backoff = Duration::from_millis(20);
         let mut last = String::from("no attempt");
+        // Hints followed without a pause: bounded, in case nodes disagree.
+        let mut hops = 0;
         while Instant::now() < deadline {
             match self.attempt(&target, &frame, timeout).await {
                 Ok(Response::NotLeader {
                     leader_hint: Some((_, addr)),
-                }) if addr != target => {
+                }) if addr != target && hops < self.endpoints.len() => {
                     last = format!("{target} is not the leader");
                     target = addr;
                     self.leader = Some(target.clone());
+                    hops += 1;
                     continue;
                 }
                 Ok(Response::NotLeader { .. }) => last = format!("{target} knows no leader"),
@@ -179,6 +186,7 @@ impl QuorumClient {
                 }
                 Err(e) => last = e,
             }
+            hops = 0;
             target = self.rotate();
             tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
                 .await;
