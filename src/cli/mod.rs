@@ -6,6 +6,7 @@ pub mod consume;
 pub mod dev;
 pub mod group;
 pub mod produce;
+pub mod quorum;
 pub mod topic;
 pub mod tune;
 
@@ -37,6 +38,10 @@ pub enum Command {
     Tune(tune::TuneArgs),
     /// Load generator: produce, consume or end-to-end against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
+    /// Run one node of the quorum service (the cluster's metadata store).
+    Quorum(quorum::QuorumArgs),
+    /// Ask a quorum about the cluster (`cluster status`).
+    Cluster(quorum::ClusterArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -50,6 +55,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Group(args) => group::run(args).map_err(|e| e.to_string()),
         Command::Tune(args) => tune::run(args),
         Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
+        Command::Quorum(args) => quorum::run_quorum(args),
+        Command::Cluster(args) => quorum::run_cluster(args),
     };
     match result {
         Ok(()) => 0,

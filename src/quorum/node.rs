@@ -1,0 +1,430 @@
+//! One running quorum node: opens the log and state machine in the data dir,
+//! starts openraft, serves the quorum protocol on its port, and runs the
+//! controller duties (broker sessions) while it is the Raft leader.
+//! Quorum process, tokio runtime.
+use super::config::QuorumConfig;
+use super::model::ClusterView;
+use super::protocol::{
+    read_frame, secret_matches, write_frame, NodeStatus, Request, RequestFrame, Response,
+    WATCH_TIMEOUT_MS_MAX,
+};
+use super::raft::log_store::LogStore;
+use super::raft::network::Network;
+use super::raft::state_machine::StateMachine;
+use super::raft::{BasicNode, NodeId, Raft};
+use super::sessions::Sessions;
+use super::state::{Command, Proposal};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{Config, SnapshotPolicy};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// Open client and peer connections one node serves at most.
+const CONNECTIONS_MAX: usize = 1024;
+/// How long a write or a linearizable read may wait for the quorum.
+const QUORUM_WAIT: Duration = Duration::from_secs(5);
+/// Largest snapshot chunk sent to a follower (JSON grows it about 3.5 times,
+/// which stays under the frame limit).
+const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("quorum data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+struct Node {
+    id: NodeId,
+    raft: Raft,
+    view: watch::Receiver<Arc<ClusterView>>,
+    sessions: Mutex<Sessions>,
+    peers: BTreeMap<NodeId, String>,
+    secret: Option<String>,
+}
+
+fn raft_config(config: &QuorumConfig) -> Result<Arc<Config>, QuorumError> {
+    let raft_config = Config {
+        cluster_name: "tidemark-quorum".into(),
+        heartbeat_interval: config.heartbeat_interval_ms,
+        election_timeout_min: config.election_timeout_ms,
+        election_timeout_max: config.election_timeout_ms * 2,
+        install_snapshot_timeout: config.election_timeout_ms.max(2000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
+        max_in_snapshot_log_to_keep: config.snapshot_entries / 2,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        ..Default::default()
+    };
+    let validated = raft_config
+        .validate()
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    Ok(Arc::new(validated))
+}
+
+/// Runs the node until `shutdown` completes.
+pub async fn run(
+    config: QuorumConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), QuorumError> {
+    let data_err = |source| QuorumError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    };
+    let log = LogStore::open(&config.data_dir).map_err(data_err)?;
+    let (state_machine, view) = StateMachine::open(&config.data_dir).map_err(data_err)?;
+    let listener =
+        TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| QuorumError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+    let network = Network::new(config.secret.clone());
+    let raft = Raft::new(
+        config.node_id,
+        raft_config(&config)?,
+        network,
+        log,
+        state_machine,
+    )
+    .await
+    .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    let node = Arc::new(Node {
+        id: config.node_id,
+        raft,
+        view,
+        sessions: Mutex::new(Sessions::new(Duration::from_millis(
+            config.session_timeout_ms,
+        ))),
+        peers: config.peers.clone(),
+        secret: config.secret.clone(),
+    });
+    println!(
+        "quorum node {} listening on {}",
+        config.node_id, config.listen
+    );
+    initialize_if_first(&node).await?;
+    let tick = Duration::from_millis((config.session_timeout_ms / 10).clamp(20, 1000));
+    let controller = tokio::spawn(control(node.clone(), tick));
+    tokio::select! {
+        () = accept_loop(node.clone(), listener) => {}
+        () = shutdown => {}
+    }
+    controller.abort();
+    let _ = node.raft.shutdown().await;
+    tracing::info!(node = node.id, "quorum node stopped");
+    Ok(())
+}
+
+/// On the first start of a fresh group, the lowest-id node proposes the
+/// membership of every peer. Everyone else (and every restart) waits to be
+/// reached, or recovers from its data dir.
+async fn initialize_if_first(node: &Node) -> Result<(), QuorumError> {
+    if node.peers.keys().next() != Some(&node.id) {
+        return Ok(());
+    }
+    let initialized = node
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    if initialized {
+        return Ok(());
+    }
+    let members: BTreeMap<NodeId, BasicNode> = node
+        .peers
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    match node.raft.initialize(members).await {
+        Ok(()) => {
+            tracing::info!(peers = ?node.peers, "quorum initialized");
+            Ok(())
+        }
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(QuorumError::Raft(e.to_string())),
+    }
+}
+
+async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("quorum accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "quorum: too many connections, refusing one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        tokio::spawn(async move {
+            serve_connection(&node, stream).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Answers the requests of one connection in order, until it closes or
+/// sends something that is not a frame.
+async fn serve_connection(node: &Node, mut stream: TcpStream) {
+    loop {
+        let body = match read_frame(&mut stream).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("quorum connection closed: {e}");
+                return;
+            }
+        };
+        let response = match serde_json::from_slice::<RequestFrame>(&body) {
+            Err(e) => Response::BadRequest {
+                message: format!("undecodable request: {e}"),
+            },
+            Ok(frame) if !node.authorized(frame.auth.as_deref()) => Response::Unauthenticated,
+            Ok(frame) => node.handle(frame.request).await,
+        };
+        if let Err(e) = write_frame(&mut stream, &response).await {
+            tracing::debug!("quorum connection closed: {e}");
+            return;
+        }
+    }
+}
+
+impl Node {
+    fn authorized(&self, given: Option<&str>) -> bool {
+        match &self.secret {
+            None => true,
+            Some(secret) => secret_matches(secret, given),
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current_view(&self) -> Arc<ClusterView> {
+        self.view.borrow().clone()
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::AppendEntries(rpc) => {
+                Response::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
+            Request::InstallSnapshot(rpc) => {
+                Response::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            Request::RegisterBroker { info } => {
+                self.client_write(Proposal::new(Command::RegisterBroker { info }))
+                    .await
+            }
+            Request::Heartbeat { broker_id } => self.heartbeat(broker_id).await,
+            Request::Write(proposal) => self.client_write(proposal).await,
+            Request::Read => self.read().await,
+            Request::Watch {
+                from_revision,
+                timeout_ms,
+            } => self.watch(from_revision, timeout_ms).await,
+            Request::Status => Response::Status(self.status()),
+        }
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> Response {
+        let leader_hint = leader
+            .filter(|id| *id != self.id)
+            .and_then(|id| self.peers.get(&id).map(|addr| (id, addr.clone())));
+        Response::NotLeader { leader_hint }
+    }
+
+    /// Ok once this node is the leader and has applied everything committed
+    /// before now (openraft's read index).
+    async fn ensure_leader(&self) -> Result<(), Response> {
+        use openraft::error::CheckIsLeaderError;
+        match tokio::time::timeout(QUORUM_WAIT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(f.leader_id))
+            }
+            Ok(Err(e)) => Err(Response::Unavailable {
+                message: e.to_string(),
+            }),
+            Err(_) => Err(Response::Unavailable {
+                message: "no quorum answered in time".into(),
+            }),
+        }
+    }
+
+    async fn client_write(&self, mut proposal: Proposal) -> Response {
+        match &mut proposal.command {
+            Command::InitCluster { .. } => {
+                return Response::BadRequest {
+                    message: "the cluster id is set by the quorum itself".into(),
+                }
+            }
+            Command::CreateTopic { topic_id, .. } if topic_id.is_none() => {
+                *topic_id = Some(uuid::Uuid::new_v4());
+            }
+            _ => {}
+        }
+        let registering = match &proposal.command {
+            Command::RegisterBroker { info } => Some(info.broker_id),
+            _ => None,
+        };
+        let response = self.propose(proposal).await;
+        if let (Some(id), Response::Applied(_)) = (registering, &response) {
+            self.sessions().heartbeat(id, Instant::now());
+        }
+        response
+    }
+
+    async fn propose(&self, proposal: Proposal) -> Response {
+        match tokio::time::timeout(QUORUM_WAIT, self.raft.client_write(proposal)).await {
+            Ok(Ok(written)) => match written.data {
+                Ok(applied) => Response::Applied(applied),
+                Err(rejected) => Response::Rejected(rejected),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                self.not_leader(f.leader_id)
+            }
+            Ok(Err(e)) => Response::Unavailable {
+                message: e.to_string(),
+            },
+            Err(_) => Response::Unavailable {
+                message: "the write was not committed in time (it may still be)".into(),
+            },
+        }
+    }
+
+    /// The view, linearizably; `Unavailable` until the first leader has
+    /// given the cluster its id, so no reader ever sees a view without one.
+    async fn read(&self) -> Response {
+        if let Err(response) = self.ensure_leader().await {
+            return response;
+        }
+        let view = self.current_view();
+        if view.cluster_id.is_empty() {
+            return Response::Unavailable {
+                message: "the quorum is still initializing".into(),
+            };
+        }
+        Response::View((*view).clone())
+    }
+
+    async fn heartbeat(&self, broker_id: i32) -> Response {
+        if let Err(response) = self.ensure_leader().await {
+            return response;
+        }
+        if !self.current_view().brokers.contains_key(&broker_id) {
+            return Response::UnknownBroker { broker_id };
+        }
+        self.sessions().heartbeat(broker_id, Instant::now());
+        Response::Ok
+    }
+
+    async fn watch(&self, from_revision: u64, timeout_ms: u64) -> Response {
+        let wait = Duration::from_millis(timeout_ms.min(WATCH_TIMEOUT_MS_MAX));
+        let mut view = self.view.clone();
+        let _ = tokio::time::timeout(wait, view.wait_for(|v| v.revision > from_revision)).await;
+        let current = view.borrow().clone();
+        Response::View((*current).clone())
+    }
+
+    fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        NodeStatus {
+            node_id: self.id,
+            role: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            revision: self.current_view().revision,
+        }
+    }
+
+    fn is_leader(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.state.is_leader() && m.current_leader == Some(self.id)).then_some(m.current_term)
+    }
+
+    /// Called once per term this node leads: fresh sessions for every
+    /// registered broker, and the cluster id if the group has none yet.
+    async fn start_leading(&self, term: u64) -> bool {
+        if self.ensure_leader().await.is_err() {
+            return false;
+        }
+        let view = self.current_view();
+        self.sessions()
+            .start_leading(view.brokers.keys().copied(), Instant::now());
+        if view.cluster_id.is_empty() {
+            let cluster_id = uuid::Uuid::new_v4().simple().to_string();
+            let init = Proposal::new(Command::InitCluster { cluster_id });
+            if !matches!(self.propose(init).await, Response::Applied(_)) {
+                return false;
+            }
+        }
+        tracing::info!(node = self.id, term, "quorum leader: controller active");
+        true
+    }
+
+    /// Proposes `ExpireBroker` for every broker whose session lapsed.
+    async fn expire_lapsed(&self) {
+        let registered: BTreeSet<i32> = self.current_view().brokers.keys().copied().collect();
+        let lapsed = self.sessions().expired(&registered, Instant::now());
+        for broker_id in lapsed {
+            tracing::info!(broker_id, "broker session expired");
+            let response = self
+                .propose(Proposal::new(Command::ExpireBroker { broker_id }))
+                .await;
+            if !matches!(response, Response::Applied(_)) {
+                tracing::warn!(broker_id, ?response, "expiring a broker failed");
+            }
+        }
+    }
+}
+
+/// The controller: while this node leads, expires lapsed broker sessions.
+async fn control(node: Arc<Node>, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading_term: Option<u64> = None;
+    loop {
+        interval.tick().await;
+        let Some(term) = node.is_leader() else {
+            if leading_term.take().is_some() {
+                node.sessions().clear();
+            }
+            continue;
+        };
+        if leading_term != Some(term) {
+            if !node.start_leading(term).await {
+                continue;
+            }
+            leading_term = Some(term);
+        }
+        node.expire_lapsed().await;
+    }
+}

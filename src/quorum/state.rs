@@ -1,0 +1,608 @@
+//! The replicated state machine of the quorum service: `apply` turns a
+//! committed command into a new `ClusterView`. Pure, no I/O, no clock: every
+//! quorum node applies the same log to the same result. The controller's
+//! decisions (placement, leader election from the ISR, ISR changes) live here.
+use super::model::UNCLEAN_LEADER_ELECTION;
+use super::model::{BrokerInfo, ClusterView, PartitionState, TopicState, NO_LEADER};
+use super::placement::{self, Candidate, PlacementError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest producer-id block one request may take.
+pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
+/// Kafka's bound on topic name length.
+const TOPIC_NAME_MAX: usize = 249;
+/// Bound on partitions per topic.
+pub const PARTITIONS_MAX: i32 = 10_000;
+
+/// A command with an optional compare-and-set guard: it is rejected unless
+/// the view's revision equals `expected_revision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub expected_revision: Option<u64>,
+    pub command: Command,
+}
+
+impl Proposal {
+    pub fn new(command: Command) -> Proposal {
+        Proposal {
+            expected_revision: None,
+            command,
+        }
+    }
+}
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.command)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Sets the cluster id once; later ones change nothing.
+    InitCluster {
+        cluster_id: String,
+    },
+    /// Registers (or replaces) a broker, and makes it leader of leaderless
+    /// partitions whose ISR holds it.
+    RegisterBroker {
+        info: BrokerInfo,
+    },
+    /// Removes a broker whose session lapsed and moves its leaderships.
+    ExpireBroker {
+        broker_id: i32,
+    },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        /// Filled in by the quorum node that proposes it; derived from the
+        /// revision when absent, so every node agrees.
+        topic_id: Option<uuid::Uuid>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// Grows a topic to `count` partitions in total.
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
+    AlterTopicConfigs {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
+    /// A partition leader's ISR change.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader_id: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    },
+    AllocateProducerIds {
+        broker_id: i32,
+        count: i64,
+    },
+}
+
+/// What a successful command returns besides the new revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    TopicCreated {
+        topic_id: uuid::Uuid,
+    },
+    /// The partition's state after an `AlterPartition`.
+    Partition(PartitionState),
+    /// Producer ids `first_id .. first_id + count` belong to the caller.
+    ProducerIds {
+        first_id: i64,
+        count: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The view's revision after the command.
+    pub revision: u64,
+    pub outcome: Outcome,
+}
+
+/// Why a command was rejected. A rejected command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    #[error("revision is {actual}, not the expected {expected}")]
+    RevisionConflict { expected: u64, actual: u64 },
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("replication factor {requested} is invalid with {available} live brokers")]
+    InvalidReplicationFactor { requested: i32, available: usize },
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("broker {0} is not registered")]
+    UnknownBroker(i32),
+    #[error("broker {leader_id} is not the leader of {topic}-{partition}")]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        leader_id: i32,
+    },
+    #[error("leader epoch {given} is fenced (current {current})")]
+    FencedLeaderEpoch { given: i32, current: i32 },
+    #[error("partition epoch {given} is stale (current {current})")]
+    InvalidUpdateVersion { given: i32, current: i32 },
+    #[error("invalid ISR: {0}")]
+    InvalidIsr(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl CommandError {
+    /// The Kafka error code a broker should answer with.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            CommandError::RevisionConflict { .. } => 96, // INVALID_UPDATE_VERSION
+            CommandError::TopicAlreadyExists(_) => 36,
+            CommandError::UnknownTopic(_) | CommandError::UnknownPartition { .. } => 3,
+            CommandError::InvalidTopic(_) => 17,
+            CommandError::InvalidReplicationFactor { .. } => 38,
+            CommandError::InvalidPartitions(_) => 37,
+            CommandError::InvalidConfig(_) => 40,
+            CommandError::UnknownBroker(_) => 77, // STALE_BROKER_EPOCH
+            CommandError::NotLeader { .. } => 6,
+            CommandError::FencedLeaderEpoch { .. } => 74,
+            CommandError::InvalidUpdateVersion { .. } => 96,
+            CommandError::InvalidIsr(_) => 107, // INELIGIBLE_REPLICA
+            CommandError::InvalidRequest(_) => 42,
+        }
+    }
+}
+
+pub type CommandResult = Result<Applied, CommandError>;
+
+/// Applies one committed proposal. Bumps `revision` iff something changed.
+pub fn apply(view: &mut ClusterView, proposal: &Proposal) -> CommandResult {
+    if let Some(expected) = proposal.expected_revision {
+        if expected != view.revision {
+            return Err(CommandError::RevisionConflict {
+                expected,
+                actual: view.revision,
+            });
+        }
+    }
+    let outcome = match &proposal.command {
+        Command::InitCluster { cluster_id } => {
+            if !view.cluster_id.is_empty() || cluster_id.is_empty() {
+                return Ok(unchanged(view));
+            }
+            view.cluster_id = cluster_id.clone();
+            Outcome::Done
+        }
+        Command::RegisterBroker { info } => register_broker(view, info)?,
+        Command::ExpireBroker { broker_id } => expire_broker(view, *broker_id)?,
+        Command::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            topic_id,
+        } => create_topic(
+            view,
+            name,
+            *partitions,
+            *replication_factor,
+            configs,
+            *topic_id,
+        )?,
+        Command::DeleteTopic { name } => {
+            view.topics
+                .remove(name)
+                .ok_or_else(|| CommandError::UnknownTopic(name.clone()))?;
+            Outcome::Done
+        }
+        Command::CreatePartitions { name, count } => create_partitions(view, name, *count)?,
+        Command::AlterTopicConfigs { name, set, delete } => alter_configs(view, name, set, delete)?,
+        Command::AlterPartition {
+            topic,
+            partition,
+            leader_id,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        } => {
+            let request = IsrChange {
+                leader_id: *leader_id,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                new_isr,
+            };
+            alter_partition(view, topic, *partition, &request)?
+        }
+        Command::AllocateProducerIds { broker_id, count } => {
+            allocate_producer_ids(view, *broker_id, *count)?
+        }
+    };
+    view.revision += 1;
+    Ok(Applied {
+        revision: view.revision,
+        outcome,
+    })
+}
+
+fn unchanged(view: &ClusterView) -> Applied {
+    Applied {
+        revision: view.revision,
+        outcome: Outcome::Done,
+    }
+}
+
+fn register_broker(view: &mut ClusterView, info: &BrokerInfo) -> Result<Outcome, CommandError> {
+    if info.broker_id < 0 || info.host.is_empty() {
+        return Err(CommandError::InvalidRequest(format!(
+            "broker id {} host {:?}",
+            info.broker_id, info.host
+        )));
+    }
+    view.brokers.insert(info.broker_id, info.clone());
+    let id = info.broker_id;
+    for topic in view.topics.values_mut() {
+        let unclean = topic.unclean_election();
+        for p in topic
+            .partitions
+            .iter_mut()
+            .filter(|p| p.leader == NO_LEADER)
+        {
+            if p.isr.contains(&id) {
+                set_leader(p, id);
+            } else if unclean && p.replicas.contains(&id) {
+                set_leader(p, id);
+                p.isr = vec![id];
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn set_leader(p: &mut PartitionState, leader: i32) {
+    p.leader = leader;
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+}
+
+fn expire_broker(view: &mut ClusterView, broker_id: i32) -> Result<Outcome, CommandError> {
+    if view.brokers.remove(&broker_id).is_none() {
+        return Err(CommandError::UnknownBroker(broker_id));
+    }
+    let live = &view.brokers;
+    for topic in view.topics.values_mut() {
+        let unclean = topic.unclean_election();
+        for p in topic.partitions.iter_mut() {
+            fail_over(p, broker_id, |b| live.contains_key(&b), unclean);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Removes `gone` from a partition's ISR and leadership. A new leader is the
+/// first replica (in replica order) that is a live ISR member; with unclean
+/// election, any live replica when no ISR member is live. The last ISR member
+/// stays in the ISR (with no leader), so it can lead again when it returns.
+fn fail_over(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bool, unclean: bool) {
+    if p.leader != gone && !p.isr.contains(&gone) {
+        return;
+    }
+    let remaining: Vec<i32> = p.isr.iter().copied().filter(|&b| b != gone).collect();
+    let isr_changed = !remaining.is_empty();
+    if isr_changed {
+        p.isr = remaining;
+    }
+    if p.leader != gone {
+        if isr_changed {
+            p.partition_epoch += 1;
+        }
+        return;
+    }
+    let from_isr = p
+        .replicas
+        .iter()
+        .copied()
+        .find(|&b| b != gone && p.isr.contains(&b) && is_live(b));
+    let from_replicas = || {
+        p.replicas
+            .iter()
+            .copied()
+            .find(|&b| b != gone && is_live(b))
+    };
+    match (from_isr, unclean) {
+        (Some(b), _) => set_leader(p, b),
+        (None, true) => match from_replicas() {
+            Some(b) => {
+                set_leader(p, b);
+                p.isr = vec![b];
+            }
+            None => set_leader(p, NO_LEADER),
+        },
+        (None, false) => set_leader(p, NO_LEADER),
+    }
+}
+
+fn validate_topic_name(name: &str) -> Result<(), CommandError> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > TOPIC_NAME_MAX || !valid_chars || name == "." || name == ".."
+    {
+        return Err(CommandError::InvalidTopic(name.to_string()));
+    }
+    Ok(())
+}
+
+fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), CommandError> {
+    if let Some(v) = configs.get(UNCLEAN_LEADER_ELECTION) {
+        if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+            return Err(CommandError::InvalidConfig(format!(
+                "{UNCLEAN_LEADER_ELECTION} must be true or false, not {v:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn candidates(view: &ClusterView) -> Vec<Candidate> {
+    view.brokers
+        .values()
+        .map(|b| Candidate {
+            broker_id: b.broker_id,
+            rack: b.rack.clone(),
+        })
+        .collect()
+}
+
+fn new_partitions(
+    view: &ClusterView,
+    topic: &str,
+    first: usize,
+    count: usize,
+    replication_factor: usize,
+) -> Result<Vec<PartitionState>, CommandError> {
+    let placed = placement::place(topic, &candidates(view), first, count, replication_factor)
+        .map_err(|e| match e {
+            PlacementError::NotEnoughBrokers {
+                requested,
+                available,
+            } => CommandError::InvalidReplicationFactor {
+                requested: requested as i32,
+                available,
+            },
+            PlacementError::ZeroReplicationFactor => CommandError::InvalidReplicationFactor {
+                requested: 0,
+                available: view.brokers.len(),
+            },
+        })?;
+    Ok(placed
+        .into_iter()
+        .map(|replicas| PartitionState {
+            leader: replicas[0],
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+        .collect())
+}
+
+fn create_topic(
+    view: &mut ClusterView,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &BTreeMap<String, String>,
+    topic_id: Option<uuid::Uuid>,
+) -> Result<Outcome, CommandError> {
+    validate_topic_name(name)?;
+    if view.topics.contains_key(name) {
+        return Err(CommandError::TopicAlreadyExists(name.to_string()));
+    }
+    if !(1..=PARTITIONS_MAX).contains(&partitions) {
+        return Err(CommandError::InvalidPartitions(format!(
+            "{partitions} is not in 1..={PARTITIONS_MAX}"
+        )));
+    }
+    if replication_factor < 1 {
+        return Err(CommandError::InvalidReplicationFactor {
+            requested: i32::from(replication_factor),
+            available: view.brokers.len(),
+        });
+    }
+    validate_configs(configs)?;
+    let parts = new_partitions(
+        view,
+        name,
+        0,
+        partitions as usize,
+        replication_factor as usize,
+    )?;
+    let topic_id = topic_id.unwrap_or_else(|| derived_topic_id(view, name));
+    view.topics.insert(
+        name.to_string(),
+        TopicState {
+            name: name.to_string(),
+            topic_id,
+            configs: configs.clone(),
+            partitions: parts,
+        },
+    );
+    Ok(Outcome::TopicCreated { topic_id })
+}
+
+/// A topic id every node derives alike, for proposals that carry none.
+fn derived_topic_id(view: &ClusterView, name: &str) -> uuid::Uuid {
+    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    uuid::Uuid::from_u64_pair(view.revision.wrapping_add(1) | (1 << 62), name_hash)
+}
+
+fn create_partitions(
+    view: &mut ClusterView,
+    name: &str,
+    count: i32,
+) -> Result<Outcome, CommandError> {
+    let topic = view
+        .topics
+        .get(name)
+        .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    let current = topic.partitions.len();
+    if count <= current as i32 || count > PARTITIONS_MAX {
+        return Err(CommandError::InvalidPartitions(format!(
+            "topic {name} has {current} partitions; {count} is not more (or above {PARTITIONS_MAX})"
+        )));
+    }
+    let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let added = new_partitions(
+        view,
+        name,
+        current,
+        count as usize - current,
+        replication_factor,
+    )?;
+    if let Some(topic) = view.topics.get_mut(name) {
+        topic.partitions.extend(added);
+    }
+    Ok(Outcome::Done)
+}
+
+fn alter_configs(
+    view: &mut ClusterView,
+    name: &str,
+    set: &BTreeMap<String, String>,
+    delete: &[String],
+) -> Result<Outcome, CommandError> {
+    validate_configs(set)?;
+    let topic = view
+        .topics
+        .get_mut(name)
+        .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    for key in delete {
+        topic.configs.remove(key);
+    }
+    topic.configs.extend(set.clone());
+    Ok(Outcome::Done)
+}
+
+struct IsrChange<'a> {
+    leader_id: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &'a [i32],
+}
+
+fn alter_partition(
+    view: &mut ClusterView,
+    topic: &str,
+    partition: i32,
+    change: &IsrChange<'_>,
+) -> Result<Outcome, CommandError> {
+    let live = &view.brokers;
+    let state = view
+        .topics
+        .get_mut(topic)
+        .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?
+        .partitions
+        .get_mut(usize::try_from(partition).unwrap_or(usize::MAX))
+        .ok_or_else(|| CommandError::UnknownPartition {
+            topic: topic.to_string(),
+            partition,
+        })?;
+    check_isr_change(state, change, |b| live.contains_key(&b)).map_err(|e| match e {
+        CommandError::NotLeader { .. } => CommandError::NotLeader {
+            topic: topic.to_string(),
+            partition,
+            leader_id: change.leader_id,
+        },
+        other => other,
+    })?;
+    state.isr = change.new_isr.to_vec();
+    state.partition_epoch += 1;
+    Ok(Outcome::Partition(state.clone()))
+}
+
+fn check_isr_change(
+    state: &PartitionState,
+    change: &IsrChange<'_>,
+    is_live: impl Fn(i32) -> bool,
+) -> Result<(), CommandError> {
+    if change.leader_id != state.leader || state.leader == NO_LEADER {
+        return Err(CommandError::NotLeader {
+            topic: String::new(),
+            partition: 0,
+            leader_id: change.leader_id,
+        });
+    }
+    if change.leader_epoch != state.leader_epoch {
+        return Err(CommandError::FencedLeaderEpoch {
+            given: change.leader_epoch,
+            current: state.leader_epoch,
+        });
+    }
+    if change.partition_epoch != state.partition_epoch {
+        return Err(CommandError::InvalidUpdateVersion {
+            given: change.partition_epoch,
+            current: state.partition_epoch,
+        });
+    }
+    let isr = change.new_isr;
+    if !isr.contains(&change.leader_id) {
+        return Err(CommandError::InvalidIsr(
+            "the ISR must hold the leader".into(),
+        ));
+    }
+    for (i, b) in isr.iter().enumerate() {
+        if !state.replicas.contains(b) || isr[..i].contains(b) {
+            return Err(CommandError::InvalidIsr(format!(
+                "broker {b} is not a replica, or is listed twice"
+            )));
+        }
+        if !is_live(*b) {
+            return Err(CommandError::InvalidIsr(format!("broker {b} is not live")));
+        }
+    }
+    Ok(())
+}
+
+fn allocate_producer_ids(
+    view: &mut ClusterView,
+    broker_id: i32,
+    count: i64,
+) -> Result<Outcome, CommandError> {
+    if !view.brokers.contains_key(&broker_id) {
+        return Err(CommandError::UnknownBroker(broker_id));
+    }
+    if !(1..=PRODUCER_ID_BLOCK_MAX).contains(&count) {
+        return Err(CommandError::InvalidRequest(format!(
+            "producer id block of {count} is not in 1..={PRODUCER_ID_BLOCK_MAX}"
+        )));
+    }
+    let first_id = view.next_producer_id;
+    view.next_producer_id = first_id
+        .checked_add(count)
+        .ok_or_else(|| CommandError::InvalidRequest("producer ids exhausted".into()))?;
+    Ok(Outcome::ProducerIds { first_id, count })
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
