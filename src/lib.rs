@@ -11,6 +11,7 @@
 //! - `broker`: the Kafka API handlers.
 //! - `group`: the consumer group coordinator and committed offsets.
 //! - `quorum`: the quorum service (Raft metadata store and controller) and its client.
+//! - `replication`: followers fetching from leaders, ISR, high watermark, the quorum agent.
 //! - `tune`: checks and applies the Linux settings in `tuning/`.
 //! - `client`: a small blocking Kafka client used by the CLI.
 //! - `bench`: the `tidemark bench` load generator (CLI threads only).

@@ -5,6 +5,7 @@
 use super::{metadata_error_code, str_bytes, RequestContext};
 use crate::metadata::{MetadataError, TopicMeta};
 use crate::protocol::ResponseError;
+use crate::replication::cluster_admin;
 use crate::shard::Shard;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -21,6 +22,10 @@ pub async fn create_topic(
     replication_factor: i16,
     configs: BTreeMap<String, String>,
 ) -> Result<TopicMeta, MetadataError> {
+    if shard.replication.in_cluster() {
+        return cluster_admin::create_topic(shard, name, partitions, replication_factor, configs)
+            .await;
+    }
     let topic = shard
         .metadata
         .create_topic(name, partitions, replication_factor, configs)?;
@@ -65,7 +70,7 @@ pub async fn create_topics(
             // Each field exists from the version noted; the codec refuses it before.
             Ok(meta) if ctx.version >= 5 => {
                 result.num_partitions = meta.partitions;
-                result.replication_factor = 1;
+                result.replication_factor = replication_factor_of(shard, &meta.name);
                 if ctx.version >= 7 {
                     result.topic_id = meta.id;
                 }
@@ -81,6 +86,15 @@ pub async fn create_topics(
     response
 }
 
+/// The replication factor a topic got (1 on a standalone broker).
+fn replication_factor_of(shard: &Shard, topic: &str) -> i16 {
+    shard
+        .replication
+        .view()
+        .and_then(|v| v.partition(topic, 0).map(|p| p.replicas.len() as i16))
+        .unwrap_or(1)
+}
+
 async fn create_one(
     shard: &Rc<Shard>,
     name: &str,
@@ -94,10 +108,16 @@ async fn create_one(
         .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
         .collect();
     let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
+    // In a cluster the controller checks the factor against live brokers.
+    let local_replication_factor = if shard.replication.in_cluster() {
+        -1
+    } else {
+        topic.replication_factor
+    };
     if validate_only {
         shard
             .metadata
-            .check_new_topic(name, partitions, topic.replication_factor, &configs)
+            .check_new_topic(name, partitions, local_replication_factor, &configs)
             .map_err(fail)?;
         return Ok(TopicMeta {
             name: name.to_string(),
@@ -193,6 +213,9 @@ pub async fn delete_topics(
 
 /// Removes a topic from the registry, then its logs from every shard.
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, MetadataError> {
+    if shard.replication.in_cluster() {
+        return cluster_admin::delete_topic(shard, name).await;
+    }
     let meta = shard.metadata.delete_topic(name)?;
     let topic = name.to_string();
     shard
@@ -245,6 +268,13 @@ async fn grow_topic(
         .topic(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?
         .partitions;
+    if shard.replication.in_cluster() {
+        shard.metadata.add_partitions(name, total, true)?;
+        if validate_only {
+            return Ok(());
+        }
+        return cluster_admin::grow_topic(shard, name, total).await;
+    }
     let after = shard.metadata.add_partitions(name, total, validate_only)?;
     if !validate_only {
         open_everywhere(shard, name, before..after.partitions).await;

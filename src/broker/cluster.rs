@@ -1,10 +1,13 @@
 //! ApiVersions, Metadata (with topic auto-creation) and DescribeCluster: what
-//! the cluster looks like to a client. This broker is the whole cluster: it
-//! leads every partition, with itself as the only replica.
+//! the cluster looks like to a client. A standalone broker is the whole
+//! cluster: it leads every partition, with itself as the only replica. A
+//! cluster broker answers from the quorum service's latest view: every live
+//! broker, and each partition's leader, epoch, replicas and ISR.
 use super::{admin, metadata_error_code, str_bytes, topic_name, RequestContext};
 use crate::metadata::{validate_topic_name, TopicMeta};
 use crate::protocol::api::SUPPORTED_APIS;
 use crate::protocol::ResponseError;
+use crate::quorum::model::ClusterView;
 use crate::shard::Shard;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -13,6 +16,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::*;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The leader epoch of every partition while a broker is its own cluster.
 pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
@@ -41,21 +45,97 @@ fn self_endpoint(shard: &Shard) -> (i32, String, i32) {
     (shard.config.node_id, host, port)
 }
 
+/// The cluster as clients see it: its id, brokers and controller, and each
+/// partition's replicas.
+struct Shape {
+    cluster_id: String,
+    /// (id, host, port, rack)
+    brokers: Vec<(i32, String, i32, Option<String>)>,
+    /// Any broker can take admin requests (they go to the quorum service);
+    /// clients are told the lowest live id.
+    controller_id: i32,
+    view: Option<Arc<ClusterView>>,
+    node_id: i32,
+}
+
+fn shape(shard: &Shard) -> Shape {
+    let (node_id, host, port) = self_endpoint(shard);
+    let Some(view) = shard.replication.view() else {
+        return Shape {
+            cluster_id: shard.config.cluster_id.clone(),
+            brokers: vec![(node_id, host, port, shard.config.rack.clone())],
+            controller_id: node_id,
+            view: None,
+            node_id,
+        };
+    };
+    let brokers: Vec<_> = view
+        .brokers
+        .values()
+        .map(|b| (b.broker_id, b.host.clone(), b.port as i32, b.rack.clone()))
+        .collect();
+    Shape {
+        cluster_id: view.cluster_id.clone(),
+        controller_id: brokers.first().map_or(-1, |b| b.0),
+        brokers,
+        view: Some(view),
+        node_id,
+    }
+}
+
+/// (leader, leader epoch, replicas, isr, offline replicas) of one partition.
+fn partition_roles(
+    shape: &Shape,
+    topic: &str,
+    partition: i32,
+) -> (i32, i32, Vec<i32>, Vec<i32>, Vec<i32>) {
+    let Some(view) = &shape.view else {
+        let me = shape.node_id;
+        return (me, SINGLE_NODE_LEADER_EPOCH, vec![me], vec![me], vec![]);
+    };
+    match view.partition(topic, partition) {
+        Some(p) => {
+            let offline = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !view.brokers.contains_key(r))
+                .collect();
+            (
+                p.leader,
+                p.leader_epoch,
+                p.replicas.clone(),
+                p.isr.clone(),
+                offline,
+            )
+        }
+        None => (-1, -1, vec![], vec![], vec![]),
+    }
+}
+
 pub async fn metadata(
     shard: &Rc<Shard>,
     request: MetadataRequest,
     ctx: &RequestContext,
 ) -> MetadataResponse {
-    let (node_id, host, port) = self_endpoint(shard);
     let v = ctx.version;
+    let shape = shape(shard);
+    let brokers = shape
+        .brokers
+        .iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(*id))
+                .with_host(str_bytes(host.clone()))
+                .with_port(*port)
+                .with_rack(rack.clone().filter(|_| v >= 1).map(str_bytes))
+        })
+        .collect();
     // Each field exists from the version noted; the codec refuses it before.
     let mut response = MetadataResponse::default()
-        .with_cluster_id((v >= 2).then(|| str_bytes(shard.config.cluster_id.clone())))
-        .with_controller_id(BrokerId(if v >= 1 { node_id } else { -1 }))
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(str_bytes(host))
-            .with_port(port)]);
+        .with_cluster_id((v >= 2).then(|| str_bytes(shape.cluster_id.clone())))
+        .with_controller_id(BrokerId(if v >= 1 { shape.controller_id } else { -1 }))
+        .with_brokers(brokers);
     // v0 asks for every topic with an empty list; later versions with null.
     let all_topics = match &request.topics {
         None => true,
@@ -63,7 +143,7 @@ pub async fn metadata(
     };
     if all_topics {
         for topic in shard.metadata.topics() {
-            response.topics.push(describe_topic(&topic, node_id, v));
+            response.topics.push(describe_topic(&topic, &shape, v));
         }
         return response;
     }
@@ -77,8 +157,8 @@ pub async fn metadata(
             None => shard.metadata.topic_by_id(requested.topic_id),
         };
         let entry = match (found, by_name) {
-            (Some(topic), _) => describe_topic(&topic, node_id, v),
-            (None, Some(name)) => auto_create(shard, &name, may_create, node_id, v).await,
+            (Some(topic), _) => describe_topic(&topic, &shape, v),
+            (None, Some(name)) => auto_create(shard, &name, may_create, v).await,
             (None, None) => MetadataResponseTopic::default()
                 .with_topic_id(requested.topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -92,7 +172,6 @@ async fn auto_create(
     shard: &Rc<Shard>,
     name: &str,
     may_create: bool,
-    node_id: i32,
     v: i16,
 ) -> MetadataResponseTopic {
     let failed = |code| {
@@ -108,10 +187,10 @@ async fn auto_create(
     }
     let partitions = shard.config.default_partitions;
     match admin::create_topic(shard, name, partitions, -1, Default::default()).await {
-        Ok(topic) => describe_topic(&topic, node_id, v),
+        Ok(topic) => describe_topic(&topic, &shape(shard), v),
         Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {
             match shard.metadata.topic(name) {
-                Some(topic) => describe_topic(&topic, node_id, v),
+                Some(topic) => describe_topic(&topic, &shape(shard), v),
                 None => failed(ResponseError::LeaderNotAvailable.code()),
             }
         }
@@ -119,15 +198,24 @@ async fn auto_create(
     }
 }
 
-fn describe_topic(topic: &TopicMeta, node_id: i32, v: i16) -> MetadataResponseTopic {
+fn describe_topic(topic: &TopicMeta, shape: &Shape, v: i16) -> MetadataResponseTopic {
+    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = (0..topic.partitions)
         .map(|p| {
+            let (leader, epoch, replicas, isr, offline) = partition_roles(shape, &topic.name, p);
+            let error = if leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(if v >= 7 { SINGLE_NODE_LEADER_EPOCH } else { -1 })
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(if v >= 7 { epoch } else { -1 })
+                .with_replica_nodes(ids(replicas))
+                .with_isr_nodes(ids(isr))
+                .with_offline_replicas(if v >= 5 { ids(offline) } else { vec![] })
         })
         .collect();
     MetadataResponseTopic::default()
@@ -142,12 +230,20 @@ pub async fn describe_cluster(
     _request: DescribeClusterRequest,
     _ctx: &RequestContext,
 ) -> DescribeClusterResponse {
-    let (node_id, host, port) = self_endpoint(shard);
+    let shape = shape(shard);
+    let brokers = shape
+        .brokers
+        .iter()
+        .map(|(id, host, port, rack)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(*id))
+                .with_host(str_bytes(host.clone()))
+                .with_port(*port)
+                .with_rack(rack.clone().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(shard.config.cluster_id.clone()))
-        .with_controller_id(BrokerId(node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node_id))
-            .with_host(str_bytes(host))
-            .with_port(port)])
+        .with_cluster_id(str_bytes(shape.cluster_id))
+        .with_controller_id(BrokerId(shape.controller_id))
+        .with_brokers(brokers)
 }

@@ -180,10 +180,26 @@ async fn alter_one(
         }
     }
     let topic = resource.resource_name.to_string();
+    let in_cluster = shard.replication.in_cluster();
     shard
         .metadata
-        .alter_topic_configs(&topic, &changes, validate_only)
+        .alter_topic_configs(&topic, &changes, validate_only || in_cluster)
         .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
+    if in_cluster && !validate_only {
+        // The controller keeps configs; shards reload them with its view.
+        let (mut set, mut delete) = (std::collections::BTreeMap::new(), Vec::new());
+        for change in changes {
+            match change {
+                ConfigChange::Set(k, v) => {
+                    set.insert(k, v);
+                }
+                ConfigChange::Delete(k) => delete.push(k),
+            }
+        }
+        return crate::replication::cluster_admin::alter_topic_configs(shard, &topic, set, delete)
+            .await
+            .map_err(|e| (metadata_error_code(&e), e.to_string()));
+    }
     if !validate_only {
         shard
             .run_on_all(move |s| {

@@ -205,6 +205,8 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
         }
         // Kafka's ProducerIdManager fails with a plain KafkaException here.
         MetadataError::ProducerIdsExhausted => ResponseError::UnknownServerError.code(),
+        // Kafka answers REQUEST_TIMED_OUT when the controller does not.
+        MetadataError::Controller(_) => ResponseError::RequestTimedOut.code(),
     }
 }
 

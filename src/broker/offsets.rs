@@ -1,9 +1,7 @@
 //! ListOffsets (earliest, latest, max timestamp, by timestamp),
 //! DeleteRecords and OffsetForLeaderEpoch, each answered by the shard that
 //! owns the partition.
-use super::cluster::SINGLE_NODE_LEADER_EPOCH;
 use super::{owned_log, storage_error_code, RequestContext};
-use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -68,14 +66,30 @@ where
         .collect()
 }
 
-/// (error code, timestamp, offset) for one ListOffsets partition.
+/// (error code, timestamp, offset, leader epoch) for one ListOffsets partition.
 async fn list_one(
     shard: Rc<Shard>,
     topic: String,
     partition: i32,
+    (timestamp, current_leader_epoch): (i64, i32),
+) -> (i16, i64, i64, i32) {
+    let replication = &shard.replication;
+    if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
+        return (code, -1, -1, -1);
+    }
+    let epoch = replication.leader_epoch(&topic, partition).unwrap_or(-1);
+    let (code, timestamp, offset) = list_on_leader(&shard, &topic, partition, timestamp).await;
+    (code, timestamp, offset, epoch)
+}
+
+/// (error code, timestamp, offset) from the leader's log.
+async fn list_on_leader(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
     timestamp: i64,
 ) -> (i16, i64, i64) {
-    let log = match owned_log(&shard, &topic, partition).await {
+    let log = match owned_log(shard, topic, partition).await {
         Ok(log) => log,
         Err(code) => return (code, -1, -1),
     };
@@ -99,23 +113,28 @@ pub async fn list_offsets(
     request: ListOffsetsRequest,
     ctx: &RequestContext,
 ) -> ListOffsetsResponse {
-    let items: Vec<(String, i32, i64)> = request
+    let items: Vec<(String, i32, (i64, i32))> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.name.0.to_string(), p.partition_index, p.timestamp))
+            t.partitions.iter().map(move |p| {
+                let epoch = p.current_leader_epoch;
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    (p.timestamp, epoch),
+                )
+            })
         })
         .collect();
-    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1), list_one)
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1, -1), list_one)
         .await
         .into_iter();
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let mut t = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
         for p in topic.partitions {
-            let (error_code, timestamp, offset) = answers.next().unwrap_or((-1, -1, -1));
+            let (error_code, timestamp, offset, epoch) = answers.next().unwrap_or((-1, -1, -1, -1));
             t.partitions.push(
                 ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
@@ -124,7 +143,7 @@ pub async fn list_offsets(
                     .with_offset(offset)
                     // Leader epochs are in the answer from v4 on.
                     .with_leader_epoch(if ctx.version >= 4 && error_code == 0 && offset >= 0 {
-                        0
+                        epoch
                     } else {
                         -1
                     }),
@@ -194,12 +213,9 @@ async fn epoch_end_one(
     };
     // KIP-320: a caller that knows a leader epoch is checked against ours,
     // so a stale or a too-new view gets a retriable error, not an answer.
-    let ours = SINGLE_NODE_LEADER_EPOCH;
-    if current_leader_epoch >= 0 && current_leader_epoch < ours {
-        return (ResponseError::FencedLeaderEpoch.code(), -1, -1);
-    }
-    if current_leader_epoch > ours {
-        return (ResponseError::UnknownLeaderEpoch.code(), -1, -1);
+    let replication = &shard.replication;
+    if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
+        return (code, -1, -1);
     }
     let (epoch, end_offset) = log.end_offset_for_epoch(requested_epoch);
     (0, epoch, end_offset)

@@ -1,5 +1,6 @@
 //! InitProducerId for idempotent producers: hands out a fresh producer id
-//! with epoch 0 from the registry's persisted id blocks.
+//! with epoch 0 from the registry's persisted id blocks, or in a cluster
+//! from blocks the quorum service hands this broker.
 //!
 //! Runs on the shard that received the request (no partition is involved;
 //! the registry is shared behind its control-plane lock). Transactions are
@@ -20,7 +21,19 @@ pub async fn init_producer_id(
     request: InitProducerIdRequest,
     _ctx: &RequestContext,
 ) -> InitProducerIdResponse {
-    match allocate(shard, &request) {
+    let allocated = match check(&request) {
+        Err(code) => Err(code),
+        Ok(()) if shard.replication.in_cluster() => {
+            crate::replication::cluster_admin::allocate_producer_id(shard)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot allocate a producer id");
+                    super::metadata_error_code(&e)
+                })
+        }
+        Ok(()) => allocate_locally(shard),
+    };
+    match allocated {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
@@ -31,8 +44,8 @@ pub async fn init_producer_id(
     }
 }
 
-/// The new producer id, or the error code to answer.
-fn allocate(shard: &Shard, request: &InitProducerIdRequest) -> Result<i64, i16> {
+/// Refuses what Kafka refuses before allocating.
+fn check(request: &InitProducerIdRequest) -> Result<(), i16> {
     match &request.transactional_id {
         None => {}
         // Kafka's TransactionCoordinator.handleInitProducerId refuses an
@@ -47,6 +60,11 @@ fn allocate(shard: &Shard, request: &InitProducerIdRequest) -> Result<i64, i16> 
     if id_given != epoch_given {
         return Err(ResponseError::InvalidRequest.code());
     }
+    Ok(())
+}
+
+/// A new producer id from the local registry (a standalone broker).
+fn allocate_locally(shard: &Shard) -> Result<i64, i16> {
     // Kafka's TransactionCoordinator.handleInitProducerId: without a
     // transactional id the broker has no record of the producer's id and
     // epoch to check, so it always answers a new id with epoch 0, also when

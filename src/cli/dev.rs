@@ -3,6 +3,7 @@
 //! Runs on the main thread.
 use crate::config::{BrokerConfig, ConfigError};
 use crate::metadata::MetadataStore;
+use crate::replication::agent::{spawn_agent, AgentHandle, AgentSetup, AGENT_QUEUE_MAX};
 use crate::shard::start_shards;
 use clap::Args;
 use std::path::PathBuf;
@@ -30,9 +31,22 @@ pub struct DevArgs {
 
 #[derive(Args, Debug)]
 pub struct BrokerArgs {
-    /// The broker's TOML config file (Kafka key names).
+    /// The broker's TOML config file (Kafka key names); the flags below win.
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+    /// This broker's id in the cluster (`node.id`).
+    #[arg(long)]
+    pub broker_id: Option<i32>,
+    /// Address to listen on for Kafka clients (`listeners`).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The quorum service's endpoints, `host:port,host:port,...`
+    /// (`quorum.endpoints`); without it the broker is its own cluster.
+    #[arg(long)]
+    pub quorum: Option<String>,
+    /// Where topics and records are stored (`log.dirs`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Override any config key: --set num.partitions=3
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -50,6 +64,8 @@ pub enum StartError {
     Shards(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot start the quorum agent: {0}")]
+    Agent(std::io::Error),
 }
 
 pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
@@ -67,7 +83,22 @@ pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
 }
 
 pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
-    let mut config = BrokerConfig::from_file(&args.config)?;
+    let mut config = match &args.config {
+        Some(path) => BrokerConfig::from_file(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(id) = args.broker_id {
+        config.node_id = id;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(quorum) = args.quorum {
+        config.quorum_endpoints = quorum;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
     config.apply_overrides(&args.overrides)?;
     serve(config)
 }
@@ -92,8 +123,14 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
         &data_dir,
         config.default_topic_config(),
     )?);
-    ensure_offsets_topic(&metadata, config.offsets_topic_partitions)?;
-    remove_orphan_partitions(&data_dir, &metadata);
+    if config.in_cluster() {
+        // The quorum service's view, not the local file, says which topics
+        // exist and which partitions this broker holds.
+        metadata.mirror_topics(Vec::new());
+    } else {
+        ensure_offsets_topic(&metadata, config.offsets_topic_partitions)?;
+        remove_orphan_partitions(&data_dir, &metadata);
+    }
     let (host, port) = config.advertised_addr()?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -104,8 +141,23 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
         data_dir: data_dir.clone(),
         ..config
     });
-    let shards =
-        start_shards(config.clone(), metadata.clone(), shard_count).map_err(StartError::Shards)?;
+    let (agent, calls) = if config.in_cluster() {
+        let (tx, rx) = flume::bounded(AGENT_QUEUE_MAX);
+        (Some(AgentHandle::new(tx)), Some(rx))
+    } else {
+        (None, None)
+    };
+    let shards = start_shards(config.clone(), metadata.clone(), shard_count, agent)
+        .map_err(StartError::Shards)?;
+    if let Some(calls) = calls {
+        spawn_agent(AgentSetup {
+            config: config.clone(),
+            metadata: metadata.clone(),
+            inboxes: shards.inboxes(),
+            calls,
+        })
+        .map_err(StartError::Agent)?;
+    }
     println!(
         "tidemark: listening on {} (advertised as {host}:{port}), {shard_count} shards, data in {}, {} topics",
         config.listen,

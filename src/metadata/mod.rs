@@ -50,6 +50,9 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, message: String },
     #[error("producer ids are exhausted")]
     ProducerIdsExhausted,
+    /// The quorum service refused or could not be reached.
+    #[error("the controller: {0}")]
+    Controller(String),
 }
 
 /// One topic as the registry knows it.

@@ -1,21 +1,51 @@
-//! The broker's link to the quorum service: shards hand it calls through an
-//! `AgentHandle` (a bounded channel), and the agent thread (tokio, off the
-//! shards) makes them with the quorum client and answers on a oneshot.
-use crate::quorum::model::PartitionState;
+//! The broker's link to the quorum service. A dedicated thread runs a tokio
+//! runtime (the quorum client is tokio; the shards are glommio) with three
+//! loops, each with its own `QuorumClient`:
+//! - registration and heartbeats, so the broker's session stays alive (an
+//!   `UnknownBroker` answer means the session lapsed: register again);
+//! - the watch: every newer cluster view goes into the shared topic registry
+//!   and then to every shard (`view::apply_view`), one view at a time, in
+//!   revision order;
+//! - calls from shards (`AgentHandle`): ISR changes, topic administration,
+//!   producer-id blocks.
+use super::view::apply_view;
+use crate::config::BrokerConfig;
+use crate::metadata::{MetadataStore, TopicMeta};
+use crate::quorum::client::{ClientError, QuorumClient};
+use crate::quorum::model::{BrokerInfo, ClusterView, PartitionState};
+use crate::quorum::state::{Applied, Command, CommandError};
+use crate::shard::Job;
 use futures::channel::oneshot;
+use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Calls in flight from all shards to the agent, at most.
 pub const AGENT_QUEUE_MAX: usize = 1024;
+/// How long one watch long-polls the quorum.
+const WATCH_POLL: Duration = Duration::from_secs(10);
+/// Pause before retrying after the quorum could not be reached.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Producer ids asked of the quorum at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK: i64 = crate::metadata::PRODUCER_ID_BLOCK_SIZE;
 
 #[derive(Debug, Error)]
 pub enum AgentError {
     #[error("the quorum agent is gone")]
     Gone,
     #[error("the quorum service refused: {0}")]
-    Refused(String),
+    Rejected(CommandError),
     #[error("the quorum service is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<ClientError> for AgentError {
+    fn from(e: ClientError) -> AgentError {
+        match e {
+            ClientError::Rejected(e) => AgentError::Rejected(e),
+            other => AgentError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 /// One call from a shard to the quorum service.
@@ -25,10 +55,18 @@ pub enum AgentCall {
         topic: String,
         partition: i32,
         leader_id: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
+        epochs: (i32, i32),
         new_isr: Vec<i32>,
         reply: oneshot::Sender<Result<PartitionState, AgentError>>,
+    },
+    /// Any other state-machine command (topic administration).
+    Write {
+        command: Command,
+        reply: oneshot::Sender<Result<Applied, AgentError>>,
+    },
+    /// A block of producer ids for this broker.
+    AllocateProducerIds {
+        reply: oneshot::Sender<Result<(i64, i64), AgentError>>,
     },
 }
 
@@ -43,11 +81,16 @@ impl AgentHandle {
         AgentHandle { calls }
     }
 
-    async fn send(&self, call: AgentCall) -> Result<(), AgentError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, AgentError>>) -> AgentCall,
+    ) -> Result<T, AgentError> {
+        let (reply, answer) = oneshot::channel();
         self.calls
-            .send_async(call)
+            .send_async(make(reply))
             .await
-            .map_err(|_| AgentError::Gone)
+            .map_err(|_| AgentError::Gone)?;
+        answer.await.map_err(|_| AgentError::Gone)?
     }
 
     pub async fn alter_partition(
@@ -55,20 +98,219 @@ impl AgentHandle {
         topic: String,
         partition: i32,
         leader_id: i32,
-        (leader_epoch, partition_epoch): (i32, i32),
+        epochs: (i32, i32),
         new_isr: Vec<i32>,
     ) -> Result<PartitionState, AgentError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(AgentCall::AlterPartition {
+        self.call(|reply| AgentCall::AlterPartition {
             topic,
             partition,
             leader_id,
-            leader_epoch,
-            partition_epoch,
+            epochs,
             new_isr,
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| AgentError::Gone)?
+        .await
     }
+
+    pub async fn write(&self, command: Command) -> Result<Applied, AgentError> {
+        self.call(|reply| AgentCall::Write { command, reply }).await
+    }
+
+    /// `(first id, count)` of a new block of producer ids.
+    pub async fn allocate_producer_ids(&self) -> Result<(i64, i64), AgentError> {
+        self.call(|reply| AgentCall::AllocateProducerIds { reply })
+            .await
+    }
+}
+
+/// Everything the agent thread needs.
+pub struct AgentSetup {
+    pub config: Arc<BrokerConfig>,
+    pub metadata: Arc<MetadataStore>,
+    pub inboxes: Vec<flume::Sender<Job>>,
+    pub calls: flume::Receiver<AgentCall>,
+}
+
+/// Starts the agent thread. It runs until the process ends.
+pub fn spawn_agent(setup: AgentSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("quorum-agent".to_string())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(run_agent(setup)),
+                Err(e) => tracing::error!(error = %e, "cannot start the quorum agent's runtime"),
+            }
+        })
+}
+
+fn client(config: &BrokerConfig) -> QuorumClient {
+    QuorumClient::new(config.quorum_endpoints(), config.quorum_secret.clone())
+}
+
+async fn run_agent(setup: AgentSetup) {
+    let AgentSetup {
+        config,
+        metadata,
+        inboxes,
+        calls,
+    } = setup;
+    let info = broker_info(&config);
+    register(&mut client(&config), &info).await;
+    tokio::spawn(heartbeat_loop(
+        client(&config),
+        info,
+        config.heartbeat_interval_ms,
+    ));
+    tokio::spawn(call_loop(client(&config), config.node_id, calls));
+    watch_loop(client(&config), metadata, inboxes).await;
+}
+
+fn broker_info(config: &BrokerConfig) -> BrokerInfo {
+    let (host, port) = config
+        .advertised_addr()
+        .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
+    BrokerInfo {
+        broker_id: config.node_id,
+        host,
+        port: port as u16,
+        rack: config.rack.clone(),
+    }
+}
+
+/// Registers until the quorum takes it.
+async fn register(client: &mut QuorumClient, info: &BrokerInfo) {
+    loop {
+        match client.register_broker(info.clone()).await {
+            Ok(applied) => {
+                tracing::info!(
+                    broker_id = info.broker_id,
+                    revision = applied.revision,
+                    "registered with the quorum"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register with the quorum yet");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(mut client: QuorumClient, info: BrokerInfo, interval_ms: u64) {
+    let interval = Duration::from_millis(interval_ms.max(10));
+    loop {
+        tokio::time::sleep(interval).await;
+        match client.heartbeat(info.broker_id).await {
+            Ok(()) => {}
+            Err(ClientError::UnknownBroker(_)) => {
+                tracing::warn!("the quorum forgot this broker's session: registering again");
+                register(&mut client, &info).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Receiver<AgentCall>) {
+    while let Ok(call) = calls.recv_async().await {
+        match call {
+            AgentCall::AlterPartition {
+                topic,
+                partition,
+                leader_id,
+                epochs: (leader_epoch, partition_epoch),
+                new_isr,
+                reply,
+            } => {
+                let answer = client
+                    .alter_partition(
+                        &topic,
+                        partition,
+                        leader_id,
+                        leader_epoch,
+                        partition_epoch,
+                        new_isr,
+                    )
+                    .await;
+                let _ = reply.send(answer.map_err(AgentError::from));
+            }
+            AgentCall::Write { command, reply } => {
+                let answer = client.propose(command).await;
+                let _ = reply.send(answer.map_err(AgentError::from));
+            }
+            AgentCall::AllocateProducerIds { reply } => {
+                let answer = client
+                    .allocate_producer_ids(broker_id, PRODUCER_ID_BLOCK)
+                    .await;
+                let _ = reply.send(answer.map_err(AgentError::from));
+            }
+        }
+    }
+}
+
+/// Follows the cluster view and hands every newer one to the shards.
+async fn watch_loop(
+    mut client: QuorumClient,
+    metadata: Arc<MetadataStore>,
+    inboxes: Vec<flume::Sender<Job>>,
+) {
+    let mut revision: Option<u64> = None;
+    loop {
+        let from = revision.unwrap_or(0);
+        let view = match client.watch(from, WATCH_POLL).await {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the quorum");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+        };
+        if revision.is_some_and(|r| view.revision <= r) {
+            continue;
+        }
+        revision = Some(view.revision);
+        metadata.mirror_topics(topics_of(&view));
+        if !deliver(Arc::new(view), &inboxes).await {
+            return;
+        }
+    }
+}
+
+/// The registry's form of the view's topics.
+fn topics_of(view: &ClusterView) -> Vec<TopicMeta> {
+    view.topics
+        .values()
+        .map(|t| TopicMeta {
+            name: t.name.clone(),
+            id: t.topic_id,
+            partitions: t.partitions.len() as i32,
+            configs: t.configs.clone(),
+        })
+        .collect()
+}
+
+/// Applies `view` on every shard and waits for all of them. False when the
+/// shards are gone (the broker is stopping).
+async fn deliver(view: Arc<ClusterView>, inboxes: &[flume::Sender<Job>]) -> bool {
+    let mut done = Vec::with_capacity(inboxes.len());
+    for inbox in inboxes {
+        let (tx, rx) = oneshot::channel::<()>();
+        let view = view.clone();
+        let job: Job = Box::new(move |shard| {
+            Box::pin(async move {
+                apply_view(&shard, view).await;
+                let _ = tx.send(());
+            })
+        });
+        if inbox.send_async(job).await.is_err() {
+            return false;
+        }
+        done.push(rx);
+    }
+    futures::future::join_all(done).await;
+    true
 }

@@ -14,6 +14,7 @@
 //!
 //! Everything but the agent runs on the shard that owns the partition.
 pub mod agent;
+pub mod cluster_admin;
 pub mod fetcher;
 pub mod isr;
 pub mod leader;

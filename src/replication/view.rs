@@ -17,6 +17,7 @@ pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
     drop_deleted_topics(shard, &view);
     let mut leaders = BTreeSet::new();
     for topic in view.topics.values() {
+        shard.reload_topic_config(&topic.name);
         for (index, p) in topic.partitions.iter().enumerate() {
             let partition = index as i32;
             if shard.owner_of(&topic.name, partition) != shard.id {

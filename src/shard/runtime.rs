@@ -5,6 +5,7 @@
 use super::{Job, Shard};
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
+use crate::replication::agent::AgentHandle;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,9 +20,15 @@ const INBOX_CAPACITY: usize = 1024;
 pub struct ShardSet {
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
     stops: Vec<flume::Sender<()>>,
+    inboxes: Vec<flume::Sender<Job>>,
 }
 
 impl ShardSet {
+    /// Each shard's inbox, for threads that hand shards work (the quorum agent).
+    pub fn inboxes(&self) -> Vec<flume::Sender<Job>> {
+        self.inboxes.clone()
+    }
+
     /// Asks every shard to close its logs and stop, and waits for them.
     pub fn shutdown(self) {
         for stop in &self.stops {
@@ -46,6 +53,7 @@ pub fn start_shards(
     config: Arc<BrokerConfig>,
     metadata: Arc<MetadataStore>,
     shard_count: usize,
+    agent: Option<AgentHandle>,
 ) -> Result<ShardSet, String> {
     raise_memlock_limit();
     let cpus = std::thread::available_parallelism()
@@ -65,11 +73,12 @@ pub fn start_shards(
         } else {
             Placement::Unbound
         };
-        let (config, metadata, senders, ready) = (
+        let (config, metadata, senders, ready, agent) = (
             config.clone(),
             metadata.clone(),
             senders.clone(),
             ready_tx.clone(),
+            agent.clone(),
         );
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
@@ -80,6 +89,9 @@ pub fn start_shards(
         let handle = builder
             .spawn(move || async move {
                 let shard = Rc::new(Shard::new(id, config, metadata, senders));
+                if let Some(agent) = agent {
+                    shard.replication.set_agent(agent);
+                }
                 run_shard(shard, inbox, stop_rx, ready).await;
             })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -90,14 +102,22 @@ pub fn start_shards(
         match ready_rx.recv() {
             Ok(Ok(_)) => {}
             Ok(Err(message)) => {
-                let set = ShardSet { handles, stops };
+                let set = ShardSet {
+                    handles,
+                    stops,
+                    inboxes: senders,
+                };
                 set.shutdown();
                 return Err(message);
             }
             Err(_) => return Err("a shard stopped during start-up".to_string()),
         }
     }
-    Ok(ShardSet { handles, stops })
+    Ok(ShardSet {
+        handles,
+        stops,
+        inboxes: senders,
+    })
 }
 
 async fn run_shard(
@@ -117,6 +137,9 @@ async fn run_shard(
     glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
+    if shard.replication.in_cluster() {
+        glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
+    }
     loop {
         let next = futures::future::select(inbox.recv_async(), stop.recv_async()).await;
         match next {

@@ -6,6 +6,8 @@
 //! Every test owns its broker, so tests run in parallel. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod quorum;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,7 +48,8 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// A `tidemark dev` process with its own data directory. Killed (SIGKILL) on drop.
+/// A `tidemark dev` process (or a `tidemark broker` of a cluster) with its
+/// own data directory. Killed (SIGKILL) on drop.
 pub struct Broker {
     child: Option<Child>,
     port: u16,
@@ -54,6 +57,8 @@ pub struct Broker {
     settings: Vec<(String, String)>,
     log: Arc<Mutex<Vec<String>>>,
     incarnation: usize,
+    /// `Some((broker id, quorum endpoints))` for a cluster member.
+    member_of: Option<(i32, String)>,
 }
 
 impl Broker {
@@ -64,6 +69,16 @@ impl Broker {
 
     /// Starts a broker with `--set key=value` for each pair.
     pub fn start_with(settings: &[(&str, &str)]) -> Broker {
+        Broker::launch(settings, None)
+    }
+
+    /// Starts `tidemark broker --broker-id ID --quorum ENDPOINTS`, a member
+    /// of the cluster that quorum runs.
+    pub fn start_member(broker_id: i32, quorum: &str, settings: &[(&str, &str)]) -> Broker {
+        Broker::launch(settings, Some((broker_id, quorum.to_string())))
+    }
+
+    fn launch(settings: &[(&str, &str)], member_of: Option<(i32, String)>) -> Broker {
         let data_dir = tempfile::Builder::new()
             .prefix("tidemark-test-")
             .tempdir()
@@ -78,6 +93,7 @@ impl Broker {
                 .collect(),
             log: Arc::new(Mutex::new(Vec::new())),
             incarnation: 0,
+            member_of,
         };
         // Another test may grab the port between our probe and the broker's bind:
         // then take another port (only possible on the first start).
@@ -196,13 +212,24 @@ impl Broker {
         assert!(self.child.is_none(), "broker already running");
         self.incarnation += 1;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
-        cmd.arg("dev")
-            .arg("--listen")
+        match &self.member_of {
+            None => {
+                cmd.arg("dev").arg("--cores").arg("2");
+            }
+            Some((id, quorum)) => {
+                cmd.arg("broker")
+                    .arg("--broker-id")
+                    .arg(id.to_string())
+                    .arg("--quorum")
+                    .arg(quorum)
+                    .arg("--set")
+                    .arg("num.shards=2");
+            }
+        }
+        cmd.arg("--listen")
             .arg(self.addr())
             .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .arg("--cores")
-            .arg("2");
+            .arg(self.data_dir.path());
         for (key, value) in &self.settings {
             cmd.arg("--set").arg(format!("{key}={value}"));
         }
@@ -654,8 +681,21 @@ pub fn admin_options() -> AdminOptions {
 
 /// Creates a topic (replication factor 1) and waits until its metadata shows every partition.
 pub fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    create_replicated_topic(broker, name, partitions, 1, configs);
+    wait_for_partitions(broker, name, partitions as usize);
+}
+
+/// CreateTopics with a replication factor; returns once the broker accepted it.
+pub fn create_replicated_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) {
     let admin = admin(broker);
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let replication = TopicReplication::Fixed(replication_factor);
+    let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
         topic = topic.set(key, value);
     }
@@ -666,7 +706,6 @@ pub fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(&s
             panic!("CreateTopics {topic}: {code:?}");
         }
     }
-    wait_for_partitions(broker, name, partitions as usize);
 }
 
 /// Waits until Metadata for `topic` shows `partitions` partitions, each with leader 1.

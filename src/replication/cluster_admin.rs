@@ -1,0 +1,148 @@
+//! Topic administration and producer ids on a cluster broker: the quorum
+//! service decides, not the local registry. Each change is proposed through
+//! the agent; the answer goes out once this shard has applied a view at
+//! least as new as the change, so a client that reads the answer finds the
+//! topic in this broker's Metadata. Runs on the shard that got the request.
+use super::agent::AgentError;
+use crate::metadata::{MetadataError, TopicMeta};
+use crate::quorum::state::{Command, CommandError};
+use crate::shard::Shard;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long an admin answer waits for this shard to see its own change.
+const VIEW_CATCH_UP: Duration = Duration::from_secs(5);
+const VIEW_POLL: Duration = Duration::from_millis(10);
+
+fn to_metadata_error(e: AgentError) -> MetadataError {
+    match e {
+        AgentError::Rejected(CommandError::TopicAlreadyExists(t)) => {
+            MetadataError::TopicAlreadyExists(t)
+        }
+        AgentError::Rejected(CommandError::UnknownTopic(t)) => MetadataError::UnknownTopic(t),
+        AgentError::Rejected(CommandError::InvalidTopic(t)) => {
+            MetadataError::InvalidTopic(t, "refused by the controller")
+        }
+        AgentError::Rejected(CommandError::InvalidPartitions(m)) => {
+            MetadataError::InvalidPartitions(m)
+        }
+        AgentError::Rejected(CommandError::InvalidReplicationFactor { requested, .. }) => {
+            MetadataError::InvalidReplicationFactor(requested as i16)
+        }
+        AgentError::Rejected(CommandError::InvalidConfig(m)) => MetadataError::Controller(m),
+        other => MetadataError::Controller(other.to_string()),
+    }
+}
+
+/// Proposes `command` and waits until this shard has applied its result.
+async fn propose(shard: &Rc<Shard>, command: Command) -> Result<(), MetadataError> {
+    let agent = shard
+        .replication
+        .agent()
+        .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
+    let applied = agent.write(command).await.map_err(to_metadata_error)?;
+    wait_for_revision(shard, applied.revision).await;
+    Ok(())
+}
+
+/// Waits (bounded) until this shard has applied view `revision`.
+pub async fn wait_for_revision(shard: &Rc<Shard>, revision: u64) {
+    let deadline = Instant::now() + VIEW_CATCH_UP;
+    while Instant::now() < deadline {
+        let seen = shard.replication.view().map_or(0, |v| v.revision);
+        if seen >= revision {
+            return;
+        }
+        glommio::timer::sleep(VIEW_POLL).await;
+    }
+}
+
+pub async fn create_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+) -> Result<TopicMeta, MetadataError> {
+    // Name, count and configs are checked here as on a single broker; the
+    // replication factor against the live brokers by the controller.
+    shard
+        .metadata
+        .check_new_topic(name, partitions, -1, &configs)?;
+    let replication_factor = if replication_factor == -1 {
+        shard.config.default_replication_factor
+    } else {
+        replication_factor
+    };
+    let command = Command::CreateTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor,
+        configs,
+        topic_id: None,
+    };
+    propose(shard, command).await?;
+    shard
+        .metadata
+        .topic(name)
+        .ok_or_else(|| MetadataError::Controller("the new topic is not visible yet".to_string()))
+}
+
+pub async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, MetadataError> {
+    let meta = shard
+        .metadata
+        .topic(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    propose(
+        shard,
+        Command::DeleteTopic {
+            name: name.to_string(),
+        },
+    )
+    .await?;
+    Ok(meta)
+}
+
+pub async fn grow_topic(shard: &Rc<Shard>, name: &str, total: i32) -> Result<(), MetadataError> {
+    let command = Command::CreatePartitions {
+        name: name.to_string(),
+        count: total,
+    };
+    propose(shard, command).await
+}
+
+pub async fn alter_topic_configs(
+    shard: &Rc<Shard>,
+    name: &str,
+    set: BTreeMap<String, String>,
+    delete: Vec<String>,
+) -> Result<(), MetadataError> {
+    let command = Command::AlterTopicConfigs {
+        name: name.to_string(),
+        set,
+        delete,
+    };
+    propose(shard, command).await
+}
+
+/// A producer id from this broker's current block, asking the quorum for a
+/// new block when it is used up.
+pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, MetadataError> {
+    if let Some(id) = shard.metadata.take_producer_id() {
+        return Ok(id);
+    }
+    let agent = shard
+        .replication
+        .agent()
+        .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
+    let (first, count) = agent
+        .allocate_producer_ids()
+        .await
+        .map_err(to_metadata_error)?;
+    shard.metadata.add_producer_id_block(first..first + count);
+    shard
+        .metadata
+        .take_producer_id()
+        .ok_or(MetadataError::ProducerIdsExhausted)
+}

@@ -1,0 +1,283 @@
+//! Clusters end to end: a 3-node quorum service and 3 brokers on loopback
+//! ports, topics with replication factor 3, driven with librdkafka (and a
+//! raw Kafka connection where an exact error code matters). Brokers and
+//! quorum nodes are killed with SIGKILL while clients run.
+mod common;
+
+use common::quorum::Quorum;
+use common::{
+    consume_all, create_replicated_topic, enqueue, producer, topic_name, wait_until, Broker,
+    RawConn, CLIENT_TIMEOUT,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::Producer;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// Failovers here take a session timeout plus an election: seconds.
+const FAILOVER_WAIT: Duration = Duration::from_secs(60);
+const BROKERS: i32 = 3;
+
+struct TestCluster {
+    quorum: Quorum,
+    brokers: Vec<Broker>,
+}
+
+impl TestCluster {
+    fn start() -> TestCluster {
+        let quorum = Quorum::start(3);
+        let endpoints = quorum.endpoints();
+        let settings = [
+            ("broker.heartbeat.interval.ms", "300"),
+            ("replica.lag.time.max.ms", "5000"),
+            ("replica.fetch.wait.max.ms", "100"),
+            ("default.replication.factor", "3"),
+        ];
+        let brokers = (1..=BROKERS)
+            .map(|id| Broker::start_member(id, &endpoints, &settings))
+            .collect();
+        let cluster = TestCluster { quorum, brokers };
+        cluster.wait_for_brokers(0, BROKERS as usize);
+        cluster
+    }
+
+    /// Broker `i` (0-based) as a cluster member has id `i + 1`.
+    fn broker(&self, id: i32) -> &Broker {
+        &self.brokers[(id - 1) as usize]
+    }
+
+    fn broker_mut(&mut self, id: i32) -> &mut Broker {
+        &mut self.brokers[(id - 1) as usize]
+    }
+
+    fn wait_for_brokers(&self, via: usize, count: usize) {
+        let consumer = metadata_client(&self.brokers[via]);
+        wait_until(FAILOVER_WAIT, "every broker registered", || {
+            let md = consumer.fetch_metadata(None, CLIENT_TIMEOUT).ok()?;
+            (md.brokers().len() == count).then_some(())
+        });
+    }
+}
+
+fn metadata_client(broker: &Broker) -> BaseConsumer {
+    common::consumer(broker)
+}
+
+/// (leader, replicas, isr) of a partition as `via` reports it.
+fn partition_state(via: &Broker, topic: &str, partition: i32) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    let md = metadata_client(via)
+        .fetch_metadata(Some(topic), CLIENT_TIMEOUT)
+        .ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    let p = t.partitions().iter().find(|p| p.id() == partition)?;
+    let sorted = |ids: &[i32]| {
+        let mut v = ids.to_vec();
+        v.sort_unstable();
+        v
+    };
+    Some((p.leader(), sorted(p.replicas()), sorted(p.isr())))
+}
+
+fn wait_for_isr(via: &Broker, topic: &str, partition: i32, isr: &[i32]) -> i32 {
+    wait_until(
+        FAILOVER_WAIT,
+        &format!("ISR {isr:?} of {topic}/{partition}"),
+        || {
+            let (leader, _, got) = partition_state(via, topic, partition)?;
+            (got == isr && leader > 0).then_some(leader)
+        },
+    )
+}
+
+#[test]
+fn replicas_spread_and_every_broker_lists_the_cluster() {
+    let cluster = TestCluster::start();
+    let topic = topic_name("spread");
+    create_topic(cluster.broker(1), &topic, 6, &[]);
+    let mut leaders = BTreeMap::new();
+    for p in 0..6 {
+        let leader = wait_for_isr(cluster.broker(2), &topic, p, &[1, 2, 3]);
+        *leaders.entry(leader).or_insert(0) += 1;
+        let (_, replicas, _) = partition_state(cluster.broker(3), &topic, p).expect("metadata");
+        assert_eq!(replicas, vec![1, 2, 3], "replication factor 3 by default");
+    }
+    assert_eq!(
+        leaders.len(),
+        3,
+        "leaders spread over the brokers: {leaders:?}"
+    );
+}
+
+#[test]
+fn killing_a_partition_leader_keeps_every_acknowledged_record() {
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("failover");
+    create_topic(
+        cluster.broker(1),
+        &topic,
+        1,
+        &[("min.insync.replicas", "2")],
+    );
+    let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let survivor = if leader == 1 { 2 } else { 1 };
+    let producer = producer(
+        cluster.broker(survivor),
+        &[
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "60000"),
+            ("retry.backoff.ms", "50"),
+        ],
+    );
+    let total = 3000usize;
+    for i in 0..total {
+        enqueue(
+            &producer,
+            &topic,
+            &common::Rec::value(format!("record-{i}")).to(0),
+        );
+        if i == total / 3 {
+            producer.flush(Duration::from_secs(30)).expect("flush");
+            cluster.broker_mut(leader).kill9();
+        }
+        if i % 100 == 0 {
+            producer.poll(Duration::from_millis(1));
+        }
+    }
+    producer
+        .flush(Duration::from_secs(90))
+        .expect("flush after failover");
+    producer.poll(Duration::from_millis(100));
+    let reports = producer.context().log.lock().unwrap().clone();
+    let acked: BTreeMap<String, i64> = reports
+        .iter()
+        .filter_map(|(_, value, outcome)| {
+            let value = String::from_utf8(value.clone()?).ok()?;
+            outcome.as_ref().ok().map(|(_, offset)| (value, *offset))
+        })
+        .collect();
+    assert!(
+        acked.len() > total / 3,
+        "records were acknowledged after the failover: {}",
+        acked.len()
+    );
+
+    let new_leader = wait_until(FAILOVER_WAIT, "a new leader", || {
+        let (l, _, _) = partition_state(cluster.broker(survivor), &topic, 0)?;
+        (l > 0 && l != leader).then_some(l)
+    });
+    let messages = consume_all(cluster.broker(new_leader), &topic, &[0])
+        .remove(&0)
+        .unwrap();
+    common::assert_dense(&messages, 0, "offsets after failover");
+    let mut seen = HashSet::new();
+    let mut stored = BTreeMap::new();
+    for m in &messages {
+        let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+        assert!(seen.insert(value.clone()), "{value} is stored twice");
+        stored.insert(value, m.offset());
+    }
+    for (value, offset) in &acked {
+        assert_eq!(
+            stored.get(value),
+            Some(offset),
+            "acknowledged {value} at {offset} is kept there"
+        );
+    }
+
+    // The old leader comes back: it truncates what it alone had, catches up
+    // and rejoins the ISR.
+    cluster.broker_mut(leader).restart();
+    wait_for_isr(cluster.broker(survivor), &topic, 0, &[1, 2, 3]);
+}
+
+#[test]
+fn min_insync_replicas_refuses_acks_all_until_a_replica_returns() {
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("min-isr");
+    create_topic(
+        cluster.broker(1),
+        &topic,
+        1,
+        &[("min.insync.replicas", "2")],
+    );
+    let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let others: Vec<i32> = (1..=BROKERS).filter(|&b| b != leader).collect();
+    for &b in &others {
+        cluster.broker_mut(b).kill9();
+    }
+    wait_for_isr(cluster.broker(leader), &topic, 0, &[leader]);
+    let mut conn = RawConn::connect(cluster.broker(leader));
+    assert_eq!(
+        raw_produce(&mut conn, &topic, -1),
+        19,
+        "acks=all: NOT_ENOUGH_REPLICAS"
+    );
+    assert_eq!(raw_produce(&mut conn, &topic, 1), 0, "acks=1 still works");
+
+    cluster.broker_mut(others[0]).restart();
+    let mut isr = vec![leader, others[0]];
+    isr.sort_unstable();
+    wait_for_isr(cluster.broker(leader), &topic, 0, &isr);
+    assert_eq!(
+        raw_produce(&mut conn, &topic, -1),
+        0,
+        "acks=all with two in sync"
+    );
+}
+
+#[test]
+fn the_cluster_outlives_its_quorum_leader() {
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("quorum-kill");
+    create_topic(cluster.broker(1), &topic, 2, &[]);
+    wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let leader = cluster.quorum.wait_for_leader(FAILOVER_WAIT);
+    cluster.quorum.kill(leader);
+
+    // Produce and fetch do not need the quorum.
+    let p = producer(cluster.broker(2), &[]);
+    let recs: Vec<common::Rec> = (0..50)
+        .map(|i| common::Rec::value(format!("v{i}")).to(i % 2))
+        .collect();
+    common::produce_ok(&p, &topic, &recs);
+    let got = consume_all(cluster.broker(3), &topic, &[0, 1]);
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 50);
+
+    // A new quorum leader takes topic creation.
+    let next = cluster.quorum.wait_for_leader(FAILOVER_WAIT);
+    assert_ne!(next, leader);
+    let second = topic_name("after-election");
+    create_topic(cluster.broker(3), &second, 1, &[]);
+    wait_for_isr(cluster.broker(1), &second, 0, &[1, 2, 3]);
+    cluster.quorum.spawn(leader);
+}
+
+fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    create_replicated_topic(broker, name, partitions, 3, configs);
+}
+
+/// One record to partition 0 with `acks`; returns the partition's error code.
+fn raw_produce(conn: &mut RawConn, topic: &str, acks: i16) -> i16 {
+    let record = (
+        1_700_000_000_000,
+        None,
+        Some(bytes::Bytes::from_static(b"raw")),
+    );
+    let batch = tidemark::protocol::batch::encode_records(&[record], Compression::None)
+        .expect("encode a batch");
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let response = conn.request(&request, 9);
+    response.responses[0].partition_responses[0].error_code
+}

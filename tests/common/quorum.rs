@@ -1,0 +1,150 @@
+//! A quorum service for cluster tests: `tidemark quorum` processes on free
+//! loopback ports, started with the documented flags (`--node-id --listen
+//! --peers --data-dir`) plus a config file with short timeouts, so that a
+//! lost broker or quorum leader is noticed in about a second.
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::free_port;
+
+/// Broker sessions lapse after this long without a heartbeat.
+pub const SESSION_TIMEOUT_MS: u64 = 1500;
+
+struct QuorumNode {
+    id: u64,
+    addr: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// Quorum nodes, killed (SIGKILL) on drop; their logs are printed if the
+/// test failed.
+pub struct Quorum {
+    dir: Option<tempfile::TempDir>,
+    config: PathBuf,
+    peers: String,
+    nodes: Vec<QuorumNode>,
+}
+
+impl Quorum {
+    pub fn start(size: u64) -> Quorum {
+        let dir = tempfile::Builder::new()
+            .prefix("tidemark-quorum-")
+            .tempdir()
+            .expect("temp dir");
+        let addrs: Vec<(u64, String)> = (1..=size)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let peers: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        let config = dir.path().join("quorum.toml");
+        let text = format!(
+            "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
+             \"quorum.heartbeat.interval.ms\" = 100\n\
+             \"quorum.election.timeout.ms\" = 600\n"
+        );
+        std::fs::write(&config, text).expect("write quorum config");
+        let nodes = addrs
+            .iter()
+            .map(|(id, addr)| QuorumNode {
+                id: *id,
+                addr: addr.clone(),
+                data_dir: dir.path().join(format!("data-{id}")),
+                log: dir.path().join(format!("quorum-{id}.log")),
+                child: None,
+            })
+            .collect();
+        let mut quorum = Quorum {
+            dir: Some(dir),
+            config,
+            peers: peers.join(","),
+            nodes,
+        };
+        for i in 0..quorum.nodes.len() {
+            quorum.spawn(i);
+        }
+        quorum
+    }
+
+    /// Starts node `i` (again).
+    pub fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "quorum node already running");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("open node log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .arg("quorum")
+            .args(["--node-id", &node.id.to_string()])
+            .args(["--listen", &node.addr])
+            .args(["--peers", &self.peers])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--config")
+            .arg(&self.config)
+            .env("TIDEMARK_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn tidemark quorum");
+        node.child = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `host:port,host:port,...` for `--quorum`.
+    pub fn endpoints(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the node that leads, asked with `tidemark cluster status`.
+    pub fn leader_index(&self) -> Option<usize> {
+        let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args(["cluster", "status", "--json", "--quorum", &self.endpoints()])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        // The endpoint that answered the linearizable read as leader.
+        status.get("view")?.as_object()?;
+        let leader = status.get("leader")?.as_str()?;
+        self.nodes.iter().position(|n| n.addr == leader)
+    }
+
+    pub fn wait_for_leader(&self, timeout: Duration) -> usize {
+        super::wait_until(timeout, "a quorum leader", || self.leader_index())
+    }
+}
+
+impl Drop for Quorum {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(60)..];
+                eprintln!("---- quorum node {} log ----\n{}", node.id, tail.join("\n"));
+            }
+            if let Some(dir) = self.dir.take() {
+                eprintln!("keeping the quorum's files in {}", dir.keep().display());
+            }
+        }
+    }
+}
