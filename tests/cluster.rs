@@ -141,7 +141,11 @@ fn killing_a_partition_leader_keeps_every_acknowledged_record() {
             &common::Rec::value(format!("record-{i}")).to(0),
         );
         if i == total / 3 {
-            producer.flush(Duration::from_secs(30)).expect("flush");
+            // Kill while batches are in flight, once some are acknowledged.
+            wait_until(FAILOVER_WAIT, "first acknowledgments", || {
+                producer.poll(Duration::from_millis(5));
+                (producer.context().log.lock().unwrap().len() > 100).then_some(())
+            });
             cluster.broker_mut(leader).kill9();
         }
         if i % 100 == 0 {
@@ -189,6 +193,11 @@ fn killing_a_partition_leader_keeps_every_acknowledged_record() {
         );
     }
 
+    eprintln!(
+        "acknowledged {} of {total}, stored {}",
+        acked.len(),
+        messages.len()
+    );
     // The old leader comes back: it truncates what it alone had, catches up
     // and rejoins the ISR.
     cluster.broker_mut(leader).restart();
