@@ -34,6 +34,7 @@ impl TestCluster {
         let endpoints = quorum.endpoints();
         let settings = [
             ("broker.heartbeat.interval.ms", "300"),
+            ("group.initial.rebalance.delay.ms", "0"),
             ("replica.lag.time.max.ms", "5000"),
             ("replica.fetch.wait.max.ms", "100"),
             ("default.replication.factor", "3"),
@@ -264,6 +265,76 @@ fn the_cluster_outlives_its_quorum_leader() {
     create_topic(cluster.broker(3), &second, 1, &[]);
     wait_for_isr(cluster.broker(1), &second, 0, &[1, 2, 3]);
     cluster.quorum.spawn(leader);
+}
+
+#[test]
+fn a_consumer_group_resumes_after_its_coordinator_dies() {
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("group-failover");
+    create_topic(cluster.broker(1), &topic, 1, &[]);
+    wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let p = producer(cluster.broker(1), &[]);
+    let recs: Vec<common::Rec> = (0..40)
+        .map(|i| common::Rec::value(format!("v{i}")).to(0))
+        .collect();
+    common::produce_ok(&p, &topic, &recs);
+
+    let group = "cluster-group";
+    consume_and_commit(cluster.broker(2), group, &topic, 30);
+    let offsets_partition = tidemark::group::offsets_partition(group, 50);
+    let coordinator = wait_until(FAILOVER_WAIT, "the coordinator's partition", || {
+        let (leader, _, isr) =
+            partition_state(cluster.broker(1), "__consumer_offsets", offsets_partition)?;
+        (isr.len() == 3).then_some(leader)
+    });
+    cluster.broker_mut(coordinator).kill9();
+    let survivor = if coordinator == 1 { 2 } else { 1 };
+    let first = first_offset_consumed(cluster.broker(survivor), group, &topic);
+    assert_eq!(
+        first, 30,
+        "the group resumes at its commit, kept by the new coordinator"
+    );
+}
+
+/// Consumes `count` records as a member of `group` and commits after them.
+fn consume_and_commit(broker: &Broker, group: &str, topic: &str, count: i64) {
+    let consumer = group_member(broker, group);
+    consumer.subscribe(&[topic]).expect("subscribe");
+    wait_until(FAILOVER_WAIT, "records to commit", || {
+        let m = consumer.poll(Duration::from_millis(100))?.ok()?;
+        if m.offset() + 1 < count {
+            return None;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(count))
+            .expect("offset");
+        consumer
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .ok()
+    });
+}
+
+fn first_offset_consumed(broker: &Broker, group: &str, topic: &str) -> i64 {
+    let consumer = group_member(broker, group);
+    consumer.subscribe(&[topic]).expect("subscribe");
+    wait_until(FAILOVER_WAIT, "a record after the failover", || {
+        consumer
+            .poll(Duration::from_millis(100))
+            .and_then(|r| r.ok())
+            .map(|m| m.offset())
+    })
+}
+
+fn group_member(broker: &Broker, group: &str) -> BaseConsumer {
+    common::consumer_with(
+        broker,
+        &[
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "300"),
+        ],
+    )
 }
 
 fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {

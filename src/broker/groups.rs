@@ -36,7 +36,18 @@ where
     T: Send + 'static,
 {
     let owner = coordinator_shard(shard, group);
-    shard.run_on(owner, work).await.unwrap_or(gone)
+    let partition = offsets_partition(group, shard.config.offsets_topic_partitions);
+    // In a cluster, only the leader of the group's partition coordinates it:
+    // elsewhere the client is sent to find the coordinator again.
+    let answer = shard
+        .run_on(owner, move |s| async move {
+            if !group::leads_partition(&s, partition) {
+                return None;
+            }
+            Some(work(s).await)
+        })
+        .await;
+    answer.ok().flatten().unwrap_or(gone)
 }
 
 /// The answer of a join or sync, now or when it comes; `gone` if the group
@@ -53,49 +64,88 @@ pub async fn find_coordinator(
     request: FindCoordinatorRequest,
     ctx: &RequestContext,
 ) -> FindCoordinatorResponse {
-    let (host, port) = shard
-        .config
-        .advertised_addr()
-        .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
-    // Only group coordinators exist: transactions are not built.
-    let error_code = if request.key_type == KEY_TYPE_GROUP {
-        0
-    } else {
-        COORDINATOR_GONE
+    let find = |key: &str| {
+        // Only group coordinators exist: transactions are not built.
+        if request.key_type != KEY_TYPE_GROUP {
+            return Err(COORDINATOR_GONE);
+        }
+        coordinator_of(shard, key)
     };
-    let node = if error_code == 0 {
-        shard.config.node_id
-    } else {
-        -1
+    let fields = |found: Result<(i32, String, i32), i16>| match found {
+        Ok((node, host, port)) => (0, node, host, port),
+        Err(code) => (code, -1, String::new(), -1),
     };
     if ctx.version >= 4 {
         let coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
+                let (code, node, host, port) = fields(find(key.as_str()));
                 Coordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(node))
-                    .with_host(str_bytes(if error_code == 0 {
-                        host.clone()
-                    } else {
-                        String::new()
-                    }))
-                    .with_port(if error_code == 0 { port } else { -1 })
-                    .with_error_code(error_code)
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_error_code(code)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (code, node, host, port) = fields(find(request.key.as_str()));
     FindCoordinatorResponse::default()
-        .with_error_code(error_code)
+        .with_error_code(code)
         .with_node_id(BrokerId(node))
-        .with_host(str_bytes(if error_code == 0 {
-            host
-        } else {
-            String::new()
-        }))
-        .with_port(if error_code == 0 { port } else { -1 })
+        .with_host(str_bytes(host))
+        .with_port(port)
+}
+
+/// (broker id, host, port) of the coordinator of `group`. A standalone
+/// broker coordinates every group; in a cluster the leader of the group's
+/// `__consumer_offsets` partition does, and the topic is created (through
+/// the quorum service) by the first FindCoordinator that misses it.
+fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), i16> {
+    let Some(view) = shard.replication.view() else {
+        let (host, port) = shard
+            .config
+            .advertised_addr()
+            .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
+        return Ok((shard.config.node_id, host, port));
+    };
+    let partition = offsets_partition(group, shard.config.offsets_topic_partitions);
+    let Some(state) = view.partition(OFFSETS_TOPIC, partition) else {
+        create_offsets_topic(shard, view.brokers.len());
+        return Err(COORDINATOR_GONE);
+    };
+    let leader = view.brokers.get(&state.leader).ok_or(COORDINATOR_GONE)?;
+    Ok((leader.broker_id, leader.host.clone(), leader.port as i32))
+}
+
+/// Asks the quorum for `__consumer_offsets` in the background, once at a
+/// time per shard; FindCoordinator answers COORDINATOR_NOT_AVAILABLE
+/// meanwhile and clients ask again.
+fn create_offsets_topic(shard: &Rc<Shard>, live_brokers: usize) {
+    if !shard.replication.begin_offsets_topic_creation() {
+        return;
+    }
+    let factor = (shard.config.offsets_topic_replication_factor as usize).min(live_brokers.max(1));
+    let partitions = shard.config.offsets_topic_partitions;
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let created = crate::replication::cluster_admin::create_topic(
+            &shard,
+            OFFSETS_TOPIC,
+            partitions,
+            factor as i16,
+            group::offsets_topic_configs(),
+        )
+        .await;
+        match created {
+            Ok(_) | Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}"),
+        }
+        shard.replication.end_offsets_topic_creation();
+    })
+    .detach();
 }
 
 pub async fn join_group(

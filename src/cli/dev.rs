@@ -178,13 +178,7 @@ fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(),
     if metadata.topic(crate::group::OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let configs = [
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "104857600"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let configs = crate::group::offsets_topic_configs();
     metadata.create_topic(crate::group::OFFSETS_TOPIC, partitions, 1, configs)?;
     Ok(())
 }

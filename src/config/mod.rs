@@ -130,6 +130,10 @@ pub struct BrokerConfig {
     /// leave it to the broker (-1).
     #[serde(rename = "default.replication.factor")]
     pub default_replication_factor: i16,
+    /// Replication factor of `__consumer_offsets` in a cluster (fewer when
+    /// fewer brokers are alive when it is created).
+    #[serde(rename = "offsets.topic.replication.factor")]
+    pub offsets_topic_replication_factor: i16,
 }
 
 impl Default for BrokerConfig {
@@ -167,6 +171,7 @@ impl Default for BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             default_replication_factor: 1,
+            offsets_topic_replication_factor: 3,
         }
     }
 }

@@ -14,7 +14,7 @@ pub mod records;
 use crate::protocol::batch::{encode_records, validate_producer_batch, PlainRecord};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::storage::PartitionLog;
+use crate::storage::{PartitionLog, Reader};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use membership::{
@@ -28,10 +28,25 @@ use std::time::{Duration, Instant};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How long a group write waits for the ISR in a cluster.
+const GROUP_WRITE_TIMEOUT_MS: i32 = 5_000;
 /// How often each shard expires sessions and ends overdue rebalances.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Bytes read at a time when replaying `__consumer_offsets`.
 const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// The configs `__consumer_offsets` is created with: compacted, so that it
+/// keeps the newest commit of each (group, topic, partition) and the newest
+/// metadata of each group.
+pub fn offsets_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
 
 /// The `__consumer_offsets` partition of a group: Kafka's
 /// `Utils.abs(groupId.hashCode) % partitions`, with Java's String.hashCode.
@@ -306,6 +321,15 @@ impl GroupCoordinator {
         }
     }
 
+    /// Forgets the groups and offsets of one `__consumer_offsets` partition
+    /// (its leadership moved to another broker). Pending joins and syncs
+    /// are answered by dropping their senders.
+    pub fn unload_partition(&self, partition: i32, partitions: i32) {
+        let mine = |group: &String| offsets_partition(group, partitions) == partition;
+        self.groups.borrow_mut().retain(|g, _| !mine(g));
+        self.offsets.borrow_mut().retain(|g, _| !mine(g));
+    }
+
     /// Expires sessions and ends overdue rebalances in every group.
     pub fn tick(&self, now: Instant) {
         for group in self.groups.borrow_mut().values_mut() {
@@ -381,6 +405,16 @@ fn parse_subscription(metadata: &[u8]) -> Vec<String> {
     topics
 }
 
+/// Whether this shard coordinates the groups of `partition`: always on a
+/// standalone broker; in a cluster, while this broker leads the partition.
+pub fn leads_partition(shard: &Shard, partition: i32) -> bool {
+    !shard.replication.in_cluster()
+        || shard
+            .replication
+            .leader_epoch(OFFSETS_TOPIC, partition)
+            .is_some()
+}
+
 /// The log of a `__consumer_offsets` partition this shard owns.
 async fn offsets_log(shard: &Rc<Shard>, partition: i32) -> Option<Rc<PartitionLog>> {
     if shard.log(OFFSETS_TOPIC, partition).is_none() {
@@ -405,12 +439,41 @@ pub async fn append_records(
     let log = offsets_log(shard, partition).await.ok_or(not_available)?;
     let batch = encode_batch(entries).ok_or(not_available)?;
     let header = validate_producer_batch(&batch).map_err(|_| not_available)?;
+    // In a cluster, group records are acks=all writes of the partition's
+    // leader (Kafka's GroupMetadataManager appends with acks=-1), and the
+    // replication errors become the ones group clients expect.
+    let replication = &shard.replication;
+    let leader_epoch = replication
+        .check_produce(OFFSETS_TOPIC, partition, -1)
+        .map_err(coordinator_error)?;
     let appended = log
-        .append(&batch, &header, 0)
+        .append(&batch, &header, leader_epoch)
         .map_err(|e| crate::broker::storage_error_code(&e))?;
-    log.wait_written(appended.result().end_offset, true)
+    let end_offset = appended.result().end_offset;
+    log.wait_written(end_offset, true)
         .await
-        .map_err(|e| crate::broker::storage_error_code(&e))
+        .map_err(|e| crate::broker::storage_error_code(&e))?;
+    replication.advance_high_watermark(&log);
+    if replication.in_cluster() {
+        crate::replication::wait_replicated(shard, &log, end_offset, GROUP_WRITE_TIMEOUT_MS)
+            .await
+            .map_err(coordinator_error)?;
+    }
+    Ok(())
+}
+
+/// Kafka's mapping of append errors for group writes.
+fn coordinator_error(code: i16) -> i16 {
+    if code == ResponseError::NotLeaderOrFollower.code() {
+        ResponseError::NotCoordinator.code()
+    } else if code == ResponseError::NotEnoughReplicas.code()
+        || code == ResponseError::NotEnoughReplicasAfterAppend.code()
+        || code == ResponseError::RequestTimedOut.code()
+    {
+        ResponseError::CoordinatorNotAvailable.code()
+    } else {
+        code
+    }
 }
 
 fn encode_batch(entries: Vec<(Bytes, Option<Bytes>)>) -> Option<Bytes> {
@@ -438,19 +501,56 @@ pub async fn persist_dirty_groups(shard: &Rc<Shard>) {
 }
 
 /// Rebuilds this shard's groups and offsets from the `__consumer_offsets`
-/// partitions it owns.
+/// partitions it owns (a standalone broker, at start).
 pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
+    if shard.metadata.topic(OFFSETS_TOPIC).is_none() {
+        return Ok(());
+    }
     let partitions = shard.config.offsets_topic_partitions;
-    let now = Instant::now();
     let mut loaded = 0usize;
     for partition in (0..partitions).filter(|&p| shard.owner_of(OFFSETS_TOPIC, p) == shard.id) {
+        loaded += load_partition(shard, partition).await?;
+    }
+    if loaded > 0 {
+        tracing::info!(
+            shard = shard.id,
+            records = loaded,
+            "loaded consumer groups and offsets"
+        );
+    }
+    Ok(())
+}
+
+/// Takes over the groups of one `__consumer_offsets` partition this broker
+/// has just become the leader of (in a cluster).
+pub async fn take_over_partition(shard: Rc<Shard>, partition: i32) {
+    shard
+        .groups
+        .unload_partition(partition, shard.config.offsets_topic_partitions);
+    match load_partition(&shard, partition).await {
+        Ok(loaded) => tracing::info!(
+            partition,
+            records = loaded,
+            "coordinating the groups of {OFFSETS_TOPIC}-{partition}"
+        ),
+        Err(e) => tracing::error!(partition, error = %e, "cannot load groups"),
+    }
+}
+
+/// Replays one partition's records into the coordinator; returns how many.
+/// It reads to the log end, not the high watermark: a new leader's tail is
+/// the partition's future, which its followers are about to copy.
+async fn load_partition(shard: &Rc<Shard>, partition: i32) -> Result<usize, String> {
+    let now = Instant::now();
+    let mut loaded = 0usize;
+    {
         let Some(log) = offsets_log(shard, partition).await else {
-            continue;
+            return Ok(0);
         };
         let mut next = log.log_start_offset() as i64;
-        while (next as u64) < log.high_watermark() {
+        while (next as u64) < log.written_end() {
             let read = log
-                .read(next, REPLAY_READ_BYTES, true)
+                .read_for(Reader::Follower, next, REPLAY_READ_BYTES, true)
                 .await
                 .map_err(|e| format!("cannot replay {OFFSETS_TOPIC}-{partition}: {e}"))?;
             let mut bytes = read.records;
@@ -475,14 +575,7 @@ pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
             }
         }
     }
-    if loaded > 0 {
-        tracing::info!(
-            shard = shard.id,
-            records = loaded,
-            "loaded consumer groups and offsets"
-        );
-    }
-    Ok(())
+    Ok(loaded)
 }
 
 /// Expires sessions and ends overdue rebalances, then persists what changed.

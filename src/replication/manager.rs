@@ -61,6 +61,8 @@ pub struct ReplicaManager {
     generation: Cell<u64>,
     /// Leaders this shard runs a fetcher for.
     fetchers: RefCell<HashSet<i32>>,
+    /// A request to create `__consumer_offsets` is in flight from this shard.
+    creating_offsets_topic: Cell<bool>,
 }
 
 impl ReplicaManager {
@@ -72,6 +74,7 @@ impl ReplicaManager {
             agent: RefCell::new(None),
             generation: Cell::new(0),
             fetchers: RefCell::new(HashSet::new()),
+            creating_offsets_topic: Cell::new(false),
         }
     }
 
@@ -99,6 +102,15 @@ impl ReplicaManager {
     pub(super) fn set_view(&self, view: Arc<ClusterView>) {
         *self.view.borrow_mut() = Some(view);
         self.generation.set(self.generation.get() + 1);
+    }
+
+    /// Claims the creation of `__consumer_offsets`; false if in flight.
+    pub fn begin_offsets_topic_creation(&self) -> bool {
+        !self.creating_offsets_topic.replace(true)
+    }
+
+    pub fn end_offsets_topic_creation(&self) {
+        self.creating_offsets_topic.set(false);
     }
 
     /// Marks a fetcher from `leader_id` as running; false if one already is.

@@ -6,6 +6,7 @@ use super::fetcher;
 use super::isr::LeaderReplicaState;
 use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
 use crate::broker::owned_log;
+use crate::group::OFFSETS_TOPIC;
 use crate::quorum::model::{ClusterView, PartitionState, TopicState};
 use crate::shard::Shard;
 use std::collections::BTreeSet;
@@ -61,6 +62,9 @@ async fn apply_partition(
     let key = (topic.name.clone(), partition);
     let wanted = role_in_view(p, local_id);
     let current = replication.role_of(&topic.name, partition);
+    if topic.name == OFFSETS_TOPIC {
+        move_group_coordination(shard, partition, current, wanted);
+    }
     let Some(wanted) = wanted else {
         if current.is_some() {
             replication.with_roles(|roles| roles.remove(&key));
@@ -94,6 +98,25 @@ async fn apply_partition(
             }
             Some(f.leader_id)
         }
+    }
+}
+
+/// The groups of a `__consumer_offsets` partition move with its leadership:
+/// a new leader loads them (after its role is set, below), a former leader
+/// forgets them.
+fn move_group_coordination(
+    shard: &Rc<Shard>,
+    partition: i32,
+    current: Option<RoleSummary>,
+    wanted: Option<RoleSummary>,
+) {
+    let was_leader = matches!(current, Some(RoleSummary::Leader { .. }));
+    let leads = matches!(wanted, Some(RoleSummary::Leader { .. }));
+    if leads && current != wanted {
+        glommio::spawn_local(crate::group::take_over_partition(shard.clone(), partition)).detach();
+    } else if was_leader && !leads {
+        let partitions = shard.config.offsets_topic_partitions;
+        shard.groups.unload_partition(partition, partitions);
     }
 }
 
