@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Longest long poll accepted, whatever the client asks.
 const MAX_WAIT_CAP_MS: i32 = 60_000;
+/// Pause between two waits of one long poll.
+const REWAIT_PAUSE: Duration = Duration::from_millis(2);
 
 /// One partition to read, with its place in the response.
 #[derive(Debug, Clone)]
@@ -66,7 +68,17 @@ pub async fn handle(
         let errors = o.iter().any(|(_, x)| x.error_code != 0);
         bytes >= request.min_bytes.max(0) as usize || errors
     };
-    if !items.is_empty() && max_wait_ms > 0 && !enough(&outcomes) {
+    // A wake-up is a hint, not a promise of data (a write wakes waiters
+    // before a replicated high watermark lets consumers see it): wait again
+    // until there is enough or the time is up.
+    let mut rounds = 0u32;
+    while !items.is_empty() && !enough(&outcomes) && Instant::now() < deadline {
+        if rounds > 0 {
+            // Data that is there but yields nothing (a compaction gap at the
+            // end) must not make this loop spin.
+            glommio::timer::sleep(REWAIT_PAUSE).await;
+        }
+        rounds += 1;
         wait_for_data(shard, &items, deadline).await;
         outcomes = read_all(shard, &items).await;
     }

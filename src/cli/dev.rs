@@ -3,11 +3,15 @@
 //! Runs on the main thread.
 use crate::config::{BrokerConfig, ConfigError};
 use crate::metadata::MetadataStore;
-use crate::replication::agent::{spawn_agent, AgentHandle, AgentSetup, AGENT_QUEUE_MAX};
+use crate::quorum::embedded::start_embedded_quorum;
+use crate::replication::agent::{
+    spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
+};
 use crate::shard::start_shards;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Args, Debug)]
@@ -27,6 +31,10 @@ pub struct DevArgs {
     /// Override any config key: --set log.segment.bytes=1048576
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Run without the embedded single-node quorum: topics live in a local
+    /// registry file, as on a standalone `tidemark broker`.
+    #[arg(long)]
+    pub no_quorum: bool,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +74,8 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("cannot start the quorum agent: {0}")]
     Agent(std::io::Error),
+    #[error(transparent)]
+    EmbeddedQuorum(#[from] crate::quorum::embedded::EmbeddedError),
 }
 
 pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
@@ -79,7 +89,10 @@ pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
         config.shards = cores;
     }
     config.apply_overrides(&args.overrides)?;
-    serve(config)
+    // Unless told to join a quorum (quorum.endpoints) or to stand alone,
+    // dev runs its own single-node quorum.
+    let embedded = !args.no_quorum && !config.in_cluster();
+    serve(config, embedded)
 }
 
 pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
@@ -100,11 +113,16 @@ pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
         config.data_dir = dir;
     }
     config.apply_overrides(&args.overrides)?;
-    serve(config)
+    serve(config, false)
 }
 
-/// Runs a broker until SIGINT or SIGTERM.
-pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
+/// How long a cluster broker waits at start for its first cluster view
+/// before it serves anyway (clients then see it without topics).
+const FIRST_VIEW_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs a broker until SIGINT or SIGTERM; with `embedded_quorum`, also a
+/// single-node quorum in this process, which the broker joins.
+pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), StartError> {
     init_logging();
     keep_request_buffers_in_the_heap();
     config.validate()?;
@@ -112,6 +130,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     let data_dir =
         std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    if embedded_quorum {
+        config.quorum_endpoints = start_embedded_quorum(&data_dir)?;
+    }
     let shard_count = if config.shards == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -123,7 +144,14 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
         &data_dir,
         config.default_topic_config(),
     )?);
+    let mut import = None;
     if config.in_cluster() {
+        if embedded_quorum {
+            import = Some(LocalRegistry {
+                topics: metadata.topics(),
+                next_producer_id: metadata.next_producer_id_block(),
+            });
+        }
         // The quorum service's view, not the local file, says which topics
         // exist and which partitions this broker holds.
         metadata.mirror_topics(Vec::new());
@@ -150,13 +178,19 @@ pub fn serve(config: BrokerConfig) -> Result<(), StartError> {
     let shards = start_shards(config.clone(), metadata.clone(), shard_count, agent)
         .map_err(StartError::Shards)?;
     if let Some(calls) = calls {
+        let (ready, first_view) = std::sync::mpsc::channel();
         spawn_agent(AgentSetup {
             config: config.clone(),
             metadata: metadata.clone(),
             inboxes: shards.inboxes(),
             calls,
+            import,
+            ready,
         })
         .map_err(StartError::Agent)?;
+        if first_view.recv_timeout(FIRST_VIEW_WAIT).is_err() {
+            tracing::warn!("no cluster view from the quorum yet: serving without one");
+        }
     }
     println!(
         "tidemark: listening on {} (advertised as {host}:{port}), {shard_count} shards, data in {}, {} topics",

@@ -82,6 +82,8 @@ pub enum ConfigChange {
 }
 
 pub struct MetadataStore {
+    /// In a cluster: the newest quorum view every shard has applied.
+    applied_revision: std::sync::atomic::AtomicU64,
     path: PathBuf,
     topic_defaults: TopicConfig,
     registry: RwLock<Registry>,
@@ -107,6 +109,7 @@ impl MetadataStore {
             Err(source) => return Err(MetadataError::Persist { path, source }),
         };
         Ok(MetadataStore {
+            applied_revision: std::sync::atomic::AtomicU64::new(0),
             path,
             topic_defaults,
             registry: RwLock::new(registry),
@@ -291,6 +294,22 @@ impl MetadataStore {
         if changed {
             registry.topics = topics.into_iter().map(|t| (t.name.clone(), t)).collect();
         }
+    }
+
+    /// In a cluster: notes that every shard applied view `revision`.
+    pub fn set_applied_revision(&self, revision: u64) {
+        use std::sync::atomic::Ordering;
+        self.applied_revision.fetch_max(revision, Ordering::SeqCst);
+    }
+
+    pub fn applied_revision(&self) -> u64 {
+        self.applied_revision
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The first producer id this registry has not handed out.
+    pub fn next_producer_id_block(&self) -> i64 {
+        self.read().next_producer_id_block
     }
 
     /// In a cluster: the next id of the block the quorum service gave this

@@ -13,8 +13,10 @@
 //! - `node`: a running quorum node (tokio).
 //! - `client`: `QuorumClient`, used by brokers and the CLI (tokio).
 //! - `config`: the node's flags and TOML file.
+//! - `embedded`: the single-node quorum inside `tidemark dev`.
 pub mod client;
 pub mod config;
+pub mod embedded;
 pub mod model;
 pub mod node;
 pub mod placement;

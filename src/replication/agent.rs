@@ -129,6 +129,18 @@ pub struct AgentSetup {
     pub metadata: Arc<MetadataStore>,
     pub inboxes: Vec<flume::Sender<Job>>,
     pub calls: flume::Receiver<AgentCall>,
+    /// Topics of a data dir from before the quorum existed (`tidemark dev`
+    /// upgraded in place), with the producer ids it handed out: the quorum
+    /// takes them over once.
+    pub import: Option<LocalRegistry>,
+    /// Told once the first view that lists this broker is applied.
+    pub ready: std::sync::mpsc::Sender<()>,
+}
+
+/// What a standalone registry held, for the import.
+pub struct LocalRegistry {
+    pub topics: Vec<TopicMeta>,
+    pub next_producer_id: i64,
 }
 
 /// Starts the agent thread. It runs until the process ends.
@@ -156,16 +168,64 @@ async fn run_agent(setup: AgentSetup) {
         metadata,
         inboxes,
         calls,
+        import,
+        ready,
     } = setup;
     let info = broker_info(&config);
-    register(&mut client(&config), &info).await;
-    tokio::spawn(heartbeat_loop(
-        client(&config),
-        info,
-        config.heartbeat_interval_ms,
-    ));
-    tokio::spawn(call_loop(client(&config), config.node_id, calls));
-    watch_loop(client(&config), metadata, inboxes).await;
+    let mut writer = client(&config);
+    register(&mut writer, &info).await;
+    if let Some(local) = import {
+        import_registry(&mut writer, config.node_id, local).await;
+    }
+    let interval_ms = config.heartbeat_interval_ms;
+    tokio::spawn(heartbeat_loop(client(&config), info, interval_ms));
+    tokio::spawn(call_loop(writer, config.node_id, calls));
+    let watcher = Watcher {
+        metadata,
+        inboxes,
+        broker_id: config.node_id,
+        ready: Some(ready),
+    };
+    watch_loop(client(&config), watcher).await;
+}
+
+/// Hands a standalone data dir's topics (same ids, so the logs on disk are
+/// theirs) and producer-id high mark to the quorum, unless it has them.
+async fn import_registry(client: &mut QuorumClient, broker_id: i32, local: LocalRegistry) {
+    let view = match client.read().await {
+        Ok(view) => view,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the quorum to import local topics");
+            return;
+        }
+    };
+    for topic in local.topics {
+        if view.topics.contains_key(&topic.name) {
+            continue;
+        }
+        let command = Command::CreateTopic {
+            name: topic.name.clone(),
+            partitions: topic.partitions,
+            replication_factor: 1,
+            configs: topic.configs.clone(),
+            topic_id: Some(topic.id),
+        };
+        match client.propose(command).await {
+            Ok(_) => tracing::info!(topic = %topic.name, "imported a local topic into the quorum"),
+            Err(e) => {
+                tracing::error!(topic = %topic.name, error = %e, "cannot import a local topic")
+            }
+        }
+    }
+    let mut missing = local.next_producer_id - view.next_producer_id;
+    while missing > 0 {
+        let count = missing.min(crate::quorum::state::PRODUCER_ID_BLOCK_MAX);
+        if let Err(e) = client.allocate_producer_ids(broker_id, count).await {
+            tracing::error!(error = %e, "cannot carry over the producer ids already used");
+            return;
+        }
+        missing -= count;
+    }
 }
 
 fn broker_info(config: &BrokerConfig) -> BrokerInfo {
@@ -252,12 +312,16 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
     }
 }
 
-/// Follows the cluster view and hands every newer one to the shards.
-async fn watch_loop(
-    mut client: QuorumClient,
+/// Where views go.
+struct Watcher {
     metadata: Arc<MetadataStore>,
     inboxes: Vec<flume::Sender<Job>>,
-) {
+    broker_id: i32,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// Follows the cluster view and hands every newer one to the shards.
+async fn watch_loop(mut client: QuorumClient, mut watcher: Watcher) {
     let mut revision: Option<u64> = None;
     loop {
         let from = revision.unwrap_or(0);
@@ -273,9 +337,17 @@ async fn watch_loop(
             continue;
         }
         revision = Some(view.revision);
-        metadata.mirror_topics(topics_of(&view));
-        if !deliver(Arc::new(view), &inboxes).await {
+        watcher.metadata.mirror_topics(topics_of(&view));
+        let rev = view.revision;
+        let listed = view.brokers.contains_key(&watcher.broker_id);
+        if !deliver(Arc::new(view), &watcher.inboxes).await {
             return;
+        }
+        watcher.metadata.set_applied_revision(rev);
+        if listed {
+            if let Some(ready) = watcher.ready.take() {
+                let _ = ready.send(());
+            }
         }
     }
 }

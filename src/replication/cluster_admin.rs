@@ -1,8 +1,8 @@
 //! Topic administration and producer ids on a cluster broker: the quorum
 //! service decides, not the local registry. Each change is proposed through
-//! the agent; the answer goes out once this shard has applied a view at
+//! the agent; the answer goes out once every shard has applied a view at
 //! least as new as the change, so a client that reads the answer finds the
-//! topic in this broker's Metadata. Runs on the shard that got the request.
+//! topic in this broker's Metadata (and a deleted topic's logs gone). Runs on the shard that got the request.
 use super::agent::AgentError;
 use crate::metadata::{MetadataError, TopicMeta};
 use crate::quorum::state::{Command, CommandError};
@@ -46,12 +46,11 @@ async fn propose(shard: &Rc<Shard>, command: Command) -> Result<(), MetadataErro
     Ok(())
 }
 
-/// Waits (bounded) until this shard has applied view `revision`.
+/// Waits (bounded) until every shard has applied view `revision`.
 pub async fn wait_for_revision(shard: &Rc<Shard>, revision: u64) {
     let deadline = Instant::now() + VIEW_CATCH_UP;
     while Instant::now() < deadline {
-        let seen = shard.replication.view().map_or(0, |v| v.revision);
-        if seen >= revision {
+        if shard.metadata.applied_revision() >= revision {
             return;
         }
         glommio::timer::sleep(VIEW_POLL).await;

@@ -288,7 +288,7 @@ impl Broker {
             for line in reader.split(b'\n') {
                 let Ok(line) = line else { break };
                 let line = String::from_utf8_lossy(&line).into_owned();
-                if line.contains("listening on") {
+                if line.contains("tidemark: listening on") {
                     let _ = ready.send(());
                 }
                 if let Ok(mut log) = log.lock() {
