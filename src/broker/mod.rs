@@ -220,7 +220,32 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
 
 /// Makes sure this shard has opened its log of a partition the registry
 /// knows (it may have been created by another shard a moment ago).
+/// In a cluster, only for a partition this broker is a replica of: a
+/// request about another one gets NOT_LEADER_OR_FOLLOWER and leaves no
+/// empty log behind.
 pub(crate) async fn owned_log(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+) -> Result<Rc<crate::storage::PartitionLog>, i16> {
+    if let Some(log) = shard.log(topic, partition) {
+        return Ok(log);
+    }
+    let replication = &shard.replication;
+    if replication.in_cluster() && replication.role_of(topic, partition).is_none() {
+        let known = shard.metadata.topic(topic).is_some();
+        return Err(if known {
+            ResponseError::NotLeaderOrFollower.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        });
+    }
+    open_log(shard, topic, partition).await
+}
+
+/// Opens (creating if needed) this shard's log of a partition the registry
+/// knows.
+pub(crate) async fn open_log(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,

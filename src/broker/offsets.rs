@@ -156,6 +156,9 @@ pub async fn list_offsets(
 
 /// (error code, low watermark) for one DeleteRecords partition.
 async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64) -> (i16, i64) {
+    if let Err(code) = shard.replication.check_leader(&topic, partition, -1) {
+        return (code, -1);
+    }
     let log = match owned_log(&shard, &topic, partition).await {
         Ok(log) => log,
         Err(code) => return (code, -1),

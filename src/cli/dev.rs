@@ -113,6 +113,13 @@ pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
         config.data_dir = dir;
     }
     config.apply_overrides(&args.overrides)?;
+    // As for `tidemark quorum`: the environment keeps the secret off
+    // command lines and config files.
+    if let Ok(secret) = std::env::var(crate::quorum::config::SECRET_ENV) {
+        if !secret.is_empty() {
+            config.quorum_secret = Some(secret);
+        }
+    }
     serve(config, false)
 }
 

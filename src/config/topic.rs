@@ -15,6 +15,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "retention.ms",
     "segment.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct TopicConfig {
     pub retention_ms: i64,
     pub max_message_bytes: i32,
     pub min_insync_replicas: i32,
+    /// The controller may elect a leader outside the ISR (losing records)
+    /// rather than leave a partition offline. Off, as in Kafka.
+    pub unclean_leader_election: bool,
     /// `cleanup.policy` contains `delete`: retention removes old segments.
     pub cleanup_delete: bool,
     /// `cleanup.policy` contains `compact`: the cleaner keeps the last record per key.
@@ -59,6 +63,7 @@ impl Default for TopicConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             max_message_bytes: 1_048_588,
             min_insync_replicas: 1,
+            unclean_leader_election: false,
             cleanup_delete: true,
             cleanup_compact: false,
             delete_retention_ms: 24 * 3600 * 1000,
@@ -131,6 +136,13 @@ impl TopicConfig {
                 }
                 self.min_insync_replicas = v as i32;
             }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("expected true or false")),
+                };
+            }
             "cleanup.policy" => {
                 let (mut delete, mut compact) = (false, false);
                 for policy in value.split(',').map(str::trim) {
@@ -175,6 +187,7 @@ impl TopicConfig {
             "message.timestamp.type" => "CreateTime".to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),

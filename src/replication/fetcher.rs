@@ -341,7 +341,19 @@ async fn apply_fetched(
     log.set_high_watermark_limit(Some(
         hw.max(log.high_watermark_limit().unwrap_or(0).min(end)),
     ));
+    follow_log_start(&log, fetched.log_start_offset).await;
     true
+}
+
+/// DeleteRecords and retention on the leader move its log start; the
+/// follower's moves with it (as far as it holds committed records).
+async fn follow_log_start(log: &PartitionLog, leader_start: i64) {
+    let target = (leader_start.max(0) as u64).min(log.high_watermark());
+    if target > log.log_start_offset() {
+        if let Err(e) = log.delete_records_before(target as i64).await {
+            tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "cannot follow the leader's log start");
+        }
+    }
 }
 
 /// The leader's log starts after ours ends (retention moved on while this

@@ -5,7 +5,7 @@
 use super::fetcher;
 use super::isr::LeaderReplicaState;
 use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
-use crate::broker::owned_log;
+use crate::broker::open_log;
 use crate::group::OFFSETS_TOPIC;
 use crate::quorum::model::{ClusterView, PartitionState, TopicState};
 use crate::shard::Shard;
@@ -71,7 +71,7 @@ async fn apply_partition(
         }
         return None;
     };
-    let log = match owned_log(shard, &topic.name, partition).await {
+    let log = match open_log(shard, &topic.name, partition).await {
         Ok(log) => log,
         Err(code) => {
             tracing::error!(topic = %topic.name, partition, code, "cannot open a replica's log");

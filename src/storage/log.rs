@@ -725,7 +725,10 @@ impl PartitionLog {
             st.check_usable()?;
             let (bound, start) = (st.read_bound(reader), st.log_start_offset);
             let visible = st.visible_end();
-            if offset < start as i64 || offset > bound as i64 {
+            // As in Kafka, only an offset past the log end is out of range:
+            // one between the high watermark and the log end reads nothing
+            // (a consumer whose position a new leader has not confirmed yet).
+            if offset < start as i64 || offset > st.next_offset.max(bound) as i64 {
                 return Err(st.out_of_range(offset));
             }
             let hw = bound;
@@ -735,7 +738,7 @@ impl PartitionLog {
                 log_start_offset: start,
             };
             let offset = offset as u64;
-            if offset == hw {
+            if offset >= hw {
                 return Ok(result(Bytes::new()));
             }
             if let Some(records) = st.cache.read(offset, hw, max_bytes, at_least_one) {
@@ -1263,8 +1266,11 @@ mod tests {
                 let consumer = log.read(0, 1 << 20, true).await.unwrap();
                 assert_eq!(offsets(&consumer.records), (0..6).collect::<Vec<_>>());
                 assert_eq!(consumer.high_watermark, 6);
+                // Between the high watermark and the log end: nothing yet,
+                // not out of range; past the log end: out of range.
+                assert!(log.read(7, 100, true).await.unwrap().records.is_empty());
                 assert!(matches!(
-                    log.read(7, 100, true).await,
+                    log.read(13, 100, true).await,
                     Err(StorageError::OffsetOutOfRange { .. })
                 ));
                 let follower = log

@@ -374,9 +374,14 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 
 /// The settings every librdkafka client in these tests shares.
 pub fn client_config(broker: &Broker) -> ClientConfig {
+    client_config_for(&broker.addr())
+}
+
+/// `client_config` for a list of brokers, `host:port,host:port`.
+pub fn client_config_for(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", broker.addr())
+        .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("socket.timeout.ms", "15000")
         .set("reconnect.backoff.ms", "50")
@@ -468,7 +473,12 @@ pub type TestProducer = BaseProducer<Reports>;
 
 /// A producer with acks=all, no idempotence, a 5 ms linger, plus `extra` settings.
 pub fn producer(broker: &Broker, extra: &[(&str, &str)]) -> TestProducer {
-    let mut config = client_config(broker);
+    producer_with_bootstrap(&broker.addr(), extra)
+}
+
+/// `producer` for a list of brokers, `host:port,host:port`.
+pub fn producer_with_bootstrap(bootstrap: &str, extra: &[(&str, &str)]) -> TestProducer {
+    let mut config = client_config_for(bootstrap);
     config
         .set("acks", "all")
         .set("enable.idempotence", "false")
