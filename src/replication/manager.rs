@@ -55,7 +55,7 @@ pub struct ReplicationSettings {
 pub struct ReplicaManager {
     pub settings: ReplicationSettings,
     view: RefCell<Option<Arc<ClusterView>>>,
-    roles: RefCell<HashMap<TopicPartition, Role>>,
+    roles: RefCell<RoleTable>,
     agent: RefCell<Option<AgentHandle>>,
     /// Bumped by every applied view, so fetchers notice changes.
     generation: Cell<u64>,
@@ -70,7 +70,7 @@ impl ReplicaManager {
         ReplicaManager {
             settings,
             view: RefCell::new(None),
-            roles: RefCell::new(HashMap::new()),
+            roles: RefCell::new(RoleTable::default()),
             agent: RefCell::new(None),
             generation: Cell::new(0),
             fetchers: RefCell::new(HashSet::new()),
@@ -124,14 +124,15 @@ impl ReplicaManager {
 
     /// The partitions this shard follows from `leader_id`.
     pub(super) fn followed_from(&self, leader_id: i32) -> Vec<(TopicPartition, FollowerRole)> {
-        self.roles
-            .borrow()
-            .iter()
-            .filter_map(|(key, role)| match role {
-                Role::Follower(f) if f.leader_id == leader_id => Some((key.clone(), *f)),
-                _ => None,
-            })
-            .collect()
+        let mut followed = Vec::new();
+        for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
+            if let Role::Follower(f) = role {
+                if f.leader_id == leader_id {
+                    followed.push(((topic.clone(), partition), *f));
+                }
+            }
+        }
+        followed
     }
 
     /// `host:port` of a live broker, from the latest view.
@@ -143,7 +144,7 @@ impl ReplicaManager {
 
     pub fn role_of(&self, topic: &str, partition: i32) -> Option<RoleSummary> {
         let roles = self.roles.borrow();
-        let role = roles.get(&(topic.to_string(), partition))?;
+        let role = roles.get(topic, partition)?;
         Some(match role {
             Role::Leader(l) => RoleSummary::Leader {
                 leader_epoch: l.state.leader_epoch,
@@ -152,10 +153,7 @@ impl ReplicaManager {
         })
     }
 
-    pub(super) fn with_roles<T>(
-        &self,
-        f: impl FnOnce(&mut HashMap<TopicPartition, Role>) -> T,
-    ) -> T {
+    pub(super) fn with_roles<T>(&self, f: impl FnOnce(&mut RoleTable) -> T) -> T {
         f(&mut self.roles.borrow_mut())
     }
 
@@ -167,7 +165,7 @@ impl ReplicaManager {
             return Ok(STANDALONE_LEADER_EPOCH);
         }
         let roles = self.roles.borrow();
-        match roles.get(&(topic.to_string(), partition)) {
+        match roles.get(topic, partition) {
             Some(Role::Leader(l)) => {
                 if acks == -1 && (l.state.isr().len() as i32) < l.min_insync_replicas {
                     return Err(ResponseError::NotEnoughReplicas.code());
@@ -200,7 +198,7 @@ impl ReplicaManager {
         if !self.in_cluster() {
             return Some(STANDALONE_LEADER_EPOCH);
         }
-        match self.roles.borrow().get(&(topic.to_string(), partition)) {
+        match self.roles.borrow().get(topic, partition) {
             Some(Role::Leader(l)) => Some(l.state.leader_epoch),
             _ => None,
         }
@@ -212,8 +210,7 @@ impl ReplicaManager {
         if !self.in_cluster() {
             return;
         }
-        let key = (log.topic.clone(), log.partition);
-        let moved = match self.roles.borrow_mut().get_mut(&key) {
+        let moved = match self.roles.borrow_mut().get_mut(&log.topic, log.partition) {
             Some(Role::Leader(l)) => l.state.advance_high_watermark(log.written_end()),
             _ => None,
         };
@@ -233,9 +230,8 @@ impl ReplicaManager {
         follower_epoch: i32,
         now_ms: i64,
     ) -> Result<Option<(IsrChange, i32, i32)>, i16> {
-        let key = (log.topic.clone(), log.partition);
         let mut roles = self.roles.borrow_mut();
-        let Some(Role::Leader(l)) = roles.get_mut(&key) else {
+        let Some(Role::Leader(l)) = roles.get_mut(&log.topic, log.partition) else {
             return Err(ResponseError::NotLeaderOrFollower.code());
         };
         if follower_epoch >= 0 && follower_epoch < l.state.leader_epoch {
@@ -256,10 +252,11 @@ impl ReplicaManager {
     /// Leader ISR shrinks due now, with the epochs the request must carry.
     pub fn due_isr_shrinks(&self, now_ms: i64) -> Vec<(TopicPartition, IsrChange, i32, i32)> {
         let mut out = Vec::new();
-        for (key, role) in self.roles.borrow_mut().iter_mut() {
+        for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
             if let Role::Leader(l) = role {
                 if let Some(change) = l.state.on_tick(now_ms) {
-                    out.push((key.clone(), change, l.state.leader_epoch, l.partition_epoch));
+                    let key = (topic.clone(), partition);
+                    out.push((key, change, l.state.leader_epoch, l.partition_epoch));
                 }
             }
         }
@@ -274,7 +271,7 @@ impl ReplicaManager {
         answer: Option<&PartitionState>,
     ) {
         let mut roles = self.roles.borrow_mut();
-        let Some(Role::Leader(l)) = roles.get_mut(key) else {
+        let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) else {
             return;
         };
         if l.state.leader_epoch != leader_epoch {
@@ -287,6 +284,54 @@ impl ReplicaManager {
             }
             _ => l.state.on_isr_change_failed(),
         }
+    }
+}
+
+/// Roles by topic, then partition: looked up by `&str` on every produce
+/// and fetch, without building a key.
+#[derive(Debug, Default)]
+pub struct RoleTable {
+    topics: HashMap<String, HashMap<i32, Role>>,
+}
+
+impl RoleTable {
+    pub fn get(&self, topic: &str, partition: i32) -> Option<&Role> {
+        self.topics.get(topic)?.get(&partition)
+    }
+
+    pub fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Role> {
+        self.topics.get_mut(topic)?.get_mut(&partition)
+    }
+
+    pub fn insert(&mut self, (topic, partition): TopicPartition, role: Role) {
+        self.topics
+            .entry(topic)
+            .or_default()
+            .insert(partition, role);
+    }
+
+    pub fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.topics.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+
+    /// Drops every topic `keep` refuses; returns their names.
+    pub fn retain_topics(&mut self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let gone: Vec<String> = self.topics.keys().filter(|t| !keep(t)).cloned().collect();
+        for topic in &gone {
+            self.topics.remove(topic);
+        }
+        gone
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, i32, &mut Role)> {
+        self.topics
+            .iter_mut()
+            .flat_map(|(t, ps)| ps.iter_mut().map(move |(p, r)| (t, *p, r)))
     }
 }
 

@@ -35,15 +35,9 @@ pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
 }
 
 fn drop_deleted_topics(shard: &Rc<Shard>, view: &ClusterView) {
-    let gone: BTreeSet<String> = shard.replication.with_roles(|roles| {
-        let gone = roles
-            .keys()
-            .filter(|(t, _)| !view.topics.contains_key(t))
-            .map(|(t, _)| t.clone())
-            .collect();
-        roles.retain(|(t, _), _| view.topics.contains_key(t));
-        gone
-    });
+    let gone = shard
+        .replication
+        .with_roles(|roles| roles.retain_topics(|t| view.topics.contains_key(t)));
     for topic in gone {
         shard.remove_topic_logs(&topic);
     }
@@ -67,7 +61,7 @@ async fn apply_partition(
     }
     let Some(wanted) = wanted else {
         if current.is_some() {
-            replication.with_roles(|roles| roles.remove(&key));
+            replication.with_roles(|roles| roles.remove(&key.0, key.1));
         }
         return None;
     };
@@ -163,7 +157,7 @@ fn refresh_leader(
     min_insync_replicas: i32,
 ) {
     shard.replication.with_roles(|roles| {
-        if let Some(Role::Leader(l)) = roles.get_mut(key) {
+        if let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) {
             l.min_insync_replicas = min_insync_replicas;
             if p.partition_epoch > l.partition_epoch {
                 l.partition_epoch = p.partition_epoch;
