@@ -220,15 +220,7 @@ fn scan_segment(
     visit: &mut dyn FnMut(&BatchHeader),
 ) -> Result<(SegmentMeta, u64), StorageError> {
     let path = segment_path(dir, base, "log");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StorageError::io("cannot open segment", &path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| StorageError::io("cannot stat segment", &path, e))?
-        .len();
+    let (file, file_len) = open_segment_file(&path)?;
     let mut reader = BufReader::with_capacity(1 << 20, &file);
     let mut segment = SegmentMeta::empty(base);
     let mut batch = Vec::new();
@@ -252,6 +244,20 @@ fn scan_segment(
         }
     }
     Ok((segment, cut))
+}
+
+/// Opens a segment file read-write (to scan it and cut it) with its length.
+pub(super) fn open_segment_file(path: &Path) -> Result<(std::fs::File, u64), StorageError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| StorageError::io("cannot open segment", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| StorageError::io("cannot stat segment", path, e))?
+        .len();
+    Ok((file, file_len))
 }
 
 /// Reads the next batch into `batch` if it is whole, has magic 2, a base

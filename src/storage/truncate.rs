@@ -10,8 +10,8 @@
 use super::epochs::LeaderEpochCache;
 use super::producer_state::{list_snapshots, remove_snapshot};
 use super::recovery::{
-    list_segments, read_checkpoint, read_valid_batch, remove_segment_files, segment_path,
-    write_checkpoint, LOG_START_FILE, RECOVERY_POINT_FILE,
+    list_segments, open_segment_file, read_checkpoint, read_valid_batch, remove_segment_files,
+    segment_path, write_checkpoint, LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use super::StorageError;
 use std::io::BufReader;
@@ -77,15 +77,7 @@ pub fn restart_log_files_at(dir: &Path, offset: u64) -> Result<(), StorageError>
 /// its first invalid byte. Returns the offset after the last batch kept.
 fn cut_segment(dir: &Path, base: u64, offset: u64) -> Result<u64, StorageError> {
     let path = segment_path(dir, base, "log");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StorageError::io("cannot open segment", &path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| StorageError::io("cannot stat segment", &path, e))?
-        .len();
+    let (file, file_len) = open_segment_file(&path)?;
     let mut reader = BufReader::with_capacity(1 << 20, &file);
     let mut batch = Vec::new();
     let (mut kept_bytes, mut end) = (0u64, base);
