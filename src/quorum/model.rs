@@ -17,6 +17,12 @@ pub struct BrokerInfo {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// New at every start of the broker process. A registration with
+    /// another incarnation than the one registered is a restart: the
+    /// controller handles it as the old process gone (like Kafka's broker
+    /// epochs), so a broker that lost its disk never stays leader.
+    #[serde(default)]
+    pub incarnation: Option<uuid::Uuid>,
 }
 
 /// One partition's assignment and leadership, KRaft's `PartitionRecord` in short.

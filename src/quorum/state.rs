@@ -256,8 +256,17 @@ fn register_broker(view: &mut ClusterView, info: &BrokerInfo) -> Result<Outcome,
             info.broker_id, info.host
         )));
     }
-    view.brokers.insert(info.broker_id, info.clone());
     let id = info.broker_id;
+    let restarted = view
+        .brokers
+        .get(&id)
+        .is_some_and(|old| old.incarnation != info.incarnation);
+    if restarted {
+        // The old process is gone: its leaderships move and it leaves the
+        // ISRs before the new process joins as a follower that must catch up.
+        expire_broker(view, id)?;
+    }
+    view.brokers.insert(info.broker_id, info.clone());
     for topic in view.topics.values_mut() {
         let unclean = topic.unclean_election();
         for p in topic

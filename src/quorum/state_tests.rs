@@ -7,6 +7,7 @@ fn broker(id: i32) -> BrokerInfo {
         host: "127.0.0.1".into(),
         port: 9000 + id as u16,
         rack: None,
+        incarnation: None,
     }
 }
 
@@ -189,6 +190,26 @@ fn the_last_isr_member_stays_and_leads_again_when_it_registers() {
     assert_eq!(p.leader, 1);
     assert_eq!(p.leader_epoch, 2);
     assert_eq!(p.isr, vec![1]);
+}
+
+#[test]
+fn a_restarted_broker_loses_leadership_and_isr_but_the_same_process_keeps_them() {
+    let mut view = with_brokers(&[1, 2, 3]);
+    create(&mut view, "t", 1, 3).unwrap();
+    set_partition(&mut view, "t", &[1, 2, 3], 1, &[1, 2, 3]);
+    // The same process registering again (after a lost heartbeat) changes nothing.
+    ok(&mut view, Command::RegisterBroker { info: broker(1) });
+    assert_eq!(part(&view, "t", 0).leader, 1);
+    // A new process under the same id: its leadership goes to an ISR member.
+    let restarted = BrokerInfo {
+        incarnation: Some(uuid::Uuid::from_u128(7)),
+        ..broker(1)
+    };
+    ok(&mut view, Command::RegisterBroker { info: restarted });
+    let p = part(&view, "t", 0);
+    assert_eq!((p.leader, p.leader_epoch), (2, 1));
+    assert_eq!(p.isr, vec![2, 3]);
+    assert!(view.brokers.contains_key(&1), "registered again");
 }
 
 #[test]

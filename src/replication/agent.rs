@@ -237,6 +237,7 @@ fn broker_info(config: &BrokerConfig) -> BrokerInfo {
         host,
         port: port as u16,
         rack: config.rack.clone(),
+        incarnation: Some(uuid::Uuid::new_v4()),
     }
 }
 
