@@ -3,7 +3,7 @@
 //! Runs on the main thread.
 use crate::config::{BrokerConfig, ConfigError};
 use crate::metadata::MetadataStore;
-use crate::quorum::embedded::start_embedded_quorum;
+use crate::quorum::embedded::{embedded_quorum_exists, start_embedded_quorum};
 use crate::replication::agent::{
     spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
 };
@@ -137,6 +137,9 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     let data_dir =
         std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    // A data dir that never had an embedded quorum may hold a standalone
+    // registry: its topics are handed to the new quorum, once.
+    let first_quorum_start = embedded_quorum && !embedded_quorum_exists(&data_dir);
     if embedded_quorum {
         config.quorum_endpoints = start_embedded_quorum(&data_dir)?;
     }
@@ -153,7 +156,7 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
     )?);
     let mut import = None;
     if config.in_cluster() {
-        if embedded_quorum {
+        if first_quorum_start {
             import = Some(LocalRegistry {
                 topics: metadata.topics(),
                 next_producer_id: metadata.next_producer_id_block(),

@@ -8,6 +8,8 @@ use super::config::{QuorumConfig, QuorumFile};
 use std::path::Path;
 use thiserror::Error;
 
+/// The embedded node's data dir, under the broker's.
+const QUORUM_DIR: &str = "__quorum";
 /// The file that keeps the embedded node's address across restarts.
 const LISTEN_FILE: &str = "embedded-listen";
 
@@ -24,7 +26,7 @@ pub enum EmbeddedError {
 /// Starts the embedded quorum node under `broker_data_dir` and returns the
 /// `host:port` brokers reach it on. The node runs until the process ends.
 pub fn start_embedded_quorum(broker_data_dir: &Path) -> Result<String, EmbeddedError> {
-    let dir = broker_data_dir.join("__quorum");
+    let dir = broker_data_dir.join(QUORUM_DIR);
     let io = |e| EmbeddedError::DataDir(dir.display().to_string(), e);
     std::fs::create_dir_all(&dir).map_err(io)?;
     let addr = listen_address(&dir).map_err(io)?;
@@ -60,6 +62,12 @@ pub fn start_embedded_quorum(broker_data_dir: &Path) -> Result<String, EmbeddedE
         })
         .map_err(EmbeddedError::Thread)?;
     Ok(addr)
+}
+
+/// Whether `broker_data_dir` already has an embedded quorum (so this is
+/// not its first start).
+pub fn embedded_quorum_exists(broker_data_dir: &Path) -> bool {
+    broker_data_dir.join(QUORUM_DIR).join(LISTEN_FILE).exists()
 }
 
 /// The address kept from the first start, or a free loopback port now.
