@@ -63,6 +63,11 @@ impl BatchCache {
         }
     }
 
+    /// The first offset the cache holds.
+    pub fn first_offset(&self) -> Option<u64> {
+        self.batches.front().map(|b| b.base_offset)
+    }
+
     /// Changes the budget, evicting the oldest batches if it shrank.
     pub fn set_capacity(&mut self, capacity_bytes: usize) {
         self.capacity_bytes = capacity_bytes;

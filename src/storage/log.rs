@@ -21,6 +21,7 @@ use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
+use super::readahead::{ChunkStart, ReadAhead};
 use super::recovery::{
     recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
     RECOVERY_POINT_FILE,
@@ -186,6 +187,8 @@ pub struct PartitionLog {
     flush_lock: Semaphore,
     /// Base offset of the newest sealed segment at the last compaction.
     cleaned_through: Cell<Option<u64>>,
+    /// The segment chunk that a sequential reader will fetch next.
+    read_ahead: ReadAhead,
 }
 
 impl PartitionLog {
@@ -243,6 +246,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             flush_lock: Semaphore::new(1),
             cleaned_through: Cell::new(None),
+            read_ahead: ReadAhead::default(),
         });
         // What recovery kept is on disk but maybe not yet durable.
         log.sync_active().await?;
@@ -545,6 +549,9 @@ impl PartitionLog {
 
     /// Whole batches starting with the one that holds `offset`, up to
     /// `max_bytes` (or the first batch whatever its size, if `at_least_one`).
+    /// Served from the batch cache when it reaches back to `offset`, else
+    /// from the segment: from the chunk read ahead for `offset` if there is
+    /// one, else by reading now. A segment read starts reading the next chunk.
     pub async fn read(
         &self,
         offset: i64,
@@ -552,7 +559,7 @@ impl PartitionLog {
         at_least_one: bool,
     ) -> Result<FetchedRecords, StorageError> {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
-        let (file, position, end, high_watermark, log_start_offset) = {
+        let (file, segment_base, position, end, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
             st.check_usable()?;
             let (hw, start) = (st.high_watermark, st.log_start_offset);
@@ -575,20 +582,90 @@ impl PartitionLog {
                 return Err(st.out_of_range(offset as i64));
             };
             let position = segment.meta.position_for(offset);
-            (segment.file.clone(), position, segment.meta.size, hw, start)
+            (
+                segment.file.clone(),
+                segment.base_offset(),
+                position,
+                segment.meta.size,
+                hw,
+                start,
+            )
         };
-        let wanted = |h: &BatchHeader| h.last_offset() >= offset;
-        let records = match find_batch(&file, position, end, wanted).await? {
-            None => Bytes::new(),
-            Some((at, first)) => {
-                read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one).await?
+        let offset = offset as u64;
+        let mut served = None;
+        if let Some(ahead) = self
+            .read_ahead
+            .pending_start()
+            .filter(|a| a.offset == offset && a.segment_base == segment_base)
+        {
+            if let Some(chunk) = self.read_ahead.take(ahead).await {
+                served = whole_batches_of_chunk(&chunk?, offset, max_bytes, at_least_one)
+                    .map(|records| (ahead.position, records));
+            }
+        }
+        let (at, records) = match served {
+            Some(served) => served,
+            None => {
+                let wanted = |h: &BatchHeader| h.last_offset() >= offset as i64;
+                match find_batch(&file, position, end, wanted).await? {
+                    None => (position, Bytes::new()),
+                    Some((at, first)) => {
+                        let records = read_whole_batches(
+                            &file,
+                            at,
+                            end,
+                            first.size,
+                            max_bytes,
+                            at_least_one,
+                        )
+                        .await?;
+                        (at, records)
+                    }
+                }
             }
         };
+        if let Some(last) = BatchIter::new(&records).last() {
+            let next = ChunkStart {
+                segment_base,
+                position: at + records.len() as u64,
+                offset: last.0.last_offset() as u64 + 1,
+            };
+            self.start_read_ahead(next, max_bytes.max(records.len()));
+        }
         Ok(FetchedRecords {
             records,
             high_watermark,
             log_start_offset,
         })
+    }
+
+    /// Starts reading up to `len` bytes from `next` (or from the start of the
+    /// following segment if `next` is the end of its segment), unless that
+    /// data is in the batch cache or not written yet.
+    fn start_read_ahead(&self, mut next: ChunkStart, len: usize) {
+        let (file, len) = {
+            let st = self.state.borrow();
+            if next.offset >= st.high_watermark || st.cache.first_offset().is_some_and(|f| f <= next.offset) {
+                self.read_ahead.clear();
+                return;
+            }
+            let Some(mut segment) = st.segments.get(&next.segment_base) else {
+                self.read_ahead.clear();
+                return;
+            };
+            if next.position >= segment.meta.size {
+                let Some(following) = st.segments.get(&next.offset) else {
+                    self.read_ahead.clear();
+                    return;
+                };
+                segment = following;
+                next.segment_base = next.offset;
+                next.position = 0;
+            }
+            let available = segment.meta.size.saturating_sub(next.position);
+            (segment.file.clone(), (len as u64).min(available) as usize)
+        };
+        self.read_ahead.start(file, next, len);
     }
 
     /// ListOffsets by time: the first offset whose record timestamp is at
@@ -707,6 +784,9 @@ impl PartitionLog {
             removed
         };
         let count = removed.len();
+        if count > 0 {
+            self.read_ahead.clear();
+        }
         for segment in removed {
             let base = segment.base_offset();
             drop(segment);
@@ -784,6 +864,7 @@ impl PartitionLog {
         meta.next_offset = next_offset;
         let mut segment = Segment::open(&self.dir, meta).await?;
         segment.save_indexes()?;
+        self.read_ahead.clear();
         self.state.borrow_mut().segments.insert(base, segment);
         Ok(())
     }
@@ -794,6 +875,7 @@ impl PartitionLog {
         if self.state.borrow().check_usable().is_err() {
             return Ok(());
         }
+        self.read_ahead.clear();
         let end = self.state.borrow().next_offset;
         self.wait_written(end, true).await?;
         let (file, size, path) = {
@@ -817,6 +899,7 @@ impl PartitionLog {
     /// Marks the log deleted: waiters fail, later calls fail. The caller
     /// removes the directory.
     pub fn mark_deleted(&self) {
+        self.read_ahead.clear();
         let mut st = self.state.borrow_mut();
         st.failure = Some(Failure::Deleted);
         st.pending.clear();
@@ -849,6 +932,33 @@ async fn find_batch(
         position += at as u64;
     }
     Ok(None)
+}
+
+/// The whole batches of a chunk read ahead, up to `max_bytes` (the first
+/// one whatever its size if `at_least_one`), if its first batch holds
+/// `offset`; `None` if it does not or is not whole in the chunk.
+fn whole_batches_of_chunk(
+    chunk: &Bytes,
+    offset: u64,
+    max_bytes: usize,
+    at_least_one: bool,
+) -> Option<Bytes> {
+    let mut batches = BatchIter::new(chunk);
+    let (first, _) = batches.next()?;
+    if first.base_offset as u64 > offset || (first.last_offset() as u64) < offset {
+        return None;
+    }
+    if first.size > max_bytes && !at_least_one {
+        return Some(Bytes::new());
+    }
+    let mut whole = first.size;
+    for (header, _) in batches {
+        if whole + header.size > max_bytes {
+            break;
+        }
+        whole += header.size;
+    }
+    Some(chunk.slice(..whole))
 }
 
 /// Reads whole batches from `position` (where a batch of `first_size` bytes

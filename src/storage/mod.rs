@@ -17,6 +17,7 @@ mod cleaner;
 mod index;
 mod log;
 mod producer_state;
+mod readahead;
 mod recovery;
 mod segment;
 
