@@ -21,7 +21,7 @@ use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
-use super::readahead::{ChunkStart, ReadAhead};
+use super::readahead::ReadAhead;
 use super::recovery::{
     recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
     RECOVERY_POINT_FILE,
@@ -592,45 +592,34 @@ impl PartitionLog {
             )
         };
         let offset = offset as u64;
-        let mut served = None;
-        if let Some(ahead) = self
+        let served = self
             .read_ahead
-            .pending_start()
-            .filter(|a| a.offset == offset && a.segment_base == segment_base)
-        {
-            if let Some(chunk) = self.read_ahead.take(ahead).await {
-                served = whole_batches_of_chunk(&chunk?, offset, max_bytes, at_least_one)
-                    .map(|records| (ahead.position, records));
-            }
-        }
-        let (at, records) = match served {
-            Some(served) => served,
+            .next(segment_base, offset, max_bytes, at_least_one)
+            .await
+            .transpose()?;
+        let records = match served {
+            Some((_, records)) => records,
             None => {
                 let wanted = |h: &BatchHeader| h.last_offset() >= offset as i64;
-                match find_batch(&file, position, end, wanted).await? {
+                let (at, records) = match find_batch(&file, position, end, wanted).await? {
                     None => (position, Bytes::new()),
                     Some((at, first)) => {
-                        let records = read_whole_batches(
-                            &file,
-                            at,
-                            end,
-                            first.size,
-                            max_bytes,
-                            at_least_one,
-                        )
-                        .await?;
+                        let records =
+                            read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one)
+                                .await?;
                         (at, records)
                     }
+                };
+                if let Some((last, _)) = BatchIter::new(&records).last() {
+                    let next = last.last_offset() as u64 + 1;
+                    let end = at + records.len() as u64;
+                    self.read_ahead.restart(segment_base, file, end, next);
                 }
+                records
             }
         };
-        if let Some(last) = BatchIter::new(&records).last() {
-            let next = ChunkStart {
-                segment_base,
-                position: at + records.len() as u64,
-                offset: last.0.last_offset() as u64 + 1,
-            };
-            self.start_read_ahead(next, max_bytes.max(records.len()));
+        if let Some((last, _)) = BatchIter::new(&records).last() {
+            self.top_up_read_ahead(segment_base, last.last_offset() as u64 + 1, max_bytes);
         }
         Ok(FetchedRecords {
             records,
@@ -639,33 +628,22 @@ impl PartitionLog {
         })
     }
 
-    /// Starts reading up to `len` bytes from `next` (or from the start of the
-    /// following segment if `next` is the end of its segment), unless that
-    /// data is in the batch cache or not written yet.
-    fn start_read_ahead(&self, mut next: ChunkStart, len: usize) {
-        let (file, len) = {
+    /// Keeps chunks of `chunk_bytes` read ahead of a sequential reader whose
+    /// next offset is `next_offset`, unless the batch cache holds it.
+    fn top_up_read_ahead(&self, segment_base: u64, next_offset: u64, chunk_bytes: usize) {
+        let size = {
             let st = self.state.borrow();
-            if next.offset >= st.high_watermark || st.cache.first_offset().is_some_and(|f| f <= next.offset) {
-                self.read_ahead.clear();
-                return;
-            }
-            let Some(mut segment) = st.segments.get(&next.segment_base) else {
-                self.read_ahead.clear();
-                return;
-            };
-            if next.position >= segment.meta.size {
-                let Some(following) = st.segments.get(&next.offset) else {
+            let cached = st.cache.first_offset().is_some_and(|f| f <= next_offset);
+            match st.segments.get(&segment_base) {
+                Some(segment) if !cached => segment.meta.size,
+                _ => {
+                    drop(st);
                     self.read_ahead.clear();
                     return;
-                };
-                segment = following;
-                next.segment_base = next.offset;
-                next.position = 0;
+                }
             }
-            let available = segment.meta.size.saturating_sub(next.position);
-            (segment.file.clone(), (len as u64).min(available) as usize)
         };
-        self.read_ahead.start(file, next, len);
+        self.read_ahead.top_up(segment_base, size, chunk_bytes);
     }
 
     /// ListOffsets by time: the first offset whose record timestamp is at
@@ -934,33 +912,6 @@ async fn find_batch(
     Ok(None)
 }
 
-/// The whole batches of a chunk read ahead, up to `max_bytes` (the first
-/// one whatever its size if `at_least_one`), if its first batch holds
-/// `offset`; `None` if it does not or is not whole in the chunk.
-fn whole_batches_of_chunk(
-    chunk: &Bytes,
-    offset: u64,
-    max_bytes: usize,
-    at_least_one: bool,
-) -> Option<Bytes> {
-    let mut batches = BatchIter::new(chunk);
-    let (first, _) = batches.next()?;
-    if first.base_offset as u64 > offset || (first.last_offset() as u64) < offset {
-        return None;
-    }
-    if first.size > max_bytes && !at_least_one {
-        return Some(Bytes::new());
-    }
-    let mut whole = first.size;
-    for (header, _) in batches {
-        if whole + header.size > max_bytes {
-            break;
-        }
-        whole += header.size;
-    }
-    Some(chunk.slice(..whole))
-}
-
 /// Reads whole batches from `position` (where a batch of `first_size` bytes
 /// starts) up to `max_bytes`.
 async fn read_whole_batches(
@@ -1097,6 +1048,36 @@ mod tests {
             next = *got.last().unwrap() + 1;
         }
         all
+    }
+
+    #[test]
+    fn sequential_reads_from_the_read_ahead_stream_are_dense_and_exact() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("t-0");
+            let log = open(&dir, TopicConfig::default()).await;
+            fill(&log, 300).await;
+            let end = log.high_watermark() as i64;
+            // Chunk sizes that split batches anywhere, read-ahead on and off
+            // the stream (a jump back resets it).
+            for max_bytes in [700, 1000, 4096, 1 << 20] {
+                let mut next = 0;
+                let mut seen = Vec::new();
+                while next < end {
+                    let r = log.read(next, max_bytes, true).await.unwrap();
+                    let got = offsets(&r.records);
+                    assert!(!got.is_empty(), "no progress at {next}");
+                    seen.extend(got.iter().copied().filter(|&o| o >= next));
+                    next = *got.last().unwrap() + 1;
+                    if next == 301 {
+                        let back = log.read(150, max_bytes, true).await.unwrap();
+                        assert!(offsets(&back.records).contains(&150));
+                    }
+                }
+                assert_eq!(seen, (0..end).collect::<Vec<_>>(), "max_bytes {max_bytes}");
+            }
+            log.close().await.unwrap();
+        });
     }
 
     #[test]
