@@ -15,6 +15,9 @@ struct CachedBatch {
     leader_epoch: i32,
     /// Whether `bytes` already carries the base offset and leader epoch.
     patched: bool,
+    /// Whether `bytes` is a slice of a request that also carries other
+    /// partitions' batches and still needs its own copy once written.
+    detach_pending: bool,
     bytes: Bytes,
 }
 
@@ -36,6 +39,8 @@ pub struct BatchCache {
     batches: VecDeque<CachedBatch>,
     bytes: usize,
     capacity_bytes: usize,
+    /// Batches with `detach_pending`.
+    detach_pending: usize,
 }
 
 impl BatchCache {
@@ -44,6 +49,7 @@ impl BatchCache {
             batches: VecDeque::new(),
             bytes: 0,
             capacity_bytes,
+            detach_pending: 0,
         }
     }
 
@@ -52,13 +58,24 @@ impl BatchCache {
     /// request (every partition's batch in it) in memory; once the batch is
     /// written, the cache holds its own bytes instead, so the memory the
     /// caches hold is what their budgets count.
+    /// A batch that was its request's only one is left as it is: keeping
+    /// the slice holds no other partition's bytes, and a copy would cost as
+    /// much as the write itself (one partition at full speed).
     pub fn detach_written(&mut self, end_offset: u64) {
+        // Newest first, only as far back as batches with a copy pending go.
+        let mut unseen = self.detach_pending;
         for b in self.batches.iter_mut().rev() {
-            if b.patched {
+            if unseen == 0 {
                 break;
             }
+            if !b.detach_pending {
+                continue;
+            }
+            unseen -= 1;
             if b.last_offset < end_offset {
                 b.patched_bytes();
+                b.detach_pending = false;
+                self.detach_pending -= 1;
             }
         }
     }
@@ -78,7 +95,21 @@ impl BatchCache {
 
     /// Adds the batch that follows the last one cached, as the producer sent
     /// it; `base_offset` and `leader_epoch` are written in when it is read.
+    #[cfg(test)]
     pub fn push(&mut self, base_offset: u64, last_offset: u64, leader_epoch: i32, bytes: Bytes) {
+        self.push_slice(base_offset, last_offset, leader_epoch, bytes, true);
+    }
+
+    /// `push`, saying whether `bytes` shares its buffer with other
+    /// partitions' batches (then it gets its own copy once written).
+    pub fn push_slice(
+        &mut self,
+        base_offset: u64,
+        last_offset: u64,
+        leader_epoch: i32,
+        bytes: Bytes,
+        shares_buffer: bool,
+    ) {
         if self
             .batches
             .back()
@@ -87,11 +118,13 @@ impl BatchCache {
             self.clear();
         }
         self.bytes += bytes.len();
+        self.detach_pending += usize::from(shares_buffer);
         self.batches.push_back(CachedBatch {
             base_offset,
             last_offset,
             leader_epoch,
             patched: false,
+            detach_pending: shares_buffer,
             bytes,
         });
         // The budget is a bound, even on the newest batch: with many
@@ -106,12 +139,14 @@ impl BatchCache {
     fn pop_front(&mut self) {
         if let Some(b) = self.batches.pop_front() {
             self.bytes -= b.bytes.len();
+            self.detach_pending -= usize::from(b.detach_pending);
         }
     }
 
     pub fn clear(&mut self) {
         self.batches.clear();
         self.bytes = 0;
+        self.detach_pending = 0;
     }
 
     /// Drops batches that end before `offset` (after DeleteRecords or retention).

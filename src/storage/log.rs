@@ -304,6 +304,20 @@ impl PartitionLog {
         header: &BatchHeader,
         leader_epoch: i32,
     ) -> Result<AppendOutcome, StorageError> {
+        self.append_slice(batch, header, leader_epoch, true)
+    }
+
+    /// `append`, saying whether `batch` shares its buffer with other
+    /// partitions' batches (a produce request with several partitions): the
+    /// cache then takes its own copy once the batch is written, so it does
+    /// not keep the whole request in memory.
+    pub fn append_slice(
+        &self,
+        batch: &Bytes,
+        header: &BatchHeader,
+        leader_epoch: i32,
+        shares_buffer: bool,
+    ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         st.check_usable()?;
         let producer = ProducerBatch::of(header);
@@ -327,8 +341,13 @@ impl PartitionLog {
         if let Some(p) = &producer {
             st.producers.record(p, BatchMeta::of(p, &header));
         }
-        st.cache
-            .push(base_offset, end_offset - 1, leader_epoch, bytes.clone());
+        st.cache.push_slice(
+            base_offset,
+            end_offset - 1,
+            leader_epoch,
+            bytes.clone(),
+            shares_buffer,
+        );
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
         Ok(AppendOutcome::Appended(AppendResult {
