@@ -17,11 +17,11 @@ mod producer_id;
 
 use crate::metadata::MetadataError;
 use crate::protocol::api;
-use crate::protocol::frame::{encode_response, FrameError};
+use crate::protocol::frame::{encode_response, encode_response_parts, Frame, FrameError};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::StorageError;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::rc::Rc;
@@ -64,7 +64,7 @@ pub async fn handle_frame(
     shard: Rc<Shard>,
     frame: BytesMut,
     client_host: Rc<str>,
-) -> Result<Option<Bytes>, RequestError> {
+) -> Result<Option<Frame>, RequestError> {
     let mut buf = frame.freeze();
     if buf.len() < 8 {
         return Err(RequestError::TooShort(buf.len()));
@@ -78,7 +78,9 @@ pub async fn handle_frame(
             // KIP-511: answer in v0 with the error and our ranges, so the
             // client can retry with a version we know.
             let body = cluster::api_versions(ResponseError::UnsupportedVersion.code());
-            return Ok(Some(encode_response(api_key, 0, correlation_id, &body)?));
+            return Ok(Some(
+                encode_response(api_key, 0, correlation_id, &body)?.into(),
+            ));
         }
         return Err(RequestError::UnsupportedVersion {
             api: api_key,
@@ -105,28 +107,38 @@ pub async fn handle_frame(
         ($request:ty, $handler:expr) => {{
             let request = <$request>::decode(&mut buf, version).map_err(malformed)?;
             let response = $handler(&shard, request, &ctx).await;
-            Ok(Some(encode_response(
-                api_key,
-                version,
-                correlation_id,
-                &response,
-            )?))
+            Ok(Some(
+                encode_response(api_key, version, correlation_id, &response)?.into(),
+            ))
         }};
     }
     match api_key {
         ApiKey::Produce => {
             let request = ProduceRequest::decode(&mut buf, version).map_err(malformed)?;
             match produce::handle(&shard, request, &ctx).await {
-                Some(response) => Ok(Some(encode_response(
-                    api_key,
-                    version,
-                    correlation_id,
-                    &response,
-                )?)),
+                Some(response) => Ok(Some(
+                    encode_response(api_key, version, correlation_id, &response)?.into(),
+                )),
                 None => Ok(None),
             }
         }
-        ApiKey::Fetch => answer!(FetchRequest, fetch::handle),
+        ApiKey::Fetch => {
+            let request = FetchRequest::decode(&mut buf, version).map_err(malformed)?;
+            let response = fetch::handle(&shard, request, &ctx).await;
+            // Record sets go to the socket as they are, not copied into the frame.
+            let records = response
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| p.records.clone());
+            Ok(Some(encode_response_parts(
+                api_key,
+                version,
+                correlation_id,
+                &response,
+                records,
+            )?))
+        }
         ApiKey::ListOffsets => answer!(ListOffsetsRequest, offsets::list_offsets),
         ApiKey::DeleteRecords => answer!(DeleteRecordsRequest, offsets::delete_records),
         ApiKey::OffsetForLeaderEpoch => {
@@ -139,12 +151,9 @@ pub async fn handle_frame(
         ApiKey::ApiVersions => {
             // The body is only the client's name and version: nothing to act on.
             let response = cluster::api_versions(0);
-            Ok(Some(encode_response(
-                api_key,
-                version,
-                correlation_id,
-                &response,
-            )?))
+            Ok(Some(
+                encode_response(api_key, version, correlation_id, &response)?.into(),
+            ))
         }
         ApiKey::DescribeCluster => answer!(DescribeClusterRequest, cluster::describe_cluster),
         ApiKey::InitProducerId => answer!(InitProducerIdRequest, producer_id::init_producer_id),

@@ -23,6 +23,8 @@ struct ProduceItem {
     topic: String,
     partition: i32,
     records: Option<Bytes>,
+    /// Whether other partitions' batches share this one's request buffer.
+    shares_request: bool,
 }
 
 /// What the owning shard answers for one partition.
@@ -69,9 +71,16 @@ pub async fn handle(
                 topic: name.clone(),
                 partition: partition.index,
                 records: partition.records,
+                shares_request: true,
             });
         }
         response.responses.push(topic_response);
+    }
+    let batches: usize = by_shard.values().map(Vec::len).sum();
+    if batches == 1 {
+        for item in by_shard.values_mut().flatten() {
+            item.shares_request = false;
+        }
     }
     if !matches!(acks, -1..=1) {
         set_all(&mut response, ResponseError::InvalidRequiredAcks.code());
@@ -185,7 +194,7 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<
         BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
     })?;
     let result = log
-        .append(records, &header, leader_epoch)
+        .append_slice(records, &header, leader_epoch, item.shares_request)
         .map_err(|e| storage_error_code(&e))?;
     Ok((log, result))
 }

@@ -8,9 +8,8 @@
 //! `max.inflight.requests.per.connection` requests are in flight; a bad frame
 //! closes that one connection and nothing else.
 use crate::broker::{handle_frame, RequestError};
-use crate::protocol::frame::read_frame;
+use crate::protocol::frame::{read_frame, Frame};
 use crate::shard::Shard;
-use bytes::Bytes;
 use futures::future::{select, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use futures::FutureExt;
@@ -39,7 +38,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-type Response = Result<Option<Bytes>, RequestError>;
+type Response = Result<Option<Frame>, RequestError>;
 
 async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
@@ -82,17 +81,21 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 /// Sends the answers in request order until the queue ends or a request
-/// asks to close the connection.
+/// asks to close the connection. A frame's parts are written one after
+/// another (the socket has no vectored write): Fetch's record sets go out
+/// from the buffers they were read into.
 async fn write_responses(
     responses: local_channel::LocalReceiver<JoinHandle<Response>>,
     mut socket: futures::io::WriteHalf<TcpStream>,
     peer: String,
 ) {
-    while let Some(task) = responses.recv().await {
+    'answers: while let Some(task) = responses.recv().await {
         match task.await {
-            Some(Ok(Some(bytes))) => {
-                if socket.write_all(&bytes).await.is_err() {
-                    break;
+            Some(Ok(Some(frame))) => {
+                for part in &frame.parts {
+                    if socket.write_all(part).await.is_err() {
+                        break 'answers;
+                    }
                 }
             }
             Some(Ok(None)) => {}

@@ -15,6 +15,9 @@ struct CachedBatch {
     leader_epoch: i32,
     /// Whether `bytes` already carries the base offset and leader epoch.
     patched: bool,
+    /// Whether `bytes` is a slice of a request that also carries other
+    /// partitions' batches and still needs its own copy once written.
+    detach_pending: bool,
     bytes: Bytes,
 }
 
@@ -36,6 +39,8 @@ pub struct BatchCache {
     batches: VecDeque<CachedBatch>,
     bytes: usize,
     capacity_bytes: usize,
+    /// Batches with `detach_pending`.
+    detach_pending: usize,
 }
 
 impl BatchCache {
@@ -44,6 +49,7 @@ impl BatchCache {
             batches: VecDeque::new(),
             bytes: 0,
             capacity_bytes,
+            detach_pending: 0,
         }
     }
 
@@ -52,28 +58,58 @@ impl BatchCache {
     /// request (every partition's batch in it) in memory; once the batch is
     /// written, the cache holds its own bytes instead, so the memory the
     /// caches hold is what their budgets count.
+    /// A batch that was its request's only one is left as it is: keeping
+    /// the slice holds no other partition's bytes, and a copy would cost as
+    /// much as the write itself (one partition at full speed).
     pub fn detach_written(&mut self, end_offset: u64) {
+        // Newest first, only as far back as batches with a copy pending go.
+        let mut unseen = self.detach_pending;
         for b in self.batches.iter_mut().rev() {
-            if b.patched {
+            if unseen == 0 {
                 break;
             }
+            if !b.detach_pending {
+                continue;
+            }
+            unseen -= 1;
             if b.last_offset < end_offset {
                 b.patched_bytes();
+                b.detach_pending = false;
+                self.detach_pending -= 1;
             }
         }
+    }
+
+    /// The first offset the cache holds.
+    pub fn first_offset(&self) -> Option<u64> {
+        self.batches.front().map(|b| b.base_offset)
     }
 
     /// Changes the budget, evicting the oldest batches if it shrank.
     pub fn set_capacity(&mut self, capacity_bytes: usize) {
         self.capacity_bytes = capacity_bytes;
-        while self.bytes > self.capacity_bytes && self.batches.len() > 1 {
+        while self.bytes > self.capacity_bytes {
             self.pop_front();
         }
     }
 
     /// Adds the batch that follows the last one cached, as the producer sent
     /// it; `base_offset` and `leader_epoch` are written in when it is read.
+    #[cfg(test)]
     pub fn push(&mut self, base_offset: u64, last_offset: u64, leader_epoch: i32, bytes: Bytes) {
+        self.push_slice(base_offset, last_offset, leader_epoch, bytes, true);
+    }
+
+    /// `push`, saying whether `bytes` shares its buffer with other
+    /// partitions' batches (then it gets its own copy once written).
+    pub fn push_slice(
+        &mut self,
+        base_offset: u64,
+        last_offset: u64,
+        leader_epoch: i32,
+        bytes: Bytes,
+        shares_buffer: bool,
+    ) {
         if self
             .batches
             .back()
@@ -82,15 +118,20 @@ impl BatchCache {
             self.clear();
         }
         self.bytes += bytes.len();
+        self.detach_pending += usize::from(shares_buffer);
         self.batches.push_back(CachedBatch {
             base_offset,
             last_offset,
             leader_epoch,
             patched: false,
+            detach_pending: shares_buffer,
             bytes,
         });
-        // Keep at least the newest batch, so the tail is always served from memory.
-        while self.bytes > self.capacity_bytes && self.batches.len() > 1 {
+        // The budget is a bound, even on the newest batch: with many
+        // partitions a share can be smaller than one batch, and keeping one
+        // batch each (1,000 partitions of 1 MB batches) held 1 GB. Fetches of
+        // what is not cached read the segment.
+        while self.bytes > self.capacity_bytes && !self.batches.is_empty() {
             self.pop_front();
         }
     }
@@ -98,12 +139,14 @@ impl BatchCache {
     fn pop_front(&mut self) {
         if let Some(b) = self.batches.pop_front() {
             self.bytes -= b.bytes.len();
+            self.detach_pending -= usize::from(b.detach_pending);
         }
     }
 
     pub fn clear(&mut self) {
         self.batches.clear();
         self.bytes = 0;
+        self.detach_pending = 0;
     }
 
     /// Drops batches that end before `offset` (after DeleteRecords or retention).
@@ -180,6 +223,15 @@ mod tests {
         assert_eq!(c.read(0, 2, 1000, true).unwrap().len(), 100);
         assert_eq!(c.read(0, 6, 50, true).unwrap().len(), 100);
         assert_eq!(c.read(0, 6, 50, false).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_batch_over_the_budget_is_not_kept() {
+        let mut c = cache_of(&[400, 1200]);
+        assert!(c.read(0, 4, 5000, true).is_none());
+        assert_eq!(c.first_offset(), None);
+        c.push(4, 5, 0, Bytes::from(vec![1u8; 300]));
+        assert_eq!(c.read(4, 6, 1000, true).unwrap().len(), 300);
     }
 
     #[test]

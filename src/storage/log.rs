@@ -22,6 +22,7 @@ use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
+use super::readahead::ReadAhead;
 use super::recovery::{
     recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
     RECOVERY_POINT_FILE,
@@ -217,6 +218,8 @@ pub struct PartitionLog {
     flush_lock: Semaphore,
     /// Base offset of the newest sealed segment at the last compaction.
     cleaned_through: Cell<Option<u64>>,
+    /// The segment chunk that a sequential reader will fetch next.
+    read_ahead: ReadAhead,
 }
 
 impl PartitionLog {
@@ -277,6 +280,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             flush_lock: Semaphore::new(1),
             cleaned_through: Cell::new(None),
+            read_ahead: ReadAhead::default(),
         });
         // What recovery kept is on disk but maybe not yet durable.
         log.sync_active().await?;
@@ -355,6 +359,20 @@ impl PartitionLog {
         header: &BatchHeader,
         leader_epoch: i32,
     ) -> Result<AppendOutcome, StorageError> {
+        self.append_slice(batch, header, leader_epoch, true)
+    }
+
+    /// `append`, saying whether `batch` shares its buffer with other
+    /// partitions' batches (a produce request with several partitions): the
+    /// cache then takes its own copy once the batch is written, so it does
+    /// not keep the whole request in memory.
+    pub fn append_slice(
+        &self,
+        batch: &Bytes,
+        header: &BatchHeader,
+        leader_epoch: i32,
+        shares_buffer: bool,
+    ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         st.check_usable()?;
         let producer = ProducerBatch::of(header);
@@ -381,8 +399,13 @@ impl PartitionLog {
         if let Some(p) = &producer {
             st.producers.record(p, BatchMeta::of(p, &header));
         }
-        st.cache
-            .push(base_offset, end_offset - 1, leader_epoch, bytes.clone());
+        st.cache.push_slice(
+            base_offset,
+            end_offset - 1,
+            leader_epoch,
+            bytes.clone(),
+            shares_buffer,
+        );
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
         Ok(AppendOutcome::Appended(AppendResult {
@@ -414,12 +437,11 @@ impl PartitionLog {
             st.epochs.save(&self.dir)?;
         }
         st.producers.replay(header);
-        st.cache.push(
-            base_offset,
-            end_offset - 1,
-            header.leader_epoch,
-            batch.clone(),
-        );
+        // The batch is a slice of the whole fetch answer: the cache copies it
+        // once written, so it does not pin the answer.
+        let epoch = header.leader_epoch;
+        st.cache
+            .push_slice(base_offset, end_offset - 1, epoch, batch.clone(), true);
         st.pending.push_back(PendingBatch {
             header: *header,
             bytes: batch.clone(),
@@ -720,7 +742,7 @@ impl PartitionLog {
         at_least_one: bool,
     ) -> Result<FetchedRecords, StorageError> {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
-        let (file, position, end, high_watermark, log_start_offset) = {
+        let (file, segment_base, position, end, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
             st.check_usable()?;
             let (bound, start) = (st.read_bound(reader), st.log_start_offset);
@@ -750,6 +772,7 @@ impl PartitionLog {
             let position = segment.meta.position_for(offset);
             (
                 segment.file.clone(),
+                segment.base_offset(),
                 position,
                 segment.meta.size,
                 visible,
@@ -760,19 +783,62 @@ impl PartitionLog {
             Reader::Consumer => high_watermark,
             Reader::Follower => u64::MAX,
         };
-        let wanted = |h: &BatchHeader| h.last_offset() >= offset;
-        let records = match find_batch(&file, position, end, wanted).await? {
-            None => Bytes::new(),
-            Some((at, first)) => {
-                let limits = (max_bytes, at_least_one, bound);
-                read_whole_batches(&file, at, end, first.size, limits).await?
+        let offset = offset as u64;
+        let served = self
+            .read_ahead
+            .next(segment_base, offset, max_bytes, at_least_one)
+            .await
+            .transpose()?;
+        let records = match served {
+            Some((_, records)) => records,
+            None => {
+                let wanted = |h: &BatchHeader| h.last_offset() >= offset as i64;
+                let (at, records) = match find_batch(&file, position, end, wanted).await? {
+                    None => (position, Bytes::new()),
+                    Some((at, first)) => {
+                        let records =
+                            read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one)
+                                .await?;
+                        (at, records)
+                    }
+                };
+                if let Some((last, _)) = BatchIter::new(&records).last() {
+                    let next = last.last_offset() as u64 + 1;
+                    let end = at + records.len() as u64;
+                    self.read_ahead.restart(segment_base, file, end, next);
+                }
+                records
             }
         };
+        // The segment holds what is written; a consumer sees only what the
+        // ISR has (the read-ahead stream then restarts at its next fetch).
+        let records = batches_below(records, bound);
+        if let Some((last, _)) = BatchIter::new(&records).last() {
+            self.top_up_read_ahead(segment_base, last.last_offset() as u64 + 1, max_bytes);
+        }
         Ok(FetchedRecords {
             records,
             high_watermark,
             log_start_offset,
         })
+    }
+
+    /// Keeps chunks of `chunk_bytes` read ahead of a sequential reader whose
+    /// next offset is `next_offset`, unless the batch cache holds it.
+    fn top_up_read_ahead(&self, segment_base: u64, next_offset: u64, chunk_bytes: usize) {
+        let size = {
+            let st = self.state.borrow();
+            let cached = st.cache.first_offset().is_some_and(|f| f <= next_offset);
+            match st.segments.get(&segment_base) {
+                Some(segment) if !cached => segment.meta.size,
+                _ => {
+                    drop(st);
+                    self.read_ahead.clear();
+                    return;
+                }
+            }
+        };
+        self.read_ahead.top_up(segment_base, size, chunk_bytes);
     }
 
     /// ListOffsets by time: the first offset whose record timestamp is at
@@ -891,6 +957,9 @@ impl PartitionLog {
             removed
         };
         let count = removed.len();
+        if count > 0 {
+            self.read_ahead.clear();
+        }
         for segment in removed {
             let base = segment.base_offset();
             drop(segment);
@@ -968,6 +1037,7 @@ impl PartitionLog {
         meta.next_offset = next_offset;
         let mut segment = Segment::open(&self.dir, meta).await?;
         segment.save_indexes()?;
+        self.read_ahead.clear();
         self.state.borrow_mut().segments.insert(base, segment);
         Ok(())
     }
@@ -978,6 +1048,7 @@ impl PartitionLog {
         if self.state.borrow().check_usable().is_err() {
             return Ok(());
         }
+        self.read_ahead.clear();
         let end = self.state.borrow().next_offset;
         self.wait_written(end, true).await?;
         let (file, size, path) = {
@@ -1001,6 +1072,7 @@ impl PartitionLog {
     /// Marks the log deleted: waiters fail, later calls fail. The caller
     /// removes the directory.
     pub fn mark_deleted(&self) {
+        self.read_ahead.clear();
         let mut st = self.state.borrow_mut();
         st.failure = Some(Failure::Deleted);
         st.pending.clear();
@@ -1054,28 +1126,34 @@ async fn find_batch(
 }
 
 /// Reads whole batches from `position` (where a batch of `first_size` bytes
-/// starts) up to `max_bytes` (or one batch if `at_least_one`), stopping
-/// before the first batch that reaches offset `bound`.
+/// starts) up to `max_bytes` (or one batch if `at_least_one`).
 async fn read_whole_batches(
     file: &DmaFile,
     position: u64,
     end: u64,
     first_size: usize,
-    (max_bytes, at_least_one, bound): (usize, bool, u64),
+    max_bytes: usize,
+    at_least_one: bool,
 ) -> Result<Bytes, StorageError> {
     if first_size > max_bytes && !at_least_one {
         return Ok(Bytes::new());
     }
     let len = (end - position).min(max_bytes.max(first_size) as u64) as usize;
     let data = read_exact(file, position, len).await?;
+    Ok(batches_below(data, u64::MAX))
+}
+
+/// The whole batches at the front of `records` that end below offset
+/// `bound` (a consumer's high watermark; `u64::MAX` for every whole batch).
+fn batches_below(records: Bytes, bound: u64) -> Bytes {
     let mut whole = 0;
-    for (header, _) in BatchIter::new(&data) {
+    for (header, _) in BatchIter::new(&records) {
         if header.last_offset() as u64 >= bound {
             break;
         }
         whole += header.size;
     }
-    Ok(data.slice(..whole))
+    records.slice(..whole)
 }
 
 async fn read_exact(file: &DmaFile, position: u64, len: usize) -> Result<Bytes, StorageError> {
@@ -1344,6 +1422,36 @@ mod tests {
             next = *got.last().unwrap() + 1;
         }
         all
+    }
+
+    #[test]
+    fn sequential_reads_from_the_read_ahead_stream_are_dense_and_exact() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("t-0");
+            let log = open(&dir, TopicConfig::default()).await;
+            fill(&log, 300).await;
+            let end = log.high_watermark() as i64;
+            // Chunk sizes that split batches anywhere, read-ahead on and off
+            // the stream (a jump back resets it).
+            for max_bytes in [700, 1000, 4096, 1 << 20] {
+                let mut next = 0;
+                let mut seen = Vec::new();
+                while next < end {
+                    let r = log.read(next, max_bytes, true).await.unwrap();
+                    let got = offsets(&r.records);
+                    assert!(!got.is_empty(), "no progress at {next}");
+                    seen.extend(got.iter().copied().filter(|&o| o >= next));
+                    next = *got.last().unwrap() + 1;
+                    if next == 301 {
+                        let back = log.read(150, max_bytes, true).await.unwrap();
+                        assert!(offsets(&back.records).contains(&150));
+                    }
+                }
+                assert_eq!(seen, (0..end).collect::<Vec<_>>(), "max_bytes {max_bytes}");
+            }
+            log.close().await.unwrap();
+        });
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The partition log: segments on O_DIRECT files, their indexes, recovery
-//! after a crash, retention, and the in-memory batch cache that Fetch reads.
+//! after a crash, retention, the in-memory batch cache that Fetch reads, and
+//! the read-ahead that keeps sequential readers of older data off the disk's
+//! critical path.
 //!
 //! Every `PartitionLog` lives on the shard that owns its partition and is
 //! touched by nobody else, so its state sits in a `RefCell` (never borrowed
@@ -19,6 +21,7 @@ pub mod epochs;
 mod index;
 mod log;
 mod producer_state;
+mod readahead;
 mod recovery;
 mod segment;
 mod truncate;
