@@ -160,6 +160,8 @@ async fn reconcile(
         );
     let limit = Duration::from_secs(10);
     let response = conn.call(&request, EPOCH_VERSION, limit).await?;
+    let roles: HashMap<&TopicPartition, FollowerRole> =
+        partitions.iter().map(|(k, f)| (k, *f)).collect();
     for topic in response.topics {
         let name = topic.topic.0.to_string();
         for p in topic.partitions {
@@ -167,14 +169,10 @@ async fn reconcile(
                 tracing::debug!(topic = %name, partition = p.partition, code = p.error_code, "leader refused OffsetForLeaderEpoch");
                 continue;
             }
-            let Some(f) = partitions
-                .iter()
-                .find(|((t, q), _)| *t == name && *q == p.partition)
-                .map(|(_, f)| *f)
-            else {
+            let key = (name.clone(), p.partition);
+            let Some(&f) = roles.get(&key) else {
                 continue;
             };
-            let key = (name.clone(), p.partition);
             if truncate_divergent(shard, &key, f, p.leader_epoch, p.end_offset).await {
                 settled.push((key, f.leader_epoch));
             }
@@ -279,12 +277,14 @@ async fn fetch_once(
         );
     let limit = Duration::from_millis(settings.fetch_wait_max_ms.max(0) as u64 + 10_000);
     let response: FetchResponse = conn.call(&request, FETCH_VERSION, limit).await?;
+    let roles: HashMap<&TopicPartition, FollowerRole> =
+        partitions.iter().map(|(k, f)| (k, *f)).collect();
     let mut unsettle = Vec::new();
     for topic in response.responses {
         let name = topic.topic.0.to_string();
         for p in topic.partitions {
             let key = (name.clone(), p.partition_index);
-            let Some(f) = partitions.iter().find(|(k, _)| *k == key).map(|(_, f)| *f) else {
+            let Some(&f) = roles.get(&key) else {
                 continue;
             };
             let records = p.records.unwrap_or_default();
@@ -376,9 +376,22 @@ async fn restart_if_behind(shard: &Rc<Shard>, log: &Rc<PartitionLog>, leader_sta
     true
 }
 
+/// What the offsets arithmetic below relies on (the CRC does not cover
+/// the base offset): magic 2, offsets that are not negative and do not
+/// overflow.
+fn well_formed(header: &BatchHeader) -> bool {
+    header.magic == 2
+        && header.base_offset >= 0
+        && header.last_offset_delta >= 0
+        && header
+            .base_offset
+            .checked_add(header.last_offset_delta as i64)
+            .is_some()
+}
+
 #[derive(Debug, thiserror::Error)]
 enum AppendError {
-    #[error("a fetched batch is torn or fails its CRC")]
+    #[error("a fetched batch is malformed or fails its CRC")]
     BadBatch,
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
@@ -401,7 +414,7 @@ async fn append_batches(log: &PartitionLog, records: &Bytes) -> Result<(), Appen
         }
         let batch = records.slice(at..at + header.size);
         at += header.size;
-        if !header.crc_matches(&batch) {
+        if !well_formed(&header) || !header.crc_matches(&batch) {
             return Err(AppendError::BadBatch);
         }
         if (header.last_offset() as u64) < log.log_end_offset() {

@@ -19,12 +19,16 @@ pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
     let mut leaders = BTreeSet::new();
     for topic in view.topics.values() {
         shard.reload_topic_config(&topic.name);
+        let min_isr = shard
+            .metadata
+            .topic(&topic.name)
+            .map_or(1, |m| shard.metadata.topic_config(&m).min_insync_replicas);
         for (index, p) in topic.partitions.iter().enumerate() {
             let partition = index as i32;
             if shard.owner_of(&topic.name, partition) != shard.id {
                 continue;
             }
-            if let Some(leader) = apply_partition(shard, topic, partition, p).await {
+            if let Some(leader) = apply_partition(shard, topic, (partition, p), min_isr).await {
                 leaders.insert(leader);
             }
         }
@@ -48,8 +52,8 @@ fn drop_deleted_topics(shard: &Rc<Shard>, view: &ClusterView) {
 async fn apply_partition(
     shard: &Rc<Shard>,
     topic: &TopicState,
-    partition: i32,
-    p: &PartitionState,
+    (partition, p): (i32, &PartitionState),
+    min_isr: i32,
 ) -> Option<i32> {
     let replication = &shard.replication;
     let local_id = replication.settings.local_id;
@@ -72,11 +76,6 @@ async fn apply_partition(
             return None;
         }
     };
-    let min_isr = shard
-        .metadata
-        .topic(&topic.name)
-        .map(|m| shard.metadata.topic_config(&m).min_insync_replicas)
-        .unwrap_or(1);
     match wanted {
         RoleSummary::Leader { leader_epoch } => {
             if current == Some(wanted) {

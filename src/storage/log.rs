@@ -779,10 +779,10 @@ impl PartitionLog {
                 start,
             )
         };
-        let bound = match reader {
-            Reader::Consumer => high_watermark,
-            Reader::Follower => u64::MAX,
-        };
+        // A replicated log's segments hold more than the ISR has: a consumer's
+        // records stop at the high watermark seen above.
+        let replicated = self.state.borrow().high_watermark_limit.is_some();
+        let trim_at = (reader == Reader::Consumer && replicated).then_some(high_watermark);
         let offset = offset as u64;
         let served = self
             .read_ahead
@@ -810,9 +810,11 @@ impl PartitionLog {
                 records
             }
         };
-        // The segment holds what is written; a consumer sees only what the
-        // ISR has (the read-ahead stream then restarts at its next fetch).
-        let records = batches_below(records, bound);
+        // (The read-ahead stream restarts at the consumer's next fetch.)
+        let records = match trim_at {
+            Some(bound) => batches_below(records, bound),
+            None => records,
+        };
         if let Some((last, _)) = BatchIter::new(&records).last() {
             self.top_up_read_ahead(segment_base, last.last_offset() as u64 + 1, max_bytes);
         }
