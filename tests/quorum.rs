@@ -1,145 +1,28 @@
 //! The quorum service end to end: real `tidemark quorum` processes on
 //! loopback ports with temporary data dirs, driven through `QuorumClient`.
-//! Timeouts are short (set in each node's config file) so every test takes
-//! seconds. Each test owns its cluster, so tests run in parallel.
+//! Timeouts are short (set in each node's config file, see
+//! tests/common/quorum.rs) so every test takes seconds. Each test owns its
+//! cluster, so tests run in parallel.
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::quorum::Quorum;
 use tidemark::quorum::protocol::{Request, Response};
 use tidemark::quorum::{
     BrokerInfo, ClientError, ClusterView, CommandError, Proposal, QuorumClient, NO_LEADER,
 };
 
 const SECRET: &str = "test-secret";
-const SESSION_TIMEOUT_MS: u64 = 1500;
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-struct Node {
-    id: u64,
-    addr: String,
-    data_dir: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-/// A quorum of `tidemark quorum` processes. Killed (SIGKILL) on drop; their
-/// logs are printed if the test failed.
-struct Cluster {
-    dir: Option<tempfile::TempDir>,
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    fn start(size: u64, snapshot_entries: u64) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("tidemark-quorum-test-")
-            .tempdir()
-            .expect("temp dir");
-        let addrs: Vec<(u64, String)> = (1..=size)
-            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
-            .collect();
-        let peers: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
-        let nodes = addrs
-            .iter()
-            .map(|(id, addr)| {
-                let config = dir.path().join(format!("quorum-{id}.toml"));
-                let text = format!(
-                    "\"node.id\" = {id}\nlisten = \"{addr}\"\npeers = \"{}\"\n\"data.dir\" = \"{}\"\n\
-                     \"quorum.secret\" = \"{SECRET}\"\n\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
-                     \"quorum.heartbeat.interval.ms\" = 100\n\"quorum.election.timeout.ms\" = 600\n\
-                     \"quorum.snapshot.entries\" = {snapshot_entries}\n",
-                    peers.join(","),
-                    dir.path().join(format!("data-{id}")).display()
-                );
-                std::fs::write(&config, text).expect("write config");
-                Node {
-                    id: *id,
-                    addr: addr.clone(),
-                    data_dir: dir.path().join(format!("data-{id}")),
-                    config,
-                    log: dir.path().join(format!("quorum-{id}.log")),
-                    child: None,
-                }
-            })
-            .collect();
-        let mut cluster = Cluster {
-            dir: Some(dir),
-            nodes,
-        };
-        for i in 0..cluster.nodes.len() {
-            cluster.spawn(i);
-        }
-        cluster
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .expect("open node log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .args(["quorum", "--config"])
-            .arg(&node.config)
-            .env("TIDEMARK_LOG", "info,openraft=warn")
-            .stdout(Stdio::from(log.try_clone().expect("clone log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn tidemark quorum");
-        node.child = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn endpoints(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.addr.clone()).collect()
-    }
-
-    fn client(&self) -> QuorumClient {
-        QuorumClient::new(self.endpoints(), Some(SECRET.into()))
-            .with_timeouts(Duration::from_secs(3), WAIT)
-    }
-
-    fn index_of(&self, addr: &str) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.addr == addr)
-            .expect("a node of this cluster")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.kill(i);
-        }
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("keeping the cluster's files in {}", dir.keep().display());
-            }
-            for node in &self.nodes {
-                let text = std::fs::read_to_string(&node.log).unwrap_or_default();
-                eprintln!("---- quorum node {} log ----\n{text}", node.id);
-            }
-        }
-    }
+/// A client of `cluster` with the shared secret and short timeouts.
+fn quorum_client(cluster: &Quorum) -> QuorumClient {
+    QuorumClient::new(cluster.endpoint_list(), Some(SECRET.into()))
+        .with_timeouts(Duration::from_secs(3), WAIT)
 }
 
 /// A fake broker that keeps its session alive (re-registering when told to)
@@ -164,8 +47,8 @@ fn broker_info(id: i32) -> BrokerInfo {
     }
 }
 
-async fn start_broker(cluster: &Cluster, id: i32) -> FakeBroker {
-    let mut client = cluster.client();
+async fn start_broker(cluster: &Quorum, id: i32) -> FakeBroker {
+    let mut client = quorum_client(cluster);
     client
         .register_broker(broker_info(id))
         .await
@@ -207,8 +90,8 @@ async fn wait_for_view(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_a_leader_and_spread_replicas() {
-    let cluster = Cluster::start(3, 1000);
-    let mut client = cluster.client();
+    let cluster = Quorum::start_with(3, Some(SECRET), Some(1000));
+    let mut client = quorum_client(&cluster);
     let view = client.read().await.expect("a leader answers a read");
     assert!(
         !view.cluster_id.is_empty(),
@@ -242,7 +125,7 @@ async fn three_nodes_elect_a_leader_and_spread_replicas() {
             "status",
             "--json",
             "--quorum",
-            &cluster.endpoints().join(","),
+            &cluster.endpoints(),
         ])
         .env("TIDEMARK_QUORUM_SECRET", SECRET)
         .output()
@@ -260,8 +143,8 @@ async fn three_nodes_elect_a_leader_and_spread_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_elects_another_and_the_restarted_node_catches_up() {
-    let mut cluster = Cluster::start(3, 1000);
-    let mut client = cluster.client();
+    let mut cluster = Quorum::start_with(3, Some(SECRET), Some(1000));
+    let mut client = quorum_client(&cluster);
     let _broker = start_broker(&cluster, 1).await;
     client
         .create_topic("before", 2, 1, BTreeMap::new())
@@ -314,8 +197,8 @@ async fn killing_the_leader_elects_another_and_the_restarted_node_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_broker_loses_leadership_and_isr_and_leads_again_after_registering() {
-    let cluster = Cluster::start(3, 1000);
-    let mut client = cluster.client();
+    let cluster = Quorum::start_with(3, Some(SECRET), Some(1000));
+    let mut client = quorum_client(&cluster);
     let mut brokers: BTreeMap<i32, FakeBroker> = BTreeMap::new();
     for id in 1..=3 {
         brokers.insert(id, start_broker(&cluster, id).await);
@@ -376,8 +259,8 @@ async fn an_expired_broker_loses_leadership_and_isr_and_leads_again_after_regist
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_alter_partition_and_wrong_revision_are_rejected() {
-    let cluster = Cluster::start(3, 1000);
-    let mut client = cluster.client();
+    let cluster = Quorum::start_with(3, Some(SECRET), Some(1000));
+    let mut client = quorum_client(&cluster);
     let _brokers = [
         start_broker(&cluster, 1).await,
         start_broker(&cluster, 2).await,
@@ -487,8 +370,8 @@ async fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_and_unauthenticated_requests_are_refused() {
-    let cluster = Cluster::start(3, 1000);
-    let mut client = cluster.client();
+    let cluster = Quorum::start_with(3, Some(SECRET), Some(1000));
+    let mut client = quorum_client(&cluster);
     let before = client.read().await.expect("read");
     let addr = client.leader().expect("leader").to_string();
 
@@ -513,13 +396,13 @@ async fn garbage_oversized_and_unauthenticated_requests_are_refused() {
         serde_json::from_slice(&raw_exchange(&addr, &frame).await).expect("a response");
     assert!(matches!(answer, Response::Unauthenticated), "{answer:?}");
 
-    let mut wrong = QuorumClient::new(cluster.endpoints(), Some("wrong".into()));
+    let mut wrong = QuorumClient::new(cluster.endpoint_list(), Some("wrong".into()));
     let refused = wrong.create_topic("x", 1, 1, BTreeMap::new()).await;
     assert!(
         matches!(refused, Err(ClientError::Unauthenticated)),
         "{refused:?}"
     );
-    let mut none = QuorumClient::new(cluster.endpoints(), None);
+    let mut none = QuorumClient::new(cluster.endpoint_list(), None);
     assert!(matches!(
         none.read().await,
         Err(ClientError::Unauthenticated)
@@ -536,8 +419,8 @@ async fn garbage_oversized_and_unauthenticated_requests_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_cluster_restart_keeps_everything_including_snapshots() {
-    let mut cluster = Cluster::start(3, 10);
-    let mut client = cluster.client();
+    let mut cluster = Quorum::start_with(3, Some(SECRET), Some(10));
+    let mut client = quorum_client(&cluster);
     let broker = start_broker(&cluster, 1).await;
     for i in 0..30 {
         client
@@ -604,7 +487,7 @@ async fn a_whole_cluster_restart_keeps_everything_including_snapshots() {
     for i in 0..cluster.nodes.len() {
         cluster.spawn(i);
     }
-    let mut client = cluster.client();
+    let mut client = quorum_client(&cluster);
     let after = client.read().await.expect("read after restart");
     assert_eq!(after.cluster_id, before.cluster_id);
     assert_eq!(after.topics, before.topics);

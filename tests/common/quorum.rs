@@ -12,11 +12,12 @@ use super::free_port;
 /// Broker sessions lapse after this long without a heartbeat.
 pub const SESSION_TIMEOUT_MS: u64 = 1500;
 
-struct QuorumNode {
-    id: u64,
-    addr: String,
-    data_dir: PathBuf,
-    log: PathBuf,
+pub struct QuorumNode {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    /// Everything the node printed (all its runs).
+    pub log: PathBuf,
     child: Option<Child>,
 }
 
@@ -26,11 +27,18 @@ pub struct Quorum {
     dir: Option<tempfile::TempDir>,
     config: PathBuf,
     peers: String,
-    nodes: Vec<QuorumNode>,
+    secret: Option<String>,
+    pub nodes: Vec<QuorumNode>,
 }
 
 impl Quorum {
+    /// `size` nodes without a secret, with the default snapshot threshold.
     pub fn start(size: u64) -> Quorum {
+        Quorum::start_with(size, None, None)
+    }
+
+    /// `size` nodes sharing `secret`, snapshotting every `snapshot_entries`.
+    pub fn start_with(size: u64, secret: Option<&str>, snapshot_entries: Option<u64>) -> Quorum {
         let dir = tempfile::Builder::new()
             .prefix("tidemark-quorum-")
             .tempdir()
@@ -40,11 +48,17 @@ impl Quorum {
             .collect();
         let peers: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
         let config = dir.path().join("quorum.toml");
-        let text = format!(
+        let mut text = format!(
             "\"broker.session.timeout.ms\" = {SESSION_TIMEOUT_MS}\n\
              \"quorum.heartbeat.interval.ms\" = 100\n\
              \"quorum.election.timeout.ms\" = 600\n"
         );
+        if let Some(secret) = secret {
+            text.push_str(&format!("\"quorum.secret\" = \"{secret}\"\n"));
+        }
+        if let Some(entries) = snapshot_entries {
+            text.push_str(&format!("\"quorum.snapshot.entries\" = {entries}\n"));
+        }
         std::fs::write(&config, text).expect("write quorum config");
         let nodes = addrs
             .iter()
@@ -60,6 +74,7 @@ impl Quorum {
             dir: Some(dir),
             config,
             peers: peers.join(","),
+            secret: secret.map(str::to_string),
             nodes,
         };
         for i in 0..quorum.nodes.len() {
@@ -104,20 +119,32 @@ impl Quorum {
 
     /// `host:port,host:port,...` for `--quorum`.
     pub fn endpoints(&self) -> String {
+        self.endpoint_list().join(",")
+    }
+
+    /// Every node's `host:port`, for a `QuorumClient`.
+    pub fn endpoint_list(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// The index of the node listening on `addr`.
+    pub fn index_of(&self, addr: &str) -> usize {
         self.nodes
             .iter()
-            .map(|n| n.addr.clone())
-            .collect::<Vec<_>>()
-            .join(",")
+            .position(|n| n.addr == addr)
+            .expect("a node of this quorum")
     }
 
     /// The index of the node that leads, asked with `tidemark cluster status`.
     pub fn leader_index(&self) -> Option<usize> {
-        let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        let mut status = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        status
             .args(["cluster", "status", "--json", "--quorum", &self.endpoints()])
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
+            .stdin(Stdio::null());
+        if let Some(secret) = &self.secret {
+            status.env("TIDEMARK_QUORUM_SECRET", secret);
+        }
+        let out = status.output().ok()?;
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         // The endpoint that answered the linearizable read as leader.
         status.get("view")?.as_object()?;
