@@ -88,6 +88,9 @@ pub struct BrokerConfig {
     /// gets `min(per partition, per shard / partitions on the shard)`.
     #[serde(rename = "log.cache.bytes.per.shard")]
     pub cache_bytes_per_shard: usize,
+    /// Most O_DIRECT writes of one partition's log in flight at once.
+    #[serde(rename = "log.writes.in.flight")]
+    pub writes_in_flight: usize,
     /// Most requests one connection may have in flight (pipelining depth).
     #[serde(rename = "max.inflight.requests.per.connection")]
     pub max_inflight_per_connection: usize,
@@ -157,6 +160,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 * 1024 * 1024,
             cache_bytes_per_partition: 4 * 1024 * 1024,
             cache_bytes_per_shard: 256 * 1024 * 1024,
+            writes_in_flight: 4,
             max_inflight_per_connection: 64,
             cluster_id: "tidemark-dev-cluster".to_string(),
             offsets_topic_partitions: 50,

@@ -138,6 +138,7 @@ impl Shard {
             index_interval_bytes: self.config.index_interval_bytes,
             cache_bytes: self.cache_share(),
             flush_policy: self.config.flush_policy,
+            writes_in_flight: self.config.writes_in_flight,
         }
     }
 

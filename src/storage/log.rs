@@ -15,10 +15,11 @@
 //! a queued (not yet written) batch is a valid predecessor. A second copy of
 //! the state follows what is written; it is what snapshots save, when a
 //! segment is sealed and when the log is closed.
+mod flush;
+
 use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
 use super::epochs::LeaderEpochCache;
-use super::index::SegmentMeta;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
@@ -27,11 +28,11 @@ use super::recovery::{
     recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
     RECOVERY_POINT_FILE,
 };
-use super::segment::{align_down, align_up, Segment};
+use super::segment::Segment;
 use super::truncate::{restart_log_files_at, truncate_log_files};
 use super::{now_ms, StorageError};
 use crate::config::{FlushPolicy, TopicConfig};
-use crate::protocol::batch::{patch_batch, BatchHeader, BatchIter, BATCH_HEADER_LEN};
+use crate::protocol::batch::{BatchHeader, BatchIter, BATCH_HEADER_LEN};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
@@ -39,10 +40,8 @@ use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
-/// Most bytes one DMA write carries; larger backlogs take several writes.
-const MAX_WRITE_BYTES: usize = 8 << 20;
 /// Most bytes one partition read returns (beyond a single larger first
 /// batch), whatever the client asks, so a fetch cannot make the broker load
 /// a whole segment into memory.
@@ -56,6 +55,8 @@ pub struct LogOptions {
     pub index_interval_bytes: u32,
     pub cache_bytes: usize,
     pub flush_policy: FlushPolicy,
+    /// Most writes of one log in flight at once (`log.writes.in.flight`).
+    pub writes_in_flight: usize,
 }
 
 /// Where an appended batch landed.
@@ -139,6 +140,8 @@ struct LogState {
     written_producers: ProducerStateMap,
     /// The first offset of each leader epoch (OffsetForLeaderEpoch).
     epochs: LeaderEpochCache,
+    /// Writes planned, in flight and committed (flush.rs).
+    writes: flush::WritePipeline,
 }
 
 impl LogState {
@@ -193,29 +196,16 @@ impl LogState {
     }
 }
 
-/// One write of queued batches to the active segment.
-struct WritePlan {
-    file: Rc<DmaFile>,
-    position: u64,
-    buffer: glommio::io::DmaBuffer,
-    batches: Vec<PendingBatch>,
-    new_tail_block: Vec<u8>,
-}
-
-enum FlushStep {
-    Done,
-    Roll,
-    Write(WritePlan),
-}
-
 pub struct PartitionLog {
     pub topic: String,
     pub partition: i32,
     dir: PathBuf,
     options: LogOptions,
     state: RefCell<LogState>,
-    /// One flusher at a time: the holder writes every queued batch.
-    flush_lock: Semaphore,
+    /// This log, for the detached tasks that write it.
+    me: Weak<PartitionLog>,
+    /// One fdatasync at a time.
+    sync_lock: Semaphore,
     /// Base offset of the newest sealed segment at the last compaction.
     cleaned_through: Cell<Option<u64>>,
     /// The segment chunk that a sequential reader will fetch next.
@@ -271,14 +261,16 @@ impl PartitionLog {
             written_producers: recovered.producers.clone(),
             producers: recovered.producers,
             epochs,
+            writes: flush::WritePipeline::default(),
         };
-        let log = Rc::new(PartitionLog {
+        let log = Rc::new_cyclic(|me| PartitionLog {
+            me: me.clone(),
             topic: topic.to_string(),
             partition,
             dir: dir.to_path_buf(),
             options,
             state: RefCell::new(state),
-            flush_lock: Semaphore::new(1),
+            sync_lock: Semaphore::new(1),
             cleaned_through: Cell::new(None),
             read_ahead: ReadAhead::default(),
         });
@@ -518,175 +510,6 @@ impl PartitionLog {
             FlushPolicy::AcksAll => acks == -1,
             FlushPolicy::Never => false,
         }
-    }
-
-    /// Waits until everything below `end_offset` is written (and synced when
-    /// `sync`), flushing if nobody else is.
-    pub async fn wait_written(&self, end_offset: u64, sync: bool) -> Result<(), StorageError> {
-        loop {
-            if self.is_covered(end_offset, sync)? {
-                return Ok(());
-            }
-            let _permit = self
-                .flush_lock
-                .acquire_permit(1)
-                .await
-                .map_err(|_| StorageError::Offline)?;
-            if self.is_covered(end_offset, sync)? {
-                return Ok(());
-            }
-            self.flush_pending(sync).await?;
-        }
-    }
-
-    fn is_covered(&self, end_offset: u64, sync: bool) -> Result<bool, StorageError> {
-        let st = self.state.borrow();
-        st.check_usable()?;
-        let mark = if sync {
-            st.durable_offset
-        } else {
-            st.high_watermark
-        };
-        Ok(mark >= end_offset)
-    }
-
-    /// Writes every queued batch; the caller holds `flush_lock`.
-    async fn flush_pending(&self, sync: bool) -> Result<(), StorageError> {
-        loop {
-            let step = self.plan_write()?;
-            match step {
-                FlushStep::Done => break,
-                FlushStep::Roll => self.roll().await?,
-                FlushStep::Write(plan) => {
-                    let path = self.state.borrow().active().log_path();
-                    let written = plan.file.write_at(plan.buffer, plan.position).await;
-                    if let Err(e) = written {
-                        return Err(self.go_offline("cannot write segment", &path, e.into()));
-                    }
-                    self.commit_write(plan.batches, plan.new_tail_block);
-                }
-            }
-        }
-        if sync {
-            self.sync_active().await?;
-        }
-        Ok(())
-    }
-
-    fn plan_write(&self) -> Result<FlushStep, StorageError> {
-        let mut st = self.state.borrow_mut();
-        st.check_usable()?;
-        let Some(first) = st.pending.front() else {
-            return Ok(FlushStep::Done);
-        };
-        let first_len = first.bytes.len() as u64;
-        let segment_bytes = st.config.segment_bytes as u64;
-        let segment_ms = st.config.segment_ms;
-        let active = st.active();
-        let full = active.meta.size + first_len > segment_bytes;
-        let old = now_ms() - active.created_ms >= segment_ms;
-        if !active.meta.is_empty() && (full || old) {
-            return Ok(FlushStep::Roll);
-        }
-        let mut take = 0;
-        let mut bytes = 0u64;
-        for b in st.pending.iter() {
-            let len = b.bytes.len() as u64;
-            let fits = active.meta.size + bytes + len <= segment_bytes
-                && bytes + len <= MAX_WRITE_BYTES as u64;
-            if take > 0 && !fits {
-                break;
-            }
-            take += 1;
-            bytes += len;
-        }
-        let batches: Vec<PendingBatch> = st.pending.drain(..take).collect();
-        let active = st.active();
-        let position = align_down(active.meta.size);
-        let used = active.tail_block.len() + bytes as usize;
-        let mut buffer = active.file.alloc_dma_buffer(align_up(used as u64) as usize);
-        let out = buffer.as_bytes_mut();
-        out[..active.tail_block.len()].copy_from_slice(&active.tail_block);
-        let mut at = active.tail_block.len();
-        for b in &batches {
-            let slot = &mut out[at..at + b.bytes.len()];
-            slot.copy_from_slice(&b.bytes);
-            patch_batch(slot, b.header.base_offset, b.header.leader_epoch);
-            at += b.bytes.len();
-        }
-        out[used..].fill(0);
-        let tail_start = align_down(used as u64) as usize;
-        let new_tail_block = out[tail_start..used].to_vec();
-        Ok(FlushStep::Write(WritePlan {
-            file: active.file.clone(),
-            position,
-            buffer,
-            batches,
-            new_tail_block,
-        }))
-    }
-
-    fn commit_write(&self, batches: Vec<PendingBatch>, new_tail_block: Vec<u8>) {
-        let interval = self.options.index_interval_bytes;
-        let mut st = self.state.borrow_mut();
-        for b in &batches {
-            st.written_producers.replay(&b.header);
-        }
-        let active = st.active_mut();
-        for b in &batches {
-            active.meta.note_batch(&b.header, interval);
-        }
-        active.tail_block = new_tail_block;
-        let end = active.meta.next_offset;
-        st.cache.detach_written(end);
-        st.high_watermark = end;
-        st.wake_data_waiters();
-    }
-
-    async fn sync_active(&self) -> Result<(), StorageError> {
-        let (file, target, path) = {
-            let st = self.state.borrow();
-            let active = st.active();
-            (active.file.clone(), st.high_watermark, active.log_path())
-        };
-        if self.state.borrow().durable_offset >= target {
-            return Ok(());
-        }
-        if let Err(e) = file.fdatasync().await {
-            return Err(self.go_offline("cannot fdatasync segment", &path, e.into()));
-        }
-        let mut st = self.state.borrow_mut();
-        st.durable_offset = st.durable_offset.max(target);
-        Ok(())
-    }
-
-    /// Seals the active segment (synced, cut to its logical size, indexes
-    /// saved) and starts a new one at the next offset.
-    async fn roll(&self) -> Result<(), StorageError> {
-        let (file, size, next_base, path) = {
-            let st = self.state.borrow();
-            let a = st.active();
-            (
-                a.file.clone(),
-                a.meta.size,
-                a.meta.next_offset,
-                a.log_path(),
-            )
-        };
-        if let Err(e) = file.fdatasync().await {
-            return Err(self.go_offline("cannot fdatasync segment", &path, e.into()));
-        }
-        if let Err(e) = file.truncate(size).await {
-            return Err(self.go_offline("cannot truncate segment", &path, e.into()));
-        }
-        self.state.borrow_mut().active_mut().save_indexes()?;
-        self.save_producer_snapshot(next_base);
-        let segment = Segment::create(&self.dir, next_base).await?;
-        write_checkpoint(&self.dir, RECOVERY_POINT_FILE, next_base)?;
-        let mut st = self.state.borrow_mut();
-        st.segments.insert(next_base, segment);
-        st.durable_offset = st.durable_offset.max(next_base);
-        Ok(())
     }
 
     /// Saves the producer state of the written batches as of `offset` (the
@@ -1191,12 +1014,6 @@ fn first_record_at_or_after(
         .unwrap_or(fallback)
 }
 
-impl SegmentMeta {
-    pub fn is_empty(&self) -> bool {
-        self.size == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1219,6 +1036,7 @@ mod tests {
             index_interval_bytes: 256,
             cache_bytes: 2048,
             flush_policy: FlushPolicy::AcksAll,
+            writes_in_flight: 4,
         }
     }
 
@@ -1453,6 +1271,81 @@ mod tests {
                 assert_eq!(seen, (0..end).collect::<Vec<_>>(), "max_bytes {max_bytes}");
             }
             log.close().await.unwrap();
+        });
+    }
+
+    /// Batches of about 300 KB with uneven sizes, each value filled with its
+    /// batch number, as one record per batch.
+    fn large_batch(n: usize) -> (Bytes, BatchHeader) {
+        let value = vec![b'a' + (n % 26) as u8; 300_000 + n * 4_099];
+        let batch = crate::protocol::batch::encode_records(
+            &[(1_000 + n as i64, None, Some(Bytes::from(value)))],
+            Compression::None,
+        )
+        .unwrap();
+        let header = validate_producer_batch(&batch).unwrap();
+        (batch, header)
+    }
+
+    /// Every record's offset and value, in offset order.
+    async fn read_values(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
+        let mut values = Vec::new();
+        let mut next = 0;
+        while (next as u64) < log.high_watermark() {
+            let mut records = log.read(next, 1 << 20, true).await.unwrap().records;
+            let set = RecordBatchDecoder::decode(&mut records).unwrap();
+            for r in set.records {
+                values.push((r.offset, r.value.unwrap().to_vec()));
+                next = r.offset + 1;
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn pipelined_writes_commit_in_order_and_survive_reopen_and_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let config = TopicConfig {
+                segment_bytes: 3 << 20,
+                ..TopicConfig::default()
+            };
+            let log = open(&path, config.clone()).await;
+            let mut end = 0;
+            let mut most_in_flight = 0;
+            for n in 0..24 {
+                let (batch, header) = large_batch(n);
+                end = log.append(&batch, &header, 0).unwrap().result().end_offset;
+                log.start_writes();
+                most_in_flight = most_in_flight.max(log.state.borrow().writes.in_flight());
+            }
+            assert_eq!(most_in_flight, 4, "writes run side by side");
+            log.wait_written(end, true).await.unwrap();
+            let expected: Vec<(i64, Vec<u8>)> = (0..24)
+                .map(|n| (n as i64, vec![b'a' + (n % 26) as u8; 300_000 + n * 4_099]))
+                .collect();
+            assert_eq!(read_values(&log).await, expected);
+            assert!(log.state.borrow().segments.len() >= 3, "segments rolled");
+            // Sealed segments are cut to their logical size.
+            for (_, segment) in log.state.borrow().segments.iter().rev().skip(1) {
+                let on_disk = std::fs::metadata(segment.log_path()).unwrap().len();
+                assert_eq!(on_disk, segment.meta.size);
+            }
+            // A crash: no close, the active segment keeps its preallocated tail.
+            let (active_path, active_size) = {
+                let st = log.state.borrow();
+                (st.active().log_path(), st.active().meta.size)
+            };
+            assert!(std::fs::metadata(&active_path).unwrap().len() > active_size);
+            drop(log);
+            let log = open(&path, config.clone()).await;
+            assert_eq!(log.high_watermark(), 24);
+            assert_eq!(read_values(&log).await, expected);
+            log.close().await.unwrap();
+            drop(log);
+            let log = open(&path, config).await;
+            assert_eq!(read_values(&log).await, expected);
         });
     }
 

@@ -23,7 +23,15 @@ pub struct Segment {
     pub meta: SegmentMeta,
     pub file: Rc<DmaFile>,
     pub dir: PathBuf,
-    /// The bytes `[align_down(meta.size), meta.size)`, rewritten with the next write.
+    /// The file's size once every planned write is done: `meta.size` plus
+    /// the writes in flight.
+    pub planned_size: u64,
+    /// What the file's length is (or will be once a planned fallocate is
+    /// done): blocks up to here are allocated, so writes below it do not
+    /// extend the file. Cut back to `meta.size` when the segment is sealed.
+    pub allocated_size: u64,
+    /// The bytes `[align_down(planned_size), planned_size)`, rewritten with
+    /// the next write.
     pub tail_block: Vec<u8>,
     /// Wall-clock creation time, for `segment.ms`.
     pub created_ms: i64,
@@ -53,6 +61,8 @@ impl Segment {
             meta: SegmentMeta::empty(base_offset),
             file: Rc::new(file),
             dir: dir.to_path_buf(),
+            planned_size: 0,
+            allocated_size: 0,
             tail_block: Vec::new(),
             created_ms: super::now_ms(),
         })
@@ -75,6 +85,8 @@ impl Segment {
             .map(|d| d.as_millis() as i64)
             .unwrap_or_else(super::now_ms);
         Ok(Segment {
+            planned_size: meta.size,
+            allocated_size: meta.size,
             meta,
             file: Rc::new(file),
             dir: dir.to_path_buf(),
