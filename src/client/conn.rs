@@ -191,24 +191,50 @@ pub fn patch_correlation_id(frame: &mut [u8], correlation_id: i32) -> Result<(),
     Ok(())
 }
 
+/// A blocking reader that only writes into the buffer it is given, so a
+/// frame can be read into uninitialised capacity (no zero-fill of every
+/// response: it was a tenth of the bench consumer's time at 1 GB/s).
+///
+/// # Safety
+/// `read(buf)` must not read any byte of `buf`, and must report at most
+/// `buf.len()` bytes written.
+pub unsafe trait ReadsIntoOnly: Read {}
+
+// SAFETY: a socket's read is recv(2) into the buffer.
+unsafe impl ReadsIntoOnly for TcpStream {}
+// SAFETY: a slice's read copies from the slice into the buffer.
+unsafe impl ReadsIntoOnly for &[u8] {}
+
 /// Reads one size-prefixed frame into `buf` (reused from call to call: its
 /// storage is reclaimed once the previous frame is dropped) and returns it
 /// without its size prefix. Sizes above [`FRAME_BYTES_MAX`] are refused.
-pub fn read_frame_into<S: Read>(
+pub fn read_frame_into<S: ReadsIntoOnly>(
     stream: &mut S,
     peer: &str,
     buf: &mut BytesMut,
 ) -> Result<Bytes, ClientError> {
+    let reading = |e| ClientError::io(format!("reading from {peer}"), e);
     let mut size_bytes = [0u8; 4];
-    stream
-        .read_exact(&mut size_bytes)
-        .map_err(|e| ClientError::io(format!("reading from {peer}"), e))?;
+    stream.read_exact(&mut size_bytes).map_err(reading)?;
     let size = check_frame_size(i32::from_be_bytes(size_bytes))?;
     buf.clear();
-    buf.resize(size, 0);
-    stream
-        .read_exact(&mut buf[..])
-        .map_err(|e| ClientError::io(format!("reading from {peer}"), e))?;
+    buf.reserve(size);
+    while buf.len() < size {
+        let missing = size - buf.len();
+        let spare = buf.spare_capacity_mut();
+        let want = missing.min(spare.len());
+        // SAFETY: the slice covers `want` bytes of `buf`'s allocation past
+        // its length; `S: ReadsIntoOnly` only writes into it.
+        let into = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), want) };
+        let n = match stream.read(into) {
+            Ok(0) => return Err(reading(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => n.min(want),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(reading(e)),
+        };
+        // SAFETY: the reader initialised the first `n` bytes past the length.
+        unsafe { buf.set_len(buf.len() + n) };
+    }
     Ok(buf.split().freeze())
 }
 

@@ -158,8 +158,8 @@ impl Default for BrokerConfig {
             index_interval_bytes: 4096,
             flush_policy: FlushPolicy::AcksAll,
             socket_request_max_bytes: 100 * 1024 * 1024,
-            cache_bytes_per_partition: 4 * 1024 * 1024,
-            cache_bytes_per_shard: 256 * 1024 * 1024,
+            cache_bytes_per_partition: default_cache_bytes_per_shard(),
+            cache_bytes_per_shard: default_cache_bytes_per_shard(),
             writes_in_flight: 4,
             max_inflight_per_connection: 64,
             cluster_id: "tidemark-dev-cluster".to_string(),
@@ -336,6 +336,32 @@ impl BrokerConfig {
             ..TopicConfig::default()
         }
     }
+}
+
+/// A quarter of the memory this process may use, split over the CPUs (one
+/// shard each). O_DIRECT bypasses the page cache, so the batch cache is what
+/// keeps a recent backlog in memory, as the page cache does for Apache Kafka.
+fn default_cache_bytes_per_shard() -> usize {
+    const FLOOR_BYTES: u64 = 64 << 20;
+    let memory = usable_memory_bytes().unwrap_or(4 << 30);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    (memory / 4 / cpus).max(FLOOR_BYTES) as usize
+}
+
+/// Physical memory, or the cgroup (v2) limit when one is set and smaller.
+fn usable_memory_bytes() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let physical = (pages > 0 && page_size > 0).then(|| pages as u64 * page_size as u64)?;
+    let cgroup_limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    Some(cgroup_limit.map_or(physical, |limit| limit.min(physical)))
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {

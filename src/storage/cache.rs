@@ -1,9 +1,11 @@
 //! The per-partition batch cache: the most recent batches as `Bytes`.
 //! O_DIRECT bypasses the page cache, so Fetch of recent data is served from
 //! here; older data is read from the segments. A batch enters as the producer
-//! sent it (a zero-copy slice of the request) and gets its own copy, with its
-//! broker-assigned offset and leader epoch written in, once it is written to
-//! the segment (`detach_written`) or first read, whichever comes first.
+//! sent it (a zero-copy slice of the request). If the request also carried
+//! other partitions' batches, it gets its own copy, with its broker-assigned
+//! offset and leader epoch written in, once it is written to the segment
+//! (`detach_written`); otherwise it stays the slice, and reads write the
+//! offsets into the copy they make of it anyway.
 use crate::protocol::batch::patch_batch;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -22,6 +24,25 @@ struct CachedBatch {
 }
 
 impl CachedBatch {
+    /// The batch with its offsets written in: itself if it already carries
+    /// them, else a copy.
+    fn to_patched(&self) -> Bytes {
+        if self.patched {
+            return self.bytes.clone();
+        }
+        let mut copy = BytesMut::with_capacity(self.bytes.len());
+        self.append_patched(&mut copy);
+        copy.freeze()
+    }
+
+    fn append_patched(&self, out: &mut BytesMut) {
+        let at = out.len();
+        out.extend_from_slice(&self.bytes);
+        if !self.patched {
+            patch_batch(&mut out[at..], self.base_offset as i64, self.leader_epoch);
+        }
+    }
+
     fn patched_bytes(&mut self) -> &Bytes {
         if !self.patched {
             let mut copy = BytesMut::from(&self.bytes[..]);
@@ -183,17 +204,20 @@ impl BatchCache {
             total += b.bytes.len();
             end += 1;
         }
-        let mut picked = self.batches.range_mut(start..end);
+        let picked = self.batches.range(start..end);
         Some(match end - start {
             0 => Bytes::new(),
             1 => picked
+                .map(CachedBatch::to_patched)
                 .next()
-                .map(|b| b.patched_bytes().clone())
                 .unwrap_or_default(),
             _ => {
+                // One copy for the whole answer, offsets written in as it is
+                // made: no patched copy is kept, so a hot backlog costs the
+                // cache its request buffers once, not twice.
                 let mut out = BytesMut::with_capacity(total);
                 for b in picked {
-                    out.extend_from_slice(b.patched_bytes());
+                    b.append_patched(&mut out);
                 }
                 out.freeze()
             }
@@ -232,6 +256,28 @@ mod tests {
         assert_eq!(c.first_offset(), None);
         c.push(4, 5, 0, Bytes::from(vec![1u8; 300]));
         assert_eq!(c.read(4, 6, 1000, true).unwrap().len(), 300);
+    }
+
+    #[test]
+    fn reads_write_the_offsets_into_their_copy_and_keep_the_slice() {
+        use crate::protocol::batch::{tests::sample_batch, BatchIter};
+        use kafka_protocol::records::Compression;
+        let batch = Bytes::from(sample_batch(2, Compression::None));
+        let mut c = BatchCache::new(1 << 20);
+        c.push_slice(42, 43, 7, batch.clone(), false);
+        c.push_slice(44, 45, 8, batch.clone(), false);
+        let headers = |records: &Bytes| -> Vec<(i64, i32)> {
+            BatchIter::new(records)
+                .map(|(h, _)| (h.base_offset, h.leader_epoch))
+                .collect()
+        };
+        assert_eq!(
+            headers(&c.read(42, 46, 1 << 20, true).unwrap()),
+            [(42, 7), (44, 8)]
+        );
+        assert_eq!(headers(&c.read(44, 46, 1 << 20, true).unwrap()), [(44, 8)]);
+        // The cache still holds the producer's bytes, not a second copy.
+        assert!(c.batches.iter().all(|b| !b.patched && b.bytes == batch));
     }
 
     #[test]
