@@ -14,7 +14,7 @@ use crate::metadata::{MetadataStore, TopicMeta};
 use crate::quorum::client::{ClientError, QuorumClient};
 use crate::quorum::model::{BrokerInfo, ClusterView, PartitionState};
 use crate::quorum::state::{Applied, Command, CommandError};
-use crate::shard::Job;
+use crate::shard::{register_reply, Job, ReplyTo};
 use futures::channel::oneshot;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,16 +57,16 @@ pub enum AgentCall {
         leader_id: i32,
         epochs: (i32, i32),
         new_isr: Vec<i32>,
-        reply: oneshot::Sender<Result<PartitionState, AgentError>>,
+        reply: ReplyTo<Result<PartitionState, AgentError>>,
     },
     /// Any other state-machine command (topic administration).
     Write {
         command: Command,
-        reply: oneshot::Sender<Result<Applied, AgentError>>,
+        reply: ReplyTo<Result<Applied, AgentError>>,
     },
     /// A block of producer ids for this broker.
     AllocateProducerIds {
-        reply: oneshot::Sender<Result<(i64, i64), AgentError>>,
+        reply: ReplyTo<Result<(i64, i64), AgentError>>,
     },
 }
 
@@ -81,16 +81,19 @@ impl AgentHandle {
         AgentHandle { calls }
     }
 
-    async fn call<T>(
+    /// Sends a call and waits for its answer, which comes back through the
+    /// shard's reply router (shard/replies.rs), not by waking this task from
+    /// the agent's thread. Only shards call the agent.
+    async fn call<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, AgentError>>) -> AgentCall,
+        make: impl FnOnce(ReplyTo<Result<T, AgentError>>) -> AgentCall,
     ) -> Result<T, AgentError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = register_reply().ok_or(AgentError::Gone)?;
         self.calls
             .send_async(make(reply))
             .await
             .map_err(|_| AgentError::Gone)?;
-        answer.await.map_err(|_| AgentError::Gone)?
+        answer.answer().await.ok_or(AgentError::Gone)?
     }
 
     pub async fn alter_partition(
@@ -297,17 +300,17 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
                         new_isr,
                     )
                     .await;
-                let _ = reply.send(answer.map_err(AgentError::from));
+                reply.send(answer.map_err(AgentError::from));
             }
             AgentCall::Write { command, reply } => {
                 let answer = client.propose(command).await;
-                let _ = reply.send(answer.map_err(AgentError::from));
+                reply.send(answer.map_err(AgentError::from));
             }
             AgentCall::AllocateProducerIds { reply } => {
                 let answer = client
                     .allocate_producer_ids(broker_id, PRODUCER_ID_BLOCK)
                     .await;
-                let _ = reply.send(answer.map_err(AgentError::from));
+                reply.send(answer.map_err(AgentError::from));
             }
         }
     }

@@ -4,17 +4,19 @@
 //! Ownership is a pure function of (topic, partition, shard count), so every
 //! shard computes it without asking anyone and without shared state. Work for
 //! another shard travels as a `Job`: a `Send` closure that the target shard
-//! runs on itself, carrying `Bytes` (reference-counted, never copied) and a
-//! oneshot channel for the answer. One job per target shard per request keeps
+//! runs on itself, carrying `Bytes` (reference-counted, never copied) and
+//! where to send the answer (replies.rs: answers come home without waking a
+//! task from another thread). One job per target shard per request keeps
 //! cross-shard wake-ups to one per request.
+mod replies;
 mod runtime;
 
+pub use replies::{register_reply, PendingReply, ReplyTo};
 pub use runtime::{start_shards, ShardSet};
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
 use crate::storage::{partition_dir, LogOptions, PartitionLog, StorageError};
-use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -48,6 +50,8 @@ pub struct Shard {
     /// Each owned partition's replication role (cluster brokers only).
     pub replication: crate::replication::ReplicaManager,
     inboxes: Vec<flume::Sender<Job>>,
+    /// Answers of the jobs this shard sent to others.
+    replies: Rc<replies::ReplyRouter>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     stopping: Cell<bool>,
     /// Serializes opening logs, so two requests never open one log twice.
@@ -69,6 +73,7 @@ impl Shard {
             config,
             metadata,
             inboxes,
+            replies: Rc::new(replies::ReplyRouter::default()),
             logs: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),
             open_lock: glommio::sync::Semaphore::new(1),
@@ -94,15 +99,22 @@ impl Shard {
         if target == self.id {
             return Ok(work(self.clone()).await);
         }
-        let (tx, rx) = oneshot::channel();
+        // The answer comes back through this shard's reply router, never by
+        // waking this task from the other thread (see replies.rs).
+        let (reply_to, pending) = self.replies.register();
         let job: Job = Box::new(move |shard| {
             Box::pin(async move {
-                let _ = tx.send(work(shard).await);
+                reply_to.send(work(shard).await);
             })
         });
         let inbox = self.inboxes.get(target).ok_or(ShardGone(target))?;
         inbox.send_async(job).await.map_err(|_| ShardGone(target))?;
-        rx.await.map_err(|_| ShardGone(target))
+        pending.answer().await.ok_or(ShardGone(target))
+    }
+
+    /// Starts the tasks that deliver other shards' answers (at shard start).
+    pub(crate) fn start_reply_router(&self) {
+        self.replies.start();
     }
 
     /// Runs `work` on every shard and gathers the answers in shard order.

@@ -126,6 +126,7 @@ async fn run_shard(
     stop: flume::Receiver<()>,
     ready: flume::Sender<Result<usize, String>>,
 ) {
+    shard.start_reply_router();
     let listener = match prepare_shard(&shard).await {
         Ok(listener) => listener,
         Err(message) => {

@@ -42,7 +42,7 @@ const MAX_WRITE_BYTES: u64 = 8 << 20;
 const MIN_OVERLAPPED_WRITE_BYTES: u64 = 256 << 10;
 
 /// Writes at least this large preallocate the file ahead of themselves.
-const PREALLOCATE_MIN_WRITE_BYTES: u64 = 256 << 10;
+const PREALLOCATE_MIN_BYTES: u64 = 1 << 20;
 /// How far ahead of a large write the file is preallocated, in multiples
 /// of the write's size, and at most how far.
 const PREALLOCATE_WRITES_AHEAD: u64 = 4;
@@ -424,10 +424,11 @@ fn preallocation(
     write_bytes: u64,
     segment_bytes: u64,
 ) -> Option<u64> {
-    if write_bytes < PREALLOCATE_MIN_WRITE_BYTES || write_end <= active.allocated_size {
+    if write_end <= active.allocated_size {
         return None;
     }
-    let ahead = (write_bytes * PREALLOCATE_WRITES_AHEAD).min(PREALLOCATE_MAX_BYTES);
+    let ahead = (write_bytes * PREALLOCATE_WRITES_AHEAD)
+        .clamp(PREALLOCATE_MIN_BYTES, PREALLOCATE_MAX_BYTES);
     let length = align_up((write_end + ahead).min(segment_bytes)).max(write_end);
     active.allocated_size = length;
     Some(length)
