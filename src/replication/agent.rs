@@ -14,7 +14,7 @@ use crate::metadata::{MetadataStore, TopicMeta};
 use crate::quorum::client::{ClientError, QuorumClient};
 use crate::quorum::model::{BrokerInfo, ClusterView, PartitionState};
 use crate::quorum::state::{Applied, Command, CommandError};
-use crate::shard::{register_reply, Job, ReplyTo};
+use crate::shard::{register_reply, send_to_thread, Job, ReplyTo};
 use futures::channel::oneshot;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,8 +89,7 @@ impl AgentHandle {
         make: impl FnOnce(ReplyTo<Result<T, AgentError>>) -> AgentCall,
     ) -> Result<T, AgentError> {
         let (reply, answer) = register_reply().ok_or(AgentError::Gone)?;
-        self.calls
-            .send_async(make(reply))
+        send_to_thread(&self.calls, make(reply))
             .await
             .map_err(|_| AgentError::Gone)?;
         answer.answer().await.ok_or(AgentError::Gone)?

@@ -11,7 +11,7 @@
 mod replies;
 mod runtime;
 
-pub use replies::{register_reply, PendingReply, ReplyTo};
+pub use replies::{register_reply, send_to_thread, PendingReply, ReplyTo};
 pub use runtime::{start_shards, ShardSet};
 
 use crate::config::BrokerConfig;
@@ -108,7 +108,9 @@ impl Shard {
             })
         });
         let inbox = self.inboxes.get(target).ok_or(ShardGone(target))?;
-        inbox.send_async(job).await.map_err(|_| ShardGone(target))?;
+        send_to_thread(inbox, job)
+            .await
+            .map_err(|_| ShardGone(target))?;
         pending.answer().await.ok_or(ShardGone(target))
     }
 

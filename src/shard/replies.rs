@@ -28,6 +28,24 @@ thread_local! {
     static ROUTER: RefCell<Option<Rc<ReplyRouter>>> = const { RefCell::new(None) };
 }
 
+/// Sends into a bounded channel that another thread reads, without giving
+/// that thread this task's waker (see above): when the channel is full, the
+/// task sleeps a little on its own timer and tries again. Fails when the
+/// receiver is gone.
+pub async fn send_to_thread<T>(sender: &flume::Sender<T>, mut value: T) -> Result<(), T> {
+    const RETRY_AFTER: std::time::Duration = std::time::Duration::from_micros(200);
+    loop {
+        match sender.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(flume::TrySendError::Full(back)) => {
+                value = back;
+                glommio::timer::sleep(RETRY_AFTER).await;
+            }
+            Err(flume::TrySendError::Disconnected(back)) => return Err(back),
+        }
+    }
+}
+
 /// A new call from the shard running on this thread (None elsewhere): the
 /// `ReplyTo` travels to whoever answers, on any thread; the `PendingReply`
 /// stays here and resolves to the answer.
