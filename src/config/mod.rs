@@ -141,6 +141,7 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
+        let cache_bytes_per_shard = default_cache_bytes_per_shard();
         BrokerConfig {
             node_id: 1,
             listen: "127.0.0.1:9092".to_string(),
@@ -158,8 +159,8 @@ impl Default for BrokerConfig {
             index_interval_bytes: 4096,
             flush_policy: FlushPolicy::AcksAll,
             socket_request_max_bytes: 100 * 1024 * 1024,
-            cache_bytes_per_partition: default_cache_bytes_per_shard(),
-            cache_bytes_per_shard: default_cache_bytes_per_shard(),
+            cache_bytes_per_partition: cache_bytes_per_shard,
+            cache_bytes_per_shard,
             writes_in_flight: 4,
             max_inflight_per_connection: 64,
             cluster_id: "tidemark-dev-cluster".to_string(),

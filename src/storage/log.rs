@@ -524,11 +524,21 @@ impl PartitionLog {
     }
 
     fn go_offline(&self, context: &'static str, path: &Path, e: std::io::Error) -> StorageError {
-        tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "{context}: the log goes offline");
+        let error = StorageError::io(context, path, e);
+        self.take_offline(context, &error);
+        error
+    }
+
+    /// Marks the log offline (unless it already failed or was deleted) and
+    /// wakes every waiter, which then sees the failure.
+    fn take_offline(&self, context: &'static str, error: &StorageError) {
         let mut st = self.state.borrow_mut();
+        if st.check_usable().is_err() {
+            return;
+        }
+        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log goes offline");
         st.failure = Some(Failure::Offline);
         st.wake_data_waiters();
-        StorageError::io(context, path, e)
     }
 
     /// A receiver that fires when the high watermark next moves (or the log

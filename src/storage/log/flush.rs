@@ -276,21 +276,10 @@ impl PartitionLog {
 
     async fn run_roll(self: Rc<Self>) {
         if let Err(e) = self.roll().await {
-            self.fail("cannot roll segment", &e);
+            self.take_offline("cannot roll segment", &e);
         }
         self.state.borrow_mut().writes.rolling = false;
         self.start_writes();
-    }
-
-    /// Takes the log offline after an error that `go_offline` did not see.
-    fn fail(&self, context: &'static str, error: &StorageError) {
-        let mut st = self.state.borrow_mut();
-        if st.check_usable().is_err() {
-            return;
-        }
-        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log goes offline");
-        st.failure = Some(super::Failure::Offline);
-        st.wake_data_waiters();
     }
 
     pub(super) async fn sync_active(&self) -> Result<(), StorageError> {
