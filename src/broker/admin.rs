@@ -3,7 +3,7 @@
 //! or removes the logs it owns before the answer goes out, so a client that
 //! reads the answer can use the topic at once.
 use super::{metadata_error_code, str_bytes, RequestContext};
-use crate::metadata::{MetadataError, TopicMeta};
+use crate::metadata::{is_internal_topic, MetadataError, TopicMeta};
 use crate::protocol::ResponseError;
 use crate::replication::cluster_admin;
 use crate::shard::Shard;
@@ -101,13 +101,18 @@ async fn create_one(
     topic: &create_topics_request::CreatableTopic,
     validate_only: bool,
 ) -> Result<TopicMeta, (i16, String)> {
+    let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
+    if is_internal_topic(name) {
+        // The broker creates `__consumer_offsets` itself, with its own
+        // partition count, which group placement depends on.
+        return Err(fail(MetadataError::InternalTopic(name.to_string())));
+    }
     let partitions = partition_count(shard, topic)?;
     let configs: BTreeMap<String, String> = topic
         .configs
         .iter()
         .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
         .collect();
-    let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
     // In a cluster the controller checks the factor against live brokers.
     let local_replication_factor = if shard.replication.in_cluster() {
         -1
@@ -213,6 +218,9 @@ pub async fn delete_topics(
 
 /// Removes a topic from the registry, then its logs from every shard.
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, MetadataError> {
+    if is_internal_topic(name) {
+        return Err(MetadataError::InternalTopic(name.to_string()));
+    }
     if shard.replication.in_cluster() {
         return cluster_admin::delete_topic(shard, name).await;
     }

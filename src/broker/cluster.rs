@@ -4,7 +4,7 @@
 //! cluster broker answers from the quorum service's latest view: every live
 //! broker, and each partition's leader, epoch, replicas and ISR.
 use super::{admin, metadata_error_code, str_bytes, topic_name, RequestContext};
-use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
 use crate::protocol::api::SUPPORTED_APIS;
 use crate::protocol::ResponseError;
 use crate::quorum::model::ClusterView;
@@ -182,7 +182,10 @@ async fn auto_create(
     if validate_topic_name(name).is_err() {
         return failed(ResponseError::InvalidTopicException.code());
     }
-    if !may_create {
+    // Internal topics are created by the broker with their own settings
+    // (`__consumer_offsets` by the first FindCoordinator), never by a
+    // Metadata request with `num.partitions`.
+    if !may_create || is_internal_topic(name) {
         return failed(ResponseError::UnknownTopicOrPartition.code());
     }
     let partitions = shard.config.default_partitions;
@@ -221,7 +224,7 @@ fn describe_topic(topic: &TopicMeta, shape: &Shape, v: i16) -> MetadataResponseT
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
         .with_topic_id(if v >= 10 { topic.id } else { uuid::Uuid::nil() })
-        .with_is_internal(v >= 1 && topic.name.starts_with("__"))
+        .with_is_internal(v >= 1 && is_internal_topic(&topic.name))
         .with_partitions(partitions)
 }
 

@@ -8,6 +8,7 @@
 //! original is written, as Apache Kafka does (`UnifiedLog.append` returns
 //! the duplicate's original `LogAppendInfo`).
 use super::{owned_log, storage_error_code, RequestContext};
+use crate::metadata::is_internal_topic;
 use crate::protocol::batch::{validate_producer_batch_with, BatchError};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
@@ -65,6 +66,13 @@ pub async fn handle(
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1),
             );
+            if is_internal_topic(&name) {
+                // Kafka's ReplicaManager.appendToLocalLog: clients never
+                // write internal topics; only the coordinator does.
+                let code = ResponseError::InvalidTopicException.code();
+                topic_response.partition_responses[p].error_code = code;
+                continue;
+            }
             let owner = shard.owner_of(&name, partition.index);
             by_shard.entry(owner).or_default().push(ProduceItem {
                 slot: (t, p),

@@ -6,12 +6,15 @@
 //! shard that owns that partition: every group request is forwarded there,
 //! so a group's state is touched by one shard only, without locks. Offsets and
 //! group metadata are appended to that partition (synced before the answer)
-//! and replayed from it when the shard starts. The topic is kept whole
-//! (retention off): log compaction is not built yet.
+//! and replayed from it when the shard starts. The topic is compacted
+//! (retention off): replay steps over the gaps compaction leaves, and over
+//! any batch it cannot decode, so one bad batch costs only its own records.
 pub mod membership;
 pub mod records;
 
-use crate::protocol::batch::{encode_records, validate_producer_batch, PlainRecord};
+use crate::protocol::batch::{
+    encode_records, validate_producer_batch, BatchHeader, BatchIter, PlainRecord,
+};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::{PartitionLog, Reader};
@@ -542,40 +545,65 @@ pub async fn take_over_partition(shard: Rc<Shard>, partition: i32) {
 /// the partition's future, which its followers are about to copy.
 async fn load_partition(shard: &Rc<Shard>, partition: i32) -> Result<usize, String> {
     let now = Instant::now();
+    let Some(log) = offsets_log(shard, partition).await else {
+        return Ok(0);
+    };
     let mut loaded = 0usize;
-    {
-        let Some(log) = offsets_log(shard, partition).await else {
-            return Ok(0);
-        };
-        let mut next = log.log_start_offset() as i64;
-        while (next as u64) < log.written_end() {
-            let read = log
-                .read_for(Reader::Follower, next, REPLAY_READ_BYTES, true)
-                .await
-                .map_err(|e| format!("cannot replay {OFFSETS_TOPIC}-{partition}: {e}"))?;
-            let mut bytes = read.records;
-            let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
-                // The CRC matched at recovery, so this is a format we do not
-                // read: keep what was loaded rather than refuse to start.
-                tracing::error!(partition, offset = next, "undecodable batch in {OFFSETS_TOPIC}: the rest of this partition is not loaded");
-                break;
-            };
-            let before = next;
-            for record in sets.into_iter().flat_map(|s| s.records) {
-                next = next.max(record.offset + 1);
-                if let Some(key) = &record.key {
-                    if let Some(r) = records::decode(key, record.value.as_deref()) {
-                        shard.groups.apply(r, now);
-                        loaded += 1;
-                    }
-                }
-            }
-            if next == before {
-                break;
-            }
+    let mut next = log.log_start_offset() as i64;
+    while (next as u64) < log.written_end() {
+        let read = log
+            .read_for(Reader::Follower, next, REPLAY_READ_BYTES, true)
+            .await
+            .map_err(|e| format!("cannot replay {OFFSETS_TOPIC}-{partition}: {e}"))?;
+        let before = next;
+        for (header, at) in BatchIter::new(&read.records) {
+            next = next.max(header.last_offset() + 1);
+            let batch = read.records.slice(at..at + header.size);
+            loaded += replay_batch(shard, partition, &header, batch, now);
+        }
+        if next == before {
+            // Reads step over compaction's gaps, so this is a log that ends
+            // before its written end says: keep what was loaded.
+            tracing::error!(
+                partition,
+                offset = next,
+                "{OFFSETS_TOPIC} ends early: the rest of this partition is not loaded"
+            );
+            break;
         }
     }
     Ok(loaded)
+}
+
+/// Applies the group records of one stored batch; returns how many. A batch
+/// that does not decode is skipped (and logged): its neighbours still load.
+fn replay_batch(
+    shard: &Shard,
+    partition: i32,
+    header: &BatchHeader,
+    batch: Bytes,
+    now: Instant,
+) -> usize {
+    if header.is_control() {
+        return 0;
+    }
+    let mut buf = batch;
+    let set = match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::warn!(partition, offset = header.base_offset, error = %e, "skipping an undecodable batch in {OFFSETS_TOPIC}");
+            return 0;
+        }
+    };
+    let mut applied = 0;
+    for record in set.records {
+        let Some(key) = &record.key else { continue };
+        if let Some(r) = records::decode(key, record.value.as_deref()) {
+            shard.groups.apply(r, now);
+            applied += 1;
+        }
+    }
+    applied
 }
 
 /// Expires sessions and ends overdue rebalances, then persists what changed.

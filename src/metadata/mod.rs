@@ -35,6 +35,9 @@ pub enum MetadataError {
     UnknownTopic(String),
     #[error("invalid topic name {0:?}: {1}")]
     InvalidTopic(String, &'static str),
+    /// A client asked to create, delete or write an internal topic.
+    #[error("topic {0} is internal: only the broker creates, writes and deletes it")]
+    InternalTopic(String),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
     #[error("invalid replication factor {0}: this broker holds one replica per partition")]
@@ -364,6 +367,15 @@ impl MetadataStore {
             }
         })
     }
+}
+
+/// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): the broker creates and
+/// writes them; clients may read them but not produce to, create or delete
+/// them.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
 }
 
 /// Kafka's rule: 1 to 249 characters of ASCII letters, digits, '.', '_' and

@@ -188,10 +188,51 @@ impl LogState {
             .map_or(self.high_watermark, |limit| limit.min(self.high_watermark))
     }
 
+    /// Where a read of `offset` starts: the segment that holds it, or, when
+    /// compaction emptied the first segments below it, the first one after.
+    fn segment_holding(&self, offset: u64) -> Option<SegmentCursor> {
+        if let Some((_, segment)) = self.segments.range(..=offset).next_back() {
+            let position = segment.meta.position_for(offset);
+            return Some(SegmentCursor::at(segment, position));
+        }
+        let (_, segment) = self.segments.range(offset..).next()?;
+        Some(SegmentCursor::at(segment, 0))
+    }
+
+    /// The start of the segment after the one based at `base_offset`.
+    fn segment_after(&self, base_offset: u64) -> Option<SegmentCursor> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let (_, segment) = self
+            .segments
+            .range((Excluded(base_offset), Unbounded))
+            .next()?;
+        Some(SegmentCursor::at(segment, 0))
+    }
+
     fn read_bound(&self, reader: Reader) -> u64 {
         match reader {
             Reader::Consumer => self.visible_end(),
             Reader::Follower => self.high_watermark,
+        }
+    }
+}
+
+/// A read position in one segment: its file, a batch boundary to scan
+/// from, and its logical end.
+struct SegmentCursor {
+    file: Rc<DmaFile>,
+    base_offset: u64,
+    position: u64,
+    end: u64,
+}
+
+impl SegmentCursor {
+    fn at(segment: &Segment, position: u64) -> SegmentCursor {
+        SegmentCursor {
+            file: segment.file.clone(),
+            base_offset: segment.base_offset(),
+            position,
+            end: segment.meta.size,
         }
     }
 }
@@ -575,7 +616,7 @@ impl PartitionLog {
         at_least_one: bool,
     ) -> Result<FetchedRecords, StorageError> {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
-        let (file, segment_base, position, end, high_watermark, log_start_offset) = {
+        let (mut cursor, bound, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
             st.check_usable()?;
             let (bound, start) = (st.read_bound(reader), st.log_start_offset);
@@ -586,64 +627,45 @@ impl PartitionLog {
             if offset < start as i64 || offset > st.next_offset.max(bound) as i64 {
                 return Err(st.out_of_range(offset));
             }
-            let hw = bound;
             let result = |records| FetchedRecords {
                 records,
                 high_watermark: visible,
                 log_start_offset: start,
             };
             let offset = offset as u64;
-            if offset >= hw {
+            if offset >= bound {
                 return Ok(result(Bytes::new()));
             }
-            if let Some(records) = st.cache.read(offset, hw, max_bytes, at_least_one) {
+            if let Some(records) = st.cache.read(offset, bound, max_bytes, at_least_one) {
                 return Ok(result(records));
             }
-            let Some((_, segment)) = st.segments.range(..=offset).next_back() else {
+            let Some(cursor) = st.segment_holding(offset) else {
                 return Err(st.out_of_range(offset as i64));
             };
-            let position = segment.meta.position_for(offset);
-            (
-                segment.file.clone(),
-                segment.base_offset(),
-                position,
-                segment.meta.size,
-                visible,
-                start,
-            )
+            (cursor, bound, visible, start)
         };
         // A replicated log's segments hold more than the ISR has: a consumer's
         // records stop at the high watermark seen above.
         let replicated = self.state.borrow().high_watermark_limit.is_some();
         let trim_at = (reader == Reader::Consumer && replicated).then_some(high_watermark);
         let offset = offset as u64;
-        let served = self
-            .read_ahead
-            .next(segment_base, offset, max_bytes, at_least_one)
-            .await
-            .transpose()?;
-        let records = match served {
-            Some((_, records)) => records,
-            None => {
-                let wanted = |h: &BatchHeader| h.last_offset() >= offset as i64;
-                let (at, records) = match find_batch(&file, position, end, wanted).await? {
-                    None => (position, Bytes::new()),
-                    Some((at, first)) => {
-                        let records =
-                            read_whole_batches(&file, at, end, first.size, max_bytes, at_least_one)
-                                .await?;
-                        (at, records)
-                    }
-                };
-                if let Some((last, _)) = BatchIter::new(&records).last() {
-                    let next = last.last_offset() as u64 + 1;
-                    let end = at + records.len() as u64;
-                    self.read_ahead.restart(segment_base, file, end, next);
-                }
-                records
+        // Compaction can remove every record from `offset` to the end of a
+        // segment: as Kafka does, the read moves on to the next segment's
+        // first batch, whatever gap lies between. Each step moves to a higher
+        // base offset, so the walk ends after at most every segment once.
+        let (segment_base, records) = loop {
+            if let Some(records) = self
+                .read_segment(&cursor, offset, max_bytes, at_least_one)
+                .await?
+            {
+                break (cursor.base_offset, records);
+            }
+            let next = self.state.borrow().segment_after(cursor.base_offset);
+            match next {
+                Some(next) if next.base_offset < bound => cursor = next,
+                _ => break (cursor.base_offset, Bytes::new()),
             }
         };
-        // (The read-ahead stream restarts at the consumer's next fetch.)
         let records = match trim_at {
             Some(bound) => batches_below(records, bound),
             None => records,
@@ -656,6 +678,41 @@ impl PartitionLog {
             high_watermark,
             log_start_offset,
         })
+    }
+
+    /// Whole batches of one segment from the batch that holds `offset` (or
+    /// the first one after it), from the read-ahead stream if it is there.
+    /// `None` when the segment holds no batch at or after `offset`.
+    async fn read_segment(
+        &self,
+        cursor: &SegmentCursor,
+        offset: u64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<Option<Bytes>, StorageError> {
+        let served = self
+            .read_ahead
+            .next(cursor.base_offset, offset, max_bytes, at_least_one)
+            .await
+            .transpose()?;
+        if let Some((_, records)) = served {
+            return Ok(Some(records));
+        }
+        let wanted = |h: &BatchHeader| h.last_offset() >= offset as i64;
+        let file = &cursor.file;
+        let Some((at, first)) = find_batch(file, cursor.position, cursor.end, wanted).await? else {
+            return Ok(None);
+        };
+        let records =
+            read_whole_batches(file, at, cursor.end, first.size, max_bytes, at_least_one).await?;
+        // (The read-ahead stream restarts at the consumer's next fetch.)
+        if let Some((last, _)) = BatchIter::new(&records).last() {
+            let next = last.last_offset() as u64 + 1;
+            let end = at + records.len() as u64;
+            self.read_ahead
+                .restart(cursor.base_offset, file.clone(), end, next);
+        }
+        Ok(Some(records))
     }
 
     /// Keeps chunks of `chunk_bytes` read ahead of a sequential reader whose
@@ -862,6 +919,10 @@ impl PartitionLog {
             let _ = std::fs::remove_file(&cleaned_file);
             return Ok(());
         };
+        if cleaned.meta.size == 0 && self.absorb_emptied_segment(base, next_offset) {
+            let _ = std::fs::remove_file(&cleaned_file);
+            return Ok(());
+        }
         for ext in ["index", "timeindex"] {
             let _ = std::fs::remove_file(segment_path(&self.dir, base, ext));
         }
@@ -875,6 +936,27 @@ impl PartitionLog {
         self.read_ahead.clear();
         self.state.borrow_mut().segments.insert(base, segment);
         Ok(())
+    }
+
+    /// Drops a sealed segment that compaction emptied, giving its offsets to
+    /// the segment before it (whose end then reaches the next segment's
+    /// base, as recovery finds it). The first segment stays, empty: it holds
+    /// the log start offset, which Kafka's cleaner never moves either.
+    /// Returns whether the segment went.
+    fn absorb_emptied_segment(&self, base: u64, next_offset: u64) -> bool {
+        let removed = {
+            let mut st = self.state.borrow_mut();
+            let Some((_, previous)) = st.segments.range_mut(..base).next_back() else {
+                return false;
+            };
+            debug_assert_eq!(previous.meta.next_offset, base);
+            previous.meta.next_offset = next_offset;
+            st.segments.remove(&base)
+        };
+        self.read_ahead.clear();
+        drop(removed);
+        remove_segment_files(&self.dir, base);
+        true
     }
 
     /// Flushes and syncs what is queued, cuts the active file to its logical

@@ -1,0 +1,337 @@
+//! The hardening issue's data-loss cases, each reproduced the way a user (or
+//! a hostile client) meets it: compaction gaps that wedged consumers and lost
+//! committed offsets at restart, and clients writing, creating or deleting
+//! the internal `__consumer_offsets` topic.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC: i16 = 3;
+
+/// Housekeeping (retention and compaction) every 300 ms instead of 5 minutes.
+const FAST_HOUSEKEEPING: (&str, &str) = ("log.retention.check.interval.ms", "300");
+
+/// Waits until the broker has logged a compaction of `topic` that removed
+/// records, `times` times.
+fn wait_for_compactions(broker: &Broker, topic: &str, times: usize) {
+    wait_until(Duration::from_secs(60), "compaction", || {
+        let output = broker.output();
+        let done = output
+            .lines()
+            .filter(|l| l.contains("compacted") && l.contains(topic))
+            .count();
+        (done >= times).then_some(())
+    });
+}
+
+/// The `.log` files of one partition directory.
+fn segment_files(data_dir: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+/// 20 rounds of one record per key over 10 keys, each round its own batch:
+/// every round supersedes the one before, so compaction empties whole
+/// sealed segments. Returns the last value of each key.
+fn produce_rounds(broker: &Broker, topic: &str) -> Vec<(String, String)> {
+    let producer = producer(broker, &[("linger.ms", "0")]);
+    let mut last = Vec::new();
+    for round in 0..20 {
+        last.clear();
+        let recs: Vec<Rec> = (0..10)
+            .map(|k| {
+                let (key, value) = (
+                    format!("key-{k}"),
+                    format!("round {round:02} {}", "v".repeat(64)),
+                );
+                last.push((key.clone(), value.clone()));
+                Rec::new(Some(&key), Some(&value)).to(0)
+            })
+            .collect();
+        produce_ok(&producer, topic, &recs);
+    }
+    last
+}
+
+/// Checks what a consumer from the log start reads of the compacted topic:
+/// offsets rising to 199, each key's newest value last; returns how many
+/// records it read.
+fn assert_compacted_reads(
+    broker: &Broker,
+    topic: &str,
+    newest: &[(String, String)],
+    what: &str,
+) -> usize {
+    let messages = consume_all(broker, topic, &[0])
+        .remove(&0)
+        .unwrap_or_default();
+    let offsets: Vec<i64> = messages.iter().map(|m| m.offset()).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "{what}: offsets must rise: {offsets:?}"
+    );
+    assert_eq!(
+        offsets.last(),
+        Some(&199),
+        "{what}: the consumer reaches the log end"
+    );
+    for (key, value) in newest {
+        let seen = messages
+            .iter()
+            .rfind(|m| m.key() == Some(key.as_bytes()))
+            .and_then(value_str);
+        assert_eq!(
+            seen.as_deref(),
+            Some(value.as_str()),
+            "{what}: newest value of {key}"
+        );
+    }
+    messages.len()
+}
+
+#[test]
+fn a_compacted_topic_is_read_past_its_emptied_segments_after_a_restart() {
+    let mut broker = Broker::start_with(&[FAST_HOUSEKEEPING]);
+    let topic = topic_name("compacted");
+    create_topic(
+        &broker,
+        &topic,
+        1,
+        &[("cleanup.policy", "compact"), ("segment.bytes", "10000")],
+    );
+    let newest = produce_rounds(&broker, &topic);
+    wait_for_compactions(&broker, &topic, 1);
+    // Let a pass over the last sealed segment finish too.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_compacted_reads(&broker, &topic, &newest, "before the restart");
+
+    broker.restart();
+    // The batch cache served the records before; now they come from the
+    // cleaned segments.
+    let read = assert_compacted_reads(&broker, &topic, &newest, "after the restart");
+    assert!(
+        read < 200,
+        "compaction removed superseded records ({read} left)"
+    );
+    let files = segment_files(broker.data_dir(), &topic, 0);
+    assert!(
+        files.len() <= 2,
+        "emptied segments are removed (the first, holding the log start, may stay): {files:?}"
+    );
+}
+
+/// Kafka's placement of a group: `abs(javaHashCode(group)) % partitions`.
+fn offsets_partition_of(group: &str) -> i32 {
+    tidemark::group::offsets_partition(group, 50)
+}
+
+fn group_consumer(broker: &Broker, group: &str) -> BaseConsumer {
+    consumer_with(
+        broker,
+        &[("group.id", group), ("enable.auto.commit", "false")],
+    )
+}
+
+fn commit(consumer: &BaseConsumer, topic: &str, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("add partition");
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .unwrap_or_else(|e| panic!("commit {offset}: {e}"));
+}
+
+fn committed(broker: &Broker, group: &str, topic: &str) -> Offset {
+    let consumer = group_consumer(broker, group);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let answer = consumer
+        .committed_offsets(tpl, CLIENT_TIMEOUT)
+        .expect("committed offsets");
+    answer.elements()[0].offset()
+}
+
+#[test]
+fn committed_offsets_survive_compaction_of_the_offsets_topic_and_a_restart() {
+    let mut broker = Broker::start_with(&[FAST_HOUSEKEEPING]);
+    let topic = topic_name("committed");
+    create_topic(&broker, &topic, 1, &[]);
+    let group = "compacted-commits";
+    let consumer = group_consumer(&broker, group);
+    commit(&consumer, &topic, 100);
+    // Small segments, so that commits fill and seal several of them.
+    assert_eq!(
+        set_topic_config(&broker, OFFSETS_TOPIC, "segment.bytes", "1000"),
+        0
+    );
+    for offset in 101..=160 {
+        commit(&consumer, &topic, offset);
+    }
+    drop(consumer);
+    wait_for_compactions(&broker, OFFSETS_TOPIC, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(committed(&broker, group, &topic), Offset::Offset(160));
+
+    broker.restart();
+    assert_eq!(
+        committed(&broker, group, &topic),
+        Offset::Offset(160),
+        "the newest commit is loaded from the compacted offsets partition"
+    );
+}
+
+#[test]
+fn clients_cannot_produce_to_the_offsets_topic() {
+    let broker = Broker::start();
+    let topic = topic_name("any");
+    create_topic(&broker, &topic, 1, &[]);
+    // Create the offsets topic the way the broker does: a group's commit.
+    commit(&group_consumer(&broker, "g"), &topic, 1);
+    let producer = producer(&broker, &[("message.timeout.ms", "5000")]);
+    let outcome = produce(&producer, OFFSETS_TOPIC, &[Rec::value("garbage").to(0)]);
+    let error = outcome[0]
+        .as_ref()
+        .expect_err("a client write to an internal topic fails");
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InvalidTopic),
+        "Kafka answers INVALID_TOPIC_EXCEPTION: {error}"
+    );
+    assert_eq!(committed(&broker, "g", &topic), Offset::Offset(1));
+}
+
+/// A batch whose CRC is right but whose records are garbage: recovery keeps
+/// it (it is whole), the group loader cannot decode it.
+fn undecodable_batch(base_offset: i64) -> Vec<u8> {
+    let mut batch = vec![0u8; 61];
+    batch.extend_from_slice(&[0xff; 40]);
+    let length = (batch.len() - 12) as i32;
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[16] = 2; // magic
+    batch[23..27].copy_from_slice(&0i32.to_be_bytes()); // lastOffsetDelta
+    batch[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
+    batch[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[57..61].copy_from_slice(&1i32.to_be_bytes()); // one record
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Appends a batch after the last one of a stopped broker's active segment.
+fn append_to_active_segment(segment: &Path, batch_at: impl FnOnce(i64) -> Vec<u8>) {
+    let mut bytes = std::fs::read(segment).expect("read segment");
+    let mut at = 0;
+    let mut next = -1;
+    for (header, _) in tidemark::protocol::batch::BatchIter::new(&bytes) {
+        at += header.size;
+        next = header.last_offset() + 1;
+    }
+    assert!(next > 0, "the segment holds the group's commit");
+    bytes.truncate(at);
+    bytes.extend_from_slice(&batch_at(next));
+    std::fs::write(segment, bytes).expect("write segment");
+}
+
+#[test]
+fn an_undecodable_batch_in_the_offsets_topic_costs_only_itself() {
+    let mut broker = Broker::start();
+    let topic = topic_name("loader");
+    create_topic(&broker, &topic, 1, &[]);
+    let group = "survives-garbage";
+    commit(&group_consumer(&broker, group), &topic, 100);
+    broker.terminate();
+    let partition = offsets_partition_of(group);
+    let segments = segment_files(broker.data_dir(), OFFSETS_TOPIC, partition);
+    let active = segments.last().expect("an offsets segment");
+    append_to_active_segment(active, undecodable_batch);
+
+    broker.restart();
+    assert_eq!(
+        committed(&broker, group, &topic),
+        Offset::Offset(100),
+        "the commit before the bad batch is loaded"
+    );
+    commit(&group_consumer(&broker, group), &topic, 101);
+    broker.restart();
+    assert_eq!(
+        committed(&broker, group, &topic),
+        Offset::Offset(101),
+        "the commit after the bad batch is loaded"
+    );
+}
+
+/// A raw Metadata request naming `topic`, with auto-creation allowed.
+fn metadata_error(broker: &Broker, topic: &str) -> i16 {
+    let mut conn = RawConn::connect(broker);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_string())),
+        ))]))
+        .with_allow_auto_topic_creation(true);
+    let response: MetadataResponse = conn.request(&request, 9);
+    response.topics[0].error_code
+}
+
+#[test]
+fn the_offsets_topic_is_never_auto_created_small_nor_deleted_by_clients() {
+    let broker = Broker::start_with(&[("num.partitions", "1")]);
+    assert_eq!(
+        metadata_error(&broker, OFFSETS_TOPIC),
+        UNKNOWN_TOPIC,
+        "Metadata does not create an internal topic"
+    );
+    assert_eq!(partition_count(&broker, OFFSETS_TOPIC), None);
+    let admin = admin(&broker);
+    let runtime = futures::executor::block_on(admin.create_topics(
+        &[NewTopic::new(OFFSETS_TOPIC, 1, TopicReplication::Fixed(1))],
+        &admin_options(),
+    ))
+    .expect("create_topics");
+    let refused = runtime[0]
+        .as_ref()
+        .expect_err("CreateTopics of an internal topic fails");
+    assert_eq!(refused.1, RDKafkaErrorCode::InvalidTopic);
+
+    let topic = topic_name("placed");
+    create_topic(&broker, &topic, 1, &[]);
+    commit(&group_consumer(&broker, "placed-group"), &topic, 7);
+    assert_eq!(
+        partition_count(&broker, OFFSETS_TOPIC),
+        Some(50),
+        "the coordinator creates the offsets topic with offsets.topic.num.partitions"
+    );
+
+    let deleted =
+        futures::executor::block_on(admin.delete_topics(&[OFFSETS_TOPIC], &admin_options()))
+            .expect("delete_topics");
+    let refused = deleted[0]
+        .as_ref()
+        .expect_err("DeleteTopics of an internal topic fails");
+    assert_eq!(refused.1, RDKafkaErrorCode::InvalidTopic);
+    assert_eq!(partition_count(&broker, OFFSETS_TOPIC), Some(50));
+    assert_eq!(
+        committed(&broker, "placed-group", &topic),
+        Offset::Offset(7)
+    );
+}
