@@ -335,3 +335,84 @@ fn the_offsets_topic_is_never_auto_created_small_nor_deleted_by_clients() {
         Offset::Offset(7)
     );
 }
+
+/// One raw request to a quorum node; its JSON answer, or `None` when the
+/// node closed the connection without one.
+fn quorum_exchange(addr: &str, json: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the quorum");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut frame = (json.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(json.as_bytes());
+    stream.write_all(&frame).expect("write");
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// `tidemark cluster status` against the embedded quorum, with `secret`.
+fn cluster_status(addr: &str, secret: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["cluster", "status", "--json", "--quorum", addr])
+        .env("TIDEMARK_QUORUM_SECRET", secret)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tidemark cluster status")
+}
+
+#[test]
+fn the_embedded_quorum_takes_commands_only_with_its_secret_and_sheds_idle_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    let broker = Broker::start();
+    let topic = topic_name("kept");
+    create_topic(&broker, &topic, 1, &[]);
+    let quorum_dir = broker.data_dir().join("__quorum");
+    let addr = std::fs::read_to_string(quorum_dir.join("embedded-listen")).expect("listen file");
+    let addr = addr.trim().to_string();
+    let secret_file = quorum_dir.join("embedded-secret");
+    let mode = std::fs::metadata(&secret_file)
+        .expect("the secret file")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the secret is readable by its owner only"
+    );
+    let secret = std::fs::read_to_string(&secret_file).expect("read the secret");
+
+    // A local process without the secret can neither delete a topic nor
+    // re-register a broker elsewhere.
+    let delete = format!(
+        r#"{{"auth":null,"request":{{"Write":{{"expected_revision":null,"command":{{"DeleteTopic":{{"name":"{topic}"}}}}}}}}}}"#
+    );
+    let answer = quorum_exchange(&addr, &delete);
+    assert_eq!(answer, Some(serde_json::json!("Unauthenticated")));
+    assert_eq!(
+        partition_count(&broker, &topic),
+        Some(1),
+        "the topic is still there"
+    );
+
+    // Idle connections that never authenticate do not lock out the admin.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() > 100, "opened {} idle connections", idle.len());
+    let status = cluster_status(&addr, secret.trim());
+    assert!(
+        status.status.success(),
+        "cluster status with the secret works beside {} idle connections: {}",
+        idle.len(),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut first = idle.into_iter().next().expect("an idle connection");
+    wait_for_close(&mut first, Duration::from_secs(10))
+        .expect("an idle connection is closed once its deadline passes");
+    let refused = cluster_status(&addr, "wrong");
+    assert!(!refused.status.success(), "a wrong secret is refused");
+}

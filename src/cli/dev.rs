@@ -89,6 +89,7 @@ pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
         config.shards = cores;
     }
     config.apply_overrides(&args.overrides)?;
+    secret_from_environment(&mut config);
     // Unless told to join a quorum (quorum.endpoints) or to stand alone,
     // dev runs its own single-node quorum.
     let embedded = !args.no_quorum && !config.in_cluster();
@@ -113,14 +114,18 @@ pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
         config.data_dir = dir;
     }
     config.apply_overrides(&args.overrides)?;
-    // As for `tidemark quorum`: the environment keeps the secret off
-    // command lines and config files.
+    secret_from_environment(&mut config);
+    serve(config, false)
+}
+
+/// As for `tidemark quorum`: the environment keeps the secret off command
+/// lines and config files.
+fn secret_from_environment(config: &mut BrokerConfig) {
     if let Ok(secret) = std::env::var(crate::quorum::config::SECRET_ENV) {
         if !secret.is_empty() {
             config.quorum_secret = Some(secret);
         }
     }
-    serve(config, false)
 }
 
 /// How long a cluster broker waits at start for its first cluster view
@@ -141,7 +146,9 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
     // registry: its topics are handed to the new quorum, once.
     let first_quorum_start = embedded_quorum && !embedded_quorum_exists(&data_dir);
     if embedded_quorum {
-        config.quorum_endpoints = start_embedded_quorum(&data_dir)?;
+        let quorum = start_embedded_quorum(&data_dir, config.quorum_secret.clone())?;
+        config.quorum_endpoints = quorum.addr;
+        config.quorum_secret = Some(quorum.secret);
     }
     let shard_count = if config.shards == 0 {
         std::thread::available_parallelism()

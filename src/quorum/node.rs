@@ -24,8 +24,13 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-/// Open client and peer connections one node serves at most.
+/// Open authenticated client and peer connections one node serves at most.
 const CONNECTIONS_MAX: usize = 1024;
+/// Connections that have not yet sent an authenticated request, at most:
+/// a flood of idle connections never takes the slots of authenticated ones.
+const UNAUTHENTICATED_MAX: usize = 64;
+/// How long a new connection has to send its first, authenticated, request.
+const AUTHENTICATION_DEADLINE: Duration = Duration::from_secs(3);
 /// How long a write or a linearizable read may wait for the quorum.
 const QUORUM_WAIT: Duration = Duration::from_secs(5);
 /// Largest snapshot chunk sent to a follower (JSON grows it about 3.5 times,
@@ -161,7 +166,10 @@ async fn initialize_if_first(node: &Node) -> Result<(), QuorumError> {
 }
 
 async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let slots = Arc::new(ConnectionSlots {
+        unauthenticated: Arc::new(Semaphore::new(UNAUTHENTICATED_MAX)),
+        authenticated: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -171,23 +179,62 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "quorum: too many connections, refusing one");
+        let Ok(pending) = slots.unauthenticated.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "quorum: too many unauthenticated connections, refusing one");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let node = node.clone();
+        let (node, slots) = (node.clone(), slots.clone());
         tokio::spawn(async move {
-            serve_connection(&node, stream).await;
-            drop(permit);
+            serve_connection(&node, stream, &slots, pending).await;
         });
     }
 }
 
+/// The two bounds on a node's connections.
+struct ConnectionSlots {
+    unauthenticated: Arc<Semaphore>,
+    authenticated: Arc<Semaphore>,
+}
+
 /// Answers the requests of one connection in order, until it closes or
-/// sends something that is not a frame.
-async fn serve_connection(node: &Node, mut stream: TcpStream) {
+/// sends something that is not a frame. Its first request must carry the
+/// secret and arrive within `AUTHENTICATION_DEADLINE`, or the connection is
+/// closed: only then does it take an authenticated slot.
+async fn serve_connection(
+    node: &Node,
+    mut stream: TcpStream,
+    slots: &ConnectionSlots,
+    pending: tokio::sync::OwnedSemaphorePermit,
+) {
+    let first = tokio::time::timeout(AUTHENTICATION_DEADLINE, read_frame(&mut stream)).await;
+    let Ok(Ok(Some(body))) = first else {
+        tracing::debug!("quorum connection closed before it authenticated");
+        return;
+    };
+    let frame = match serde_json::from_slice::<RequestFrame>(&body) {
+        Ok(frame) if node.authorized(frame.auth.as_deref()) => frame,
+        Ok(_) => {
+            let _ = write_frame(&mut stream, &Response::Unauthenticated).await;
+            return;
+        }
+        Err(e) => {
+            let message = format!("undecodable request: {e}");
+            let _ = write_frame(&mut stream, &Response::BadRequest { message }).await;
+            return;
+        }
+    };
+    let Ok(_slot) = slots.authenticated.clone().try_acquire_owned() else {
+        tracing::warn!("quorum: too many connections, closing an authenticated one");
+        return;
+    };
+    drop(pending);
+    let mut response = node.handle(frame.request).await;
     loop {
+        if let Err(e) = write_frame(&mut stream, &response).await {
+            tracing::debug!("quorum connection closed: {e}");
+            return;
+        }
         let body = match read_frame(&mut stream).await {
             Ok(Some(body)) => body,
             Ok(None) => return,
@@ -196,17 +243,13 @@ async fn serve_connection(node: &Node, mut stream: TcpStream) {
                 return;
             }
         };
-        let response = match serde_json::from_slice::<RequestFrame>(&body) {
+        response = match serde_json::from_slice::<RequestFrame>(&body) {
             Err(e) => Response::BadRequest {
                 message: format!("undecodable request: {e}"),
             },
             Ok(frame) if !node.authorized(frame.auth.as_deref()) => Response::Unauthenticated,
             Ok(frame) => node.handle(frame.request).await,
         };
-        if let Err(e) = write_frame(&mut stream, &response).await {
-            tracing::debug!("quorum connection closed: {e}");
-            return;
-        }
     }
 }
 
