@@ -416,3 +416,77 @@ fn the_embedded_quorum_takes_commands_only_with_its_secret_and_sheds_idle_connec
     let refused = cluster_status(&addr, "wrong");
     assert!(!refused.status.success(), "a wrong secret is refused");
 }
+
+/// Copies a directory tree (a partition's files).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from)
+        .expect("list")
+        .filter_map(|e| e.ok())
+    {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+    }
+}
+
+#[test]
+fn leftovers_of_a_deleted_topic_are_never_served_by_its_successor() {
+    let mut broker = Broker::start();
+    let topic = topic_name("reborn");
+    create_topic(&broker, &topic, 1, &[]);
+    let old_producer = producer(&broker, &[]);
+    let old: Vec<Rec> = (0..50)
+        .map(|i| Rec::value(format!("old {i}")).to(0))
+        .collect();
+    produce_ok(&old_producer, &topic, &old);
+    drop(old_producer);
+    broker.terminate();
+    // What a crash in the middle of the deletion leaves: the directory of
+    // the deleted topic, and one of a topic that is gone altogether.
+    let saved = tempfile::tempdir().expect("temp dir");
+    let partition_dir = broker.data_dir().join(format!("{topic}-0"));
+    copy_dir(&partition_dir, saved.path());
+    broker.restart();
+    let admin = admin(&broker);
+    futures::executor::block_on(admin.delete_topics(&[topic.as_str()], &admin_options()))
+        .expect("delete_topics")[0]
+        .as_ref()
+        .expect("deleted");
+    wait_until(Duration::from_secs(20), "the deletion", || {
+        partition_count(&broker, &topic).is_none().then_some(())
+    });
+    create_topic(&broker, &topic, 1, &[]);
+    broker.terminate();
+    let _ = std::fs::remove_dir_all(&partition_dir);
+    copy_dir(saved.path(), &partition_dir);
+    let orphan = broker.data_dir().join("long-gone-topic-0");
+    copy_dir(saved.path(), &orphan);
+
+    broker.restart();
+    assert_eq!(
+        watermarks(&broker, &topic, 0),
+        (0, 0),
+        "the new topic starts empty: the old topic's directory is not adopted"
+    );
+    let producer = producer(&broker, &[]);
+    produce_ok(&producer, &topic, &[Rec::value("new").to(0)]);
+    let read = consume_all(&broker, &topic, &[0])
+        .remove(&0)
+        .unwrap_or_default();
+    let values: Vec<Option<String>> = read.iter().map(value_str).collect();
+    assert_eq!(values, vec![Some("new".to_string())]);
+    assert!(
+        !orphan.exists(),
+        "a directory no topic owns is removed at start"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(broker.data_dir())
+        .expect("list data dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&topic) || n.ends_with("-delete"))
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![format!("{topic}-0")],
+        "only the live partition's directory"
+    );
+}

@@ -205,7 +205,10 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
             ready,
         })
         .map_err(StartError::Agent)?;
-        if first_view.recv_timeout(FIRST_VIEW_WAIT).is_err() {
+        if first_view.recv_timeout(FIRST_VIEW_WAIT).is_ok() {
+            // Only a view says what is orphaned: without one, keep everything.
+            remove_orphan_partitions(&data_dir, &metadata);
+        } else {
             tracing::warn!("no cluster view from the quorum yet: serving without one");
         }
     }
@@ -234,27 +237,21 @@ fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(),
     Ok(())
 }
 
-/// Partition directories whose topic is no longer in the registry are the
-/// remains of a deletion cut short by a crash: remove them.
+/// Partition directories of topics the registry (or the cluster's view,
+/// which it mirrors) no longer has are the remains of a deletion cut short
+/// by a crash, as are directories renamed for deletion: remove them. A
+/// directory of an earlier topic of the same name is discarded when its
+/// partition is opened (`claim_partition_dir`), not here, so this never
+/// races a shard that opens it.
 fn remove_orphan_partitions(data_dir: &std::path::Path, metadata: &MetadataStore) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((topic, partition)) = name.rsplit_once('-') else {
-            continue;
-        };
-        let Ok(partition) = partition.parse::<i32>() else {
-            continue;
-        };
-        let known = metadata
+    let owned = |topic: &str, partition: i32| {
+        metadata
             .topic(topic)
-            .is_some_and(|t| partition < t.partitions);
-        if !known && entry.path().is_dir() {
-            tracing::warn!(dir = %entry.path().display(), "removing the log of a deleted topic");
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+            .is_some_and(|t| (0..t.partitions).contains(&partition))
+    };
+    let removed = crate::storage::sweep(data_dir, owned);
+    if removed > 0 {
+        tracing::info!(removed, "removed the directories of deleted partitions");
     }
 }
 

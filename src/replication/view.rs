@@ -38,11 +38,18 @@ pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
     }
 }
 
+/// Drops the roles and logs of topics the view no longer has, and of topics
+/// deleted and created again under the same name since the last view (their
+/// logs belong to the old topic id).
 fn drop_deleted_topics(shard: &Rc<Shard>, view: &ClusterView) {
-    let gone = shard
-        .replication
-        .with_roles(|roles| roles.retain_topics(|t| view.topics.contains_key(t)));
-    for topic in gone {
+    let current_id = |name: &str| view.topics.get(name).map(|t| t.topic_id);
+    let replaced = shard.topics_of_other_incarnations(current_id);
+    let gone = shard.replication.with_roles(|roles| {
+        roles.retain_topics(|t| view.topics.contains_key(t) && !replaced.iter().any(|r| r == t))
+    });
+    let mut stale: BTreeSet<String> = gone.into_iter().collect();
+    stale.extend(replaced);
+    for topic in stale {
         shard.remove_topic_logs(&topic);
     }
 }

@@ -16,7 +16,10 @@ pub use runtime::{start_shards, ShardSet};
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
-use crate::storage::{partition_dir, LogOptions, PartitionLog, StorageError};
+use crate::storage::{
+    claim_partition_dir, partition_dir, remove_retired, retire_partition_dir, LogOptions,
+    PartitionLog, StorageError,
+};
 use futures::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -53,6 +56,9 @@ pub struct Shard {
     /// Answers of the jobs this shard sent to others.
     replies: Rc<replies::ReplyRouter>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
+    /// The topic id each open topic's logs belong to (their directories'
+    /// identity), so a topic deleted and created again is told apart.
+    topic_ids: RefCell<HashMap<String, uuid::Uuid>>,
     stopping: Cell<bool>,
     /// Serializes opening logs, so two requests never open one log twice.
     open_lock: glommio::sync::Semaphore,
@@ -75,6 +81,7 @@ impl Shard {
             inboxes,
             replies: Rc::new(replies::ReplyRouter::default()),
             logs: RefCell::new(HashMap::new()),
+            topic_ids: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),
             open_lock: glommio::sync::Semaphore::new(1),
         }
@@ -191,6 +198,9 @@ impl Shard {
                 continue;
             }
             let dir = partition_dir(&self.config.data_dir, topic, partition);
+            if !meta.id.is_nil() {
+                claim_partition_dir(&dir, meta.id)?;
+            }
             let log =
                 PartitionLog::open(&dir, topic, partition, config.clone(), self.log_options())
                     .await?;
@@ -199,6 +209,9 @@ impl Shard {
                 .entry(topic.to_string())
                 .or_default()
                 .insert(partition, log);
+            self.topic_ids
+                .borrow_mut()
+                .insert(topic.to_string(), meta.id);
         }
         self.rebalance_cache();
         Ok(())
@@ -215,16 +228,47 @@ impl Shard {
             .insert(log.partition, log);
     }
 
-    /// Drops this shard's logs of a deleted topic and removes their files.
+    /// Drops this shard's logs of a deleted topic and removes their files:
+    /// each directory is renamed away at once (no later topic can adopt it,
+    /// even after a crash), and removed on the blocking thread pool.
     pub fn remove_topic_logs(&self, topic: &str) {
         let removed = self.logs.borrow_mut().remove(topic);
+        self.topic_ids.borrow_mut().remove(topic);
         self.rebalance_cache();
+        let mut retired = Vec::new();
         for log in removed.into_iter().flat_map(|p| p.into_values()) {
             log.mark_deleted();
-            if let Err(e) = std::fs::remove_dir_all(log.dir()) {
-                tracing::warn!(dir = %log.dir().display(), error = %e, "cannot remove a deleted partition");
+            match retire_partition_dir(log.dir()) {
+                Ok(dir) => retired.push(dir),
+                Err(e) => tracing::warn!(error = %e, "cannot remove a deleted partition"),
             }
         }
+        if retired.is_empty() {
+            return;
+        }
+        glommio::spawn_local(async move {
+            let removal = glommio::executor().spawn_blocking(move || {
+                for dir in &retired {
+                    remove_retired(dir);
+                }
+            });
+            removal.await;
+        })
+        .detach();
+    }
+
+    /// Open topics whose logs belong to another topic id than `current`
+    /// says (`None`: the topic is gone): a deletion this shard missed.
+    pub fn topics_of_other_incarnations(
+        &self,
+        current: impl Fn(&str) -> Option<uuid::Uuid>,
+    ) -> Vec<String> {
+        self.topic_ids
+            .borrow()
+            .iter()
+            .filter(|(name, id)| current(name) != Some(**id))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Pushes a topic's current config to this shard's logs of it.

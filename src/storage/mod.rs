@@ -20,6 +20,7 @@ mod cleaner;
 pub mod epochs;
 mod index;
 mod log;
+mod partition_dir;
 mod producer_state;
 mod readahead;
 mod recovery;
@@ -28,6 +29,9 @@ mod truncate;
 
 pub use index::write_file_atomically;
 pub use log::{AppendOutcome, AppendResult, FetchedRecords, LogOptions, PartitionLog, Reader};
+pub use partition_dir::{
+    claim_partition_dir, partition_dir, remove_retired, retire_partition_dir, sweep,
+};
 pub use producer_state::ProducerStateError;
 pub use recovery::probe_dma;
 
@@ -110,11 +114,6 @@ impl StorageError {
             source: source.into(),
         }
     }
-}
-
-/// The directory of one partition's log.
-pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    data_dir.join(format!("{topic}-{partition}"))
 }
 
 /// Milliseconds since the Unix epoch.
