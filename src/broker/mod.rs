@@ -190,7 +190,9 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
     match e {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
-        StorageError::Io { .. } | StorageError::Offline => ResponseError::KafkaStorageError.code(),
+        StorageError::Io { .. } | StorageError::Offline | StorageError::DiskFull { .. } => {
+            ResponseError::KafkaStorageError.code()
+        }
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         // Only a follower's own fetcher appends replicated batches.
@@ -212,7 +214,7 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
             ResponseError::InvalidReplicationFactor.code()
         }
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } => {
+        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } | MetadataError::DiskFull => {
             ResponseError::KafkaStorageError.code()
         }
         // Kafka's ProducerIdManager fails with a plain KafkaException here.

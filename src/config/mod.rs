@@ -65,6 +65,12 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     #[serde(rename = "log.segment.bytes")]
     pub segment_bytes: i64,
+    /// Appends are refused (KAFKA_STORAGE_ERROR) while the data dir's
+    /// filesystem has less free space than this, so that a full disk is
+    /// never met mid-write and deletes still have room. -1: 5% of the
+    /// filesystem, at most 1 GiB.
+    #[serde(rename = "log.disk.free.min.bytes")]
+    pub disk_free_min_bytes: i64,
     #[serde(rename = "log.roll.ms")]
     pub segment_ms: i64,
     #[serde(rename = "log.retention.ms")]
@@ -152,6 +158,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             message_max_bytes: 1_048_588,
             segment_bytes: 1 << 30,
+            disk_free_min_bytes: -1,
             segment_ms: 7 * 24 * 3600 * 1000,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
@@ -182,6 +189,17 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// `log.disk.free.min.bytes` for the filesystem of `dir` (the default
+    /// depends on its size).
+    pub fn disk_free_min_bytes_for(&self, dir: &std::path::Path) -> u64 {
+        const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+        if self.disk_free_min_bytes >= 0 {
+            return self.disk_free_min_bytes as u64;
+        }
+        let total = crate::storage::disk_space::total_bytes(dir).unwrap_or(0);
+        (total / 20).min(DEFAULT_MAX_BYTES)
+    }
+
     /// The quorum endpoints, or none when the broker stands alone.
     pub fn quorum_endpoints(&self) -> Vec<String> {
         self.quorum_endpoints

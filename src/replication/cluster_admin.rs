@@ -31,6 +31,7 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
             MetadataError::InvalidReplicationFactor(requested as i16)
         }
         AgentError::Rejected(CommandError::InvalidConfig(m)) => MetadataError::Controller(m),
+        AgentError::Rejected(CommandError::DiskFull) => MetadataError::DiskFull,
         other => MetadataError::Controller(other.to_string()),
     }
 }

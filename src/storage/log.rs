@@ -19,6 +19,7 @@ mod flush;
 
 use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
+use super::disk_space::DiskSpace;
 use super::epochs::LeaderEpochCache;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
@@ -57,6 +58,8 @@ pub struct LogOptions {
     pub flush_policy: FlushPolicy,
     /// Most writes of one log in flight at once (`log.writes.in.flight`).
     pub writes_in_flight: usize,
+    /// The shard's free-space floor for appends (none: never refused).
+    pub disk_space: Option<Rc<DiskSpace>>,
 }
 
 /// Where an appended batch landed.
@@ -111,6 +114,10 @@ struct PendingBatch {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
+    /// A write or sync failed (a full disk, a failing device): nothing more
+    /// is appended, but what was written before stays readable.
+    WritesFailed,
+    /// Replaced by a reopened log (truncation): every call fails.
     Offline,
     Deleted,
 }
@@ -145,11 +152,21 @@ struct LogState {
 }
 
 impl LogState {
+    /// Ok while the log takes appends and maintenance.
     fn check_usable(&self) -> Result<(), StorageError> {
         match self.failure {
             None => Ok(()),
-            Some(Failure::Offline) => Err(StorageError::Offline),
+            Some(Failure::WritesFailed | Failure::Offline) => Err(StorageError::Offline),
             Some(Failure::Deleted) => Err(StorageError::Deleted),
+        }
+    }
+
+    /// Ok while what was written may be read: also after a failed write,
+    /// so acknowledged records stay readable on a full disk.
+    fn check_readable(&self) -> Result<(), StorageError> {
+        match self.failure {
+            Some(Failure::WritesFailed) => Ok(()),
+            _ => self.check_usable(),
         }
     }
 
@@ -408,6 +425,13 @@ impl PartitionLog {
     ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         st.check_usable()?;
+        if let Some(disk) = &self.options.disk_space {
+            if !disk.reserve(batch.len()) {
+                return Err(StorageError::DiskFull {
+                    free_min_bytes: disk.free_min_bytes(),
+                });
+            }
+        }
         let producer = ProducerBatch::of(header);
         if let Some(p) = &producer {
             if let SequenceCheck::Duplicate(original) = st.producers.check(p)? {
@@ -570,15 +594,15 @@ impl PartitionLog {
         error
     }
 
-    /// Marks the log offline (unless it already failed or was deleted) and
-    /// wakes every waiter, which then sees the failure.
+    /// Stops the log's writes (unless it already failed or was deleted) and
+    /// wakes every waiter, which then sees the failure; reads go on.
     fn take_offline(&self, context: &'static str, error: &StorageError) {
         let mut st = self.state.borrow_mut();
         if st.check_usable().is_err() {
             return;
         }
-        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log goes offline");
-        st.failure = Some(Failure::Offline);
+        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log takes no more writes (what was written stays readable)");
+        st.failure = Some(Failure::WritesFailed);
         st.wake_data_waiters();
     }
 
@@ -618,7 +642,7 @@ impl PartitionLog {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
         let (mut cursor, bound, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
-            st.check_usable()?;
+            st.check_readable()?;
             let (bound, start) = (st.read_bound(reader), st.log_start_offset);
             let visible = st.visible_end();
             // As in Kafka, only an offset past the log end is out of range:
@@ -741,7 +765,7 @@ impl PartitionLog {
     ) -> Result<Option<(i64, u64)>, StorageError> {
         let (file, position, end, log_start) = {
             let st = self.state.borrow();
-            st.check_usable()?;
+            st.check_readable()?;
             let found = st
                 .segments
                 .values()
@@ -1125,6 +1149,7 @@ mod tests {
 
     fn options() -> LogOptions {
         LogOptions {
+            disk_space: None,
             index_interval_bytes: 256,
             cache_bytes: 2048,
             flush_policy: FlushPolicy::AcksAll,

@@ -17,6 +17,7 @@
 //! offset of each leader epoch, see `epochs`).
 mod cache;
 mod cleaner;
+pub mod disk_space;
 pub mod epochs;
 mod index;
 mod log;
@@ -57,6 +58,9 @@ pub enum StorageError {
     NonContiguousReplica { expected: u64, got: i64 },
     #[error("the log is offline after an earlier I/O error")]
     Offline,
+    /// The data dir's free space is below `log.disk.free.min.bytes`.
+    #[error("the disk is full: less than {free_min_bytes} bytes free")]
+    DiskFull { free_min_bytes: u64 },
     #[error("the partition was deleted")]
     Deleted,
     /// A producer's batch does not follow its previous one (Kafka's
