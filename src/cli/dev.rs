@@ -129,7 +129,8 @@ fn secret_from_environment(config: &mut BrokerConfig) {
 }
 
 /// How long a cluster broker waits at start for its first cluster view
-/// before it serves anyway (clients then see it without topics).
+/// before it says it is up anyway (its shards take connections only once
+/// the view arrives).
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs a broker until SIGINT or SIGTERM; with `embedded_quorum`, also a

@@ -135,7 +135,7 @@ async fn run_shard(
         }
     };
     let _ = ready.send(Ok(shard.id));
-    glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener)).detach();
+    glommio::spawn_local(serve_once_ready(shard.clone(), listener)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
     if shard.replication.in_cluster() {
@@ -152,6 +152,23 @@ async fn run_shard(
         }
     }
     shard.close_all_logs().await;
+}
+
+/// Accepts connections, in a cluster only once this shard has the cluster's
+/// view: before it, Metadata could only answer a placeholder cluster id and
+/// no topics, which clients remember (librdkafka warns of a changed cluster
+/// id). Kafka's brokers likewise start processing requests only after they
+/// caught up with the metadata log. Clients that connect earlier wait in the
+/// listen backlog.
+async fn serve_once_ready(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    const VIEW_POLL: Duration = Duration::from_millis(5);
+    while shard.replication.in_cluster() && shard.replication.view().is_none() {
+        if shard.is_stopping() {
+            return;
+        }
+        glommio::timer::sleep(VIEW_POLL).await;
+    }
+    crate::net::accept_loop(shard, listener).await;
 }
 
 /// Probes DMA, recovers the owned logs and binds the Kafka port.
