@@ -577,3 +577,52 @@ fn a_starting_broker_answers_only_with_the_real_cluster_id() {
         "not the placeholder"
     );
 }
+
+/// The broker's resident memory, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib / 1024)
+        .expect("VmRSS")
+}
+
+#[test]
+fn memory_a_burst_of_connections_took_is_returned_after_they_close() {
+    use std::io::{Read, Write};
+    let broker = Broker::start();
+    let pid = broker.pid();
+    let before = rss_mib(pid);
+    // ApiVersions v0: api key 18, version 0, correlation id 1, client id "t".
+    let request = [0, 18, 0, 0, 0, 0, 0, 1, 0, 1, b't'];
+    let mut frame = (request.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    let mut connections = Vec::new();
+    for _ in 0..8000 {
+        let Ok(mut stream) = std::net::TcpStream::connect(broker.addr()) else {
+            break;
+        };
+        stream.write_all(&frame).expect("send ApiVersions");
+        connections.push(stream);
+    }
+    for stream in &mut connections {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).expect("an answer");
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut body).expect("the answer's body");
+    }
+    let open = rss_mib(pid);
+    assert!(
+        open > before + 40,
+        "{} connections take memory ({before} -> {open} MiB)",
+        connections.len()
+    );
+    drop(connections);
+    let after = wait_until(Duration::from_secs(40), "memory to be returned", || {
+        let now = rss_mib(pid);
+        (now < before + 20).then_some(now)
+    });
+    println!("resident memory: {before} MiB, {open} MiB with 8,000 connections, {after} MiB after");
+}
