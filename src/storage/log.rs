@@ -39,7 +39,8 @@ use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 
@@ -112,6 +113,33 @@ struct PendingBatch {
     bytes: Bytes,
 }
 
+/// A long poll waiting for the log's appended bytes to reach `threshold`,
+/// ordered by threshold alone.
+struct ByteWaiter {
+    threshold: u64,
+    wake: oneshot::Sender<()>,
+}
+
+impl PartialEq for ByteWaiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.threshold == other.threshold
+    }
+}
+
+impl Eq for ByteWaiter {}
+
+impl PartialOrd for ByteWaiter {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByteWaiter {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.threshold.cmp(&other.threshold)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
     /// A write or sync failed (a full disk, a failing device): nothing more
@@ -140,6 +168,11 @@ struct LogState {
     pending: VecDeque<PendingBatch>,
     cache: BatchCache,
     data_waiters: Vec<oneshot::Sender<()>>,
+    /// Long polls waiting for `appended_bytes` to reach a threshold (or for
+    /// anything else to change: the high watermark limit, a failure).
+    byte_waiters: BinaryHeap<Reverse<ByteWaiter>>,
+    /// Bytes of every batch written since the log was opened.
+    appended_bytes: u64,
     failure: Option<Failure>,
     /// Producer state including queued batches: what `append` checks against.
     producers: ProducerStateMap,
@@ -187,6 +220,26 @@ impl LogState {
     fn wake_data_waiters(&mut self) {
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
+        }
+        for Reverse(waiter) in self.byte_waiters.drain() {
+            let _ = waiter.wake.send(());
+        }
+    }
+
+    /// After a write: every data waiter, and the long polls whose byte
+    /// threshold the written bytes reached (the others sleep on).
+    fn wake_after_write(&mut self, bytes: u64) {
+        self.appended_bytes += bytes;
+        for w in self.data_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        while let Some(first) = self.byte_waiters.peek() {
+            if first.0.threshold > self.appended_bytes {
+                break;
+            }
+            if let Some(Reverse(waiter)) = self.byte_waiters.pop() {
+                let _ = waiter.wake.send(());
+            }
         }
     }
 
@@ -315,6 +368,8 @@ impl PartitionLog {
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
             data_waiters: Vec::new(),
+            byte_waiters: BinaryHeap::new(),
+            appended_bytes: 0,
             failure: None,
             written_producers: recovered.producers.clone(),
             producers: recovered.producers,
@@ -616,6 +671,39 @@ impl PartitionLog {
         st.data_waiters.retain(|w| !w.is_canceled());
         st.data_waiters.push(tx);
         rx
+    }
+
+    /// A receiver that fires once `appended_bytes` reaches `threshold`, or
+    /// the high watermark limit moves, or the log fails: for Fetch long polls
+    /// that wait for `min_bytes`.
+    pub fn subscribe_bytes(&self, threshold: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.borrow_mut();
+        if threshold <= st.appended_bytes || st.check_usable().is_err() {
+            let _ = tx.send(());
+            return rx;
+        }
+        st.byte_waiters.retain(|Reverse(w)| !w.wake.is_canceled());
+        st.byte_waiters.push(Reverse(ByteWaiter {
+            threshold,
+            wake: tx,
+        }));
+        rx
+    }
+
+    /// Bytes of every batch written since the log was opened (only grows).
+    pub fn appended_bytes(&self) -> u64 {
+        self.state.borrow().appended_bytes
+    }
+
+    /// Whether the log still serves (not offline, not deleted).
+    pub fn is_usable(&self) -> bool {
+        self.state.borrow().check_usable().is_ok()
+    }
+
+    /// Wakes every waiter (a leadership change: long polls answer anew).
+    pub fn wake_waiters(&self) {
+        self.state.borrow_mut().wake_data_waiters();
     }
 
     /// A consumer's read: whole batches starting with the one that holds
