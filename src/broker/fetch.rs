@@ -49,12 +49,12 @@ struct FetchOutcome {
     seen: Option<Seen>,
 }
 
-/// What a read saw of a log: the bytes written to it so far and the high
-/// watermark consumers see. A long poll waits for what comes after.
+/// What a read saw of a log: the bytes written to it so far that this
+/// reader may read (see `Watch::readable_bytes`). A long poll waits for
+/// what comes after.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
-    appended_bytes: u64,
-    high_watermark: u64,
+    readable_bytes: u64,
 }
 
 /// One read of every item, with the budget it reserved.
@@ -284,8 +284,7 @@ async fn read_one(
     };
     // Taken before the read: a write during it counts as new for a wait.
     let seen = Seen {
-        appended_bytes: log.appended_bytes(),
-        high_watermark: log.high_watermark(),
+        readable_bytes: readable_bytes(&log, item.replica_id >= 0),
     };
     let max_bytes = item.max_bytes.min(max_bytes);
     match log
@@ -342,22 +341,20 @@ struct Watch {
     seen: Seen,
 }
 
+/// The bytes written to `log` that a follower (all of them) or a consumer
+/// (those below the high watermark it sees) may read.
+fn readable_bytes(log: &PartitionLog, follower: bool) -> u64 {
+    if follower {
+        log.appended_bytes()
+    } else {
+        log.visible_bytes()
+    }
+}
+
 impl Watch {
-    /// Bytes written to `log` since the read, as far as this reader can see
-    /// them: a consumer of a replicated log sees nothing new until the high
-    /// watermark moves (then this counts all the bytes written, at most).
+    /// Bytes this reader may read in `log` that it could not at its read.
     fn new_bytes(&self, log: &PartitionLog) -> u64 {
-        let written = log
-            .appended_bytes()
-            .saturating_sub(self.seen.appended_bytes);
-        let visible = self.follower
-            || log.high_watermark_limit().is_none()
-            || log.high_watermark() > self.seen.high_watermark;
-        if visible {
-            written
-        } else {
-            0
-        }
+        readable_bytes(log, self.follower).saturating_sub(self.seen.readable_bytes)
     }
 }
 

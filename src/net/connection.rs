@@ -45,7 +45,7 @@ enum Closing {
 }
 
 /// An answer, with the bytes it holds on the connection until it is sent.
-type Answer = (Result<Option<Frame>, RequestError>, Option<Hold>);
+type Answer = (Result<Option<Frame>, RequestError>, Hold);
 
 /// When the connection last moved, and how many requests are in process.
 #[derive(Debug)]
@@ -114,7 +114,30 @@ pub async fn serve_connection(
         }
     }
     drop(queue);
-    let _ = writer.await;
+    finish_writing(writer, &activity, timeouts.idle).await;
+}
+
+/// Lets the writer send the answers still due after the client stopped
+/// sending, unless it stops reading them for `idle`.
+async fn finish_writing(
+    mut writer: impl std::future::Future<Output = ()> + Unpin,
+    activity: &Activity,
+    idle: Duration,
+) {
+    loop {
+        let left = idle.saturating_sub(activity.last.get().elapsed());
+        let tick = glommio::timer::sleep(left.max(Duration::from_millis(1)));
+        match select(&mut writer, Box::pin(tick)).await {
+            Either::Left(_) => return,
+            Either::Right(_) if activity.idle_for(idle) => return,
+            Either::Right(_) => {
+                if activity.handling.get() > 0 {
+                    // A request in process is activity.
+                    activity.touch();
+                }
+            }
+        }
+    }
 }
 
 /// The deadlines of the reader.
@@ -151,7 +174,8 @@ fn start_request(
             Ok(Some(frame)) => frame.len(),
             _ => 0,
         };
-        (answer, Some(budget.hold(answer_bytes)))
+        let hold = budget.hold(answer_bytes);
+        (answer, hold)
     })
     .detach()
 }
@@ -214,8 +238,13 @@ async fn wait_for_frame_start(
         match select(Box::pin(ready), Box::pin(tick)).await {
             Either::Left((arrived, _)) => return Ok(arrived.map_err(FrameError::Io)?),
             Either::Right(_) if activity.idle_for(idle) => return Err(Closing::Idle(idle)),
-            // Activity meanwhile (a request in process, an answer written).
-            Either::Right(_) => {}
+            // Activity meanwhile (an answer written), or a request in
+            // process, which counts as activity.
+            Either::Right(_) => {
+                if activity.handling.get() > 0 {
+                    activity.touch();
+                }
+            }
         }
     }
 }

@@ -48,6 +48,9 @@ use std::rc::{Rc, Weak};
 /// batch), whatever the client asks, so a fetch cannot make the broker load
 /// a whole segment into memory.
 const READ_MAX_BYTES: usize = 16 << 20;
+/// Most writes a replicated log remembers the bytes of while consumers
+/// cannot see them yet (for long polls' byte counts).
+const WRITE_MARKS_MAX: usize = 1024;
 /// Bytes read at a time when walking batch headers in a segment.
 const SCAN_CHUNK_BYTES: u64 = 64 << 10;
 
@@ -173,6 +176,10 @@ struct LogState {
     byte_waiters: BinaryHeap<Reverse<ByteWaiter>>,
     /// Bytes of every batch written since the log was opened.
     appended_bytes: u64,
+    /// In a replicated log, `(end offset, appended_bytes)` after each write
+    /// that consumers may not see yet (and the newest one they may): how
+    /// many bytes a consumer can see, for long polls. Bounded.
+    write_marks: VecDeque<(u64, u64)>,
     failure: Option<Failure>,
     /// Producer state including queued batches: what `append` checks against.
     producers: ProducerStateMap,
@@ -226,10 +233,18 @@ impl LogState {
         }
     }
 
-    /// After a write: every data waiter, and the long polls whose byte
-    /// threshold the written bytes reached (the others sleep on).
-    fn wake_after_write(&mut self, bytes: u64) {
+    /// After a write that ended at `end_offset`: every data waiter, and the
+    /// long polls whose byte threshold the written bytes reached (the others
+    /// sleep on).
+    fn wake_after_write(&mut self, end_offset: u64, bytes: u64) {
         self.appended_bytes += bytes;
+        if self.high_watermark_limit.is_some() {
+            self.write_marks
+                .push_back((end_offset, self.appended_bytes));
+            if self.write_marks.len() > WRITE_MARKS_MAX {
+                self.write_marks.pop_front();
+            }
+        }
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
         }
@@ -240,6 +255,39 @@ impl LogState {
             if let Some(Reverse(waiter)) = self.byte_waiters.pop() {
                 let _ = waiter.wake.send(());
             }
+        }
+    }
+
+    /// Of `appended_bytes`, those a consumer may read (below the visible
+    /// end): exact while the marks reach back that far, else an estimate.
+    fn visible_bytes(&self) -> u64 {
+        let visible = self.visible_end();
+        if visible >= self.high_watermark {
+            return self.appended_bytes;
+        }
+        let below = self
+            .write_marks
+            .iter()
+            .rev()
+            .find(|(end, _)| *end <= visible);
+        match (below, self.write_marks.front()) {
+            (Some((_, bytes)), _) | (None, Some((_, bytes))) => *bytes,
+            (None, None) => self.appended_bytes,
+        }
+    }
+
+    /// Forgets the marks consumers have passed, but the newest of them.
+    fn prune_write_marks(&mut self) {
+        let visible = self.visible_end();
+        while self
+            .write_marks
+            .get(1)
+            .is_some_and(|(end, _)| *end <= visible)
+        {
+            self.write_marks.pop_front();
+        }
+        if self.high_watermark_limit.is_none() {
+            self.write_marks.clear();
         }
     }
 
@@ -370,6 +418,7 @@ impl PartitionLog {
             data_waiters: Vec::new(),
             byte_waiters: BinaryHeap::new(),
             appended_bytes: 0,
+            write_marks: VecDeque::new(),
             failure: None,
             written_producers: recovered.producers.clone(),
             producers: recovered.producers,
@@ -437,6 +486,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         if st.high_watermark_limit != limit {
             st.high_watermark_limit = limit;
+            st.prune_write_marks();
             st.wake_data_waiters();
         }
     }
@@ -694,6 +744,12 @@ impl PartitionLog {
     /// Bytes of every batch written since the log was opened (only grows).
     pub fn appended_bytes(&self) -> u64 {
         self.state.borrow().appended_bytes
+    }
+
+    /// Of `appended_bytes`, those below the high watermark consumers see:
+    /// what a consumer's long poll counts.
+    pub fn visible_bytes(&self) -> u64 {
+        self.state.borrow().visible_bytes()
     }
 
     /// Whether the log still serves (not offline, not deleted).

@@ -277,7 +277,7 @@ impl PartitionLog {
         st.cache.detach_written(end);
         st.high_watermark = end;
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
-        st.wake_after_write(bytes as u64);
+        st.wake_after_write(end, bytes as u64);
     }
 
     /// Rolls, retrying while the process is out of file descriptors (they
