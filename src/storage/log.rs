@@ -233,18 +233,27 @@ impl LogState {
         }
     }
 
-    /// After a write that ended at `end_offset`: every data waiter, and the
-    /// long polls whose byte threshold the written bytes reached (the others
-    /// sleep on).
-    fn wake_after_write(&mut self, end_offset: u64, bytes: u64) {
-        self.appended_bytes += bytes;
+    /// Counts a write of `bytes` that ends at `end_offset`, before the
+    /// written end moves there.
+    fn record_write(&mut self, end_offset: u64, bytes: u64) {
         if self.high_watermark_limit.is_some() {
+            if self.write_marks.is_empty() {
+                // Where the bytes stood before: consumers may be below it.
+                let before = (self.high_watermark, self.appended_bytes);
+                self.write_marks.push_back(before);
+            }
             self.write_marks
-                .push_back((end_offset, self.appended_bytes));
+                .push_back((end_offset, self.appended_bytes + bytes));
             if self.write_marks.len() > WRITE_MARKS_MAX {
                 self.write_marks.pop_front();
             }
         }
+        self.appended_bytes += bytes;
+    }
+
+    /// After a write: every data waiter, and the long polls whose byte
+    /// threshold the written bytes reached (the others sleep on).
+    fn wake_after_write(&mut self) {
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
         }
@@ -1607,6 +1616,35 @@ mod tests {
             drop(log);
             let log = open(&path, config).await;
             assert_eq!(read_values(&log).await, expected);
+        });
+    }
+
+    #[test]
+    fn long_polls_wake_at_their_byte_threshold_and_count_visible_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, TopicConfig::default()).await;
+            let len = sample_batch(3, Compression::None).len() as u64;
+            let mut waiter = log.subscribe_bytes(2 * len);
+            fill(&log, 1).await;
+            assert_eq!(waiter.try_recv(), Ok(None), "below its threshold");
+            fill(&log, 1).await;
+            assert_eq!(waiter.try_recv(), Ok(Some(())), "at its threshold");
+            assert_eq!(log.appended_bytes(), 2 * len);
+            // Replicated: consumers see the bytes below the limit only.
+            log.set_high_watermark_limit(Some(6));
+            fill(&log, 1).await;
+            fill(&log, 1).await;
+            assert_eq!(log.appended_bytes(), 4 * len);
+            assert_eq!(log.visible_bytes(), 2 * len);
+            let mut moved = log.subscribe_bytes(100 * len);
+            log.set_high_watermark_limit(Some(9));
+            assert_eq!(moved.try_recv(), Ok(Some(())), "the limit moved");
+            assert_eq!(log.visible_bytes(), 3 * len);
+            log.set_high_watermark_limit(Some(12));
+            assert_eq!(log.visible_bytes(), 4 * len);
+            log.close().await.unwrap();
         });
     }
 

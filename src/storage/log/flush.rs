@@ -275,9 +275,10 @@ impl PartitionLog {
         }
         let end = active.meta.next_offset;
         st.cache.detach_written(end);
-        st.high_watermark = end;
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
-        st.wake_after_write(end, bytes as u64);
+        st.record_write(end, bytes as u64);
+        st.high_watermark = end;
+        st.wake_after_write();
     }
 
     /// Rolls, retrying while the process is out of file descriptors (they
@@ -291,7 +292,7 @@ impl PartitionLog {
                 Ok(()) => break,
                 Err(e) if e.is_out_of_descriptors() && self.is_usable() => {
                     failures += 1;
-                    if failures == 1 || failures % 60 == 0 {
+                    if failures == 1 || failures.is_multiple_of(60) {
                         tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, failures, "cannot roll segment: out of file descriptors, retrying");
                     }
                     glommio::timer::sleep(pause).await;
