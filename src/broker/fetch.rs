@@ -50,7 +50,7 @@ struct FetchOutcome {
 }
 
 /// What a read saw of a log: the bytes written to it so far that this
-/// reader may read (see `Watch::readable_bytes`). A long poll waits for
+/// reader may read (see `readable_bytes`). A long poll waits for
 /// what comes after.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
