@@ -50,7 +50,7 @@ struct FetchOutcome {
 }
 
 /// What a read saw of a log: the bytes written to it so far that this
-/// reader may read (see `readable_bytes`). A long poll waits for
+/// reader may read (`PartitionLog::readable_bytes`). A long poll waits for
 /// what comes after.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -284,7 +284,7 @@ async fn read_one(
     };
     // Taken before the read: a write during it counts as new for a wait.
     let seen = Seen {
-        readable_bytes: readable_bytes(&log, item.replica_id >= 0),
+        readable_bytes: log.readable_bytes(reader),
     };
     let max_bytes = item.max_bytes.min(max_bytes);
     match log
@@ -337,24 +337,15 @@ fn serve_follower(
 struct Watch {
     topic: String,
     partition: i32,
-    follower: bool,
+    reader: Reader,
     seen: Seen,
-}
-
-/// The bytes written to `log` that a follower (all of them) or a consumer
-/// (those below the high watermark it sees) may read.
-fn readable_bytes(log: &PartitionLog, follower: bool) -> u64 {
-    if follower {
-        log.appended_bytes()
-    } else {
-        log.visible_bytes()
-    }
 }
 
 impl Watch {
     /// Bytes this reader may read in `log` that it could not at its read.
     fn new_bytes(&self, log: &PartitionLog) -> u64 {
-        readable_bytes(log, self.follower).saturating_sub(self.seen.readable_bytes)
+        log.readable_bytes(self.reader)
+            .saturating_sub(self.seen.readable_bytes)
     }
 }
 
@@ -379,7 +370,11 @@ async fn wait_for_bytes(
             .push(Watch {
                 topic: item.topic.clone(),
                 partition: item.partition,
-                follower: item.replica_id >= 0,
+                reader: if item.replica_id >= 0 {
+                    Reader::Follower
+                } else {
+                    Reader::Consumer
+                },
                 seen,
             });
     }
@@ -401,7 +396,7 @@ async fn wait_for_bytes(
 /// Runs on the owning shard: resolves once the watched logs have had
 /// `share` bytes written since the read, or one of them failed or was
 /// replaced, or at the deadline. Each wake-up is a write that reached a
-/// threshold (or a change of the high watermark limit): never a poll.
+/// threshold (or a failure, a leadership change): never a poll.
 async fn wait_on_owner(shard: Rc<Shard>, watched: Vec<Watch>, share: u64, deadline: Instant) {
     let mut logs = Vec::with_capacity(watched.len());
     for w in &watched {
@@ -428,9 +423,10 @@ async fn wait_on_owner(shard: Rc<Shard>, watched: Vec<Watch>, share: u64, deadli
         }
         // One of the logs reaches its part of what is missing first.
         let part = (share - arrived).div_ceil(logs.len() as u64);
-        let signals = logs
+        let signals = watched
             .iter()
-            .map(|log| log.subscribe_bytes(log.appended_bytes() + part));
+            .zip(&logs)
+            .map(|(w, log)| log.subscribe_bytes(w.reader, log.readable_bytes(w.reader) + part));
         let woken = futures::future::select(futures::future::select_all(signals), &mut timeout);
         if let futures::future::Either::Right(_) = woken.await {
             return;

@@ -116,8 +116,38 @@ struct PendingBatch {
     bytes: Bytes,
 }
 
-/// A long poll waiting for the log's appended bytes to reach `threshold`,
-/// ordered by threshold alone.
+/// Long polls waiting for a byte count to reach their thresholds, lowest
+/// threshold first.
+#[derive(Default)]
+struct ByteWaiters {
+    heap: BinaryHeap<Reverse<ByteWaiter>>,
+}
+
+impl ByteWaiters {
+    fn push(&mut self, threshold: u64, wake: oneshot::Sender<()>) {
+        // Long polls that timed out dropped their receivers: forget them.
+        self.heap.retain(|Reverse(w)| !w.wake.is_canceled());
+        self.heap.push(Reverse(ByteWaiter { threshold, wake }));
+    }
+
+    /// Wakes the waiters whose threshold `bytes` reached.
+    fn wake_reached(&mut self, bytes: u64) {
+        while self.heap.peek().is_some_and(|w| w.0.threshold <= bytes) {
+            if let Some(Reverse(waiter)) = self.heap.pop() {
+                let _ = waiter.wake.send(());
+            }
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for Reverse(waiter) in self.heap.drain() {
+            let _ = waiter.wake.send(());
+        }
+    }
+}
+
+/// A long poll waiting for a byte count to reach `threshold`, ordered by
+/// threshold alone.
 struct ByteWaiter {
     threshold: u64,
     wake: oneshot::Sender<()>,
@@ -171,9 +201,11 @@ struct LogState {
     pending: VecDeque<PendingBatch>,
     cache: BatchCache,
     data_waiters: Vec<oneshot::Sender<()>>,
-    /// Long polls waiting for `appended_bytes` to reach a threshold (or for
-    /// anything else to change: the high watermark limit, a failure).
-    byte_waiters: BinaryHeap<Reverse<ByteWaiter>>,
+    /// Consumers' long polls waiting for `visible_bytes` to reach a
+    /// threshold, and followers' waiting for `appended_bytes` to (a failure
+    /// or a leadership change wakes them all).
+    consumer_waiters: ByteWaiters,
+    follower_waiters: ByteWaiters,
     /// Bytes of every batch written since the log was opened.
     appended_bytes: u64,
     /// In a replicated log, `(end offset, appended_bytes)` after each write
@@ -228,9 +260,8 @@ impl LogState {
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
         }
-        for Reverse(waiter) in self.byte_waiters.drain() {
-            let _ = waiter.wake.send(());
-        }
+        self.consumer_waiters.wake_all();
+        self.follower_waiters.wake_all();
     }
 
     /// Counts a write of `bytes` that ends at `end_offset`, before the
@@ -257,13 +288,24 @@ impl LogState {
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
         }
-        while let Some(first) = self.byte_waiters.peek() {
-            if first.0.threshold > self.appended_bytes {
-                break;
-            }
-            if let Some(Reverse(waiter)) = self.byte_waiters.pop() {
-                let _ = waiter.wake.send(());
-            }
+        self.follower_waiters.wake_reached(self.appended_bytes);
+        self.consumer_waiters.wake_reached(self.visible_bytes());
+    }
+
+    /// After the high watermark limit moved: every data waiter, and the
+    /// consumers' long polls whose threshold the visible bytes reached.
+    fn wake_after_limit_moved(&mut self) {
+        for w in self.data_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        self.consumer_waiters.wake_reached(self.visible_bytes());
+    }
+
+    /// The bytes written that `reader` may read (see `readable_bytes`).
+    fn readable_bytes(&self, reader: Reader) -> u64 {
+        match reader {
+            Reader::Consumer => self.visible_bytes(),
+            Reader::Follower => self.appended_bytes,
         }
     }
 
@@ -425,7 +467,8 @@ impl PartitionLog {
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
             data_waiters: Vec::new(),
-            byte_waiters: BinaryHeap::new(),
+            consumer_waiters: ByteWaiters::default(),
+            follower_waiters: ByteWaiters::default(),
             appended_bytes: 0,
             write_marks: VecDeque::new(),
             failure: None,
@@ -496,7 +539,7 @@ impl PartitionLog {
         if st.high_watermark_limit != limit {
             st.high_watermark_limit = limit;
             st.prune_write_marks();
-            st.wake_data_waiters();
+            st.wake_after_limit_moved();
         }
     }
 
@@ -732,21 +775,21 @@ impl PartitionLog {
         rx
     }
 
-    /// A receiver that fires once `appended_bytes` reaches `threshold`, or
-    /// the high watermark limit moves, or the log fails: for Fetch long polls
-    /// that wait for `min_bytes`.
-    pub fn subscribe_bytes(&self, threshold: u64) -> oneshot::Receiver<()> {
+    /// A receiver that fires once the bytes `reader` may read
+    /// (`readable_bytes`) reach `threshold`, or the log fails, or its
+    /// leadership changes: for Fetch long polls that wait for `min_bytes`.
+    pub fn subscribe_bytes(&self, reader: Reader, threshold: u64) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.borrow_mut();
-        if threshold <= st.appended_bytes || st.check_usable().is_err() {
+        if threshold <= st.readable_bytes(reader) || st.check_usable().is_err() {
             let _ = tx.send(());
             return rx;
         }
-        st.byte_waiters.retain(|Reverse(w)| !w.wake.is_canceled());
-        st.byte_waiters.push(Reverse(ByteWaiter {
-            threshold,
-            wake: tx,
-        }));
+        let waiters = match reader {
+            Reader::Consumer => &mut st.consumer_waiters,
+            Reader::Follower => &mut st.follower_waiters,
+        };
+        waiters.push(threshold, tx);
         rx
     }
 
@@ -755,10 +798,11 @@ impl PartitionLog {
         self.state.borrow().appended_bytes
     }
 
-    /// Of `appended_bytes`, those below the high watermark consumers see:
-    /// what a consumer's long poll counts.
-    pub fn visible_bytes(&self) -> u64 {
-        self.state.borrow().visible_bytes()
+    /// Bytes written since the log was opened that `reader` may read: all
+    /// of them for a follower, those below the high watermark it sees for a
+    /// consumer. What a long poll counts toward its `min_bytes`.
+    pub fn readable_bytes(&self, reader: Reader) -> u64 {
+        self.state.borrow().readable_bytes(reader)
     }
 
     /// Whether the log still serves (not offline, not deleted).
@@ -1626,7 +1670,7 @@ mod tests {
         run(move || async move {
             let log = open(&path, TopicConfig::default()).await;
             let len = sample_batch(3, Compression::None).len() as u64;
-            let mut waiter = log.subscribe_bytes(2 * len);
+            let mut waiter = log.subscribe_bytes(Reader::Consumer, 2 * len);
             fill(&log, 1).await;
             assert_eq!(waiter.try_recv(), Ok(None), "below its threshold");
             fill(&log, 1).await;
@@ -1637,13 +1681,17 @@ mod tests {
             fill(&log, 1).await;
             fill(&log, 1).await;
             assert_eq!(log.appended_bytes(), 4 * len);
-            assert_eq!(log.visible_bytes(), 2 * len);
-            let mut moved = log.subscribe_bytes(100 * len);
+            assert_eq!(log.readable_bytes(Reader::Consumer), 2 * len);
+            assert_eq!(log.readable_bytes(Reader::Follower), 4 * len);
+            let mut consumer = log.subscribe_bytes(Reader::Consumer, 4 * len);
+            let mut follower = log.subscribe_bytes(Reader::Follower, 4 * len);
+            assert_eq!(follower.try_recv(), Ok(Some(())), "a follower sees all");
             log.set_high_watermark_limit(Some(9));
-            assert_eq!(moved.try_recv(), Ok(Some(())), "the limit moved");
-            assert_eq!(log.visible_bytes(), 3 * len);
+            assert_eq!(consumer.try_recv(), Ok(None), "3 batches visible of 4");
+            assert_eq!(log.readable_bytes(Reader::Consumer), 3 * len);
             log.set_high_watermark_limit(Some(12));
-            assert_eq!(log.visible_bytes(), 4 * len);
+            assert_eq!(consumer.try_recv(), Ok(Some(())), "all 4 visible");
+            assert_eq!(log.readable_bytes(Reader::Consumer), 4 * len);
             log.close().await.unwrap();
         });
     }
