@@ -237,8 +237,11 @@ fn unread_pipelined_fetches_hold_a_bounded_amount_of_memory() {
     }
     let growth = peak.saturating_sub(before);
     // Each connection may hold connection.inflight.max.bytes (64 MiB) plus
-    // a 64 KiB floor per pipelined fetch; reads copy once on the way in.
-    const BOUND: u64 = 320 << 20;
+    // a 64 KiB floor per pipelined fetch: 136 MiB for two. A segment read
+    // passes through a DMA buffer and a copy, and the allocator keeps some
+    // freed buffers, so the process grows by up to about three times that
+    // (129 to 289 MiB measured; 1,695 MiB before the budget).
+    const BOUND: u64 = 448 << 20;
     eprintln!(
         "RSS {} MiB at rest, peak {} MiB with {CONNECTIONS} x 64 unread 16 MB fetches (+{} MiB, bound {} MiB)",
         before >> 20,
