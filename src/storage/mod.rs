@@ -107,6 +107,15 @@ impl From<ProducerStateError> for StorageError {
 }
 
 impl StorageError {
+    /// Whether the process (EMFILE) or the system (ENFILE) ran out of file
+    /// descriptors: a passing condition, retried rather than fatal to a log.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        let StorageError::Io { source, .. } = self else {
+            return false;
+        };
+        matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: &Path,
