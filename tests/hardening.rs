@@ -578,6 +578,23 @@ fn a_starting_broker_answers_only_with_the_real_cluster_id() {
     );
 }
 
+/// Lifts this process' soft descriptor limit to at least `wanted` (within
+/// the hard limit), for tests that open thousands of connections; brokers
+/// started afterwards inherit it.
+fn raise_descriptor_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// The broker's resident memory, in MiB.
 fn rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -592,6 +609,7 @@ fn rss_mib(pid: u32) -> u64 {
 #[test]
 fn memory_a_burst_of_connections_took_is_returned_after_they_close() {
     use std::io::{Read, Write};
+    raise_descriptor_limit(9000);
     let broker = Broker::start();
     let pid = broker.pid();
     let before = rss_mib(pid);
