@@ -9,7 +9,8 @@
 //! the duplicate's original `LogAppendInfo`).
 use super::{owned_log, storage_error_code, RequestContext};
 use crate::metadata::is_internal_topic;
-use crate::protocol::batch::{validate_producer_batch_with, BatchError};
+use crate::protocol::batch::{validate_producer_batch_within, BatchError};
+use crate::protocol::records::decompressed_bytes_max;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -177,6 +178,17 @@ async fn wait_acknowledged(
     Ok(())
 }
 
+/// The Kafka error code for a batch that fails validation.
+fn batch_error_code(error: &BatchError) -> i16 {
+    match error {
+        BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
+        BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
+        BatchError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType.code(),
+        // Kafka's RECORD_TOO_LARGE: see `BatchError::TooLarge` for why.
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
+    }
+}
+
 type Appended = (
     Rc<crate::storage::PartitionLog>,
     crate::storage::AppendOutcome,
@@ -197,10 +209,8 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<
     if records.len() > max.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code());
     }
-    let header = validate_producer_batch_with(records, compacted).map_err(|e| match e {
-        BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
-        BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
-    })?;
+    let header = validate_producer_batch_within(records, compacted, decompressed_bytes_max(max))
+        .map_err(|e| batch_error_code(&e))?;
     let result = log
         .append_slice(records, &header, leader_epoch, item.shares_request)
         .map_err(|e| storage_error_code(&e))?;

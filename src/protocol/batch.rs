@@ -1,10 +1,12 @@
 //! The RecordBatch v2 header, parsed by hand on the produce path.
 //!
 //! Owns validation of a producer's batch (magic, CRC32C, lengths, record
-//! count and, for uncompressed batches, the records themselves) and the
+//! count, codec, the control and transactional bits, and the records
+//! themselves, compressed or not, walked by `records`) and the
 //! in-place patch of `baseOffset` and `partitionLeaderEpoch`, which lie outside
 //! the CRC so the batch is stored byte for byte as sent. Pure functions: runs
 //! on whichever shard owns the partition.
+use super::records::{validate_records, Codec, DECOMPRESSED_BATCH_BYTES_MAX};
 use thiserror::Error;
 
 /// Bytes before the records in a v2 batch.
@@ -27,6 +29,7 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
+const TRANSACTIONAL_FLAG: i16 = 0x10;
 const CONTROL_FLAG: i16 = 0x20;
 
 /// What is wrong with a batch, mapped to a Kafka error code by the caller.
@@ -38,6 +41,18 @@ pub enum BatchError {
     /// Well-formed bytes that break the format's rules: INVALID_RECORD.
     #[error("invalid record: {0}")]
     Invalid(&'static str),
+    /// Attributes naming a codec Kafka does not define (5, 6 or 7):
+    /// UNSUPPORTED_COMPRESSION_TYPE.
+    #[error("unsupported compression codec {0}")]
+    UnsupportedCompression(u8),
+    /// The records decompress to more than the bound allows. Produce answers
+    /// MESSAGE_TOO_LARGE (Kafka's RECORD_TOO_LARGE, code 10): the batch is
+    /// larger than the broker accepts, which is what that code says, and
+    /// clients treat it as final (the Java producer splits the batch and
+    /// retries the halves) where CORRUPT_MESSAGE would have them retry the
+    /// same bytes until their delivery timeout.
+    #[error("records decompress to more than {bytes_max} bytes")]
+    TooLarge { bytes_max: usize },
 }
 
 /// The fields of a v2 batch header that the broker uses.
@@ -104,6 +119,10 @@ impl BatchHeader {
         self.attributes & CONTROL_FLAG != 0
     }
 
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
     /// True when the CRC32C over attributes..end matches; `batch` must be the
     /// whole batch (`size` bytes).
     pub fn crc_matches(&self, batch: &[u8]) -> bool {
@@ -117,12 +136,24 @@ pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     validate_producer_batch_with(buf, false)
 }
 
-/// As `validate_producer_batch`; with `require_keys` (a compacted topic) an
-/// uncompressed record without a key is INVALID_RECORD, as in Kafka.
-/// Compressed batches are not opened, so their keys are not checked.
+/// As `validate_producer_batch`; with `require_keys` (a compacted topic) a
+/// record without a key is INVALID_RECORD, as in Kafka, compressed batches
+/// included. Compressed records are decompressed within
+/// `DECOMPRESSED_BATCH_BYTES_MAX`.
 pub fn validate_producer_batch_with(
     buf: &[u8],
     require_keys: bool,
+) -> Result<BatchHeader, BatchError> {
+    validate_producer_batch_within(buf, require_keys, DECOMPRESSED_BATCH_BYTES_MAX)
+}
+
+/// As `validate_producer_batch_with`, with the bound on decompressed bytes
+/// given (the produce path passes `records::decompressed_bytes_max` of the
+/// topic's `max.message.bytes`).
+pub fn validate_producer_batch_within(
+    buf: &[u8],
+    require_keys: bool,
+    decompressed_bytes_max: usize,
 ) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.size != buf.len() {
@@ -140,6 +171,15 @@ pub fn validate_producer_batch_with(
     if !header.crc_matches(buf) {
         return Err(BatchError::Corrupt("CRC32C mismatch"));
     }
+    Codec::of(header.attributes)?;
+    validate_batch_fields(&header)?;
+    validate_records(&header, buf, require_keys, decompressed_bytes_max)?;
+    Ok(header)
+}
+
+/// The header-level rules of Kafka's `LogValidator.validateBatch` for magic 2
+/// and a client's append.
+fn validate_batch_fields(header: &BatchHeader) -> Result<(), BatchError> {
     if header.record_count <= 0 {
         return Err(BatchError::Invalid("a batch must hold at least one record"));
     }
@@ -148,66 +188,28 @@ pub fn validate_producer_batch_with(
             "lastOffsetDelta does not match the record count",
         ));
     }
+    // Control batches are written by the broker (transaction markers), never
+    // by a client.
+    if header.is_control() {
+        return Err(BatchError::Invalid(
+            "clients are not allowed to write control records",
+        ));
+    }
+    // Tidemark has no transaction coordinator: no producer can have begun a
+    // transaction, so a transactional batch is refused rather than stored
+    // as a transaction that never ends (which would stall read_committed
+    // consumers at its first offset).
+    if header.is_transactional() {
+        return Err(BatchError::Invalid(
+            "transactional batches are not supported",
+        ));
+    }
     // Kafka's LogValidator.validateBatch: a batch with a producer id must
     // carry a sequence number.
     if header.producer_id >= 0 && header.base_sequence < 0 {
         return Err(BatchError::Invalid(
             "a batch with a producer id must have a sequence number",
         ));
-    }
-    if !header.is_compressed() {
-        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count, require_keys)?;
-    }
-    Ok(header)
-}
-
-/// Walks every record of an uncompressed batch: lengths must add up, offset
-/// deltas must run 0, 1, 2, ... and the count must match the header.
-fn validate_uncompressed_records(
-    mut records: &[u8],
-    count: i32,
-    require_keys: bool,
-) -> Result<(), BatchError> {
-    let invalid = BatchError::Invalid;
-    for expected_delta in 0..count {
-        let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
-        if length < 0 || length as usize > records.len() {
-            return Err(invalid("record length runs past the batch"));
-        }
-        let (mut record, rest) = records.split_at(length as usize);
-        records = rest;
-        if record.is_empty() {
-            return Err(invalid("empty record"));
-        }
-        record = &record[1..]; // attributes
-        read_varlong(&mut record).ok_or(invalid("bad timestamp delta"))?;
-        let offset_delta = read_varint(&mut record).ok_or(invalid("bad offset delta"))?;
-        if offset_delta != expected_delta {
-            return Err(invalid("record offset deltas are not consecutive"));
-        }
-        let key_len = skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
-        if require_keys && key_len < 0 {
-            return Err(invalid("a compacted topic needs a key on every record"));
-        }
-        skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
-        let headers = read_varint(&mut record).ok_or(invalid("bad header count"))?;
-        if headers < 0 {
-            return Err(invalid("negative header count"));
-        }
-        for _ in 0..headers {
-            let key_len = read_varint(&mut record).ok_or(invalid("bad header key"))?;
-            if key_len < 0 || key_len as usize > record.len() {
-                return Err(invalid("bad header key"));
-            }
-            record = &record[key_len as usize..];
-            skip_nullable_bytes(&mut record).ok_or(invalid("bad header value"))?;
-        }
-        if !record.is_empty() {
-            return Err(invalid("record has bytes past its last header"));
-        }
-    }
-    if !records.is_empty() {
-        return Err(invalid("more records than the header counts"));
     }
     Ok(())
 }
@@ -307,48 +309,6 @@ fn read_i64(buf: &[u8], at: usize) -> i64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&buf[at..at + 8]);
     i64::from_be_bytes(b)
-}
-
-/// Reads a zigzag varint of at most 5 bytes.
-fn read_varint(buf: &mut &[u8]) -> Option<i32> {
-    let raw = read_unsigned_varint(buf, 5)?;
-    let raw = u32::try_from(raw).ok()?;
-    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
-}
-
-/// Reads a zigzag varlong of at most 10 bytes.
-fn read_varlong(buf: &mut &[u8]) -> Option<i64> {
-    let raw = read_unsigned_varint(buf, 10)?;
-    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-}
-
-fn read_unsigned_varint(buf: &mut &[u8], max_bytes: usize) -> Option<u64> {
-    let mut value: u64 = 0;
-    for i in 0..max_bytes {
-        let byte = *buf.get(i)?;
-        value |= ((byte & 0x7f) as u64) << (7 * i);
-        if byte & 0x80 == 0 {
-            *buf = &buf[i + 1..];
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// Skips a varint-length-prefixed byte string where -1 means null; returns
-/// the length.
-fn skip_nullable_bytes(buf: &mut &[u8]) -> Option<i32> {
-    let len = read_varint(buf)?;
-    if len < -1 {
-        return None;
-    }
-    if len > 0 {
-        if len as usize > buf.len() {
-            return None;
-        }
-        *buf = &buf[len as usize..];
-    }
-    Some(len)
 }
 
 #[cfg(test)]
