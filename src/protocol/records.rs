@@ -547,10 +547,18 @@ impl<I: RecordInput> Body<'_, I> {
     }
 }
 
-/// Reads one record; with `keep`, its key, value and headers too.
+/// What a record walk keeps of each record beyond its lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Nothing,
+    Key,
+    All,
+}
+
+/// Reads one record, keeping what `keep` says.
 fn read_record<I: RecordInput>(
     input: &mut I,
-    keep: bool,
+    keep: Keep,
     out: &mut RecordFields,
 ) -> Result<(), BatchError> {
     let length = read_length(input)?;
@@ -562,11 +570,11 @@ fn read_record<I: RecordInput>(
     out.timestamp_delta = body.varlong("bad timestamp delta")?;
     out.offset_delta = body.varint("bad offset delta")?;
     out.key_len = body.nullable_len("bad key")?;
-    out.key = body.bytes(out.key_len, keep, "bad key")?;
+    out.key = body.bytes(out.key_len, keep != Keep::Nothing, "bad key")?;
     out.value_len = body.nullable_len("bad value")?;
-    out.value = body.bytes(out.value_len, keep, "bad value")?;
+    out.value = body.bytes(out.value_len, keep == Keep::All, "bad value")?;
     out.header_count = body.varint("bad header count")?;
-    read_headers(&mut body, out, keep)?;
+    read_headers(&mut body, out, keep == Keep::All)?;
     if body.left != 0 {
         return Err(INVALID("record has bytes past its last header"));
     }
@@ -656,7 +664,7 @@ fn walk<I: RecordInput>(input: &mut I, rules: &WalkRules) -> Result<(), BatchErr
         if input.at_end()? {
             return Err(INVALID("fewer records than the header counts"));
         }
-        read_record(input, false, &mut fields)?;
+        read_record(input, Keep::Nothing, &mut fields)?;
         if fields.offset_delta != expected_delta {
             return Err(INVALID("record offset deltas are not consecutive"));
         }
@@ -781,7 +789,22 @@ impl BatchRecords<'_> {
     /// The next record's fields without its key, value or headers (which
     /// are skipped in the stream); `None` after the header's count.
     pub fn next_fields(&mut self) -> Result<Option<&RecordFields>, BatchError> {
-        self.advance(false)
+        self.advance(Keep::Nothing)
+    }
+
+    /// The next record's absolute offset and its key (`None` for a null
+    /// key), its value and headers skipped; `None` after the header's count.
+    /// What the log cleaner needs to find each key's newest record.
+    pub fn next_key(&mut self) -> Result<Option<(i64, Option<Bytes>)>, BatchError> {
+        if !self.start_next()? {
+            return Ok(None);
+        }
+        read_record(&mut self.input, Keep::Key, &mut self.fields)?;
+        let offset = self
+            .header
+            .base_offset
+            .wrapping_add(self.fields.offset_delta as i64);
+        Ok(Some((offset, self.fields.key.take().map(Bytes::from))))
     }
 
     /// The next record, materialised as `kafka-protocol` would decode it
@@ -790,7 +813,7 @@ impl BatchRecords<'_> {
     /// against the bound, so the records of one batch never hold much more
     /// than the bound.
     pub fn next_record(&mut self) -> Result<Option<Record>, BatchError> {
-        if self.advance(true)?.is_none() {
+        if self.advance(Keep::All)?.is_none() {
             return Ok(None);
         }
         let fields = std::mem::take(&mut self.fields);
@@ -798,16 +821,24 @@ impl BatchRecords<'_> {
         self.to_record(fields).map(Some)
     }
 
-    fn advance(&mut self, keep: bool) -> Result<Option<&RecordFields>, BatchError> {
-        if self.read >= self.header.record_count {
+    fn advance(&mut self, keep: Keep) -> Result<Option<&RecordFields>, BatchError> {
+        if !self.start_next()? {
             return Ok(None);
+        }
+        read_record(&mut self.input, keep, &mut self.fields)?;
+        Ok(Some(&self.fields))
+    }
+
+    /// False after the header's count; counts the record about to be read.
+    fn start_next(&mut self) -> Result<bool, BatchError> {
+        if self.read >= self.header.record_count {
+            return Ok(false);
         }
         if self.input.at_end()? {
             return Err(INVALID("fewer records than the header counts"));
         }
-        read_record(&mut self.input, keep, &mut self.fields)?;
         self.read += 1;
-        Ok(Some(&self.fields))
+        Ok(true)
     }
 
     fn charge(&mut self, fields: &RecordFields) -> Result<(), BatchError> {
@@ -906,7 +937,7 @@ pub fn decode_records_within(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::batch::{
         validate_producer_batch_with, validate_producer_batch_within, BATCH_HEADER_LEN,
@@ -940,8 +971,9 @@ mod tests {
             offset: i as i64,
             sequence: 100 + i as i32,
             timestamp: 1_700_000_000_000 + i as i64,
-            key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
-            value: (i % 5 != 0).then(|| Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
+            key: (!i.is_multiple_of(3)).then(|| Bytes::from(format!("key-{i}"))),
+            value: (!i.is_multiple_of(5))
+                .then(|| Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
             headers,
             delete_horizon: false,
         }
@@ -974,9 +1006,10 @@ mod tests {
     }
 
     /// A header for hand-made records: no producer, `count` records.
-    fn hand_batch(attributes: i16, count: i32, field: &[u8]) -> Vec<u8> {
+    pub(crate) fn hand_batch(attributes: i16, count: i32, field: &[u8]) -> Vec<u8> {
         let template = encoded(&[record(1, 1)], Compression::None);
         let mut b = rebuilt(&template, attributes, count, field);
+        b[0..8].copy_from_slice(&0i64.to_be_bytes()); // base offset
         b[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // no producer id
         b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
         rebuilt(&b.clone(), attributes, count, &b[BATCH_HEADER_LEN..])
@@ -993,7 +1026,7 @@ mod tests {
 
     /// One record's bytes; `header_claim` is the header count it says it has
     /// (none follow).
-    fn raw_record(
+    pub(crate) fn raw_record(
         offset_delta: i32,
         key: Option<&[u8]>,
         value: &[u8],
@@ -1018,7 +1051,7 @@ mod tests {
         out
     }
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()
@@ -1245,7 +1278,7 @@ mod tests {
     /// A zstd frame of RLE blocks: 4 bytes each, 128 KiB of zeros each, after
     /// a raw block holding the start of one record whose value is nearly
     /// 2 GiB. `blocks` of 65,536 make 256 KiB that inflate to 8 GiB.
-    fn zstd_bomb(blocks: usize) -> Vec<u8> {
+    pub(crate) fn zstd_bomb(blocks: usize) -> Vec<u8> {
         let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
         let mut start = Vec::new();
         zigzag(i32::MAX as i64, &mut start); // record length

@@ -7,17 +7,26 @@
 //! thread pool, off the shard's executor; sealed segments are immutable, so
 //! reading them from another thread is safe. The owning shard then swaps the
 //! cleaned files in (`PartitionLog::compact`).
+//!
+//! Records are read with `protocol::records`, as bounded streams: a batch that
+//! does not decode, or decompresses past its bound, is kept as it is (and
+//! logged, at most once per `SKIP_LOG_INTERVAL`), never opened further.
 use super::index::SegmentMeta;
 use super::recovery::{read_valid_batch, segment_path};
 use super::StorageError;
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{BatchError, BatchHeader};
+use crate::protocol::records::{open_records, BatchRecords};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// At most one log line per interval about batches kept unopened (each
+/// pass over a poisoned log would meet them again).
+const SKIP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// One sealed segment to clean: its base offset and logical size.
 #[derive(Debug, Clone, Copy)]
@@ -38,15 +47,18 @@ pub fn cleaned_path(dir: &Path, base_offset: u64) -> PathBuf {
 }
 
 /// Rewrites the segments that hold superseded records. Segments with nothing
-/// to remove are left alone (and not returned).
+/// to remove are left alone (and not returned). No batch decompresses past
+/// `decompressed_bytes_max` (`records::decompressed_bytes_max` of the topic).
 pub fn clean_segments(
     dir: &Path,
     segments: &[SealedSegment],
     delete_retention_ms: i64,
     now_ms: i64,
     index_interval_bytes: u32,
+    decompressed_bytes_max: usize,
 ) -> Result<Vec<CleanedSegment>, StorageError> {
-    let latest = latest_offsets(dir, segments)?;
+    let bound = decompressed_bytes_max;
+    let latest = latest_offsets(dir, segments, bound)?;
     let mut cleaned = Vec::new();
     for segment in segments {
         let keep = |r: &Record, batch_max_ts: i64| match &r.key {
@@ -59,7 +71,7 @@ pub fn clean_segments(
                 newest && live_tombstone
             }
         };
-        if let Some(c) = rewrite_segment(dir, segment, keep, index_interval_bytes)? {
+        if let Some(c) = rewrite_segment(dir, segment, keep, index_interval_bytes, bound)? {
             cleaned.push(c);
         }
     }
@@ -86,27 +98,78 @@ fn batches(dir: &Path, segment: &SealedSegment) -> Result<Vec<(BatchHeader, Byte
     Ok(out)
 }
 
-fn decode(batch: &Bytes) -> Option<RecordSet> {
-    let mut buf = batch.clone();
-    RecordBatchDecoder::decode(&mut buf).ok()
-}
-
-/// Key -> offset of its newest record, over all the segments.
+/// Key -> offset of its newest record, over all the segments. A batch that
+/// stops decoding part way has given the keys before that point: it is kept
+/// whole by `rewrite_segment`, so no key's newest record is lost.
 fn latest_offsets(
     dir: &Path,
     segments: &[SealedSegment],
+    decompressed_bytes_max: usize,
 ) -> Result<HashMap<Bytes, i64>, StorageError> {
     let mut latest = HashMap::new();
     for segment in segments {
         for (_, batch) in batches(dir, segment)? {
-            for record in decode(&batch).map(|s| s.records).unwrap_or_default() {
-                if let Some(key) = record.key {
-                    latest.insert(key, record.offset);
+            let keys = open_records(&batch, decompressed_bytes_max).and_then(|mut records| {
+                while let Some((offset, key)) = records.next_key()? {
+                    if let Some(key) = key {
+                        latest.insert(key, offset);
+                    }
                 }
+                Ok(())
+            });
+            if let Err(e) = keys {
+                note_kept_unopened(dir, &batch, &e);
             }
         }
     }
     Ok(latest)
+}
+
+/// The records of one batch that `keep` keeps, and how many it had; an
+/// error when the batch does not decode within its bound.
+fn kept_records(
+    mut records: BatchRecords<'_>,
+    keep: &impl Fn(&Record, i64) -> bool,
+) -> Result<(Vec<Record>, usize, Compression), BatchError> {
+    let max_timestamp = records.header().max_timestamp;
+    let compression = records.compression();
+    let (mut kept, mut total) = (Vec::new(), 0usize);
+    while let Some(record) = records.next_record()? {
+        total += 1;
+        if keep(&record, max_timestamp) {
+            kept.push(record);
+        }
+    }
+    records.finish()?;
+    Ok((kept, total, compression))
+}
+
+/// Logs a batch the cleaner keeps as it is, at most once per
+/// `SKIP_LOG_INTERVAL` (with how many were kept since the last line).
+fn note_kept_unopened(dir: &Path, batch: &[u8], error: &BatchError) {
+    static LAST_LOG_S: AtomicU64 = AtomicU64::new(0);
+    static KEPT_SINCE: AtomicU64 = AtomicU64::new(0);
+    let kept = KEPT_SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOG_S.load(Ordering::Relaxed);
+    if now_s < last.saturating_add(SKIP_LOG_INTERVAL.as_secs())
+        || LAST_LOG_S
+            .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    KEPT_SINCE.store(0, Ordering::Relaxed);
+    let offset = BatchHeader::parse(batch).map_or(-1, |h| h.base_offset);
+    tracing::warn!(
+        dir = %dir.display(),
+        offset,
+        error = %error,
+        batches_kept_unopened = kept,
+        "the cleaner keeps a batch it cannot read as it is (not compacted)"
+    );
 }
 
 /// Writes the kept records of one segment to `<base>.cleaned`; `None` when
@@ -116,22 +179,27 @@ fn rewrite_segment(
     segment: &SealedSegment,
     keep: impl Fn(&Record, i64) -> bool,
     index_interval_bytes: u32,
+    decompressed_bytes_max: usize,
 ) -> Result<Option<CleanedSegment>, StorageError> {
     let mut out = BytesMut::new();
     let mut meta = SegmentMeta::empty(segment.base_offset);
     let mut removed = 0u64;
     for (header, batch) in batches(dir, segment)? {
         // Control batches and batches that do not decode stay as they are.
-        let Some(set) = decode(&batch).filter(|_| !header.is_control()) else {
+        if header.is_control() {
             append(&mut out, &mut meta, &batch, index_interval_bytes);
             continue;
+        }
+        let read = open_records(&batch, decompressed_bytes_max)
+            .and_then(|records| kept_records(records, &keep));
+        let (kept, total, compression) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                note_kept_unopened(dir, &batch, &e);
+                append(&mut out, &mut meta, &batch, index_interval_bytes);
+                continue;
+            }
         };
-        let (compression, records) = (set.compression, set.records);
-        let total = records.len();
-        let kept: Vec<Record> = records
-            .into_iter()
-            .filter(|r| keep(r, header.max_timestamp))
-            .collect();
         removed += (total - kept.len()) as u64;
         if kept.len() == total {
             append(&mut out, &mut meta, &batch, index_interval_bytes);
@@ -190,7 +258,10 @@ fn append(out: &mut BytesMut, meta: &mut SegmentMeta, batch: &[u8], index_interv
 mod tests {
     use super::*;
     use crate::protocol::batch::patch_batch;
-    use kafka_protocol::records::{Compression, TimestampType};
+    use crate::protocol::records::DECOMPRESSED_BATCH_BYTES_MAX;
+    use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
+
+    const BOUND: usize = DECOMPRESSED_BATCH_BYTES_MAX;
 
     fn record(offset: i64, key: &str, value: Option<&str>) -> Record {
         Record {
@@ -274,7 +345,7 @@ mod tests {
                 size: b,
             },
         ];
-        let cleaned = clean_segments(dir.path(), &segments, 1000, 2000, 4096).unwrap();
+        let cleaned = clean_segments(dir.path(), &segments, 1000, 2000, 4096, BOUND).unwrap();
         assert_eq!(cleaned.len(), 1, "the second segment has nothing to remove");
         assert_eq!(cleaned[0].records_removed, 2);
         assert_eq!(
@@ -282,6 +353,53 @@ mod tests {
             vec![(2, Some("c".to_string()))]
         );
         assert_eq!(cleaned[0].meta.next_offset, 3);
+    }
+
+    /// A zstd batch that inflates to 8 GiB and a gzip batch whose record
+    /// claims 2^31-1 headers, between ordinary batches: the cleaner compacts
+    /// the ordinary ones and keeps the two byte for byte.
+    #[test]
+    fn batches_over_the_bound_or_undecodable_are_kept_as_they_are() {
+        use crate::protocol::records::tests::{gzip, hand_batch, raw_record, zstd_bomb};
+        let dir = tempfile::tempdir().unwrap();
+        let plain = |offset: i64, key: &str, value: &str| {
+            let mut buf = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            RecordBatchEncoder::encode(&mut buf, &[record(0, key, Some(value))], &options).unwrap();
+            let mut b = buf.to_vec();
+            patch_batch(&mut b, offset, 0);
+            b
+        };
+        let mut zstd = hand_batch(4, 1, &zstd_bomb(65_536));
+        patch_batch(&mut zstd, 1, 0);
+        let mut headers = hand_batch(1, 1, &gzip(&raw_record(0, Some(b"k1"), b"v", i32::MAX)));
+        patch_batch(&mut headers, 3, 0);
+        let batches = [
+            plain(0, "k1", "a"),
+            zstd.clone(),
+            plain(2, "k1", "b"),
+            headers.clone(),
+            plain(4, "k2", "x"),
+        ];
+        let bytes = batches.concat();
+        std::fs::write(segment_path(dir.path(), 0, "log"), &bytes).unwrap();
+        let segments = [SealedSegment {
+            base_offset: 0,
+            size: bytes.len() as u64,
+        }];
+        let cleaned = clean_segments(dir.path(), &segments, 1000, 2000, 4096, BOUND).unwrap();
+        assert_eq!(cleaned.len(), 1);
+        assert_eq!(cleaned[0].records_removed, 1, "only k1=a goes");
+        let out = std::fs::read(cleaned_path(dir.path(), 0)).unwrap();
+        assert_eq!(
+            out,
+            batches[1..].concat(),
+            "the unreadable batches are kept unchanged"
+        );
+        assert_eq!(cleaned[0].meta.next_offset, 5);
     }
 
     #[test]
@@ -297,13 +415,13 @@ mod tests {
             base_offset: 0,
             size: a,
         }];
-        clean_segments(dir.path(), &segments, 1_000_000, 2000, 4096).unwrap();
+        clean_segments(dir.path(), &segments, 1_000_000, 2000, 4096, BOUND).unwrap();
         assert_eq!(
             offsets_and_values(dir.path(), 0),
             vec![(1, None), (2, Some("x".to_string()))],
             "a recent tombstone stays"
         );
-        clean_segments(dir.path(), &segments, 10, 1_000_000, 4096).unwrap();
+        clean_segments(dir.path(), &segments, 10, 1_000_000, 4096, BOUND).unwrap();
         assert_eq!(
             offsets_and_values(dir.path(), 0),
             vec![(2, Some("x".to_string()))]

@@ -34,6 +34,7 @@ use super::truncate::{restart_log_files_at, truncate_log_files};
 use super::{now_ms, StorageError};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::protocol::batch::{BatchHeader, BatchIter, BATCH_HEADER_LEN};
+use crate::protocol::records::{decompressed_bytes_max, open_records};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
@@ -987,8 +988,9 @@ impl PartitionLog {
             return Ok(None);
         };
         let batch = read_exact(&file, at, header.size).await?;
+        let bound = decompressed_bytes_max(self.produce_limits().0);
         Ok(Some(first_record_at_or_after(
-            &batch, &header, target, log_start,
+            &batch, &header, target, log_start, bound,
         )))
     }
 
@@ -1110,9 +1112,10 @@ impl PartitionLog {
         let newest = sealed.last().map(|s| s.base_offset);
         let dir = self.dir.clone();
         let interval = self.options.index_interval_bytes;
+        let bound = decompressed_bytes_max(self.produce_limits().0);
         let cleaned = glommio::executor()
             .spawn_blocking(move || {
-                clean_segments(&dir, &sealed, delete_retention_ms, now, interval)
+                clean_segments(&dir, &sealed, delete_retention_ms, now, interval, bound)
             })
             .await?;
         let mut removed = 0;
@@ -1304,27 +1307,31 @@ async fn read_exact(file: &DmaFile, position: u64, len: usize) -> Result<Bytes, 
 }
 
 /// The exact record of a batch whose timestamp first reaches `target`
-/// (decompressing if needed), as (timestamp, offset). Falls back to the
-/// batch's first offset if the records cannot be decoded.
+/// (decompressing as a stream, within `decompressed_bytes_max`, only as far
+/// as that record), as (timestamp, offset). Falls back to the batch's first
+/// offset if the records cannot be read that far.
 fn first_record_at_or_after(
     batch: &Bytes,
     header: &BatchHeader,
     target: i64,
     log_start: u64,
+    decompressed_bytes_max: usize,
 ) -> (i64, u64) {
-    let mut buf = batch.clone();
     let fallback = (
         header.max_timestamp,
         (header.base_offset as u64).max(log_start),
     );
-    let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) else {
+    let Ok(mut records) = open_records(batch, decompressed_bytes_max) else {
         return fallback;
     };
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= target && r.offset as u64 >= log_start)
-        .map(|r| (r.timestamp, r.offset as u64))
-        .unwrap_or(fallback)
+    while let Ok(Some(fields)) = records.next_fields() {
+        let timestamp = header.base_timestamp.wrapping_add(fields.timestamp_delta);
+        let offset = header.base_offset.wrapping_add(fields.offset_delta as i64);
+        if timestamp >= target && offset >= 0 && offset as u64 >= log_start {
+            return (timestamp, offset as u64);
+        }
+    }
+    fallback
 }
 
 #[cfg(test)]
@@ -1342,6 +1349,29 @@ mod tests {
             .expect("executor")
             .join()
             .expect("test executor");
+    }
+
+    #[test]
+    fn the_record_at_a_timestamp_is_found_in_a_stream_and_a_bomb_falls_back() {
+        use crate::protocol::records::tests::{hand_batch, zstd_bomb};
+        use crate::protocol::records::DECOMPRESSED_BATCH_BYTES_MAX as BOUND;
+        // sample_batch's records carry timestamps 1000, 1001, ...
+        let batch = Bytes::from(sample_batch(5, Compression::Zstd));
+        let header = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(
+            first_record_at_or_after(&batch, &header, 1003, 0, BOUND),
+            (1003, 3)
+        );
+        assert_eq!(
+            first_record_at_or_after(&batch, &header, 1001, 4, BOUND),
+            (1004, 4)
+        );
+        let bomb = Bytes::from(hand_batch(4, 1, &zstd_bomb(65_536)));
+        let header = BatchHeader::parse(&bomb).unwrap();
+        assert_eq!(
+            first_record_at_or_after(&bomb, &header, i64::MAX, 0, BOUND),
+            (header.max_timestamp, 0)
+        );
     }
 
     fn options() -> LogOptions {
