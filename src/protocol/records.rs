@@ -127,6 +127,10 @@ trait RecordInput {
     fn at_end(&mut self) -> Result<bool, BatchError>;
     /// The bytes left, when known without reading further.
     fn remaining(&self) -> Option<usize>;
+    /// The bytes at hand without reading further (a fast path for varints).
+    fn at_hand(&self) -> &[u8];
+    /// Consumes `n <= at_hand().len()` bytes.
+    fn consume(&mut self, n: usize);
 }
 
 /// The records field of an uncompressed batch.
@@ -171,6 +175,16 @@ impl RecordInput for SliceInput<'_> {
 
     fn remaining(&self) -> Option<usize> {
         Some(self.buf.len())
+    }
+
+    #[inline]
+    fn at_hand(&self) -> &[u8] {
+        self.buf
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.buf = self.buf.get(n..).unwrap_or_default();
     }
 }
 
@@ -276,6 +290,16 @@ impl RecordInput for StreamInput<'_> {
 
     fn remaining(&self) -> Option<usize> {
         None
+    }
+
+    #[inline]
+    fn at_hand(&self) -> &[u8] {
+        self.buffered()
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
     }
 }
 
@@ -489,18 +513,37 @@ impl<I: RecordInput> Body<'_, I> {
         self.input.byte()?.ok_or(INVALID(what))
     }
 
+    #[inline]
     fn varint(&mut self, what: &'static str) -> Result<i32, BatchError> {
         let raw = self.unsigned_varint(5, what)?;
         let raw = u32::try_from(raw).map_err(|_| INVALID(what))?;
         Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
 
+    #[inline]
     fn varlong(&mut self, what: &'static str) -> Result<i64, BatchError> {
         let raw = self.unsigned_varint(10, what)?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
+    #[inline]
     fn unsigned_varint(&mut self, max_bytes: u32, what: &'static str) -> Result<u64, BatchError> {
+        if let Some((value, used)) = varint_at_hand(self.input.at_hand(), max_bytes) {
+            if used <= self.left {
+                self.input.consume(used);
+                self.left -= used;
+                return Ok(value);
+            }
+        }
+        self.unsigned_varint_bytewise(max_bytes, what)
+    }
+
+    /// The slow path, across a chunk boundary of the stream (or at an end).
+    fn unsigned_varint_bytewise(
+        &mut self,
+        max_bytes: u32,
+        what: &'static str,
+    ) -> Result<u64, BatchError> {
         let mut value = 0u64;
         for i in 0..max_bytes {
             let b = self.byte(what)?;
@@ -513,6 +556,7 @@ impl<I: RecordInput> Body<'_, I> {
     }
 
     /// A length where -1 means null.
+    #[inline]
     fn nullable_len(&mut self, what: &'static str) -> Result<i32, BatchError> {
         let len = self.varint(what)?;
         if len < -1 {
@@ -522,6 +566,7 @@ impl<I: RecordInput> Body<'_, I> {
     }
 
     /// Skips `len` bytes, or keeps them when `keep`.
+    #[inline]
     fn bytes(
         &mut self,
         len: i32,
@@ -555,7 +600,23 @@ enum Keep {
     All,
 }
 
+/// A varint whole within `buf` (the common case), with the bytes it took;
+/// `None` when it runs past `buf` or past `max_bytes`, for the slow path to
+/// sort out.
+#[inline]
+fn varint_at_hand(buf: &[u8], max_bytes: u32) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in buf.iter().take(max_bytes as usize).enumerate() {
+        value |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
 /// Reads one record, keeping what `keep` says.
+#[inline]
 fn read_record<I: RecordInput>(
     input: &mut I,
     keep: Keep,
@@ -582,6 +643,7 @@ fn read_record<I: RecordInput>(
 }
 
 /// A record's length prefix, read outside any record.
+#[inline]
 fn read_length<I: RecordInput>(input: &mut I) -> Result<usize, BatchError> {
     let mut outer = Body {
         input,
@@ -738,6 +800,18 @@ impl RecordInput for Input<'_> {
         match self {
             Input::Slice(i) => i.remaining(),
             Input::Stream(i) => i.remaining(),
+        }
+    }
+    fn at_hand(&self) -> &[u8] {
+        match self {
+            Input::Slice(i) => i.at_hand(),
+            Input::Stream(i) => i.at_hand(),
+        }
+    }
+    fn consume(&mut self, n: usize) {
+        match self {
+            Input::Slice(i) => i.consume(n),
+            Input::Stream(i) => i.consume(n),
         }
     }
 }
@@ -1091,6 +1165,8 @@ pub(crate) mod tests {
             let header = validate_producer_batch_with(&batch, false)
                 .unwrap_or_else(|e| panic!("{codec:?}: {e}"));
             assert_eq!(header.record_count, 50);
+            let header = BatchHeader::parse(&batch).unwrap();
+            validate_records(&header, &batch, false, DECOMPRESSED_BATCH_BYTES_MAX).unwrap();
             let ours = decode_records_bounded(&batch).unwrap();
             let theirs = RecordBatchDecoder::decode(&mut Bytes::from(batch.clone()))
                 .unwrap()
@@ -1520,7 +1596,15 @@ pub(crate) mod tests {
                 let field: Vec<u8> = (0..len).map(|_| next()).collect();
                 let count = (next() % 4) as i32 + 1;
                 let batch = rebuilt(&template, attributes, count, &field);
-                let _ = validate_producer_batch_with(&batch, true);
+                let checked = validate_producer_batch_with(&batch, true);
+                if attributes == 0 {
+                    // The produce path's slice walker and the stream walker
+                    // agree on uncompressed records.
+                    let header = BatchHeader::parse(&batch).unwrap();
+                    let walked =
+                        validate_records(&header, &batch, true, DECOMPRESSED_BATCH_BYTES_MAX);
+                    assert_eq!(checked.is_ok(), walked.is_ok(), "{field:?}");
+                }
                 let _ = decode_records_bounded(&batch);
                 // And the same bytes compressed properly.
                 if let Ok(codec) = Codec::of(attributes) {
