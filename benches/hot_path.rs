@@ -67,7 +67,11 @@ fn text_value(seed: &mut u64, bytes: usize) -> Vec<u8> {
     while out.len() < bytes {
         *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         out.extend_from_slice(WORDS[(*seed >> 60) as usize].as_bytes());
-        out.push(if (*seed >> 20) % 7 == 0 { b'\n' } else { b' ' });
+        out.push(if (*seed >> 20).is_multiple_of(7) {
+            b'\n'
+        } else {
+            b' '
+        });
         out.extend_from_slice(format!("{}", (*seed >> 40) % 1000).as_bytes());
         out.push(b',');
     }
