@@ -29,11 +29,10 @@ use std::io::Read;
 /// Kafka sets no such bound; Tidemark needs one because a batch is stored
 /// unopened and opened again later (by the cleaner, the offsets loader). The
 /// value is 64 times Kafka's default `max.message.bytes` (1 MiB): far above
-/// what real producers reach (librdkafka and the Java client cap a batch's
-/// uncompressed size near `batch.size`/`message.max.bytes`, 1 MiB by
-/// default), and small enough that one batch never takes a noticeable part of
-/// a host's memory, and that decompressing it to the end costs tens of
-/// milliseconds of one core at most.
+/// what real producers send (their batches default to 16 KiB in the Java
+/// client and 1 MB in librdkafka), and small enough that one batch never
+/// takes a noticeable part of a host's memory, and that decompressing it to
+/// the end costs tens of milliseconds of one core at most.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
 
 /// The largest zstd window accepted: zstd's own default limit for
