@@ -15,11 +15,12 @@ pub mod records;
 use crate::protocol::batch::{
     encode_records, validate_producer_batch, BatchHeader, BatchIter, PlainRecord,
 };
+use crate::protocol::records::decode_records_bounded;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::{PartitionLog, Reader};
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 use membership::{
     Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, StoredGroup, SyncResult,
 };
@@ -591,16 +592,16 @@ fn replay_batch(
     if header.is_control() {
         return 0;
     }
-    let mut buf = batch;
-    let set = match RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set,
+    // Bounded: a compression bomb in the offsets topic costs a log line.
+    let records = match decode_records_bounded(&batch) {
+        Ok(records) => records,
         Err(e) => {
             tracing::warn!(partition, offset = header.base_offset, error = %e, "skipping an undecodable batch in {OFFSETS_TOPIC}");
             return 0;
         }
     };
     let mut applied = 0;
-    for record in set.records {
+    for record in records {
         let Some(key) = &record.key else { continue };
         if let Some(r) = records::decode(key, record.value.as_deref()) {
             shard.groups.apply(r, now);
