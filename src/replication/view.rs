@@ -34,7 +34,12 @@ pub async fn apply_view(
     let mut leaders = BTreeSet::new();
     match &changes {
         Some(changes) => {
-            let topics = changes.changed.iter().filter_map(|n| view.topics.get(n));
+            let topics: Vec<&TopicState> = changes
+                .changed
+                .iter()
+                .filter_map(|n| view.topics.get(n))
+                .collect();
+            open_new_replicas(shard, &topics).await;
             for topic in topics {
                 apply_topic(shard, topic, &mut leaders).await;
             }
@@ -47,6 +52,30 @@ pub async fn apply_view(
     }
     for leader_id in leaders {
         fetcher::ensure_fetcher(shard, leader_id);
+    }
+}
+
+/// Opens together the logs this shard must now hold for `topics`, so that
+/// a change creating many topics shares the cache out once, not per topic.
+async fn open_new_replicas(shard: &Rc<Shard>, topics: &[&TopicState]) {
+    let local_id = shard.replication.settings.local_id;
+    let mut wanted = Vec::new();
+    for topic in topics {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let partition = index as i32;
+            let new = shard.owner_of(&topic.name, partition) == shard.id
+                && role_in_view(p, local_id).is_some()
+                && shard.log(&topic.name, partition).is_none();
+            if new {
+                wanted.push((topic.name.clone(), partition..partition + 1));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    if let Err(e) = shard.open_partitions_of(&wanted).await {
+        tracing::error!(error = %e, "cannot open the logs of new replicas");
     }
 }
 
