@@ -1,7 +1,16 @@
 //! Fetch: read whole batches from the owning shards, long-polling when there
-//! is less than `min_bytes` (woken by appends, bounded by `max_wait_ms`), and
-//! trimmed to the request's `max_bytes` (the first batch always goes, as
-//! KIP-74 says, so a consumer never stalls on a large batch).
+//! is less than `min_bytes`, and trimmed to the request's `max_bytes` (the
+//! first batch always goes, as KIP-74 says, so a consumer never stalls on a
+//! large batch).
+//!
+//! Runs on the shard of the client's connection, reading on the owners. A
+//! long poll parks on each owner until the partitions' logs have had enough
+//! bytes written since the last read to reach `min_bytes` (or `max_wait_ms`
+//! passes, a log fails, its high watermark limit or leadership moves): it
+//! never re-reads a partition that has not grown enough. Each read first
+//! reserves its bytes from the connection's budget (`budget.rs`), so
+//! pipelined fetches that a client never reads cannot exhaust memory.
+use super::budget::{ConnectionBudget, Hold};
 use super::{owned_log, storage_error_code, topic_name, RequestContext};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
@@ -15,8 +24,6 @@ use std::time::{Duration, Instant};
 
 /// Longest long poll accepted, whatever the client asks.
 const MAX_WAIT_CAP_MS: i32 = 60_000;
-/// Pause between two waits of one long poll.
-const REWAIT_PAUSE: Duration = Duration::from_millis(2);
 
 /// One partition to read, with its place in the response.
 #[derive(Debug, Clone)]
@@ -38,6 +45,38 @@ struct FetchOutcome {
     high_watermark: i64,
     log_start_offset: i64,
     records: Bytes,
+    /// The log as it was just before the read, for a long poll's wait.
+    seen: Option<Seen>,
+}
+
+/// What a read saw of a log: the bytes written to it so far that this
+/// reader may read (`PartitionLog::readable_bytes`). A long poll waits for
+/// what comes after.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    readable_bytes: u64,
+}
+
+/// One read of every item, with the budget it reserved.
+struct Round {
+    outcomes: Vec<(FetchItem, FetchOutcome)>,
+    /// The most bytes this answer may carry (the reservation).
+    max_bytes: usize,
+    /// What the answer holds in memory, counted on the connection.
+    _hold: Hold,
+}
+
+impl Round {
+    fn bytes(&self) -> usize {
+        self.outcomes.iter().map(|(_, o)| o.records.len()).sum()
+    }
+
+    /// Whether to answer now: `min_bytes` reached (or all the budget
+    /// allowed), or an error to report.
+    fn enough(&self, min_bytes: usize) -> bool {
+        let errors = self.outcomes.iter().any(|(_, o)| o.error_code != 0);
+        errors || self.bytes() >= min_bytes.min(self.max_bytes)
+    }
 }
 
 pub async fn handle(
@@ -57,33 +96,47 @@ pub async fn handle(
     }
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
-    let response_max = if request.max_bytes <= 0 {
-        i32::MAX
-    } else {
-        request.max_bytes
-    } as usize;
-    let mut outcomes = read_all(shard, &items).await;
-    let enough = |o: &[(FetchItem, FetchOutcome)]| {
-        let bytes: usize = o.iter().map(|(_, x)| x.records.len()).sum();
-        let errors = o.iter().any(|(_, x)| x.error_code != 0);
-        bytes >= request.min_bytes.max(0) as usize || errors
-    };
-    // A wake-up is a hint, not a promise of data (a write wakes waiters
-    // before a replicated high watermark lets consumers see it): wait again
-    // until there is enough or the time is up.
-    let mut rounds = 0u32;
-    while !items.is_empty() && !enough(&outcomes) && Instant::now() < deadline {
-        if rounds > 0 {
-            // Data that is there but yields nothing (a compaction gap at the
-            // end) must not make this loop spin.
-            glommio::timer::sleep(REWAIT_PAUSE).await;
-        }
-        rounds += 1;
-        wait_for_data(shard, &items, deadline).await;
-        outcomes = read_all(shard, &items).await;
+    let wanted = answer_max_bytes(request.max_bytes, shard.config.fetch_max_bytes);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let mut round = read_round(shard, &items, &ctx.budget, wanted).await;
+    // A wake-up is a hint, not a promise of data (the bytes written may not
+    // be visible yet, or a compaction gap yields nothing): wait again until
+    // there is enough or the time is up.
+    while !items.is_empty() && !round.enough(min_bytes) && Instant::now() < deadline {
+        let missing = min_bytes.saturating_sub(round.bytes()).max(1);
+        wait_for_bytes(shard, &round.outcomes, missing as u64, deadline).await;
+        drop(round);
+        round = read_round(shard, &items, &ctx.budget, wanted).await;
     }
-    fill_response(&mut response, outcomes, response_max, ctx.version);
+    fill_response(&mut response, round.outcomes, round.max_bytes, ctx.version);
     response
+}
+
+/// The most bytes one answer may carry: the request's `max_bytes` (0 or
+/// less: no limit of its own), within the broker's `fetch.max.bytes`.
+fn answer_max_bytes(requested: i32, broker_max: i32) -> usize {
+    let requested = if requested <= 0 { i32::MAX } else { requested };
+    requested.min(broker_max.max(1)) as usize
+}
+
+/// Reserves the answer's bytes from the connection's budget, reads every
+/// item within them, then holds what was read.
+async fn read_round(
+    shard: &Rc<Shard>,
+    items: &[FetchItem],
+    budget: &Rc<ConnectionBudget>,
+    wanted: usize,
+) -> Round {
+    let mut hold = budget.reserve_fetch(wanted);
+    let max_bytes = hold.bytes();
+    let outcomes = read_all(shard, items, max_bytes).await;
+    let read: usize = outcomes.iter().map(|(_, o)| o.records.len()).sum();
+    hold.resize(read);
+    Round {
+        outcomes,
+        max_bytes,
+        _hold: hold,
+    }
 }
 
 /// Builds the response skeleton (every requested partition, in order) and
@@ -135,8 +188,13 @@ fn plan(
     (response, items)
 }
 
-/// Reads every item on its owning shard (one job per shard), in request order.
-async fn read_all(shard: &Rc<Shard>, items: &[FetchItem]) -> Vec<(FetchItem, FetchOutcome)> {
+/// Reads every item on its owning shard (one job per shard), in request
+/// order, each owner at most `max_bytes` (beyond one first batch).
+async fn read_all(
+    shard: &Rc<Shard>,
+    items: &[FetchItem],
+    max_bytes: usize,
+) -> Vec<(FetchItem, FetchOutcome)> {
     let mut by_shard: BTreeMap<usize, Vec<FetchItem>> = BTreeMap::new();
     for item in items {
         by_shard
@@ -146,15 +204,10 @@ async fn read_all(shard: &Rc<Shard>, items: &[FetchItem]) -> Vec<(FetchItem, Fet
     }
     let jobs = by_shard.into_iter().map(|(owner, items)| {
         let fallback = items.clone();
-        let job = shard.run_on(owner, move |s| read_on_owner(s, items));
+        let job = shard.run_on(owner, move |s| read_on_owner(s, items, max_bytes));
         async move {
             job.await.unwrap_or_else(|_| {
-                let gone = FetchOutcome {
-                    error_code: ResponseError::NotLeaderOrFollower.code(),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: Bytes::new(),
-                };
+                let gone = FetchOutcome::failed(ResponseError::NotLeaderOrFollower.code(), -1, -1);
                 fallback.into_iter().map(|i| (i, gone.clone())).collect()
             })
         }
@@ -168,10 +221,20 @@ async fn read_all(shard: &Rc<Shard>, items: &[FetchItem]) -> Vec<(FetchItem, Fet
     all
 }
 
-async fn read_on_owner(shard: Rc<Shard>, items: Vec<FetchItem>) -> Vec<(FetchItem, FetchOutcome)> {
+/// Reads the items one after another while `max_bytes` lasts: the first
+/// non-empty one whatever its first batch's size, the others within what
+/// is left (so a many-partition fetch never reads more than it may answer).
+async fn read_on_owner(
+    shard: Rc<Shard>,
+    items: Vec<FetchItem>,
+    max_bytes: usize,
+) -> Vec<(FetchItem, FetchOutcome)> {
     let mut out = Vec::with_capacity(items.len());
+    let mut read = 0usize;
     for item in items {
-        let outcome = read_one(&shard, &item).await;
+        let left = max_bytes.saturating_sub(read);
+        let outcome = read_one(&shard, &item, left, read == 0).await;
+        read += outcome.records.len();
         out.push((item, outcome));
     }
     out
@@ -184,11 +247,19 @@ impl FetchOutcome {
             high_watermark,
             log_start_offset,
             records: Bytes::new(),
+            seen: None,
         }
     }
 }
 
-async fn read_one(shard: &Rc<Shard>, item: &FetchItem) -> FetchOutcome {
+/// Reads one partition, at most `max_bytes` (or its first batch whatever
+/// its size, if `at_least_one`).
+async fn read_one(
+    shard: &Rc<Shard>,
+    item: &FetchItem,
+    max_bytes: usize,
+    at_least_one: bool,
+) -> FetchOutcome {
     let failed = FetchOutcome::failed;
     let log = match owned_log(shard, &item.topic, item.partition).await {
         Ok(log) => log,
@@ -211,8 +282,13 @@ async fn read_one(shard: &Rc<Shard>, item: &FetchItem) -> FetchOutcome {
         }
         Reader::Consumer
     };
+    // Taken before the read: a write during it counts as new for a wait.
+    let seen = Seen {
+        readable_bytes: log.readable_bytes(reader),
+    };
+    let max_bytes = item.max_bytes.min(max_bytes);
     match log
-        .read_for(reader, item.offset, item.max_bytes, true)
+        .read_for(reader, item.offset, max_bytes, at_least_one)
         .await
     {
         Ok(r) => FetchOutcome {
@@ -221,6 +297,7 @@ async fn read_one(shard: &Rc<Shard>, item: &FetchItem) -> FetchOutcome {
             high_watermark: r.high_watermark.max(log.high_watermark()) as i64,
             log_start_offset: r.log_start_offset as i64,
             records: r.records,
+            seen: Some(seen),
         },
         Err(e @ StorageError::OffsetOutOfRange { .. }) => failed(
             storage_error_code(&e),
@@ -255,58 +332,106 @@ fn serve_follower(
     Ok(())
 }
 
-/// Waits until some requested partition has data past its fetch offset, or
-/// the deadline passes.
-async fn wait_for_data(shard: &Rc<Shard>, items: &[FetchItem], deadline: Instant) {
-    let mut by_shard: BTreeMap<usize, Vec<(String, i32, i64, bool)>> = BTreeMap::new();
-    for item in items {
+/// One partition a long poll watches on its owner.
+#[derive(Debug, Clone)]
+struct Watch {
+    topic: String,
+    partition: i32,
+    reader: Reader,
+    seen: Seen,
+}
+
+impl Watch {
+    /// Bytes this reader may read in `log` that it could not at its read.
+    fn new_bytes(&self, log: &PartitionLog) -> u64 {
+        log.readable_bytes(self.reader)
+            .saturating_sub(self.seen.readable_bytes)
+    }
+}
+
+/// Waits until the partitions of the last read have had `missing` more
+/// bytes written (counted on each owner: each owner's share of them), or
+/// something else changed that the fetch must answer, or the deadline.
+async fn wait_for_bytes(
+    shard: &Rc<Shard>,
+    outcomes: &[(FetchItem, FetchOutcome)],
+    missing: u64,
+    deadline: Instant,
+) {
+    let mut by_shard: BTreeMap<usize, Vec<Watch>> = BTreeMap::new();
+    for (item, outcome) in outcomes {
+        let Some(seen) = outcome.seen else {
+            // Nothing to wait for: read again at once.
+            return;
+        };
         by_shard
             .entry(shard.owner_of(&item.topic, item.partition))
             .or_default()
-            .push((
-                item.topic.clone(),
-                item.partition,
-                item.offset,
-                item.replica_id >= 0,
-            ));
+            .push(Watch {
+                topic: item.topic.clone(),
+                partition: item.partition,
+                reader: if item.replica_id >= 0 {
+                    Reader::Follower
+                } else {
+                    Reader::Consumer
+                },
+                seen,
+            });
     }
+    if by_shard.is_empty() {
+        return;
+    }
+    // If the owners together have `missing` new bytes, one has its share.
+    let share = missing.div_ceil(by_shard.len() as u64).max(1);
     let waits: Vec<_> = by_shard
         .into_iter()
         .map(|(owner, watched)| {
-            Box::pin(shard.run_on(owner, move |s| wait_on_owner(s, watched, deadline)))
+            Box::pin(shard.run_on(owner, move |s| wait_on_owner(s, watched, share, deadline)))
         })
         .collect();
     let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
     futures::future::select(futures::future::select_all(waits), Box::pin(timeout)).await;
 }
 
-/// Runs on the owning shard: resolves when one of `watched` has data past its
-/// offset, or at the deadline.
-async fn wait_on_owner(
-    shard: Rc<Shard>,
-    watched: Vec<(String, i32, i64, bool)>,
-    deadline: Instant,
-) {
-    let mut signals = Vec::with_capacity(watched.len());
-    for (topic, partition, offset, follower) in &watched {
-        let Some(log) = shard.log(topic, *partition) else {
-            return;
-        };
-        let end = if *follower {
-            log.written_end()
-        } else {
-            log.high_watermark()
-        };
-        if end as i64 > *offset {
-            return;
+/// Runs on the owning shard: resolves once the watched logs have had
+/// `share` bytes written since the read, or one of them failed or was
+/// replaced, or at the deadline. Each wake-up is a write that reached a
+/// threshold (or a failure, a leadership change): never a poll.
+async fn wait_on_owner(shard: Rc<Shard>, watched: Vec<Watch>, share: u64, deadline: Instant) {
+    let mut logs = Vec::with_capacity(watched.len());
+    for w in &watched {
+        match shard.log(&w.topic, w.partition) {
+            Some(log) => logs.push(log),
+            None => return,
         }
-        signals.push(log.subscribe());
-    }
-    if signals.is_empty() {
-        return;
     }
     let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
-    futures::future::select(futures::future::select_all(signals), Box::pin(timeout)).await;
+    let mut timeout = Box::pin(timeout);
+    loop {
+        let replaced = watched.iter().zip(&logs).any(|(w, log)| {
+            !log.is_usable()
+                || !shard
+                    .log(&w.topic, w.partition)
+                    .is_some_and(|now| Rc::ptr_eq(&now, log))
+        });
+        if replaced || logs.is_empty() {
+            return;
+        }
+        let arrived: u64 = watched.iter().zip(&logs).map(|(w, l)| w.new_bytes(l)).sum();
+        if arrived >= share {
+            return;
+        }
+        // One of the logs reaches its part of what is missing first.
+        let part = (share - arrived).div_ceil(logs.len() as u64);
+        let signals = watched
+            .iter()
+            .zip(&logs)
+            .map(|(w, log)| log.subscribe_bytes(w.reader, log.readable_bytes(w.reader) + part));
+        let woken = futures::future::select(futures::future::select_all(signals), &mut timeout);
+        if let futures::future::Either::Right(_) = woken.await {
+            return;
+        }
+    }
 }
 
 /// Copies outcomes into the response, keeping whole partitions' records while

@@ -23,7 +23,9 @@ use std::time::Instant;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
-const COORDINATOR_GONE: i16 = ResponseError::CoordinatorNotAvailable.code();
+/// The answer when this shard does not (or not yet) coordinate the group:
+/// Kafka's NOT_COORDINATOR, after which clients find the coordinator again.
+const COORDINATOR_GONE: i16 = ResponseError::NotCoordinator.code();
 
 /// One partition of a commit, with the answer it gets.
 #[derive(Debug, Clone)]

@@ -20,6 +20,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 const COORDINATOR_GONE: i16 = ResponseError::CoordinatorNotAvailable.code();
+/// The answer when this shard does not (or not yet) coordinate the group,
+/// as Kafka's GroupCoordinator answers: clients find the coordinator again.
+const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// The shard that coordinates `group`.
@@ -183,7 +186,7 @@ pub async fn join_group(
             require_known_member_id: v >= 4,
         };
         let gone = JoinResult {
-            error_code: COORDINATOR_GONE,
+            error_code: NOT_COORDINATOR,
             generation_id: -1,
             ..JoinResult::default()
         };
@@ -240,7 +243,7 @@ pub async fn sync_group(
         request.protocol_name.as_ref().map(|s| s.to_string()),
     );
     let gone = SyncResult {
-        error_code: COORDINATOR_GONE,
+        error_code: NOT_COORDINATOR,
         ..SyncResult::default()
     };
     let id = group_id.clone();
@@ -279,7 +282,7 @@ pub async fn heartbeat(
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
     let id = group_id.clone();
-    let code = on_coordinator(shard, &group_id, COORDINATOR_GONE, move |s| async move {
+    let code = on_coordinator(shard, &group_id, NOT_COORDINATOR, move |s| async move {
         s.groups
             .heartbeat(&id, &member_id, generation_id, Instant::now())
     })
@@ -313,7 +316,7 @@ pub async fn leave_group(
     let codes = on_coordinator(
         shard,
         &group_id,
-        vec![COORDINATOR_GONE; members.len()],
+        vec![NOT_COORDINATOR; members.len()],
         move |s| async move {
             let codes = s.groups.leave(&id, &asked, Instant::now());
             persist_dirty_groups(&s).await;
@@ -418,7 +421,7 @@ pub async fn delete_groups(
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
         let target = id.clone();
-        let code = on_coordinator(shard, &id, COORDINATOR_GONE, move |s| async move {
+        let code = on_coordinator(shard, &id, NOT_COORDINATOR, move |s| async move {
             delete_group_on_coordinator(&s, &target).await
         })
         .await;

@@ -6,6 +6,7 @@
 //! order. Typed errors from storage and metadata become Kafka error codes
 //! here, at the protocol boundary.
 mod admin;
+pub mod budget;
 mod cluster;
 mod configs;
 mod fetch;
@@ -56,6 +57,8 @@ pub struct RequestContext {
     pub client_id: String,
     /// The peer's address as Kafka shows it ("/127.0.0.1").
     pub client_host: Rc<str>,
+    /// What the connection may still hold in answers (Fetch reserves from it).
+    pub budget: Rc<budget::ConnectionBudget>,
 }
 
 /// Decodes one request frame, runs its handler and encodes the answer.
@@ -64,6 +67,7 @@ pub async fn handle_frame(
     shard: Rc<Shard>,
     frame: BytesMut,
     client_host: Rc<str>,
+    budget: Rc<budget::ConnectionBudget>,
 ) -> Result<Option<Frame>, RequestError> {
     let mut buf = frame.freeze();
     if buf.len() < 8 {
@@ -100,6 +104,7 @@ pub async fn handle_frame(
         correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host,
+        budget,
     };
     // Bytes after a request body are ignored, as Apache Kafka ignores them
     // (librdkafka 2.12 sends three after an all-topics Metadata v12).
@@ -190,7 +195,9 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
     match e {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
-        StorageError::Io { .. } | StorageError::Offline => ResponseError::KafkaStorageError.code(),
+        StorageError::Io { .. } | StorageError::Offline | StorageError::DiskFull { .. } => {
+            ResponseError::KafkaStorageError.code()
+        }
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         // Only a follower's own fetcher appends replicated batches.
@@ -212,7 +219,7 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
             ResponseError::InvalidReplicationFactor.code()
         }
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } => {
+        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } | MetadataError::DiskFull => {
             ResponseError::KafkaStorageError.code()
         }
         // Kafka's ProducerIdManager fails with a plain KafkaException here.

@@ -65,6 +65,12 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     #[serde(rename = "log.segment.bytes")]
     pub segment_bytes: i64,
+    /// Appends are refused (KAFKA_STORAGE_ERROR) while the data dir's
+    /// filesystem has less free space than this, so that a full disk is
+    /// never met mid-write and deletes still have room. -1: 5% of the
+    /// filesystem, at most 1 GiB.
+    #[serde(rename = "log.disk.free.min.bytes")]
+    pub disk_free_min_bytes: i64,
     #[serde(rename = "log.roll.ms")]
     pub segment_ms: i64,
     #[serde(rename = "log.retention.ms")]
@@ -94,6 +100,35 @@ pub struct BrokerConfig {
     /// Most requests one connection may have in flight (pipelining depth).
     #[serde(rename = "max.inflight.requests.per.connection")]
     pub max_inflight_per_connection: usize,
+    /// Most bytes one connection may hold in requests being handled and
+    /// answers not yet sent; past it the broker stops reading its requests.
+    #[serde(rename = "connection.inflight.max.bytes")]
+    pub connection_inflight_max_bytes: usize,
+    /// The same bound for all connections of one shard together (each
+    /// connection may still hold a small fair share beyond it).
+    #[serde(rename = "shard.inflight.max.bytes")]
+    pub shard_inflight_max_bytes: usize,
+    /// Most bytes a Fetch answer carries (Kafka's broker `fetch.max.bytes`).
+    #[serde(rename = "fetch.max.bytes")]
+    pub fetch_max_bytes: i32,
+    /// Most client connections the broker keeps open at once.
+    #[serde(rename = "max.connections")]
+    pub max_connections: usize,
+    /// Most client connections from one IP address.
+    #[serde(rename = "max.connections.per.ip")]
+    pub max_connections_per_ip: usize,
+    /// A connection with nothing read, nothing written and no request in
+    /// process for this long is closed.
+    #[serde(rename = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: u64,
+    /// Once the first byte of a request frame arrives, the whole frame must
+    /// arrive within this time, or the connection is closed (slowloris).
+    #[serde(rename = "socket.request.read.timeout.ms")]
+    pub socket_request_read_timeout_ms: u64,
+    /// File descriptors kept free for the logs (segments, indexes,
+    /// checkpoints): a connection accepted into the last ones is closed.
+    #[serde(rename = "log.fd.reserve")]
+    pub log_fd_reserve: usize,
     #[serde(rename = "cluster.id")]
     pub cluster_id: String,
     /// Partitions of `__consumer_offsets`, fixed when it is first created.
@@ -152,6 +187,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             message_max_bytes: 1_048_588,
             segment_bytes: 1 << 30,
+            disk_free_min_bytes: -1,
             segment_ms: 7 * 24 * 3600 * 1000,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
@@ -163,6 +199,14 @@ impl Default for BrokerConfig {
             cache_bytes_per_shard,
             writes_in_flight: 4,
             max_inflight_per_connection: 64,
+            connection_inflight_max_bytes: 64 << 20,
+            shard_inflight_max_bytes: default_shard_inflight_max_bytes(),
+            fetch_max_bytes: 57_671_680,
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as usize,
+            connections_max_idle_ms: 600_000,
+            socket_request_read_timeout_ms: 30_000,
+            log_fd_reserve: 1024,
             cluster_id: "tidemark-dev-cluster".to_string(),
             offsets_topic_partitions: 50,
             group_min_session_timeout_ms: 6_000,
@@ -182,6 +226,17 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// `log.disk.free.min.bytes` for the filesystem of `dir` (the default
+    /// depends on its size).
+    pub fn disk_free_min_bytes_for(&self, dir: &std::path::Path) -> u64 {
+        const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+        if self.disk_free_min_bytes >= 0 {
+            return self.disk_free_min_bytes as u64;
+        }
+        let total = crate::storage::disk_space::total_bytes(dir).unwrap_or(0);
+        (total / 20).min(DEFAULT_MAX_BYTES)
+    }
+
     /// The quorum endpoints, or none when the broker stands alone.
     pub fn quorum_endpoints(&self) -> Vec<String> {
         self.quorum_endpoints
@@ -277,6 +332,7 @@ impl BrokerConfig {
                 "must be positive",
             ));
         }
+        self.validate_connection_limits()?;
         if !(1..=crate::metadata::PARTITIONS_MAX).contains(&self.offsets_topic_partitions) {
             return Err(invalid(
                 "offsets.topic.num.partitions",
@@ -292,6 +348,54 @@ impl BrokerConfig {
         self.listen_addr()?;
         self.advertised_addr()?;
         Ok(())
+    }
+
+    fn validate_connection_limits(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "connection.inflight.max.bytes",
+                self.connection_inflight_max_bytes,
+            ),
+            ("shard.inflight.max.bytes", self.shard_inflight_max_bytes),
+            ("max.connections", self.max_connections),
+            ("max.connections.per.ip", self.max_connections_per_ip),
+            (
+                "connections.max.idle.ms",
+                self.connections_max_idle_ms as usize,
+            ),
+            (
+                "socket.request.read.timeout.ms",
+                self.socket_request_read_timeout_ms as usize,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.to_string(),
+                    message: "must be positive".to_string(),
+                });
+            }
+        }
+        if self.fetch_max_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "fetch.max.bytes".to_string(),
+                message: "must be at least 1024".to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What the connection pipeline takes from the config.
+    pub fn connection_settings(&self) -> ConnectionSettings {
+        ConnectionSettings {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            idle_ms: self.connections_max_idle_ms,
+            frame_timeout_ms: self.socket_request_read_timeout_ms,
+            fd_reserve: self.log_fd_reserve,
+            connection_inflight_max_bytes: self.connection_inflight_max_bytes,
+            shard_inflight_max_bytes: self.shard_inflight_max_bytes,
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -337,6 +441,27 @@ impl BrokerConfig {
             ..TopicConfig::default()
         }
     }
+}
+
+/// The limits and timeouts of client connections (see `BrokerConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub idle_ms: u64,
+    pub frame_timeout_ms: u64,
+    pub fd_reserve: usize,
+    pub connection_inflight_max_bytes: usize,
+    pub shard_inflight_max_bytes: usize,
+}
+
+/// An eighth of the memory this process may use, split over the CPUs, and at
+/// least 256 MiB: what a shard's connections may hold in requests and answers.
+fn default_shard_inflight_max_bytes() -> usize {
+    const FLOOR_BYTES: u64 = 256 << 20;
+    let memory = usable_memory_bytes().unwrap_or(4 << 30);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    (memory / 8 / cpus).max(FLOOR_BYTES) as usize
 }
 
 /// A quarter of the memory this process may use, split over the CPUs (one

@@ -125,8 +125,9 @@ pub struct Group {
     pub protocol_name: String,
     pub leader: String,
     pub members: BTreeMap<String, Member>,
-    /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined.
-    pending_ids: BTreeMap<String, Instant>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined: when each
+    /// was handed out and the session timeout it lives for (KIP-394).
+    pending_ids: BTreeMap<String, (Instant, Duration)>,
     join_waiters: BTreeMap<String, oneshot::Sender<JoinResult>>,
     sync_waiters: BTreeMap<String, oneshot::Sender<SyncResult>>,
     rebalance_deadline: Option<Instant>,
@@ -135,6 +136,12 @@ pub struct Group {
     /// Set when the group's metadata changed and should be persisted.
     pub dirty: bool,
 }
+
+/// Most member ids one group keeps waiting for their second JoinGroup: a
+/// client that never comes back costs a bounded amount. Past the bound the
+/// oldest is forgotten (its owner, if it returns, gets UNKNOWN_MEMBER_ID and
+/// joins afresh).
+pub const PENDING_IDS_MAX: usize = 1024;
 
 const UNKNOWN_MEMBER: i16 = ResponseError::UnknownMemberId.code();
 const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
@@ -163,6 +170,38 @@ impl Group {
         self.members.is_empty()
     }
 
+    /// Whether nothing is left of the group in memory but its name: no
+    /// member, none about to join, nothing to persist.
+    pub fn is_dead(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.members.is_empty()
+            && self.pending_ids.is_empty()
+            && self.join_waiters.is_empty()
+            && self.sync_waiters.is_empty()
+            && !self.dirty
+    }
+
+    /// Member ids waiting for their join, for tests and bounds.
+    pub fn pending_id_count(&self) -> usize {
+        self.pending_ids.len()
+    }
+
+    fn add_pending_id(&mut self, member_id: &str, now: Instant, session_timeout: Duration) {
+        while self.pending_ids.len() >= PENDING_IDS_MAX {
+            let oldest = self
+                .pending_ids
+                .iter()
+                .min_by_key(|(_, (since, _))| *since)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => self.pending_ids.remove(&id),
+                None => break,
+            };
+        }
+        self.pending_ids
+            .insert(member_id.to_string(), (now, session_timeout));
+    }
+
     /// Handles JoinGroup.
     pub fn join(
         &mut self,
@@ -178,7 +217,9 @@ impl Group {
             let new_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
             if request.require_known_member_id && request.group_instance_id.is_none() {
                 // KIP-394: the member learns its id first and joins with it.
-                self.pending_ids.insert(new_id.clone(), now);
+                let session_timeout =
+                    Duration::from_millis(request.session_timeout_ms.max(0) as u64);
+                self.add_pending_id(&new_id, now, session_timeout);
                 return Reply::Now(JoinResult::error(
                     ResponseError::MemberIdRequired.code(),
                     &new_id,
@@ -534,7 +575,7 @@ impl Group {
     /// Members waiting in a join are alive by definition.
     pub fn tick(&mut self, now: Instant, limits: &GroupLimits) {
         self.pending_ids
-            .retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
+            .retain(|_, (since, timeout)| now.duration_since(*since) < *timeout);
         let expired: Vec<String> = self
             .members
             .values()
@@ -653,6 +694,28 @@ mod tests {
             protocols: vec![("range".into(), Bytes::from_static(b"m"))],
             require_known_member_id: true,
         }
+    }
+
+    #[test]
+    fn member_ids_waiting_for_their_join_are_bounded_and_expire_with_the_session() {
+        let mut g = Group::new("g");
+        let now = Instant::now();
+        for _ in 0..PENDING_IDS_MAX + 500 {
+            let answer = now_result(g.join(join_request(""), now, &LIMITS));
+            assert_eq!(answer.error_code, ResponseError::MemberIdRequired.code());
+        }
+        assert_eq!(g.pending_id_count(), PENDING_IDS_MAX);
+        let (id, _) = join_new(&mut g, now);
+        assert!(
+            g.members.contains_key(&id),
+            "a member still joins past the bound"
+        );
+        g.tick(now + Duration::from_millis(1500), &LIMITS);
+        assert_eq!(
+            g.pending_id_count(),
+            0,
+            "gone after the 1 s session timeout"
+        );
     }
 
     fn now_result<T>(r: Reply<T>) -> T {

@@ -333,11 +333,15 @@ impl GroupCoordinator {
         self.offsets.borrow_mut().retain(|g, _| !mine(g));
     }
 
-    /// Expires sessions and ends overdue rebalances in every group.
+    /// Expires sessions and ends overdue rebalances in every group, and
+    /// forgets groups of which nothing is left (Kafka's Dead state): no
+    /// members, none about to join, no committed offsets.
     pub fn tick(&self, now: Instant) {
-        for group in self.groups.borrow_mut().values_mut() {
+        let offsets = self.offsets.borrow();
+        self.groups.borrow_mut().retain(|group_id, group| {
             group.tick(now, &self.limits);
-        }
+            !group.is_dead() || offsets.get(group_id).is_some_and(|o| !o.is_empty())
+        });
     }
 
     /// Groups whose metadata changed since the last call, to persist.
@@ -618,6 +622,37 @@ pub async fn run_ticker(shard: Rc<Shard>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_of_which_nothing_is_left_are_forgotten() {
+        let coordinator = GroupCoordinator::new(GroupLimits {
+            min_session_timeout_ms: 100,
+            max_session_timeout_ms: 60_000,
+            initial_rebalance_delay_ms: 0,
+        });
+        let now = Instant::now();
+        for g in 0..100 {
+            let request = JoinRequest {
+                member_id: String::new(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 1000,
+                rebalance_timeout_ms: 1000,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+                require_known_member_id: true,
+            };
+            let _ = coordinator.join(&format!("never-joined-{g}"), request, now);
+        }
+        assert!(coordinator.exists("never-joined-7"));
+        coordinator.tick(now + Duration::from_secs(2));
+        assert!(
+            !coordinator.exists("never-joined-7"),
+            "a group whose only would-be members never came back is gone"
+        );
+        assert!(coordinator.list().is_empty());
+    }
 
     #[test]
     fn partition_follows_java_hash_code() {

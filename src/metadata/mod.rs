@@ -53,6 +53,9 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, message: String },
     #[error("producer ids are exhausted")]
     ProducerIdsExhausted,
+    /// The quorum's disk is full: it takes no new topics or configs.
+    #[error("the controller's disk is full: only deletions are accepted")]
+    DiskFull,
     /// The quorum service refused or could not be reached.
     #[error("the controller: {0}")]
     Controller(String),

@@ -9,12 +9,13 @@ use super::protocol::{
     encode_frame, read_frame, secret_matches, write_frame, FrameError, NodeStatus, Request,
     RequestFrame, Response, WATCH_TIMEOUT_MS_MAX,
 };
+use super::raft::files::{disk_is_full, ensure_reserve};
 use super::raft::log_store::LogStore;
 use super::raft::network::Network;
 use super::raft::state_machine::{lock_log, SharedChangeLog, StateMachine};
 use super::raft::{BasicNode, NodeId, Raft};
 use super::sessions::Sessions;
-use super::state::{Command, Proposal};
+use super::state::{Command, CommandError, Proposal};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,7 +69,13 @@ struct Node {
     sessions: Mutex<Sessions>,
     peers: BTreeMap<NodeId, String>,
     secret: Option<String>,
+    /// Where the Raft log, snapshots and the disk reserve live.
+    data_dir: PathBuf,
 }
+
+/// How often a node whose disk filled up checks for room to take its
+/// reserve back.
+const RESERVE_RETRY: Duration = Duration::from_secs(2);
 
 fn raft_config(config: &QuorumConfig) -> Result<Arc<Config>, QuorumError> {
     let raft_config = Config {
@@ -127,7 +134,11 @@ pub async fn run(
         ))),
         peers: config.peers.clone(),
         secret: config.secret.clone(),
+        data_dir: config.data_dir.clone(),
     });
+    if !ensure_reserve(&config.data_dir) {
+        tracing::warn!(dir = %config.data_dir.display(), "no room for the quorum's disk reserve: it refuses new topics until there is");
+    }
     println!(
         "quorum node {} listening on {}",
         config.node_id, config.listen
@@ -135,11 +146,13 @@ pub async fn run(
     initialize_if_first(&node).await?;
     let tick = Duration::from_millis((config.session_timeout_ms / 10).clamp(20, 1000));
     let controller = tokio::spawn(control(node.clone(), tick));
+    let reserve = tokio::spawn(keep_reserve(node.data_dir.clone()));
     tokio::select! {
         () = accept_loop(node.clone(), listener) => {}
         () = shutdown => {}
     }
     controller.abort();
+    reserve.abort();
     let _ = node.raft.shutdown().await;
     tracing::info!(node = node.id, "quorum node stopped");
     Ok(())
@@ -379,6 +392,11 @@ impl Node {
             }
             _ => {}
         }
+        if proposal.command.adds_state() && disk_is_full(&self.data_dir) {
+            // Deletes, registrations and ISR changes still go through: they
+            // are how the cluster stays available and frees space.
+            return Response::Rejected(CommandError::DiskFull);
+        }
         let registering = match &proposal.command {
             Command::RegisterBroker { info } => Some(info.broker_id),
             _ => None,
@@ -548,6 +566,16 @@ fn assign_topic_ids(command: &mut Command) {
 }
 
 /// The controller: while this node leads, expires lapsed broker sessions.
+/// Takes the disk reserve back once a full disk has room again.
+async fn keep_reserve(dir: PathBuf) {
+    loop {
+        tokio::time::sleep(RESERVE_RETRY).await;
+        if disk_is_full(&dir) && ensure_reserve(&dir) {
+            tracing::info!(dir = %dir.display(), "the quorum's disk has room again: reserve restored");
+        }
+    }
+}
+
 async fn control(node: Arc<Node>, tick: Duration) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

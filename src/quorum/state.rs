@@ -115,6 +115,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command only adds state (topics, partitions, configs,
+    /// producer ids): what a quorum whose disk is full refuses, while it
+    /// still takes the commands that keep the cluster available or free
+    /// space.
+    /// A batch adds state when any of its commands does.
+    pub fn adds_state(&self) -> bool {
+        match self {
+            Command::Batch { commands } => commands.iter().any(Command::adds_state),
+            _ => matches!(
+                self,
+                Command::CreateTopic { .. }
+                    | Command::CreatePartitions { .. }
+                    | Command::AlterTopicConfigs { .. }
+                    | Command::AllocateProducerIds { .. }
+            ),
+        }
+    }
+}
+
 /// What a successful command returns besides the new revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -175,6 +195,9 @@ pub enum CommandError {
     InvalidIsr(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// Refused before it was proposed: the quorum's disk is full.
+    #[error("the quorum's disk is full: only deletions are accepted")]
+    DiskFull,
 }
 
 impl CommandError {
@@ -194,6 +217,7 @@ impl CommandError {
             CommandError::InvalidUpdateVersion { .. } => 96,
             CommandError::InvalidIsr(_) => 107, // INELIGIBLE_REPLICA
             CommandError::InvalidRequest(_) => 42,
+            CommandError::DiskFull => 56, // KAFKA_STORAGE_ERROR
         }
     }
 }

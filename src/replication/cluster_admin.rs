@@ -37,6 +37,7 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
         AgentError::Rejected(CommandError::InvalidConfig(m)) => {
             MetadataError::InvalidConfig(TopicConfigError::Refused(m))
         }
+        AgentError::Rejected(CommandError::DiskFull) => MetadataError::DiskFull,
         other => MetadataError::Controller(other.to_string()),
     }
 }

@@ -213,6 +213,8 @@ fn become_leader(
         .with_roles(|roles| roles.insert(key, role));
     log.set_high_watermark_limit(Some(high_watermark));
     shard.replication.advance_high_watermark(log);
+    // Long polls parked on this log answer under the new role.
+    log.wake_waiters();
 }
 
 /// Same leader epoch: take the controller's ISR if it is newer than ours.
@@ -244,4 +246,6 @@ fn become_follower(shard: &Rc<Shard>, log: &Rc<crate::storage::PartitionLog>, f:
     shard
         .replication
         .with_roles(|roles| roles.insert(key, Role::Follower(f)));
+    // Consumers' long polls answer NOT_LEADER_OR_FOLLOWER now, not at max_wait.
+    log.wake_waiters();
 }

@@ -16,6 +16,7 @@ pub use runtime::{start_shards, ShardSet};
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
+use crate::storage::disk_space::DiskSpace;
 use crate::storage::{
     claim_partition_dir, partition_dir, remove_retired, retire_partition_dir, LogOptions,
     PartitionLog, StorageError,
@@ -60,6 +61,8 @@ pub struct Shard {
     /// identity), so a topic deleted and created again is told apart.
     topic_ids: RefCell<HashMap<String, uuid::Uuid>>,
     stopping: Cell<bool>,
+    /// The free-space floor this shard's logs append above.
+    disk_space: Rc<DiskSpace>,
     /// Serializes opening logs, so two requests never open one log twice.
     open_lock: glommio::sync::Semaphore,
 }
@@ -71,8 +74,13 @@ impl Shard {
         metadata: Arc<MetadataStore>,
         inboxes: Vec<flume::Sender<Job>>,
     ) -> Self {
+        let disk_space = Rc::new(DiskSpace::new(
+            &config.data_dir,
+            config.disk_free_min_bytes_for(&config.data_dir),
+        ));
         Shard {
             id,
+            disk_space,
             count: inboxes.len(),
             groups: crate::group::GroupCoordinator::new(config.group_limits()),
             replication: crate::replication::ReplicaManager::new(config.replication_settings()),
@@ -160,6 +168,7 @@ impl Shard {
             cache_bytes: self.cache_share(),
             flush_policy: self.config.flush_policy,
             writes_in_flight: self.config.writes_in_flight,
+            disk_space: Some(self.disk_space.clone()),
         }
     }
 

@@ -56,6 +56,8 @@ pub fn start_shards(
     agent: Option<AgentHandle>,
 ) -> Result<ShardSet, String> {
     raise_memlock_limit();
+    crate::net::raise_nofile_limit();
+    let connections = crate::net::ConnectionTracker::new(config.connection_settings());
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -73,12 +75,13 @@ pub fn start_shards(
         } else {
             Placement::Unbound
         };
-        let (config, metadata, senders, ready, agent) = (
+        let (config, metadata, senders, ready, agent, connections) = (
             config.clone(),
             metadata.clone(),
             senders.clone(),
             ready_tx.clone(),
             agent.clone(),
+            connections.clone(),
         );
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
@@ -92,7 +95,7 @@ pub fn start_shards(
                 if let Some(agent) = agent {
                     shard.replication.set_agent(agent);
                 }
-                run_shard(shard, inbox, stop_rx, ready).await;
+                run_shard(shard, inbox, stop_rx, ready, connections).await;
             })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(handle);
@@ -125,6 +128,7 @@ async fn run_shard(
     inbox: flume::Receiver<Job>,
     stop: flume::Receiver<()>,
     ready: flume::Sender<Result<usize, String>>,
+    connections: Arc<crate::net::ConnectionTracker>,
 ) {
     shard.start_reply_router();
     let listener = match prepare_shard(&shard).await {
@@ -135,7 +139,7 @@ async fn run_shard(
         }
     };
     let _ = ready.send(Ok(shard.id));
-    glommio::spawn_local(crate::net::accept_loop(shard.clone(), listener)).detach();
+    glommio::spawn_local(serve_once_ready(shard.clone(), listener, connections)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
     if shard.replication.in_cluster() {
@@ -152,6 +156,27 @@ async fn run_shard(
         }
     }
     shard.close_all_logs().await;
+}
+
+/// Accepts connections, in a cluster only once this shard has the cluster's
+/// view: before it, Metadata could only answer a placeholder cluster id and
+/// no topics, which clients remember (librdkafka warns of a changed cluster
+/// id). Kafka's brokers likewise start processing requests only after they
+/// caught up with the metadata log. Clients that connect earlier wait in the
+/// listen backlog.
+async fn serve_once_ready(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    connections: Arc<crate::net::ConnectionTracker>,
+) {
+    const VIEW_POLL: Duration = Duration::from_millis(5);
+    while shard.replication.in_cluster() && shard.replication.view().is_none() {
+        if shard.is_stopping() {
+            return;
+        }
+        glommio::timer::sleep(VIEW_POLL).await;
+    }
+    crate::net::accept_loop(shard, listener, connections).await;
 }
 
 /// Probes DMA, recovers the owned logs and binds the Kafka port.

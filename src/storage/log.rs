@@ -19,6 +19,7 @@ mod flush;
 
 use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
+use super::disk_space::DiskSpace;
 use super::epochs::LeaderEpochCache;
 use super::producer_state::{
     write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
@@ -38,7 +39,8 @@ use futures::channel::oneshot;
 use glommio::io::DmaFile;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 
@@ -46,6 +48,9 @@ use std::rc::{Rc, Weak};
 /// batch), whatever the client asks, so a fetch cannot make the broker load
 /// a whole segment into memory.
 const READ_MAX_BYTES: usize = 16 << 20;
+/// Most writes a replicated log remembers the bytes of while consumers
+/// cannot see them yet (for long polls' byte counts).
+const WRITE_MARKS_MAX: usize = 1024;
 /// Bytes read at a time when walking batch headers in a segment.
 const SCAN_CHUNK_BYTES: u64 = 64 << 10;
 
@@ -57,6 +62,8 @@ pub struct LogOptions {
     pub flush_policy: FlushPolicy,
     /// Most writes of one log in flight at once (`log.writes.in.flight`).
     pub writes_in_flight: usize,
+    /// The shard's free-space floor for appends (none: never refused).
+    pub disk_space: Option<Rc<DiskSpace>>,
 }
 
 /// Where an appended batch landed.
@@ -109,8 +116,69 @@ struct PendingBatch {
     bytes: Bytes,
 }
 
+/// Long polls waiting for a byte count to reach their thresholds, lowest
+/// threshold first.
+#[derive(Default)]
+struct ByteWaiters {
+    heap: BinaryHeap<Reverse<ByteWaiter>>,
+}
+
+impl ByteWaiters {
+    fn push(&mut self, threshold: u64, wake: oneshot::Sender<()>) {
+        // Long polls that timed out dropped their receivers: forget them.
+        self.heap.retain(|Reverse(w)| !w.wake.is_canceled());
+        self.heap.push(Reverse(ByteWaiter { threshold, wake }));
+    }
+
+    /// Wakes the waiters whose threshold `bytes` reached.
+    fn wake_reached(&mut self, bytes: u64) {
+        while self.heap.peek().is_some_and(|w| w.0.threshold <= bytes) {
+            if let Some(Reverse(waiter)) = self.heap.pop() {
+                let _ = waiter.wake.send(());
+            }
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for Reverse(waiter) in self.heap.drain() {
+            let _ = waiter.wake.send(());
+        }
+    }
+}
+
+/// A long poll waiting for a byte count to reach `threshold`, ordered by
+/// threshold alone.
+struct ByteWaiter {
+    threshold: u64,
+    wake: oneshot::Sender<()>,
+}
+
+impl PartialEq for ByteWaiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.threshold == other.threshold
+    }
+}
+
+impl Eq for ByteWaiter {}
+
+impl PartialOrd for ByteWaiter {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByteWaiter {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.threshold.cmp(&other.threshold)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
+    /// A write or sync failed (a full disk, a failing device): nothing more
+    /// is appended, but what was written before stays readable.
+    WritesFailed,
+    /// Replaced by a reopened log (truncation): every call fails.
     Offline,
     Deleted,
 }
@@ -133,6 +201,17 @@ struct LogState {
     pending: VecDeque<PendingBatch>,
     cache: BatchCache,
     data_waiters: Vec<oneshot::Sender<()>>,
+    /// Consumers' long polls waiting for `visible_bytes` to reach a
+    /// threshold, and followers' waiting for `appended_bytes` to (a failure
+    /// or a leadership change wakes them all).
+    consumer_waiters: ByteWaiters,
+    follower_waiters: ByteWaiters,
+    /// Bytes of every batch written since the log was opened.
+    appended_bytes: u64,
+    /// In a replicated log, `(end offset, appended_bytes)` after each write
+    /// that consumers may not see yet (and the newest one they may): how
+    /// many bytes a consumer can see, for long polls. Bounded.
+    write_marks: VecDeque<(u64, u64)>,
     failure: Option<Failure>,
     /// Producer state including queued batches: what `append` checks against.
     producers: ProducerStateMap,
@@ -145,11 +224,21 @@ struct LogState {
 }
 
 impl LogState {
+    /// Ok while the log takes appends and maintenance.
     fn check_usable(&self) -> Result<(), StorageError> {
         match self.failure {
             None => Ok(()),
-            Some(Failure::Offline) => Err(StorageError::Offline),
+            Some(Failure::WritesFailed | Failure::Offline) => Err(StorageError::Offline),
             Some(Failure::Deleted) => Err(StorageError::Deleted),
+        }
+    }
+
+    /// Ok while what was written may be read: also after a failed write,
+    /// so acknowledged records stay readable on a full disk.
+    fn check_readable(&self) -> Result<(), StorageError> {
+        match self.failure {
+            Some(Failure::WritesFailed) => Ok(()),
+            _ => self.check_usable(),
         }
     }
 
@@ -170,6 +259,86 @@ impl LogState {
     fn wake_data_waiters(&mut self) {
         for w in self.data_waiters.drain(..) {
             let _ = w.send(());
+        }
+        self.consumer_waiters.wake_all();
+        self.follower_waiters.wake_all();
+    }
+
+    /// Counts a write of `bytes` that ends at `end_offset`, before the
+    /// written end moves there.
+    fn record_write(&mut self, end_offset: u64, bytes: u64) {
+        if self.high_watermark_limit.is_some() {
+            if self.write_marks.is_empty() {
+                // Where the bytes stood before: consumers may be below it.
+                let before = (self.high_watermark, self.appended_bytes);
+                self.write_marks.push_back(before);
+            }
+            self.write_marks
+                .push_back((end_offset, self.appended_bytes + bytes));
+            if self.write_marks.len() > WRITE_MARKS_MAX {
+                self.write_marks.pop_front();
+            }
+        }
+        self.appended_bytes += bytes;
+    }
+
+    /// After a write: every data waiter, and the long polls whose byte
+    /// threshold the written bytes reached (the others sleep on).
+    fn wake_after_write(&mut self) {
+        for w in self.data_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        self.follower_waiters.wake_reached(self.appended_bytes);
+        self.consumer_waiters.wake_reached(self.visible_bytes());
+    }
+
+    /// After the high watermark limit moved: every data waiter, and the
+    /// consumers' long polls whose threshold the visible bytes reached.
+    fn wake_after_limit_moved(&mut self) {
+        for w in self.data_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        self.consumer_waiters.wake_reached(self.visible_bytes());
+    }
+
+    /// The bytes written that `reader` may read (see `readable_bytes`).
+    fn readable_bytes(&self, reader: Reader) -> u64 {
+        match reader {
+            Reader::Consumer => self.visible_bytes(),
+            Reader::Follower => self.appended_bytes,
+        }
+    }
+
+    /// Of `appended_bytes`, those a consumer may read (below the visible
+    /// end): exact while the marks reach back that far, else an estimate.
+    fn visible_bytes(&self) -> u64 {
+        let visible = self.visible_end();
+        if visible >= self.high_watermark {
+            return self.appended_bytes;
+        }
+        let below = self
+            .write_marks
+            .iter()
+            .rev()
+            .find(|(end, _)| *end <= visible);
+        match (below, self.write_marks.front()) {
+            (Some((_, bytes)), _) | (None, Some((_, bytes))) => *bytes,
+            (None, None) => self.appended_bytes,
+        }
+    }
+
+    /// Forgets the marks consumers have passed, but the newest of them.
+    fn prune_write_marks(&mut self) {
+        let visible = self.visible_end();
+        while self
+            .write_marks
+            .get(1)
+            .is_some_and(|(end, _)| *end <= visible)
+        {
+            self.write_marks.pop_front();
+        }
+        if self.high_watermark_limit.is_none() {
+            self.write_marks.clear();
         }
     }
 
@@ -298,6 +467,10 @@ impl PartitionLog {
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
             data_waiters: Vec::new(),
+            consumer_waiters: ByteWaiters::default(),
+            follower_waiters: ByteWaiters::default(),
+            appended_bytes: 0,
+            write_marks: VecDeque::new(),
             failure: None,
             written_producers: recovered.producers.clone(),
             producers: recovered.producers,
@@ -365,7 +538,8 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         if st.high_watermark_limit != limit {
             st.high_watermark_limit = limit;
-            st.wake_data_waiters();
+            st.prune_write_marks();
+            st.wake_after_limit_moved();
         }
     }
 
@@ -408,6 +582,13 @@ impl PartitionLog {
     ) -> Result<AppendOutcome, StorageError> {
         let mut st = self.state.borrow_mut();
         st.check_usable()?;
+        if let Some(disk) = &self.options.disk_space {
+            if !disk.reserve(batch.len()) {
+                return Err(StorageError::DiskFull {
+                    free_min_bytes: disk.free_min_bytes(),
+                });
+            }
+        }
         let producer = ProducerBatch::of(header);
         if let Some(p) = &producer {
             if let SequenceCheck::Duplicate(original) = st.producers.check(p)? {
@@ -570,15 +751,15 @@ impl PartitionLog {
         error
     }
 
-    /// Marks the log offline (unless it already failed or was deleted) and
-    /// wakes every waiter, which then sees the failure.
+    /// Stops the log's writes (unless it already failed or was deleted) and
+    /// wakes every waiter, which then sees the failure; reads go on.
     fn take_offline(&self, context: &'static str, error: &StorageError) {
         let mut st = self.state.borrow_mut();
         if st.check_usable().is_err() {
             return;
         }
-        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log goes offline");
-        st.failure = Some(Failure::Offline);
+        tracing::error!(topic = %self.topic, partition = self.partition, error = %error, "{context}: the log takes no more writes (what was written stays readable)");
+        st.failure = Some(Failure::WritesFailed);
         st.wake_data_waiters();
     }
 
@@ -592,6 +773,46 @@ impl PartitionLog {
         st.data_waiters.retain(|w| !w.is_canceled());
         st.data_waiters.push(tx);
         rx
+    }
+
+    /// A receiver that fires once the bytes `reader` may read
+    /// (`readable_bytes`) reach `threshold`, or the log fails, or its
+    /// leadership changes: for Fetch long polls that wait for `min_bytes`.
+    pub fn subscribe_bytes(&self, reader: Reader, threshold: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.borrow_mut();
+        if threshold <= st.readable_bytes(reader) || st.check_usable().is_err() {
+            let _ = tx.send(());
+            return rx;
+        }
+        let waiters = match reader {
+            Reader::Consumer => &mut st.consumer_waiters,
+            Reader::Follower => &mut st.follower_waiters,
+        };
+        waiters.push(threshold, tx);
+        rx
+    }
+
+    /// Bytes of every batch written since the log was opened (only grows).
+    pub fn appended_bytes(&self) -> u64 {
+        self.state.borrow().appended_bytes
+    }
+
+    /// Bytes written since the log was opened that `reader` may read: all
+    /// of them for a follower, those below the high watermark it sees for a
+    /// consumer. What a long poll counts toward its `min_bytes`.
+    pub fn readable_bytes(&self, reader: Reader) -> u64 {
+        self.state.borrow().readable_bytes(reader)
+    }
+
+    /// Whether the log still serves (not offline, not deleted).
+    pub fn is_usable(&self) -> bool {
+        self.state.borrow().check_usable().is_ok()
+    }
+
+    /// Wakes every waiter (a leadership change: long polls answer anew).
+    pub fn wake_waiters(&self) {
+        self.state.borrow_mut().wake_data_waiters();
     }
 
     /// A consumer's read: whole batches starting with the one that holds
@@ -618,7 +839,7 @@ impl PartitionLog {
         let max_bytes = max_bytes.min(READ_MAX_BYTES);
         let (mut cursor, bound, high_watermark, log_start_offset) = {
             let mut st = self.state.borrow_mut();
-            st.check_usable()?;
+            st.check_readable()?;
             let (bound, start) = (st.read_bound(reader), st.log_start_offset);
             let visible = st.visible_end();
             // As in Kafka, only an offset past the log end is out of range:
@@ -741,7 +962,7 @@ impl PartitionLog {
     ) -> Result<Option<(i64, u64)>, StorageError> {
         let (file, position, end, log_start) = {
             let st = self.state.borrow();
-            st.check_usable()?;
+            st.check_readable()?;
             let found = st
                 .segments
                 .values()
@@ -1125,6 +1346,7 @@ mod tests {
 
     fn options() -> LogOptions {
         LogOptions {
+            disk_space: None,
             index_interval_bytes: 256,
             cache_bytes: 2048,
             flush_policy: FlushPolicy::AcksAll,
@@ -1438,6 +1660,39 @@ mod tests {
             drop(log);
             let log = open(&path, config).await;
             assert_eq!(read_values(&log).await, expected);
+        });
+    }
+
+    #[test]
+    fn long_polls_wake_at_their_byte_threshold_and_count_visible_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, TopicConfig::default()).await;
+            let len = sample_batch(3, Compression::None).len() as u64;
+            let mut waiter = log.subscribe_bytes(Reader::Consumer, 2 * len);
+            fill(&log, 1).await;
+            assert_eq!(waiter.try_recv(), Ok(None), "below its threshold");
+            fill(&log, 1).await;
+            assert_eq!(waiter.try_recv(), Ok(Some(())), "at its threshold");
+            assert_eq!(log.appended_bytes(), 2 * len);
+            // Replicated: consumers see the bytes below the limit only.
+            log.set_high_watermark_limit(Some(6));
+            fill(&log, 1).await;
+            fill(&log, 1).await;
+            assert_eq!(log.appended_bytes(), 4 * len);
+            assert_eq!(log.readable_bytes(Reader::Consumer), 2 * len);
+            assert_eq!(log.readable_bytes(Reader::Follower), 4 * len);
+            let mut consumer = log.subscribe_bytes(Reader::Consumer, 4 * len);
+            let mut follower = log.subscribe_bytes(Reader::Follower, 4 * len);
+            assert_eq!(follower.try_recv(), Ok(Some(())), "a follower sees all");
+            log.set_high_watermark_limit(Some(9));
+            assert_eq!(consumer.try_recv(), Ok(None), "3 batches visible of 4");
+            assert_eq!(log.readable_bytes(Reader::Consumer), 3 * len);
+            log.set_high_watermark_limit(Some(12));
+            assert_eq!(consumer.try_recv(), Ok(Some(())), "all 4 visible");
+            assert_eq!(log.readable_bytes(Reader::Consumer), 4 * len);
+            log.close().await.unwrap();
         });
     }
 

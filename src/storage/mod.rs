@@ -17,6 +17,7 @@
 //! offset of each leader epoch, see `epochs`).
 mod cache;
 mod cleaner;
+pub mod disk_space;
 pub mod epochs;
 mod index;
 mod log;
@@ -57,6 +58,9 @@ pub enum StorageError {
     NonContiguousReplica { expected: u64, got: i64 },
     #[error("the log is offline after an earlier I/O error")]
     Offline,
+    /// The data dir's free space is below `log.disk.free.min.bytes`.
+    #[error("the disk is full: less than {free_min_bytes} bytes free")]
+    DiskFull { free_min_bytes: u64 },
     #[error("the partition was deleted")]
     Deleted,
     /// A producer's batch does not follow its previous one (Kafka's
@@ -103,6 +107,15 @@ impl From<ProducerStateError> for StorageError {
 }
 
 impl StorageError {
+    /// Whether the process (EMFILE) or the system (ENFILE) ran out of file
+    /// descriptors: a passing condition, retried rather than fatal to a log.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        let StorageError::Io { source, .. } = self else {
+            return false;
+        };
+        matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: &Path,

@@ -56,7 +56,7 @@ impl Segment {
             .truncate(true)
             .dma_open(&path)
             .await
-            .map_err(|e| StorageError::io("cannot create segment", &path, e))?;
+            .map_err(|e| StorageError::io("cannot create segment", &path, os_error(e)))?;
         Ok(Segment {
             meta: SegmentMeta::empty(base_offset),
             file: Rc::new(file),
@@ -77,7 +77,7 @@ impl Segment {
             .write(true)
             .dma_open(&path)
             .await
-            .map_err(|e| StorageError::io("cannot open segment", &path, e))?;
+            .map_err(|e| StorageError::io("cannot open segment", &path, os_error(e)))?;
         let created_ms = std::fs::metadata(&path)
             .ok()
             .and_then(|m| m.modified().ok())
@@ -104,6 +104,15 @@ impl Segment {
         let time_path = segment_path(&self.dir, base, "timeindex");
         write_file_atomically(&time_path, &self.meta.final_time_index().to_bytes())
             .map_err(|e| StorageError::io("cannot write time index", &time_path, e))
+    }
+}
+
+/// The operating system's error inside glommio's, so that its code (EMFILE:
+/// out of descriptors, retried) survives.
+fn os_error(e: glommio::GlommioError<()>) -> std::io::Error {
+    match e {
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        other => other.into(),
     }
 }
 

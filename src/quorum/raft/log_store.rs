@@ -9,7 +9,7 @@
 //! `committed.json` and `purged.json` are replaced atomically. Purging rewrites the log file
 //! without the purged entries (also atomically). Every entry is kept in
 //! memory too: the log is bounded by snapshotting and purging.
-use super::files::{read_optional, sync_dir, write_atomic};
+use super::files::{read_optional, sync_dir, with_reserve, write_atomic};
 use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError};
@@ -149,6 +149,7 @@ fn encode_record(entry: &Entry) -> io::Result<Vec<u8>> {
 }
 
 impl LogInner {
+    /// Appends and syncs `entries`; on a full disk, with the reserve's room.
     fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
         let mut buf = Vec::new();
         let mut placed = Vec::with_capacity(entries.len());
@@ -157,14 +158,19 @@ impl LogInner {
             buf.extend_from_slice(&encode_record(&entry)?);
             placed.push((offset, entry));
         }
-        self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        let dir = self.dir.clone();
+        with_reserve(&dir, || self.write_at_end(&buf))?;
         self.end += buf.len() as u64;
         for (offset, entry) in placed {
             self.entries.insert(entry.log_id.index, (offset, entry));
         }
         Ok(())
+    }
+
+    fn write_at_end(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(self.end))?;
+        self.file.write_all(buf)?;
+        self.file.sync_data()
     }
 
     /// Removes entries from `index` on, in memory and in the file.

@@ -41,6 +41,11 @@ const MAX_WRITE_BYTES: u64 = 8 << 20;
 /// Fewest bytes a write carries when it starts while others are in flight.
 const MIN_OVERLAPPED_WRITE_BYTES: u64 = 256 << 10;
 
+/// A roll that failed for lack of file descriptors is retried after this
+/// pause, doubling up to `ROLL_RETRY_MAX`.
+const ROLL_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+const ROLL_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes at least this large preallocate the file ahead of themselves.
 const PREALLOCATE_MIN_BYTES: u64 = 1 << 20;
 /// How far ahead of a large write the file is preallocated, in multiples
@@ -270,13 +275,37 @@ impl PartitionLog {
         }
         let end = active.meta.next_offset;
         st.cache.detach_written(end);
+        let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
+        st.record_write(end, bytes as u64);
         st.high_watermark = end;
-        st.wake_data_waiters();
+        st.wake_after_write();
     }
 
+    /// Rolls, retrying while the process is out of file descriptors (they
+    /// come back as connections close: the log must not go offline for
+    /// good); any other failure takes the log offline.
     async fn run_roll(self: Rc<Self>) {
-        if let Err(e) = self.roll().await {
-            self.take_offline("cannot roll segment", &e);
+        let mut pause = ROLL_RETRY_MIN;
+        let mut failures = 0u64;
+        loop {
+            match self.roll().await {
+                Ok(()) => break,
+                Err(e) if e.is_out_of_descriptors() && self.is_usable() => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(60) {
+                        tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, failures, "cannot roll segment: out of file descriptors, retrying");
+                    }
+                    glommio::timer::sleep(pause).await;
+                    pause = (pause * 2).min(ROLL_RETRY_MAX);
+                }
+                Err(e) => {
+                    self.take_offline("cannot roll segment", &e);
+                    break;
+                }
+            }
+        }
+        if failures > 0 && self.is_usable() {
+            tracing::info!(topic = %self.topic, partition = self.partition, failures, "segment rolled after running out of file descriptors");
         }
         self.state.borrow_mut().writes.rolling = false;
         self.start_writes();

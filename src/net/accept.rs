@@ -1,0 +1,145 @@
+//! The accept loop of one shard: admits each connection against the
+//! broker's limits (`limits.rs`) or closes it at once, and backs off when
+//! `accept` itself fails (out of descriptors: EMFILE, ENFILE), with one log
+//! line per interval instead of one per failure.
+//!
+//! Runs on every shard, each on its own SO_REUSEPORT listener.
+use super::connection::serve_connection;
+use super::limits::ConnectionTracker;
+use crate::broker::budget::ShardBudget;
+use crate::shard::Shard;
+use glommio::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// First pause after a failed accept; it doubles up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one log line per this interval for each kind of trouble.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accepts connections until the shard stops.
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tracker: Arc<ConnectionTracker>) {
+    let budget = ShardBudget::new(tracker.settings().shard_inflight_max_bytes);
+    let mut backoff = Backoff::default();
+    let mut failures = RateLimitedLog::default();
+    let mut refusals = RateLimitedLog::default();
+    while !shard.is_stopping() {
+        match listener.accept().await {
+            Ok(stream) => {
+                backoff.reset();
+                admit(&shard, stream, &tracker, &budget, &mut refusals);
+            }
+            Err(e) => {
+                if let Some(more) = failures.note() {
+                    tracing::warn!(shard = shard.id, error = %e, failures_since_last_log = more, "accept failed; backing off");
+                }
+                glommio::timer::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Serves `stream` if the limits admit it; closes it at once otherwise.
+fn admit(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    tracker: &Arc<ConnectionTracker>,
+    budget: &Rc<ShardBudget>,
+    refusals: &mut RateLimitedLog,
+) {
+    let Ok(peer) = stream.peer_addr() else {
+        // Already gone.
+        return;
+    };
+    match tracker.admit(peer.ip(), stream.as_raw_fd()) {
+        Ok(permit) => {
+            let connection = serve_connection(shard.clone(), stream, peer, budget.clone());
+            glommio::spawn_local(async move {
+                connection.await;
+                drop(permit);
+            })
+            .detach();
+        }
+        Err(refusal) => {
+            if let Some(more) = refusals.note() {
+                tracing::warn!(shard = shard.id, %peer, reason = %refusal, refused_since_last_log = more, "connection refused");
+            }
+            drop(stream);
+        }
+    }
+}
+
+/// The pause after each of a run of failed accepts.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: BACKOFF_MIN }
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+/// Lets one event in `LOG_INTERVAL` be logged, counting the others.
+#[derive(Debug, Default)]
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    /// `Some(events suppressed since the last line)` when this one may be
+    /// logged.
+    fn note(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(last) if now.duration_since(last) < LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::default();
+        let pauses: Vec<u128> = (0..9).map(|_| b.next().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next(), BACKOFF_MIN);
+    }
+
+    #[test]
+    fn one_line_per_interval() {
+        let mut log = RateLimitedLog::default();
+        assert_eq!(log.note(), Some(0));
+        assert_eq!((0..100).filter_map(|_| log.note()).count(), 0);
+        log.last = Some(Instant::now() - LOG_INTERVAL);
+        assert_eq!(log.note(), Some(100));
+    }
+}
