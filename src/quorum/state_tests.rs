@@ -561,3 +561,18 @@ fn a_batch_applies_each_command_and_reports_the_topics_it_touched() {
     apply_tracked(&mut view, &expire, &mut touched).unwrap();
     assert_eq!(touched, vec!["a".to_string(), "b".to_string()]);
 }
+
+#[test]
+fn a_batch_adds_state_when_any_of_its_commands_does() {
+    let deletes = Command::Batch {
+        commands: vec![Command::DeleteTopic { name: "t".into() }],
+    };
+    assert!(!deletes.adds_state());
+    let creates = Command::Batch {
+        commands: vec![
+            Command::DeleteTopic { name: "t".into() },
+            create_with("u", BTreeMap::new()),
+        ],
+    };
+    assert!(creates.adds_state());
+}
