@@ -60,13 +60,22 @@ pub async fn create_topics(
     ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
-    for topic in request.topics {
-        let name = topic.name.0.to_string();
+    let outcomes = if shard.replication.in_cluster() && !request.validate_only {
+        create_in_cluster(shard, &request.topics).await
+    } else {
+        let mut outcomes = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let name = topic.name.0.to_string();
+            outcomes.push(create_one(shard, &name, topic, request.validate_only).await);
+        }
+        outcomes
+    };
+    for (topic, outcome) in request.topics.into_iter().zip(outcomes) {
         let mut result = CreatableTopicResult::default()
             .with_name(topic.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        match create_one(shard, &name, &topic, request.validate_only).await {
+        match outcome {
             // Each field exists from the version noted; the codec refuses it before.
             Ok(meta) if ctx.version >= 5 => {
                 result.num_partitions = meta.partitions;
@@ -95,6 +104,61 @@ fn replication_factor_of(shard: &Shard, topic: &str) -> i16 {
         .unwrap_or(1)
 }
 
+/// Creates a request's topics in a cluster: each checked here, the valid
+/// ones proposed to the controller in batches.
+async fn create_in_cluster(
+    shard: &Rc<Shard>,
+    topics: &[create_topics_request::CreatableTopic],
+) -> Vec<Result<TopicMeta, (i16, String)>> {
+    let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
+    let mut outcomes: Vec<Option<Result<TopicMeta, (i16, String)>>> = Vec::new();
+    let mut ready = Vec::new();
+    let mut slots = Vec::new();
+    for topic in topics {
+        match prepare_in_cluster(shard, topic) {
+            Ok(spec) => {
+                slots.push(outcomes.len());
+                ready.push(spec);
+                outcomes.push(None);
+            }
+            Err(e) => outcomes.push(Some(Err(e))),
+        }
+    }
+    let created = cluster_admin::create_topics(shard, &ready).await;
+    for (slot, result) in slots.into_iter().zip(created) {
+        outcomes[slot] = Some(result.map_err(fail));
+    }
+    let missing = || Err(fail(MetadataError::Controller("no answer".to_string())));
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(missing))
+        .collect()
+}
+
+/// The checks of `create_one` before anything is proposed.
+fn prepare_in_cluster(
+    shard: &Rc<Shard>,
+    topic: &create_topics_request::CreatableTopic,
+) -> Result<cluster_admin::NewTopic, (i16, String)> {
+    let fail = |e: MetadataError| (metadata_error_code(&e), e.to_string());
+    let name = topic.name.0.to_string();
+    if is_internal_topic(&name) {
+        return Err(fail(MetadataError::InternalTopic(name)));
+    }
+    let partitions = partition_count(shard, topic)?;
+    let configs = requested_configs(topic);
+    cluster_admin::prepare_topic(shard, &name, partitions, topic.replication_factor, &configs)
+        .map_err(fail)
+}
+
+fn requested_configs(topic: &create_topics_request::CreatableTopic) -> BTreeMap<String, String> {
+    topic
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect()
+}
+
 async fn create_one(
     shard: &Rc<Shard>,
     name: &str,
@@ -108,11 +172,7 @@ async fn create_one(
         return Err(fail(MetadataError::InternalTopic(name.to_string())));
     }
     let partitions = partition_count(shard, topic)?;
-    let configs: BTreeMap<String, String> = topic
-        .configs
-        .iter()
-        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-        .collect();
+    let configs = requested_configs(topic);
     // In a cluster the controller checks the factor against live brokers.
     let local_replication_factor = if shard.replication.in_cluster() {
         -1
@@ -120,7 +180,7 @@ async fn create_one(
         topic.replication_factor
     };
     if validate_only {
-        shard
+        let configs = shard
             .metadata
             .check_new_topic(name, partitions, local_replication_factor, &configs)
             .map_err(fail)?;

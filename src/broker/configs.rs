@@ -181,17 +181,19 @@ async fn alter_one(
     }
     let topic = resource.resource_name.to_string();
     let in_cluster = shard.replication.in_cluster();
-    shard
+    let updated = shard
         .metadata
         .alter_topic_configs(&topic, &changes, validate_only || in_cluster)
         .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
     if in_cluster && !validate_only {
-        // The controller keeps configs; shards reload them with its view.
+        // The controller keeps configs, in the canonical form the registry
+        // gave them; shards reload them with its view.
         let (mut set, mut delete) = (std::collections::BTreeMap::new(), Vec::new());
         for change in changes {
             match change {
                 ConfigChange::Set(k, v) => {
-                    set.insert(k, v);
+                    let canonical = updated.configs.get(&k).cloned().unwrap_or(v);
+                    set.insert(k, canonical);
                 }
                 ConfigChange::Delete(k) => delete.push(k),
             }

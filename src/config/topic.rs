@@ -18,10 +18,23 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
+/// Longest config value accepted, in bytes, before it is parsed. Kafka has
+/// no bound on strings, but every topic config Tidemark supports is a
+/// number, a boolean or a short list whose canonical form is under 32
+/// bytes; 64 KiB leaves room for any future list-valued key while keeping
+/// one request from carrying megabytes into the quorum's view (a 3.5 MiB
+/// `retention.ms` of leading zeros once pushed the view past its frame).
+pub const CONFIG_VALUE_BYTES_MAX: usize = 64 << 10;
+/// How much of a refused value an error message quotes.
+const QUOTED_VALUE_CHARS_MAX: usize = 64;
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TopicConfigError {
     #[error("unknown topic config {0}")]
     UnknownKey(String),
+    /// The controller refused the configs (its bounds, see `quorum::state`).
+    #[error("refused by the controller: {0}")]
+    Refused(String),
     #[error("invalid value {value:?} for {key}: {reason}")]
     InvalidValue {
         key: String,
@@ -86,13 +99,18 @@ impl TopicConfig {
         Ok(config)
     }
 
-    /// Sets one config, checking its value.
+    /// Sets one config, checking its value. The override is kept in
+    /// canonical form (a number as its parsed decimal, a boolean in lower
+    /// case, a policy list deduplicated), as Kafka's `ConfigDef` parses it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), TopicConfigError> {
         let invalid = |reason| TopicConfigError::InvalidValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: quoted(value),
             reason,
         };
+        if value.len() > CONFIG_VALUE_BYTES_MAX {
+            return Err(invalid("longer than 64 KiB"));
+        }
         let long = || {
             value
                 .trim()
@@ -168,11 +186,22 @@ impl TopicConfig {
                     return Err(invalid("only \"CreateTime\" is supported"));
                 }
             }
-            _ => return Err(TopicConfigError::UnknownKey(key.to_string())),
+            _ => return Err(TopicConfigError::UnknownKey(quoted(key))),
         }
-        self.overrides
-            .insert(key.to_string(), value.trim().to_string());
+        let canonical = self
+            .value_of(key)
+            .unwrap_or_else(|| value.trim().to_string());
+        self.overrides.insert(key.to_string(), canonical);
         Ok(())
+    }
+
+    /// `overrides` checked and in canonical form (what the registry and the
+    /// quorum store).
+    pub fn canonical_overrides(
+        defaults: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, TopicConfigError> {
+        Ok(TopicConfig::with_overrides(defaults, overrides)?.overrides)
     }
 
     /// The current value of a supported key, as DescribeConfigs shows it.
@@ -202,6 +231,15 @@ impl TopicConfig {
     }
 }
 
+/// The start of `text`, for an error message.
+fn quoted(text: &str) -> String {
+    if text.chars().count() <= QUOTED_VALUE_CHARS_MAX {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(QUOTED_VALUE_CHARS_MAX).collect();
+    format!("{head}... ({} bytes)", text.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +267,29 @@ mod tests {
             c.set("no.such", "1"),
             Err(TopicConfigError::UnknownKey("no.such".into()))
         );
+    }
+
+    #[test]
+    fn values_are_stored_canonically_and_bounded() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "retention.ms".to_string(),
+            format!("{}1", "0".repeat(60_000)),
+        );
+        o.insert(
+            "cleanup.policy".to_string(),
+            "delete, compact,delete".into(),
+        );
+        o.insert("unclean.leader.election.enable".to_string(), "TRUE".into());
+        let c = TopicConfig::canonical_overrides(&TopicConfig::default(), &o).unwrap();
+        assert_eq!(c["retention.ms"], "1");
+        assert_eq!(c["cleanup.policy"], "compact,delete");
+        assert_eq!(c["unclean.leader.election.enable"], "true");
+        o.insert(
+            "retention.ms".to_string(),
+            "0".repeat(CONFIG_VALUE_BYTES_MAX + 1),
+        );
+        let e = TopicConfig::canonical_overrides(&TopicConfig::default(), &o).unwrap_err();
+        assert!(e.to_string().len() < 300, "{e}");
     }
 }

@@ -156,13 +156,14 @@ impl MetadataStore {
     }
 
     /// Checks a creation without making it (CreateTopics with validate_only).
+    /// Returns the configs in the canonical form they are stored in.
     pub fn check_new_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
         configs: &BTreeMap<String, String>,
-    ) -> Result<(), MetadataError> {
+    ) -> Result<BTreeMap<String, String>, MetadataError> {
         validate_topic_name(name)?;
         if !(1..=PARTITIONS_MAX).contains(&partitions) {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -172,11 +173,11 @@ impl MetadataStore {
         if replication_factor != 1 && replication_factor != -1 {
             return Err(MetadataError::InvalidReplicationFactor(replication_factor));
         }
-        TopicConfig::with_overrides(&self.topic_defaults, configs)?;
+        let canonical = TopicConfig::canonical_overrides(&self.topic_defaults, configs)?;
         if self.read().topics.contains_key(name) {
             return Err(MetadataError::TopicAlreadyExists(name.to_string()));
         }
-        Ok(())
+        Ok(canonical)
     }
 
     pub fn create_topic(
@@ -186,7 +187,7 @@ impl MetadataStore {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, MetadataError> {
-        self.check_new_topic(name, partitions, replication_factor, &configs)?;
+        let configs = self.check_new_topic(name, partitions, replication_factor, &configs)?;
         let mut registry = self.write();
         if registry.topics.contains_key(name) {
             return Err(MetadataError::TopicAlreadyExists(name.to_string()));
@@ -274,9 +275,8 @@ impl MetadataStore {
                 }
             }
         }
-        TopicConfig::with_overrides(&self.topic_defaults, &configs)?;
         let mut updated = topic.clone();
-        updated.configs = configs;
+        updated.configs = TopicConfig::canonical_overrides(&self.topic_defaults, &configs)?;
         if validate_only {
             return Ok(updated);
         }
@@ -287,6 +287,18 @@ impl MetadataStore {
             }
         })?;
         Ok(updated)
+    }
+
+    /// In a cluster: takes the changed and removed topics of a quorum view
+    /// change, leaving the others as they are (the cost is what changed).
+    pub fn mirror_changes(&self, changed: Vec<TopicMeta>, removed: &[String]) {
+        let mut registry = self.write();
+        for name in removed {
+            registry.topics.remove(name);
+        }
+        for topic in changed {
+            registry.topics.insert(topic.name.clone(), topic);
+        }
     }
 
     /// In a cluster: takes the topics from the quorum service's view (the

@@ -9,6 +9,11 @@
 //! Requests on one client go one at a time over its one connection, so a
 //! `watch` holds the client for as long as it waits: a broker uses one client
 //! to watch and another for heartbeats and writes.
+//!
+//! The view comes in pieces that each fit a frame: `read` assembles pages,
+//! `watch_changes` returns deltas (or the whole view, paged, when the
+//! watcher is too far behind).
+use super::changes::{ViewDelta, ViewPage};
 use super::model::{BrokerInfo, ClusterView, PartitionState};
 use super::protocol::{
     call_encoded, encode_frame, FrameError, NodeStatus, Request, RequestFrame, Response,
@@ -25,6 +30,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(6);
 pub const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Times a paged linearizable read starts again because the view moved.
+const READ_RESTARTS_MAX: usize = 20;
+/// Pages of one view, at most (4 MiB each: far beyond any real cluster).
+const PAGES_MAX: usize = 1 << 14;
+
+/// What a watch returns.
+#[derive(Debug)]
+pub enum ViewChange {
+    /// What changed since the revision asked from.
+    Delta(ViewDelta),
+    /// The whole view, read in pages because the watcher was too far behind.
+    /// Pages may come from successive revisions: the view's revision is the
+    /// first page's, so the next delta brings whatever moved while paging.
+    Full(ClusterView),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -136,7 +156,7 @@ impl QuorumClient {
 
     fn attempt_timeout(&self, request: &Request) -> Duration {
         match request {
-            Request::Watch { timeout_ms, .. } => {
+            Request::Watch { timeout_ms, .. } | Request::WatchDelta { timeout_ms, .. } => {
                 self.request_timeout + Duration::from_millis(*timeout_ms)
             }
             _ => self.request_timeout,
@@ -291,26 +311,113 @@ impl QuorumClient {
         }
     }
 
-    /// A linearizable read of the whole cluster view (from the leader).
+    /// A linearizable read of the whole cluster view (from the leader), in
+    /// pages of one revision.
     pub async fn read(&mut self) -> Result<ClusterView, ClientError> {
-        expect_view(self.send(Request::Read).await?)
+        for _ in 0..READ_RESTARTS_MAX {
+            if let Some(view) = self.read_pages().await? {
+                return Ok(view);
+            }
+        }
+        Err(ClientError::Unavailable {
+            timeout: self.retry_timeout,
+            last: "the view kept changing while it was read".into(),
+        })
+    }
+
+    /// One paged read; `None` when the view moved on between pages.
+    async fn read_pages(&mut self) -> Result<Option<ClusterView>, ClientError> {
+        let first = self
+            .send(Request::ReadPage {
+                after: None,
+                revision: None,
+            })
+            .await?;
+        let Some(first) = expect_page(first)? else {
+            return Ok(None);
+        };
+        let revision = Some(first.revision);
+        let mut after = first.next_after.clone();
+        let mut view = ClusterView::from_page(first);
+        for _ in 0..PAGES_MAX {
+            let Some(name) = after.take() else {
+                return Ok(Some(view));
+            };
+            let next = self
+                .send(Request::ReadPage {
+                    after: Some(name),
+                    revision,
+                })
+                .await?;
+            let Some(page) = expect_page(next)? else {
+                return Ok(None);
+            };
+            after = page.next_after.clone();
+            view.add_topics(page.topics);
+        }
+        Err(ClientError::Unexpected(
+            "the view has too many pages".into(),
+        ))
+    }
+
+    /// The applied view of the node answering, in pages that may come from
+    /// successive revisions (see `ViewChange::Full`).
+    pub async fn watch_pages(&mut self) -> Result<ClusterView, ClientError> {
+        let first = self.send(Request::WatchPage { after: None }).await?;
+        let Some(first) = expect_page(first)? else {
+            return Err(ClientError::Unexpected("a watch page moved".into()));
+        };
+        let mut after = first.next_after.clone();
+        let mut view = ClusterView::from_page(first);
+        for _ in 0..PAGES_MAX {
+            let Some(name) = after.take() else {
+                return Ok(view);
+            };
+            let next = self.send(Request::WatchPage { after: Some(name) }).await?;
+            let Some(page) = expect_page(next)? else {
+                return Err(ClientError::Unexpected("a watch page moved".into()));
+            };
+            after = page.next_after.clone();
+            view.brokers = page.brokers;
+            view.add_topics(page.topics);
+        }
+        Err(ClientError::Unexpected(
+            "the view has too many pages".into(),
+        ))
+    }
+
+    /// Long-polls for what changed after `from_revision`; at `timeout`
+    /// returns an empty delta. A watcher the quorum cannot answer with a
+    /// delta gets the whole view.
+    pub async fn watch_changes(
+        &mut self,
+        from_revision: u64,
+        timeout: Duration,
+    ) -> Result<ViewChange, ClientError> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let request = Request::WatchDelta {
+            from_revision,
+            timeout_ms,
+        };
+        match self.send(request).await? {
+            Response::Delta(delta) => Ok(ViewChange::Delta(delta)),
+            Response::TooFarBehind { .. } => Ok(ViewChange::Full(self.watch_pages().await?)),
+            other => Err(refused(other)),
+        }
     }
 
     /// Long-polls for a view newer than `from_revision`; at `timeout` returns
-    /// the current one (which may be no newer).
+    /// the current one (which may be no newer). Reads the whole view in
+    /// pages: watchers that keep a view use `watch_changes`.
     pub async fn watch(
         &mut self,
         from_revision: u64,
         timeout: Duration,
     ) -> Result<ClusterView, ClientError> {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        expect_view(
-            self.send(Request::Watch {
-                from_revision,
-                timeout_ms,
-            })
-            .await?,
-        )
+        match self.watch_changes(from_revision, timeout).await? {
+            ViewChange::Full(view) => Ok(view),
+            ViewChange::Delta(_) => self.watch_pages().await,
+        }
     }
 
     /// One node's Raft status.
@@ -339,9 +446,11 @@ fn expect_applied(response: Response) -> Result<Applied, ClientError> {
     }
 }
 
-fn expect_view(response: Response) -> Result<ClusterView, ClientError> {
+/// A page, or `None` when the view moved on since the read began.
+fn expect_page(response: Response) -> Result<Option<ViewPage>, ClientError> {
     match response {
-        Response::View(view) => Ok(view),
+        Response::Page(page) => Ok(Some(page)),
+        Response::ViewMoved { .. } => Ok(None),
         other => Err(refused(other)),
     }
 }

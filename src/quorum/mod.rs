@@ -6,6 +6,7 @@
 //!
 //! - `model`: the metadata types shared with brokers (pure).
 //! - `state`: the replicated state machine and its commands (pure).
+//! - `changes`: the change log, deltas and pages of the view (pure).
 //! - `placement`: replica placement (pure).
 //! - `sessions`: broker session expiry on the leader (pure).
 //! - `raft`: openraft glue: durable log, state machine and snapshots, peer network.
@@ -14,6 +15,7 @@
 //! - `client`: `QuorumClient`, used by brokers and the CLI (tokio).
 //! - `config`: the node's flags and TOML file.
 //! - `embedded`: the single-node quorum inside `tidemark dev`.
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod embedded;

@@ -2,16 +2,17 @@
 //! starts openraft, serves the quorum protocol on its port, and runs the
 //! controller duties (broker sessions) while it is the Raft leader.
 //! Quorum process, tokio runtime.
+use super::changes;
 use super::config::QuorumConfig;
 use super::model::ClusterView;
 use super::protocol::{
-    read_frame, secret_matches, write_frame, NodeStatus, Request, RequestFrame, Response,
-    WATCH_TIMEOUT_MS_MAX,
+    encode_frame, read_frame, secret_matches, write_frame, FrameError, NodeStatus, Request,
+    RequestFrame, Response, WATCH_TIMEOUT_MS_MAX,
 };
 use super::raft::files::{disk_is_full, ensure_reserve};
 use super::raft::log_store::LogStore;
 use super::raft::network::Network;
-use super::raft::state_machine::StateMachine;
+use super::raft::state_machine::{lock_log, SharedChangeLog, StateMachine};
 use super::raft::{BasicNode, NodeId, Raft};
 use super::sessions::Sessions;
 use super::state::{Command, CommandError, Proposal};
@@ -37,6 +38,12 @@ const QUORUM_WAIT: Duration = Duration::from_secs(5);
 /// Largest snapshot chunk sent to a follower (JSON grows it about 3.5 times,
 /// which stays under the frame limit).
 const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+/// Largest proposal taken from a client, in JSON bytes. With at most
+/// `APPEND_ENTRIES_MAX` entries per AppendEntries, replication frames stay
+/// under the frame limit whatever clients propose.
+pub const PROPOSAL_BYTES_MAX: usize = 1 << 20;
+/// Entries sent in one AppendEntries, at most.
+const APPEND_ENTRIES_MAX: u64 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuorumError {
@@ -58,6 +65,7 @@ struct Node {
     id: NodeId,
     raft: Raft,
     view: watch::Receiver<Arc<ClusterView>>,
+    changes: SharedChangeLog,
     sessions: Mutex<Sessions>,
     peers: BTreeMap<NodeId, String>,
     secret: Option<String>,
@@ -79,6 +87,7 @@ fn raft_config(config: &QuorumConfig) -> Result<Arc<Config>, QuorumError> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
         max_in_snapshot_log_to_keep: config.snapshot_entries / 2,
         snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        max_payload_entries: APPEND_ENTRIES_MAX,
         ..Default::default()
     };
     let validated = raft_config
@@ -97,7 +106,7 @@ pub async fn run(
         source,
     };
     let log = LogStore::open(&config.data_dir).map_err(data_err)?;
-    let (state_machine, view) = StateMachine::open(&config.data_dir).map_err(data_err)?;
+    let (state_machine, published) = StateMachine::open(&config.data_dir).map_err(data_err)?;
     let listener =
         TcpListener::bind(&config.listen)
             .await
@@ -118,7 +127,8 @@ pub async fn run(
     let node = Arc::new(Node {
         id: config.node_id,
         raft,
-        view,
+        view: published.view,
+        changes: published.changes,
         sessions: Mutex::new(Sessions::new(Duration::from_millis(
             config.session_timeout_ms,
         ))),
@@ -244,7 +254,7 @@ async fn serve_connection(
     drop(pending);
     let mut response = node.handle(frame.request).await;
     loop {
-        if let Err(e) = write_frame(&mut stream, &response).await {
+        if let Err(e) = write_response(&mut stream, &response).await {
             tracing::debug!("quorum connection closed: {e}");
             return;
         }
@@ -263,6 +273,26 @@ async fn serve_connection(
             Ok(frame) if !node.authorized(frame.auth.as_deref()) => Response::Unauthenticated,
             Ok(frame) => node.handle(frame.request).await,
         };
+    }
+}
+
+/// Writes one response; one too large for a frame is answered with
+/// `BadRequest` instead, so the connection stays usable.
+async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), FrameError> {
+    match encode_frame(response) {
+        Ok(frame) => {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(&frame).await?;
+            stream.flush().await?;
+            Ok(())
+        }
+        Err(FrameError::TooLarge(bytes)) => {
+            let message = format!(
+                "the answer of {bytes} bytes is over the frame limit: read the view in pages"
+            );
+            write_frame(stream, &Response::BadRequest { message }).await
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -302,6 +332,12 @@ impl Node {
                 from_revision,
                 timeout_ms,
             } => self.watch(from_revision, timeout_ms).await,
+            Request::ReadPage { after, revision } => self.read_page(after, revision).await,
+            Request::WatchPage { after } => self.watch_page(after),
+            Request::WatchDelta {
+                from_revision,
+                timeout_ms,
+            } => self.watch_delta(from_revision, timeout_ms).await,
             Request::Status => Response::Status(self.status()),
         }
     }
@@ -332,14 +368,27 @@ impl Node {
     }
 
     async fn client_write(&self, mut proposal: Proposal) -> Response {
+        let bytes = changes::json_len(&proposal);
+        if bytes > PROPOSAL_BYTES_MAX {
+            return Response::BadRequest {
+                message: format!("a proposal of {bytes} bytes is over {PROPOSAL_BYTES_MAX}"),
+            };
+        }
+        assign_topic_ids(&mut proposal.command);
         match &mut proposal.command {
             Command::InitCluster { .. } => {
                 return Response::BadRequest {
                     message: "the cluster id is set by the quorum itself".into(),
                 }
             }
-            Command::CreateTopic { topic_id, .. } if topic_id.is_none() => {
-                *topic_id = Some(uuid::Uuid::new_v4());
+            Command::Batch { commands }
+                if commands
+                    .iter()
+                    .any(|c| matches!(c, Command::InitCluster { .. })) =>
+            {
+                return Response::BadRequest {
+                    message: "the cluster id is set by the quorum itself".into(),
+                }
             }
             _ => {}
         }
@@ -403,6 +452,44 @@ impl Node {
         Response::Ok
     }
 
+    /// One page of the view, linearizably, from the revision the read began at.
+    async fn read_page(&self, after: Option<String>, revision: Option<u64>) -> Response {
+        if let Err(response) = self.ensure_leader().await {
+            return response;
+        }
+        let view = self.current_view();
+        if view.cluster_id.is_empty() {
+            return Response::Unavailable {
+                message: "the quorum is still initializing".into(),
+            };
+        }
+        if revision.is_some_and(|r| r != view.revision) {
+            return Response::ViewMoved {
+                revision: view.revision,
+            };
+        }
+        Response::Page(changes::page(&view, after.as_deref()))
+    }
+
+    fn watch_page(&self, after: Option<String>) -> Response {
+        let view = self.current_view();
+        Response::Page(changes::page(&view, after.as_deref()))
+    }
+
+    async fn watch_delta(&self, from_revision: u64, timeout_ms: u64) -> Response {
+        let wait = Duration::from_millis(timeout_ms.min(WATCH_TIMEOUT_MS_MAX));
+        let mut view = self.view.clone();
+        let _ = tokio::time::timeout(wait, view.wait_for(|v| v.revision > from_revision)).await;
+        let current = view.borrow().clone();
+        let delta = changes::delta(&current, &lock_log(&self.changes), from_revision);
+        match delta {
+            Some(delta) => Response::Delta(delta),
+            None => Response::TooFarBehind {
+                revision: current.revision,
+            },
+        }
+    }
+
     async fn watch(&self, from_revision: u64, timeout_ms: u64) -> Response {
         let wait = Duration::from_millis(timeout_ms.min(WATCH_TIMEOUT_MS_MAX));
         let mut view = self.view.clone();
@@ -464,6 +551,17 @@ impl Node {
                 tracing::warn!(broker_id, ?response, "expiring a broker failed");
             }
         }
+    }
+}
+
+/// Gives every `CreateTopic` without an id (also inside a batch) a random one.
+fn assign_topic_ids(command: &mut Command) {
+    match command {
+        Command::CreateTopic { topic_id, .. } if topic_id.is_none() => {
+            *topic_id = Some(uuid::Uuid::new_v4());
+        }
+        Command::Batch { commands } => commands.iter_mut().for_each(assign_topic_ids),
+        _ => {}
     }
 }
 

@@ -7,6 +7,11 @@
 //! `Request`); the answer is one `Response` frame. Requests on a connection
 //! are answered in order. A frame longer than `FRAME_BYTES_MAX` closes the
 //! connection; a frame that does not decode gets `Response::BadRequest`.
+//!
+//! The view never travels whole once it may outgrow a frame: watchers get
+//! deltas (`WatchDelta`), and a watcher too far behind, or the CLI, reads
+//! it in pages (`WatchPage`, `ReadPage`) of at most `PAGE_BYTES_MAX` each.
+use super::changes::{ViewDelta, ViewPage};
 use super::model::{BrokerInfo, ClusterView};
 use super::raft::{NodeId, TypeConfig};
 use super::state::{Applied, CommandError, Proposal};
@@ -46,11 +51,35 @@ pub enum Request {
     },
     /// Any state-machine command, optionally compare-and-set (leader only).
     Write(Proposal),
-    /// A linearizable read of the whole view (leader only).
+    /// A linearizable read of the whole view (leader only). Refused with
+    /// `BadRequest` once the view outgrows a frame: read pages instead.
     Read,
     /// Long-poll: the view once its revision exceeds `from_revision`, or the
-    /// current view after `timeout_ms`. Served by any node from its applied state.
+    /// current view after `timeout_ms`. Served by any node from its applied
+    /// state. Refused like `Read` once the view outgrows a frame.
     Watch {
+        from_revision: u64,
+        timeout_ms: u64,
+    },
+    /// A linearizable read of one page of the view: topics after `after`
+    /// (from the first when `None`). With `revision`, answered only if the
+    /// view is still at that revision (else `ViewMoved`), so the pages of
+    /// one read belong to one view (leader only).
+    ReadPage {
+        after: Option<String>,
+        revision: Option<u64>,
+    },
+    /// One page of the applied view, from any node, for a watcher that must
+    /// catch up: pages may come from successive revisions, so the watcher
+    /// continues with deltas from the first page's revision.
+    WatchPage {
+        after: Option<String>,
+    },
+    /// Long-poll: what changed after `from_revision` (`Delta`) once the view
+    /// moves past it, or an empty delta after `timeout_ms`; `TooFarBehind`
+    /// when the change is not known or too large for a frame (read pages).
+    /// Served by any node from its applied state.
+    WatchDelta {
         from_revision: u64,
         timeout_ms: u64,
     },
@@ -86,6 +115,16 @@ pub enum Response {
     /// A heartbeat was taken.
     Ok,
     View(ClusterView),
+    Page(ViewPage),
+    Delta(ViewDelta),
+    /// The view is at `revision` and the watcher must read it in pages.
+    TooFarBehind {
+        revision: u64,
+    },
+    /// A `ReadPage` for another revision: the view moved on, start again.
+    ViewMoved {
+        revision: u64,
+    },
     Status(NodeStatus),
     /// Ask the leader instead: `(node id, address)` when known.
     NotLeader {

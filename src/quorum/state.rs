@@ -14,6 +14,26 @@ pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
 const TOPIC_NAME_MAX: usize = 249;
 /// Bound on partitions per topic.
 pub const PARTITIONS_MAX: i32 = 10_000;
+/// Longest config key, in bytes (every Kafka key is far shorter).
+pub const CONFIG_KEY_BYTES_MAX: usize = 255;
+/// Longest config value, in bytes. Kafka bounds none for strings, but
+/// brokers store every value in canonical form (a long as its decimal), so
+/// no real value comes near; the bound keeps one command from making the
+/// view unservable, as a 3.5 MiB `retention.ms` once did.
+pub const CONFIG_VALUE_BYTES_MAX: usize = 64 << 10;
+/// Bound on one topic's configs, keys and values together: two values at
+/// their longest. A topic must always fit in one page of the view.
+pub const TOPIC_CONFIG_BYTES_MAX: usize = 128 << 10;
+/// Bound on one topic's encoded size in the view (configs plus partition
+/// states, estimated), so every topic fits in one page well under the
+/// quorum's frame limit.
+pub const TOPIC_BYTES_MAX: usize = 8 << 20;
+/// Bound on commands in one `Batch`.
+pub const BATCH_COMMANDS_MAX: usize = 1000;
+/// Bound on registered brokers, and on a broker's host and rack length: the
+/// broker list goes in every page and delta of the view.
+pub const BROKERS_MAX: usize = 4096;
+const HOST_BYTES_MAX: usize = 255;
 
 /// A command with an optional compare-and-set guard: it is rejected unless
 /// the view's revision equals `expected_revision`.
@@ -88,6 +108,11 @@ pub enum Command {
         broker_id: i32,
         count: i64,
     },
+    /// Several commands in one log entry (CreateTopics of many topics), each
+    /// applied on its own: one failing does not undo the others.
+    Batch {
+        commands: Vec<Command>,
+    },
 }
 
 impl Command {
@@ -95,14 +120,18 @@ impl Command {
     /// producer ids): what a quorum whose disk is full refuses, while it
     /// still takes the commands that keep the cluster available or free
     /// space.
+    /// A batch adds state when any of its commands does.
     pub fn adds_state(&self) -> bool {
-        matches!(
-            self,
-            Command::CreateTopic { .. }
-                | Command::CreatePartitions { .. }
-                | Command::AlterTopicConfigs { .. }
-                | Command::AllocateProducerIds { .. }
-        )
+        match self {
+            Command::Batch { commands } => commands.iter().any(Command::adds_state),
+            _ => matches!(
+                self,
+                Command::CreateTopic { .. }
+                    | Command::CreatePartitions { .. }
+                    | Command::AlterTopicConfigs { .. }
+                    | Command::AllocateProducerIds { .. }
+            ),
+        }
     }
 }
 
@@ -120,6 +149,8 @@ pub enum Outcome {
         first_id: i64,
         count: i64,
     },
+    /// What each command of a `Batch` did, in order.
+    Batch(Vec<Result<Outcome, CommandError>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +226,16 @@ pub type CommandResult = Result<Applied, CommandError>;
 
 /// Applies one committed proposal. Bumps `revision` iff something changed.
 pub fn apply(view: &mut ClusterView, proposal: &Proposal) -> CommandResult {
+    apply_tracked(view, proposal, &mut Vec::new())
+}
+
+/// Like `apply`, and pushes onto `touched` the name of every topic it
+/// changed or removed (watchers are sent only those).
+pub fn apply_tracked(
+    view: &mut ClusterView,
+    proposal: &Proposal,
+    touched: &mut Vec<String>,
+) -> CommandResult {
     if let Some(expected) = proposal.expected_revision {
         if expected != view.revision {
             return Err(CommandError::RevisionConflict {
@@ -203,30 +244,79 @@ pub fn apply(view: &mut ClusterView, proposal: &Proposal) -> CommandResult {
             });
         }
     }
-    let outcome = match &proposal.command {
+    match &proposal.command {
+        Command::Batch { commands } => return apply_batch(view, commands, touched),
+        // Sets the id once; later ones change nothing.
+        Command::InitCluster { cluster_id }
+            if !view.cluster_id.is_empty() || cluster_id.is_empty() =>
+        {
+            return Ok(unchanged(view))
+        }
+        _ => {}
+    }
+    let outcome = apply_command(view, &proposal.command, touched)?;
+    view.revision += 1;
+    Ok(Applied {
+        revision: view.revision,
+        outcome,
+    })
+}
+
+fn apply_batch(
+    view: &mut ClusterView,
+    commands: &[Command],
+    touched: &mut Vec<String>,
+) -> CommandResult {
+    if commands.len() > BATCH_COMMANDS_MAX {
+        return Err(CommandError::InvalidRequest(format!(
+            "a batch of {} commands is over {BATCH_COMMANDS_MAX}",
+            commands.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for command in commands {
+        let proposal = Proposal::new(command.clone());
+        let result = match command {
+            Command::Batch { .. } => Err(CommandError::InvalidRequest("nested batch".into())),
+            _ => apply_tracked(view, &proposal, touched).map(|a| a.outcome),
+        };
+        outcomes.push(result);
+    }
+    Ok(Applied {
+        revision: view.revision,
+        outcome: Outcome::Batch(outcomes),
+    })
+}
+
+/// One command's change, without the revision bump.
+fn apply_command(
+    view: &mut ClusterView,
+    command: &Command,
+    touched: &mut Vec<String>,
+) -> Result<Outcome, CommandError> {
+    let outcome = match command {
         Command::InitCluster { cluster_id } => {
-            if !view.cluster_id.is_empty() || cluster_id.is_empty() {
-                return Ok(unchanged(view));
-            }
             view.cluster_id = cluster_id.clone();
             Outcome::Done
         }
-        Command::RegisterBroker { info } => register_broker(view, info)?,
-        Command::ExpireBroker { broker_id } => expire_broker(view, *broker_id)?,
+        Command::RegisterBroker { info } => register_broker(view, info, touched)?,
+        Command::ExpireBroker { broker_id } => expire_broker(view, *broker_id, touched)?,
         Command::CreateTopic {
             name,
             partitions,
             replication_factor,
             configs,
             topic_id,
-        } => create_topic(
-            view,
-            name,
-            *partitions,
-            *replication_factor,
-            configs,
-            *topic_id,
-        )?,
+        } => {
+            let spec = NewTopic {
+                name,
+                partitions: *partitions,
+                replication_factor: *replication_factor,
+                configs,
+                topic_id: *topic_id,
+            };
+            create_topic(view, &spec)?
+        }
         Command::DeleteTopic { name } => {
             view.topics
                 .remove(name)
@@ -254,12 +344,24 @@ pub fn apply(view: &mut ClusterView, proposal: &Proposal) -> CommandResult {
         Command::AllocateProducerIds { broker_id, count } => {
             allocate_producer_ids(view, *broker_id, *count)?
         }
+        Command::Batch { .. } => return Err(CommandError::InvalidRequest("nested batch".into())),
     };
-    view.revision += 1;
-    Ok(Applied {
-        revision: view.revision,
-        outcome,
-    })
+    if let Some(name) = topic_of(command) {
+        touched.push(name.to_string());
+    }
+    Ok(outcome)
+}
+
+/// The one topic a command changes, for those that change one.
+fn topic_of(command: &Command) -> Option<&str> {
+    match command {
+        Command::CreateTopic { name, .. }
+        | Command::DeleteTopic { name }
+        | Command::CreatePartitions { name, .. }
+        | Command::AlterTopicConfigs { name, .. } => Some(name),
+        Command::AlterPartition { topic, .. } => Some(topic),
+        _ => None,
+    }
 }
 
 fn unchanged(view: &ClusterView) -> Applied {
@@ -269,13 +371,12 @@ fn unchanged(view: &ClusterView) -> Applied {
     }
 }
 
-fn register_broker(view: &mut ClusterView, info: &BrokerInfo) -> Result<Outcome, CommandError> {
-    if info.broker_id < 0 || info.host.is_empty() {
-        return Err(CommandError::InvalidRequest(format!(
-            "broker id {} host {:?}",
-            info.broker_id, info.host
-        )));
-    }
+fn register_broker(
+    view: &mut ClusterView,
+    info: &BrokerInfo,
+    touched: &mut Vec<String>,
+) -> Result<Outcome, CommandError> {
+    validate_broker(view, info)?;
     let id = info.broker_id;
     let restarted = view
         .brokers
@@ -284,11 +385,12 @@ fn register_broker(view: &mut ClusterView, info: &BrokerInfo) -> Result<Outcome,
     if restarted {
         // The old process is gone: its leaderships move and it leaves the
         // ISRs before the new process joins as a follower that must catch up.
-        expire_broker(view, id)?;
+        expire_broker(view, id, touched)?;
     }
     view.brokers.insert(info.broker_id, info.clone());
     for topic in view.topics.values_mut() {
         let unclean = topic.unclean_election();
+        let mut changed = false;
         for p in topic
             .partitions
             .iter_mut()
@@ -296,13 +398,39 @@ fn register_broker(view: &mut ClusterView, info: &BrokerInfo) -> Result<Outcome,
         {
             if p.isr.contains(&id) {
                 set_leader(p, id);
+                changed = true;
             } else if unclean && p.replicas.contains(&id) {
                 set_leader(p, id);
                 p.isr = vec![id];
+                changed = true;
             }
+        }
+        if changed {
+            touched.push(topic.name.clone());
         }
     }
     Ok(Outcome::Done)
+}
+
+fn validate_broker(view: &ClusterView, info: &BrokerInfo) -> Result<(), CommandError> {
+    let rack_len = info.rack.as_ref().map_or(0, String::len);
+    if info.broker_id < 0
+        || info.host.is_empty()
+        || info.host.len() > HOST_BYTES_MAX
+        || rack_len > HOST_BYTES_MAX
+    {
+        return Err(CommandError::InvalidRequest(format!(
+            "broker id {} host of {} bytes rack of {rack_len} bytes",
+            info.broker_id,
+            info.host.len()
+        )));
+    }
+    if view.brokers.len() >= BROKERS_MAX && !view.brokers.contains_key(&info.broker_id) {
+        return Err(CommandError::InvalidRequest(format!(
+            "{BROKERS_MAX} brokers are registered already"
+        )));
+    }
+    Ok(())
 }
 
 fn set_leader(p: &mut PartitionState, leader: i32) {
@@ -311,15 +439,23 @@ fn set_leader(p: &mut PartitionState, leader: i32) {
     p.partition_epoch += 1;
 }
 
-fn expire_broker(view: &mut ClusterView, broker_id: i32) -> Result<Outcome, CommandError> {
+fn expire_broker(
+    view: &mut ClusterView,
+    broker_id: i32,
+    touched: &mut Vec<String>,
+) -> Result<Outcome, CommandError> {
     if view.brokers.remove(&broker_id).is_none() {
         return Err(CommandError::UnknownBroker(broker_id));
     }
     let live = &view.brokers;
     for topic in view.topics.values_mut() {
         let unclean = topic.unclean_election();
+        let mut changed = false;
         for p in topic.partitions.iter_mut() {
-            fail_over(p, broker_id, |b| live.contains_key(&b), unclean);
+            changed |= fail_over(p, broker_id, |b| live.contains_key(&b), unclean);
+        }
+        if changed {
+            touched.push(topic.name.clone());
         }
     }
     Ok(Outcome::Done)
@@ -329,10 +465,21 @@ fn expire_broker(view: &mut ClusterView, broker_id: i32) -> Result<Outcome, Comm
 /// first replica (in replica order) that is a live ISR member; with unclean
 /// election, any live replica when no ISR member is live. The last ISR member
 /// stays in the ISR (with no leader), so it can lead again when it returns.
-fn fail_over(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bool, unclean: bool) {
+/// True when it changed the partition.
+fn fail_over(
+    p: &mut PartitionState,
+    gone: i32,
+    is_live: impl Fn(i32) -> bool,
+    unclean: bool,
+) -> bool {
     if p.leader != gone && !p.isr.contains(&gone) {
-        return;
+        return false;
     }
+    fail_over_from(p, gone, is_live, unclean);
+    true
+}
+
+fn fail_over_from(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bool, unclean: bool) {
     let remaining: Vec<i32> = p.isr.iter().copied().filter(|&b| b != gone).collect();
     let isr_changed = !remaining.is_empty();
     if isr_changed {
@@ -383,9 +530,55 @@ fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), CommandErr
     if let Some(v) = configs.get(UNCLEAN_LEADER_ELECTION) {
         if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
             return Err(CommandError::InvalidConfig(format!(
-                "{UNCLEAN_LEADER_ELECTION} must be true or false, not {v:?}"
+                "{UNCLEAN_LEADER_ELECTION} must be true or false, not {:?}",
+                v.chars().take(64).collect::<String>()
             )));
         }
+    }
+    for (key, value) in configs {
+        if key.is_empty() || key.len() > CONFIG_KEY_BYTES_MAX {
+            return Err(CommandError::InvalidConfig(format!(
+                "a config key of {} bytes",
+                key.len()
+            )));
+        }
+        if value.len() > CONFIG_VALUE_BYTES_MAX {
+            return Err(CommandError::InvalidConfig(format!(
+                "{key}: a value of {} bytes is over {CONFIG_VALUE_BYTES_MAX}",
+                value.len()
+            )));
+        }
+    }
+    let total = config_bytes(configs);
+    if total > TOPIC_CONFIG_BYTES_MAX {
+        return Err(CommandError::InvalidConfig(format!(
+            "configs of {total} bytes are over {TOPIC_CONFIG_BYTES_MAX} per topic"
+        )));
+    }
+    Ok(())
+}
+
+fn config_bytes(configs: &BTreeMap<String, String>) -> usize {
+    configs.iter().map(|(k, v)| k.len() + v.len() + 8).sum()
+}
+
+/// A generous estimate of a topic's JSON size in the view: per partition,
+/// its epochs and leader, and its replica and ISR lists.
+fn topic_bytes_estimate(configs: &BTreeMap<String, String>, partitions: usize, rf: usize) -> usize {
+    let per_partition = 128 + 2 * 12 * rf;
+    512 + config_bytes(configs) + partitions.saturating_mul(per_partition)
+}
+
+fn check_topic_size(
+    configs: &BTreeMap<String, String>,
+    partitions: usize,
+    rf: usize,
+) -> Result<(), CommandError> {
+    let bytes = topic_bytes_estimate(configs, partitions, rf);
+    if bytes > TOPIC_BYTES_MAX {
+        return Err(CommandError::InvalidPartitions(format!(
+            "{partitions} partitions of {rf} replicas make a topic of about {bytes} bytes, over {TOPIC_BYTES_MAX}"
+        )));
     }
     Ok(())
 }
@@ -433,14 +626,18 @@ fn new_partitions(
         .collect())
 }
 
-fn create_topic(
-    view: &mut ClusterView,
-    name: &str,
+/// The fields of a `CreateTopic` command.
+struct NewTopic<'a> {
+    name: &'a str,
     partitions: i32,
     replication_factor: i16,
-    configs: &BTreeMap<String, String>,
+    configs: &'a BTreeMap<String, String>,
     topic_id: Option<uuid::Uuid>,
-) -> Result<Outcome, CommandError> {
+}
+
+fn create_topic(view: &mut ClusterView, spec: &NewTopic<'_>) -> Result<Outcome, CommandError> {
+    let (name, partitions, replication_factor) =
+        (spec.name, spec.partitions, spec.replication_factor);
     validate_topic_name(name)?;
     if view.topics.contains_key(name) {
         return Err(CommandError::TopicAlreadyExists(name.to_string()));
@@ -456,7 +653,12 @@ fn create_topic(
             available: view.brokers.len(),
         });
     }
-    validate_configs(configs)?;
+    validate_configs(spec.configs)?;
+    check_topic_size(
+        spec.configs,
+        partitions as usize,
+        replication_factor as usize,
+    )?;
     let parts = new_partitions(
         view,
         name,
@@ -464,13 +666,15 @@ fn create_topic(
         partitions as usize,
         replication_factor as usize,
     )?;
-    let topic_id = topic_id.unwrap_or_else(|| derived_topic_id(view, name));
+    let topic_id = spec
+        .topic_id
+        .unwrap_or_else(|| derived_topic_id(view, name));
     view.topics.insert(
         name.to_string(),
         TopicState {
             name: name.to_string(),
             topic_id,
-            configs: configs.clone(),
+            configs: spec.configs.clone(),
             partitions: parts,
         },
     );
@@ -501,6 +705,7 @@ fn create_partitions(
         )));
     }
     let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    check_topic_size(&topic.configs, count as usize, replication_factor)?;
     let added = new_partitions(
         view,
         name,
@@ -520,15 +725,19 @@ fn alter_configs(
     set: &BTreeMap<String, String>,
     delete: &[String],
 ) -> Result<Outcome, CommandError> {
-    validate_configs(set)?;
     let topic = view
         .topics
         .get_mut(name)
         .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
+    let mut configs = topic.configs.clone();
     for key in delete {
-        topic.configs.remove(key);
+        configs.remove(key);
     }
-    topic.configs.extend(set.clone());
+    configs.extend(set.clone());
+    validate_configs(&configs)?;
+    let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    check_topic_size(&configs, topic.partitions.len(), rf)?;
+    topic.configs = configs;
     Ok(Outcome::Done)
 }
 

@@ -481,3 +481,98 @@ fn derived_topic_ids_are_deterministic() {
     create(&mut b, "t", 1, 1).unwrap();
     assert_eq!(a, b);
 }
+
+fn create_with(name: &str, configs: BTreeMap<String, String>) -> Command {
+    Command::CreateTopic {
+        name: name.into(),
+        partitions: 1,
+        replication_factor: 1,
+        configs,
+        topic_id: None,
+    }
+}
+
+#[test]
+fn config_values_and_topic_sizes_are_bounded() {
+    let mut view = with_brokers(&[1]);
+    let huge: BTreeMap<String, String> = [(
+        "retention.ms".to_string(),
+        format!("{}1", "0".repeat(CONFIG_VALUE_BYTES_MAX)),
+    )]
+    .into();
+    assert!(matches!(
+        run(&mut view, create_with("t", huge)),
+        Err(CommandError::InvalidConfig(_))
+    ));
+    let many: BTreeMap<String, String> = (0..3)
+        .map(|i| (format!("k{i}"), "x".repeat(CONFIG_VALUE_BYTES_MAX)))
+        .collect();
+    assert!(run(&mut view, create_with("t", many)).is_err());
+    ok(&mut view, create_with("t", BTreeMap::new()));
+    let set: BTreeMap<String, String> = (0..3)
+        .map(|i| (format!("k{i}"), "x".repeat(CONFIG_VALUE_BYTES_MAX)))
+        .collect();
+    let alter = Command::AlterTopicConfigs {
+        name: "t".into(),
+        set,
+        delete: vec![],
+    };
+    assert!(matches!(
+        run(&mut view, alter),
+        Err(CommandError::InvalidConfig(_))
+    ));
+    let mut wide = with_brokers(&(1..=40).collect::<Vec<_>>());
+    assert!(matches!(
+        create(&mut wide, "w", PARTITIONS_MAX, 40),
+        Err(CommandError::InvalidPartitions(_))
+    ));
+    assert!(create(&mut wide, "w", PARTITIONS_MAX, 3).is_ok());
+}
+
+#[test]
+fn a_batch_applies_each_command_and_reports_the_topics_it_touched() {
+    let mut view = with_brokers(&[1]);
+    let commands = vec![
+        create_with("a", BTreeMap::new()),
+        create_with("a", BTreeMap::new()),
+        create_with("b", BTreeMap::new()),
+        Command::Batch { commands: vec![] },
+    ];
+    let mut touched = Vec::new();
+    let applied = apply_tracked(
+        &mut view,
+        &Proposal::new(Command::Batch { commands }),
+        &mut touched,
+    )
+    .unwrap();
+    let Outcome::Batch(outcomes) = applied.outcome else {
+        panic!("not a batch outcome");
+    };
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok());
+    assert!(matches!(
+        outcomes[1],
+        Err(CommandError::TopicAlreadyExists(_))
+    ));
+    assert!(outcomes[3].is_err(), "no nested batches");
+    assert_eq!(applied.revision, 3);
+    assert_eq!(touched, vec!["a".to_string(), "b".to_string()]);
+    let mut touched = Vec::new();
+    let expire = Proposal::new(Command::ExpireBroker { broker_id: 1 });
+    apply_tracked(&mut view, &expire, &mut touched).unwrap();
+    assert_eq!(touched, vec!["a".to_string(), "b".to_string()]);
+}
+
+#[test]
+fn a_batch_adds_state_when_any_of_its_commands_does() {
+    let deletes = Command::Batch {
+        commands: vec![Command::DeleteTopic { name: "t".into() }],
+    };
+    assert!(!deletes.adds_state());
+    let creates = Command::Batch {
+        commands: vec![
+            Command::DeleteTopic { name: "t".into() },
+            create_with("u", BTreeMap::new()),
+        ],
+    };
+    assert!(creates.adds_state());
+}

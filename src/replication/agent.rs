@@ -3,14 +3,18 @@
 //! loops, each with its own `QuorumClient`:
 //! - registration and heartbeats, so the broker's session stays alive (an
 //!   `UnknownBroker` answer means the session lapsed: register again);
-//! - the watch: every newer cluster view goes into the shared topic registry
-//!   and then to every shard (`view::apply_view`), one view at a time, in
-//!   revision order;
+//! - the watch: the quorum sends what changed since the agent's revision
+//!   (or, to a broker too far behind, the whole view in pages); the agent
+//!   applies it to its copy of the view, mirrors the changed topics into the
+//!   shared topic registry, and hands every shard the new view with the
+//!   changes (`view::apply_view`), one at a time, in revision order;
 //! - calls from shards (`AgentHandle`): ISR changes, topic administration,
 //!   producer-id blocks.
 use super::view::apply_view;
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, TopicMeta};
+use crate::quorum::changes::ViewChanges;
+use crate::quorum::client::ViewChange;
 use crate::quorum::client::{ClientError, QuorumClient};
 use crate::quorum::model::{BrokerInfo, ClusterView, PartitionState};
 use crate::quorum::state::{Applied, Command, CommandError};
@@ -29,7 +33,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Producer ids asked of the quorum at a time (Kafka's block size).
 pub const PRODUCER_ID_BLOCK: i64 = crate::metadata::PRODUCER_ID_BLOCK_SIZE;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum AgentError {
     #[error("the quorum agent is gone")]
     Gone,
@@ -43,6 +47,7 @@ impl From<ClientError> for AgentError {
     fn from(e: ClientError) -> AgentError {
         match e {
             ClientError::Rejected(e) => AgentError::Rejected(e),
+            ClientError::BadRequest(m) => AgentError::Rejected(CommandError::InvalidRequest(m)),
             other => AgentError::Unavailable(other.to_string()),
         }
     }
@@ -325,59 +330,109 @@ struct Watcher {
 
 /// Follows the cluster view and hands every newer one to the shards.
 async fn watch_loop(mut client: QuorumClient, mut watcher: Watcher) {
-    let mut revision: Option<u64> = None;
+    let mut current: Option<Arc<ClusterView>> = None;
     loop {
-        let from = revision.unwrap_or(0);
-        let view = match client.watch(from, WATCH_POLL).await {
-            Ok(view) => view,
+        let from = current.as_ref().map_or(0, |v| v.revision);
+        let change = match client.watch_changes(from, WATCH_POLL).await {
+            Ok(change) => change,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the quorum");
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 continue;
             }
         };
-        if revision.is_some_and(|r| view.revision <= r) {
+        let Some((view, changes)) = next_view(current.as_deref(), change) else {
             continue;
+        };
+        match &changes {
+            Some(changes) => mirror_changes(&watcher.metadata, &view, changes),
+            None => watcher.metadata.mirror_topics(topics_of(&view)),
         }
-        revision = Some(view.revision);
-        watcher.metadata.mirror_topics(topics_of(&view));
-        let rev = view.revision;
-        let listed = view.brokers.contains_key(&watcher.broker_id);
-        if !deliver(Arc::new(view), &watcher.inboxes).await {
+        let view = Arc::new(view);
+        if !deliver(view.clone(), changes.map(Arc::new), &watcher.inboxes).await {
             return;
         }
-        watcher.metadata.set_applied_revision(rev);
-        if listed {
+        watcher.metadata.set_applied_revision(view.revision);
+        if view.brokers.contains_key(&watcher.broker_id) {
             if let Some(ready) = watcher.ready.take() {
                 let _ = ready.send(());
             }
         }
+        current = Some(view);
+    }
+}
+
+/// The view after `change`, with what changed (`None`: apply it whole), or
+/// `None` when it is not newer than `current`.
+fn next_view(
+    current: Option<&ClusterView>,
+    change: ViewChange,
+) -> Option<(ClusterView, Option<ViewChanges>)> {
+    let revision = current.map(|v| v.revision);
+    match (current, change) {
+        (Some(current), ViewChange::Delta(delta)) => {
+            if delta.revision <= current.revision || delta.from_revision != current.revision {
+                return None;
+            }
+            let mut view = current.clone();
+            let changes = view.apply_delta(delta);
+            Some((view, Some(changes)))
+        }
+        // The first view is applied whole, however it came.
+        (None, ViewChange::Delta(delta)) => {
+            let mut view = ClusterView::default();
+            view.apply_delta(delta);
+            Some((view, None))
+        }
+        (_, ViewChange::Full(view)) => {
+            if revision.is_some_and(|r| view.revision < r) {
+                return None;
+            }
+            Some((view, None))
+        }
+    }
+}
+
+/// Mirrors the topics a delta changed or removed into the registry.
+fn mirror_changes(metadata: &MetadataStore, view: &ClusterView, changes: &ViewChanges) {
+    let changed = changes
+        .changed
+        .iter()
+        .filter_map(|name| view.topics.get(name))
+        .map(topic_meta)
+        .collect();
+    metadata.mirror_changes(changed, &changes.removed);
+}
+
+fn topic_meta(t: &crate::quorum::model::TopicState) -> TopicMeta {
+    TopicMeta {
+        name: t.name.clone(),
+        id: t.topic_id,
+        partitions: t.partitions.len() as i32,
+        configs: t.configs.clone(),
     }
 }
 
 /// The registry's form of the view's topics.
 fn topics_of(view: &ClusterView) -> Vec<TopicMeta> {
-    view.topics
-        .values()
-        .map(|t| TopicMeta {
-            name: t.name.clone(),
-            id: t.topic_id,
-            partitions: t.partitions.len() as i32,
-            configs: t.configs.clone(),
-        })
-        .collect()
+    view.topics.values().map(topic_meta).collect()
 }
 
-/// Applies `view` on every shard and waits for all of them. False when the
-/// shards are gone (the broker is stopping).
-async fn deliver(view: Arc<ClusterView>, inboxes: &[flume::Sender<Job>]) -> bool {
+/// Applies `view` on every shard (only what `changes` names, when given)
+/// and waits for all of them. False when the shards are gone (the broker is
+/// stopping).
+async fn deliver(
+    view: Arc<ClusterView>,
+    changes: Option<Arc<ViewChanges>>,
+    inboxes: &[flume::Sender<Job>],
+) -> bool {
     let mut done = Vec::with_capacity(inboxes.len());
     for inbox in inboxes {
         let (tx, rx) = oneshot::channel::<()>();
-        let view = view.clone();
+        let (view, changes) = (view.clone(), changes.clone());
         let job: Job = Box::new(move |shard| {
             Box::pin(async move {
-                apply_view(&shard, view).await;
+                apply_view(&shard, view, changes).await;
                 let _ = tx.send(());
             })
         });

@@ -4,8 +4,9 @@
 //! least as new as the change, so a client that reads the answer finds the
 //! topic in this broker's Metadata (and a deleted topic's logs gone). Runs on the shard that got the request.
 use super::agent::AgentError;
+use crate::config::TopicConfigError;
 use crate::metadata::{MetadataError, TopicMeta};
-use crate::quorum::state::{Command, CommandError};
+use crate::quorum::state::{Command, CommandError, Outcome};
 use crate::shard::Shard;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -14,6 +15,9 @@ use std::time::{Duration, Instant};
 /// How long an admin answer waits for this shard to see its own change.
 const VIEW_CATCH_UP: Duration = Duration::from_secs(5);
 const VIEW_POLL: Duration = Duration::from_millis(10);
+/// Topics created by one quorum command: a CreateTopics of many topics
+/// costs one log entry and one view change per hundred, not one per topic.
+const CREATE_BATCH_TOPICS: usize = 100;
 
 fn to_metadata_error(e: AgentError) -> MetadataError {
     match e {
@@ -30,7 +34,9 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
         AgentError::Rejected(CommandError::InvalidReplicationFactor { requested, .. }) => {
             MetadataError::InvalidReplicationFactor(requested as i16)
         }
-        AgentError::Rejected(CommandError::InvalidConfig(m)) => MetadataError::Controller(m),
+        AgentError::Rejected(CommandError::InvalidConfig(m)) => {
+            MetadataError::InvalidConfig(TopicConfigError::Refused(m))
+        }
         AgentError::Rejected(CommandError::DiskFull) => MetadataError::DiskFull,
         other => MetadataError::Controller(other.to_string()),
     }
@@ -65,28 +71,114 @@ pub async fn create_topic(
     replication_factor: i16,
     configs: BTreeMap<String, String>,
 ) -> Result<TopicMeta, MetadataError> {
-    // Name, count and configs are checked here as on a single broker; the
-    // replication factor against the live brokers by the controller.
-    shard
-        .metadata
-        .check_new_topic(name, partitions, -1, &configs)?;
-    let replication_factor = if replication_factor == -1 {
-        shard.config.default_replication_factor
-    } else {
-        replication_factor
-    };
-    let command = Command::CreateTopic {
-        name: name.to_string(),
-        partitions,
-        replication_factor,
-        configs,
-        topic_id: None,
-    };
+    let topic = prepare_topic(shard, name, partitions, replication_factor, &configs)?;
+    let command = create_command(&topic);
     propose(shard, command).await?;
     shard
         .metadata
         .topic(name)
         .ok_or_else(|| MetadataError::Controller("the new topic is not visible yet".to_string()))
+}
+
+/// A topic to create, checked by this broker, its configs in canonical form.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Checks a topic as a single broker would (name, count, configs) and puts
+/// its configs in canonical form; the controller checks the replication
+/// factor against the live brokers.
+pub fn prepare_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &BTreeMap<String, String>,
+) -> Result<NewTopic, MetadataError> {
+    let configs = shard
+        .metadata
+        .check_new_topic(name, partitions, -1, configs)?;
+    let replication_factor = if replication_factor == -1 {
+        shard.config.default_replication_factor
+    } else {
+        replication_factor
+    };
+    Ok(NewTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+/// Creates `topics`, a hundred per quorum command, and answers once every
+/// shard has applied them: one result per topic, in order.
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    topics: &[NewTopic],
+) -> Vec<Result<TopicMeta, MetadataError>> {
+    let Some(agent) = shard.replication.agent() else {
+        let no = || Err(MetadataError::Controller("not in a cluster".to_string()));
+        return topics.iter().map(|_| no()).collect();
+    };
+    let mut created: Vec<Result<(), MetadataError>> = Vec::with_capacity(topics.len());
+    let mut revision = 0;
+    for chunk in topics.chunks(CREATE_BATCH_TOPICS) {
+        let commands = chunk.iter().map(create_command).collect();
+        match agent.write(Command::Batch { commands }).await {
+            Ok(applied) => {
+                revision = applied.revision;
+                created.extend(batch_results(applied.outcome, chunk.len()));
+            }
+            Err(e) => created.extend(chunk.iter().map(|_| Err(to_metadata_error(e.clone())))),
+        }
+    }
+    wait_for_revision(shard, revision).await;
+    topics
+        .iter()
+        .zip(created)
+        .map(|(topic, result)| {
+            result?;
+            shard.metadata.topic(&topic.name).ok_or_else(|| {
+                MetadataError::Controller("the new topic is not visible yet".to_string())
+            })
+        })
+        .collect()
+}
+
+fn create_command(topic: &NewTopic) -> Command {
+    Command::CreateTopic {
+        name: topic.name.clone(),
+        partitions: topic.partitions,
+        replication_factor: topic.replication_factor,
+        configs: topic.configs.clone(),
+        topic_id: None,
+    }
+}
+
+/// The per-topic results of a batch of `count` creations.
+fn batch_results(outcome: Outcome, count: usize) -> Vec<Result<(), MetadataError>> {
+    let Outcome::Batch(outcomes) = outcome else {
+        let e = || Err(MetadataError::Controller(format!("unexpected {outcome:?}")));
+        return (0..count).map(|_| e()).collect();
+    };
+    let mut results: Vec<Result<(), MetadataError>> = outcomes
+        .into_iter()
+        .map(|o| {
+            o.map(|_| ())
+                .map_err(|e| to_metadata_error(AgentError::Rejected(e)))
+        })
+        .collect();
+    results.resize_with(count, || {
+        Err(MetadataError::Controller(
+            "no answer for this topic".to_string(),
+        ))
+    });
+    results
 }
 
 pub async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, MetadataError> {

@@ -2,39 +2,99 @@
 //! owns, become its leader, its follower, or neither, as the view says, and
 //! drop the logs of deleted topics. Runs on each shard when the quorum agent
 //! hands it a view (every change of leader, ISR, topic or broker).
+//!
+//! A change costs what changed: with the agent's `ViewChanges`, only the
+//! changed topics' partitions are visited. The first view, a catch-up from
+//! pages, and any change of brokers walk the whole view.
 use super::fetcher;
 use super::isr::LeaderReplicaState;
 use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
 use crate::broker::open_log;
 use crate::group::OFFSETS_TOPIC;
+use crate::quorum::changes::ViewChanges;
 use crate::quorum::model::{ClusterView, PartitionState, TopicState};
 use crate::shard::Shard;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub async fn apply_view(shard: &Rc<Shard>, view: Arc<ClusterView>) {
+pub async fn apply_view(
+    shard: &Rc<Shard>,
+    view: Arc<ClusterView>,
+    changes: Option<Arc<ViewChanges>>,
+) {
     shard.replication.set_view(view.clone());
-    drop_deleted_topics(shard, &view);
+    let changes = changes.filter(|c| !c.brokers_changed);
+    let drops = changes
+        .as_ref()
+        .is_none_or(|c| !c.removed.is_empty() || !c.replaced.is_empty());
+    if drops {
+        drop_deleted_topics(shard, &view);
+    }
     let mut leaders = BTreeSet::new();
-    for topic in view.topics.values() {
-        shard.reload_topic_config(&topic.name);
-        let min_isr = shard
-            .metadata
-            .topic(&topic.name)
-            .map_or(1, |m| shard.metadata.topic_config(&m).min_insync_replicas);
-        for (index, p) in topic.partitions.iter().enumerate() {
-            let partition = index as i32;
-            if shard.owner_of(&topic.name, partition) != shard.id {
-                continue;
+    match &changes {
+        Some(changes) => {
+            let topics: Vec<&TopicState> = changes
+                .changed
+                .iter()
+                .filter_map(|n| view.topics.get(n))
+                .collect();
+            open_new_replicas(shard, &topics).await;
+            for topic in topics {
+                apply_topic(shard, topic, &mut leaders).await;
             }
-            if let Some(leader) = apply_partition(shard, topic, (partition, p), min_isr).await {
-                leaders.insert(leader);
+        }
+        None => {
+            for topic in view.topics.values() {
+                apply_topic(shard, topic, &mut leaders).await;
             }
         }
     }
     for leader_id in leaders {
         fetcher::ensure_fetcher(shard, leader_id);
+    }
+}
+
+/// Opens together the logs this shard must now hold for `topics`, so that
+/// a change creating many topics shares the cache out once, not per topic.
+async fn open_new_replicas(shard: &Rc<Shard>, topics: &[&TopicState]) {
+    let local_id = shard.replication.settings.local_id;
+    let mut wanted = Vec::new();
+    for topic in topics {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let partition = index as i32;
+            let new = shard.owner_of(&topic.name, partition) == shard.id
+                && role_in_view(p, local_id).is_some()
+                && shard.log(&topic.name, partition).is_none();
+            if new {
+                wanted.push((topic.name.clone(), partition..partition + 1));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    if let Err(e) = shard.open_partitions_of(&wanted).await {
+        tracing::error!(error = %e, "cannot open the logs of new replicas");
+    }
+}
+
+/// Puts the partitions of `topic` this shard owns in their roles; adds the
+/// leaders it follows to `leaders`.
+async fn apply_topic(shard: &Rc<Shard>, topic: &TopicState, leaders: &mut BTreeSet<i32>) {
+    shard.reload_topic_config(&topic.name);
+    let min_isr = shard
+        .metadata
+        .topic(&topic.name)
+        .map_or(1, |m| shard.metadata.topic_config(&m).min_insync_replicas);
+    for (index, p) in topic.partitions.iter().enumerate() {
+        let partition = index as i32;
+        if shard.owner_of(&topic.name, partition) != shard.id {
+            continue;
+        }
+        if let Some(leader) = apply_partition(shard, topic, (partition, p), min_isr).await {
+            leaders.insert(leader);
+        }
     }
 }
 

@@ -198,10 +198,41 @@ impl Shard {
         let Some(meta) = self.metadata.topic(topic) else {
             return Ok(());
         };
-        let config = self.metadata.topic_config(&meta);
         let Ok(_permit) = self.open_lock.acquire_permit(1).await else {
             return Ok(());
         };
+        self.open_unbalanced(&meta, partitions).await?;
+        self.rebalance_cache();
+        Ok(())
+    }
+
+    /// Like `open_partitions` for several topics, with one walk over the
+    /// logs to share the cache at the end rather than one per topic (a view
+    /// change that creates many topics would cost its square otherwise).
+    pub async fn open_partitions_of(
+        &self,
+        wanted: &[(String, std::ops::Range<i32>)],
+    ) -> Result<(), StorageError> {
+        let Ok(_permit) = self.open_lock.acquire_permit(1).await else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        for (topic, partitions) in wanted {
+            if let Some(meta) = self.metadata.topic(topic) {
+                result = result.and(self.open_unbalanced(&meta, partitions.clone()).await);
+            }
+        }
+        self.rebalance_cache();
+        result
+    }
+
+    async fn open_unbalanced(
+        &self,
+        meta: &crate::metadata::TopicMeta,
+        partitions: std::ops::Range<i32>,
+    ) -> Result<(), StorageError> {
+        let topic = meta.name.as_str();
+        let config = self.metadata.topic_config(meta);
         for partition in partitions {
             if self.owner_of(topic, partition) != self.id || self.log(topic, partition).is_some() {
                 continue;
@@ -222,7 +253,6 @@ impl Shard {
                 .borrow_mut()
                 .insert(topic.to_string(), meta.id);
         }
-        self.rebalance_cache();
         Ok(())
     }
 

@@ -150,6 +150,23 @@ impl Broker {
         }
     }
 
+    /// Kills the broker and leaves its data dir to a detached `rm -rf`, for
+    /// tests that leave tens of thousands of files (removing them would
+    /// take longer than the test).
+    pub fn discard(mut self) {
+        self.kill9();
+        let empty = tempfile::Builder::new()
+            .prefix("tidemark-test-")
+            .tempdir()
+            .expect("create a temporary data dir");
+        let full = std::mem::replace(&mut self.data_dir, empty).keep();
+        let _ = Command::new("rm")
+            .arg("-rf")
+            .arg(&full)
+            .stdin(Stdio::null())
+            .spawn();
+    }
+
     /// Kills the broker with SIGKILL and reaps it. The data dir stays.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,6 +1,7 @@
 //! The Raft state machine of one quorum node: applies committed entries with
-//! the pure `state::apply`, publishes every new `ClusterView` on a watch
-//! channel (for `Read` and `Watch`), and builds and installs snapshots.
+//! the pure `state::apply`, notes which topics each revision touched in the
+//! shared `ChangeLog` (for deltas), publishes every new `ClusterView` on a
+//! watch channel (for reads and watches), and builds and installs snapshots.
 //! Quorum process, tokio runtime.
 //!
 //! The view itself lives in memory; what makes it durable is the log plus
@@ -9,6 +10,7 @@
 //! re-applies the committed log after it.
 use super::files::{read_optional, write_atomic};
 use super::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::quorum::changes::ChangeLog;
 use crate::quorum::model::ClusterView;
 use crate::quorum::state::{self, Applied, CommandResult, Outcome};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -17,8 +19,17 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+
+/// The change log shared by the state machine (which writes it) and the
+/// node's watch handlers (which read it).
+pub type SharedChangeLog = Arc<Mutex<ChangeLog>>;
+
+/// Locks the change log, whatever a panicking holder left.
+pub fn lock_log(log: &SharedChangeLog) -> std::sync::MutexGuard<'_, ChangeLog> {
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
@@ -36,6 +47,13 @@ pub struct StateMachine {
     snapshot_path: PathBuf,
     snapshots_built: Arc<AtomicU64>,
     published: watch::Sender<Arc<ClusterView>>,
+    changes: SharedChangeLog,
+}
+
+/// What `StateMachine::open` hands the node besides the state machine.
+pub struct Published {
+    pub view: watch::Receiver<Arc<ClusterView>>,
+    pub changes: SharedChangeLog,
 }
 
 fn sm_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: &E) -> StorageError {
@@ -49,7 +67,7 @@ fn snapshot_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: &E) -> Stora
 impl StateMachine {
     /// Loads the last snapshot from `dir`, if any. The receiver sees every
     /// view the state machine applies.
-    pub fn open(dir: &Path) -> io::Result<(StateMachine, watch::Receiver<Arc<ClusterView>>)> {
+    pub fn open(dir: &Path) -> io::Result<(StateMachine, Published)> {
         std::fs::create_dir_all(dir)?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);
         let stored: Option<StoredSnapshot> = match read_optional(&snapshot_path)? {
@@ -64,6 +82,7 @@ impl StateMachine {
             None => (ClusterView::default(), None, StoredMembership::default()),
         };
         let (published, receiver) = watch::channel(Arc::new(view.clone()));
+        let changes = Arc::new(Mutex::new(ChangeLog::starting_at(view.revision)));
         let sm = StateMachine {
             view,
             last_applied,
@@ -71,8 +90,13 @@ impl StateMachine {
             snapshot_path,
             snapshots_built: Arc::new(AtomicU64::new(0)),
             published,
+            changes: changes.clone(),
         };
-        Ok((sm, receiver))
+        let handed = Published {
+            view: receiver,
+            changes,
+        };
+        Ok((sm, handed))
     }
 
     fn publish(&self) {
@@ -82,7 +106,15 @@ impl StateMachine {
     fn apply_entry(&mut self, entry: Entry) -> CommandResult {
         self.last_applied = Some(entry.log_id);
         match entry.payload {
-            EntryPayload::Normal(proposal) => state::apply(&mut self.view, &proposal),
+            EntryPayload::Normal(proposal) => {
+                let before = self.view.revision;
+                let mut touched = Vec::new();
+                let result = state::apply_tracked(&mut self.view, &proposal, &mut touched);
+                if self.view.revision > before {
+                    lock_log(&self.changes).record(self.view.revision, touched);
+                }
+                result
+            }
             EntryPayload::Membership(membership) => {
                 self.membership = StoredMembership::new(Some(entry.log_id), membership);
                 Ok(self.unchanged())
@@ -200,6 +232,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.view = stored.view;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        lock_log(&self.changes).reset(self.view.revision);
         self.publish();
         tracing::info!(last_log_id = ?meta.last_log_id, "quorum snapshot installed");
         Ok(())
