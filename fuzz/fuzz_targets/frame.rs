@@ -2,9 +2,10 @@
 //! byte stream, delivered in reads of fuzzer-chosen sizes.
 //!
 //! Input: `[mode][chunk][stream...]`.
-//! - `mode` even: the stream is the rest of the input as it is, and the
-//!   frame limit is small (0..=4095 bytes, from `mode` and `chunk`).
-//! - `mode` odd: the rest is run-length coded (see `expand`) so that a few
+//! - `mode & 0xf != 1`: the stream is the rest of the input as it is, and
+//!   the frame limit is small (0..=4095 bytes, from `mode` and `chunk`).
+//! - `mode & 0xf == 1` (one input in 16, as megabytes are slow): the rest
+//!   is run-length coded (see `expand`) so that a few
 //!   bytes describe frames of megabytes, and the limit runs to 3 MiB: this
 //!   reaches the reader's growth past its 1 MiB initial buffer.
 //!
@@ -90,12 +91,12 @@ unsafe impl WritesOnly for Chunked<'_> {}
 
 /// Run-length decoding: a tag byte `t`; `t < 0x80` copies the next `t + 1`
 /// bytes; `t >= 0x80` repeats the next byte `((t & 0x7f) + 1) * 16 KiB`
-/// times. Output is capped at 8 MiB.
+/// times. Output is capped at 4 MiB.
 fn expand(mut input: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some((&tag, rest)) = input.split_first() {
         input = rest;
-        if out.len() > 8 << 20 {
+        if out.len() > 4 << 20 {
             break;
         }
         if tag < 0x80 {
@@ -119,19 +120,21 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mode, chunk) = (data[0], data[1]);
     let expanded;
-    let (stream, max_bytes): (&[u8], u32) = if mode & 1 == 0 {
+    let (stream, max_bytes): (&[u8], u32) = if mode & 0xf != 1 {
         let max = ((mode as u32) << 8 | chunk as u32) & 0xfff;
         (&data[2..], max)
     } else {
         expanded = expand(&data[2..]);
-        // 0..=3 MiB in 64 KiB steps, plus a few odd sizes.
-        let max = (mode as u32 >> 1) * (64 << 10) % (3 << 20) + (chunk as u32 & 3);
+        // 0..=3 MiB in 256 KiB steps, plus a few odd sizes.
+        let max = (mode as u32 >> 4) * (256 << 10) % (3 << 20) + (chunk as u32 & 3);
         (&expanded[..], max)
     };
     let mut reader = Chunked {
         data: stream,
         at: 0,
-        chunk: (chunk >> 2) as usize,
+        // Reads of a few bytes over megabytes would take seconds: in the
+        // run-length mode reads come in up to `chunk` * 16 KiB bytes.
+        chunk: (chunk >> 2) as usize * if mode & 0xf == 1 { 16 << 10 } else { 1 },
         turn: Cell::new(0),
     };
     let bound = (max_bytes as usize).max(INITIAL_CAPACITY_BYTES);

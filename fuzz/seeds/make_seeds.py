@@ -33,7 +33,7 @@ for i, path in enumerate(streams[:6]):
     out("frame", f"stream-{i}", bytes([0x0e, 0xff]) + raw)
 # and one frame of 1.5 MiB in the run-length mode (limit 2 MiB).
 big = 3 << 19
-out("frame", "large", bytes([2 * 32 + 1, 0]) + bytes([3]) + struct.pack(">i", big)
+out("frame", "large", bytes([8 * 16 + 1, 0]) + bytes([3]) + struct.pack(">i", big)
     + bytes([0x80 + 95, ord("x")]))
 
 # batch: each record batch inside captured Produce requests (uncompressed
