@@ -22,7 +22,7 @@ use crate::protocol::frame::{encode_response, encode_response_parts, Frame, Fram
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::StorageError;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::rc::Rc;
@@ -61,15 +61,60 @@ pub struct RequestContext {
     pub budget: Rc<budget::ConnectionBudget>,
 }
 
-/// Decodes one request frame, runs its handler and encodes the answer.
-/// `Ok(None)` means no answer is due (Produce with acks=0).
-pub async fn handle_frame(
-    shard: Rc<Shard>,
-    frame: BytesMut,
-    client_host: Rc<str>,
-    budget: Rc<budget::ConnectionBudget>,
-) -> Result<Option<Frame>, RequestError> {
-    let mut buf = frame.freeze();
+/// The typed body of a request the broker serves, one variant per API of
+/// `protocol::api::SUPPORTED_APIS`.
+#[derive(Debug)]
+pub enum RequestBody {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    Metadata(MetadataRequest),
+    /// The body is only the client's name and version: nothing to act on.
+    ApiVersions,
+    DescribeCluster(DescribeClusterRequest),
+    InitProducerId(InitProducerIdRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+}
+
+/// A request frame as decoded, before any handler runs. Moved once, into
+/// its handler: boxing the large variant would cost an allocation a request.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum DecodedRequest {
+    /// An ApiVersions request of a version we do not know: answered in v0
+    /// with the error and our ranges (KIP-511), without decoding further.
+    UnsupportedApiVersions { correlation_id: i32 },
+    Request {
+        api_key: ApiKey,
+        version: i16,
+        header: RequestHeader,
+        body: RequestBody,
+    },
+}
+
+/// Decodes one request frame: the header, then the body with the
+/// `kafka-protocol` decoder of its API and version. Pure (no shard), so the
+/// fuzz target `request` drives exactly this. Sizes read off the wire are
+/// not trusted by the codec; the process's allocator (`alloc_guard`) keeps
+/// a huge claimed array from aborting it.
+pub fn decode_request(mut buf: Bytes) -> Result<DecodedRequest, RequestError> {
     if buf.len() < 8 {
         return Err(RequestError::TooShort(buf.len()));
     }
@@ -79,12 +124,7 @@ pub async fn handle_frame(
     let api_key = ApiKey::try_from(raw_key).map_err(|_| RequestError::UnknownApi(raw_key))?;
     if !api::is_supported(api_key, version) {
         if api_key == ApiKey::ApiVersions {
-            // KIP-511: answer in v0 with the error and our ranges, so the
-            // client can retry with a version we know.
-            let body = cluster::api_versions(ResponseError::UnsupportedVersion.code());
-            return Ok(Some(
-                encode_response(api_key, 0, correlation_id, &body)?.into(),
-            ));
+            return Ok(DecodedRequest::UnsupportedApiVersions { correlation_id });
         }
         return Err(RequestError::UnsupportedVersion {
             api: api_key,
@@ -98,6 +138,79 @@ pub async fn handle_frame(
     };
     let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
         .map_err(malformed)?;
+    // Bytes after a request body are ignored, as Apache Kafka ignores them
+    // (librdkafka 2.12 sends three after an all-topics Metadata v12).
+    macro_rules! decode {
+        ($variant:ident, $request:ty) => {
+            RequestBody::$variant(<$request>::decode(&mut buf, version).map_err(malformed)?)
+        };
+    }
+    let body = match api_key {
+        ApiKey::Produce => decode!(Produce, ProduceRequest),
+        ApiKey::Fetch => decode!(Fetch, FetchRequest),
+        ApiKey::ListOffsets => decode!(ListOffsets, ListOffsetsRequest),
+        ApiKey::DeleteRecords => decode!(DeleteRecords, DeleteRecordsRequest),
+        ApiKey::OffsetForLeaderEpoch => decode!(OffsetForLeaderEpoch, OffsetForLeaderEpochRequest),
+        ApiKey::Metadata => decode!(Metadata, MetadataRequest),
+        ApiKey::ApiVersions => RequestBody::ApiVersions,
+        ApiKey::DescribeCluster => decode!(DescribeCluster, DescribeClusterRequest),
+        ApiKey::InitProducerId => decode!(InitProducerId, InitProducerIdRequest),
+        ApiKey::CreateTopics => decode!(CreateTopics, CreateTopicsRequest),
+        ApiKey::DeleteTopics => decode!(DeleteTopics, DeleteTopicsRequest),
+        ApiKey::CreatePartitions => decode!(CreatePartitions, CreatePartitionsRequest),
+        ApiKey::DescribeConfigs => decode!(DescribeConfigs, DescribeConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            decode!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
+        }
+        ApiKey::FindCoordinator => decode!(FindCoordinator, FindCoordinatorRequest),
+        ApiKey::JoinGroup => decode!(JoinGroup, JoinGroupRequest),
+        ApiKey::SyncGroup => decode!(SyncGroup, SyncGroupRequest),
+        ApiKey::Heartbeat => decode!(Heartbeat, HeartbeatRequest),
+        ApiKey::LeaveGroup => decode!(LeaveGroup, LeaveGroupRequest),
+        ApiKey::DescribeGroups => decode!(DescribeGroups, DescribeGroupsRequest),
+        ApiKey::ListGroups => decode!(ListGroups, ListGroupsRequest),
+        ApiKey::DeleteGroups => decode!(DeleteGroups, DeleteGroupsRequest),
+        ApiKey::OffsetCommit => decode!(OffsetCommit, OffsetCommitRequest),
+        ApiKey::OffsetFetch => decode!(OffsetFetch, OffsetFetchRequest),
+        ApiKey::OffsetDelete => decode!(OffsetDelete, OffsetDeleteRequest),
+        other => {
+            return Err(RequestError::UnsupportedVersion {
+                api: other,
+                version,
+            })
+        }
+    };
+    Ok(DecodedRequest::Request {
+        api_key,
+        version,
+        header,
+        body,
+    })
+}
+
+/// Decodes one request frame, runs its handler and encodes the answer.
+/// `Ok(None)` means no answer is due (Produce with acks=0).
+pub async fn handle_frame(
+    shard: Rc<Shard>,
+    frame: BytesMut,
+    client_host: Rc<str>,
+    budget: Rc<budget::ConnectionBudget>,
+) -> Result<Option<Frame>, RequestError> {
+    let (api_key, version, header, body) = match decode_request(frame.freeze())? {
+        DecodedRequest::UnsupportedApiVersions { correlation_id } => {
+            let body = cluster::api_versions(ResponseError::UnsupportedVersion.code());
+            return Ok(Some(
+                encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)?.into(),
+            ));
+        }
+        DecodedRequest::Request {
+            api_key,
+            version,
+            header,
+            body,
+        } => (api_key, version, header, body),
+    };
+    let correlation_id = header.correlation_id;
     let ctx = RequestContext {
         api_key,
         version,
@@ -106,29 +219,23 @@ pub async fn handle_frame(
         client_host,
         budget,
     };
-    // Bytes after a request body are ignored, as Apache Kafka ignores them
-    // (librdkafka 2.12 sends three after an all-topics Metadata v12).
     macro_rules! answer {
-        ($request:ty, $handler:expr) => {{
-            let request = <$request>::decode(&mut buf, version).map_err(malformed)?;
-            let response = $handler(&shard, request, &ctx).await;
+        ($request:expr, $handler:expr) => {{
+            let response = $handler(&shard, $request, &ctx).await;
             Ok(Some(
                 encode_response(api_key, version, correlation_id, &response)?.into(),
             ))
         }};
     }
-    match api_key {
-        ApiKey::Produce => {
-            let request = ProduceRequest::decode(&mut buf, version).map_err(malformed)?;
-            match produce::handle(&shard, request, &ctx).await {
-                Some(response) => Ok(Some(
-                    encode_response(api_key, version, correlation_id, &response)?.into(),
-                )),
-                None => Ok(None),
-            }
-        }
-        ApiKey::Fetch => {
-            let request = FetchRequest::decode(&mut buf, version).map_err(malformed)?;
+    use RequestBody as B;
+    match body {
+        B::Produce(request) => match produce::handle(&shard, request, &ctx).await {
+            Some(response) => Ok(Some(
+                encode_response(api_key, version, correlation_id, &response)?.into(),
+            )),
+            None => Ok(None),
+        },
+        B::Fetch(request) => {
             let response = fetch::handle(&shard, request, &ctx).await;
             // Record sets go to the socket as they are, not copied into the frame.
             let records = response
@@ -144,49 +251,34 @@ pub async fn handle_frame(
                 records,
             )?))
         }
-        ApiKey::ListOffsets => answer!(ListOffsetsRequest, offsets::list_offsets),
-        ApiKey::DeleteRecords => answer!(DeleteRecordsRequest, offsets::delete_records),
-        ApiKey::OffsetForLeaderEpoch => {
-            answer!(
-                OffsetForLeaderEpochRequest,
-                offsets::offset_for_leader_epoch
-            )
-        }
-        ApiKey::Metadata => answer!(MetadataRequest, cluster::metadata),
-        ApiKey::ApiVersions => {
-            // The body is only the client's name and version: nothing to act on.
+        B::ListOffsets(r) => answer!(r, offsets::list_offsets),
+        B::DeleteRecords(r) => answer!(r, offsets::delete_records),
+        B::OffsetForLeaderEpoch(r) => answer!(r, offsets::offset_for_leader_epoch),
+        B::Metadata(r) => answer!(r, cluster::metadata),
+        B::ApiVersions => {
             let response = cluster::api_versions(0);
             Ok(Some(
                 encode_response(api_key, version, correlation_id, &response)?.into(),
             ))
         }
-        ApiKey::DescribeCluster => answer!(DescribeClusterRequest, cluster::describe_cluster),
-        ApiKey::InitProducerId => answer!(InitProducerIdRequest, producer_id::init_producer_id),
-        ApiKey::CreateTopics => answer!(CreateTopicsRequest, admin::create_topics),
-        ApiKey::DeleteTopics => answer!(DeleteTopicsRequest, admin::delete_topics),
-        ApiKey::CreatePartitions => answer!(CreatePartitionsRequest, admin::create_partitions),
-        ApiKey::DescribeConfigs => answer!(DescribeConfigsRequest, configs::describe_configs),
-        ApiKey::IncrementalAlterConfigs => {
-            answer!(
-                IncrementalAlterConfigsRequest,
-                configs::incremental_alter_configs
-            )
-        }
-        ApiKey::FindCoordinator => answer!(FindCoordinatorRequest, groups::find_coordinator),
-        ApiKey::JoinGroup => answer!(JoinGroupRequest, groups::join_group),
-        ApiKey::SyncGroup => answer!(SyncGroupRequest, groups::sync_group),
-        ApiKey::Heartbeat => answer!(HeartbeatRequest, groups::heartbeat),
-        ApiKey::LeaveGroup => answer!(LeaveGroupRequest, groups::leave_group),
-        ApiKey::DescribeGroups => answer!(DescribeGroupsRequest, groups::describe_groups),
-        ApiKey::ListGroups => answer!(ListGroupsRequest, groups::list_groups),
-        ApiKey::DeleteGroups => answer!(DeleteGroupsRequest, groups::delete_groups),
-        ApiKey::OffsetCommit => answer!(OffsetCommitRequest, group_offsets::offset_commit),
-        ApiKey::OffsetFetch => answer!(OffsetFetchRequest, group_offsets::offset_fetch),
-        ApiKey::OffsetDelete => answer!(OffsetDeleteRequest, group_offsets::offset_delete),
-        other => Err(RequestError::UnsupportedVersion {
-            api: other,
-            version,
-        }),
+        B::DescribeCluster(r) => answer!(r, cluster::describe_cluster),
+        B::InitProducerId(r) => answer!(r, producer_id::init_producer_id),
+        B::CreateTopics(r) => answer!(r, admin::create_topics),
+        B::DeleteTopics(r) => answer!(r, admin::delete_topics),
+        B::CreatePartitions(r) => answer!(r, admin::create_partitions),
+        B::DescribeConfigs(r) => answer!(r, configs::describe_configs),
+        B::IncrementalAlterConfigs(r) => answer!(r, configs::incremental_alter_configs),
+        B::FindCoordinator(r) => answer!(r, groups::find_coordinator),
+        B::JoinGroup(r) => answer!(r, groups::join_group),
+        B::SyncGroup(r) => answer!(r, groups::sync_group),
+        B::Heartbeat(r) => answer!(r, groups::heartbeat),
+        B::LeaveGroup(r) => answer!(r, groups::leave_group),
+        B::DescribeGroups(r) => answer!(r, groups::describe_groups),
+        B::ListGroups(r) => answer!(r, groups::list_groups),
+        B::DeleteGroups(r) => answer!(r, groups::delete_groups),
+        B::OffsetCommit(r) => answer!(r, group_offsets::offset_commit),
+        B::OffsetFetch(r) => answer!(r, group_offsets::offset_fetch),
+        B::OffsetDelete(r) => answer!(r, group_offsets::offset_delete),
     }
 }
 

@@ -75,7 +75,12 @@ pub async fn read_frame<R: WritesOnly>(
     let mut body = BytesMut::with_capacity(total.min(INITIAL_CAPACITY_BYTES));
     while body.len() < total {
         if body.capacity() == body.len() {
-            body.reserve(body.len().min(total - body.len()));
+            // Twice what came, never past the frame: `reserve` would round
+            // the capacity up to a doubling, up to twice the limit (a 65 MiB
+            // frame held 128 MiB; found by the fuzz target `frame`).
+            let mut grown = BytesMut::with_capacity((2 * body.len()).min(total));
+            grown.extend_from_slice(&body);
+            body = grown;
         }
         let want = (total - body.len()).min(body.capacity() - body.len());
         let n = read_into_spare(reader, &mut body, want).await?;
@@ -355,6 +360,19 @@ mod tests {
             let frame = encode_response_parts(ApiKey::Fetch, version, 9, &response, wrong).unwrap();
             let joined: Vec<u8> = frame.parts.iter().flat_map(|p| p.iter().copied()).collect();
             assert_eq!(joined, plain.to_vec(), "v{version}, out of order");
+        }
+    }
+
+    #[test]
+    fn a_frame_never_holds_more_than_its_length() {
+        // fuzz/artifacts: a 1.5 MiB frame under a 1.8 MiB limit was read into 2 MiB.
+        for total in [(1 << 20) + 1, 3 << 19, (3 << 20) - 7] {
+            let mut wire = (total as i32).to_be_bytes().to_vec();
+            wire.resize(4 + total, 0x2e);
+            let body = read(&wire, 3 << 20).unwrap().unwrap();
+            assert_eq!(body.len(), total);
+            assert_eq!(body.capacity(), total, "a frame of {total} bytes");
+            assert!(body.iter().all(|&b| b == 0x2e));
         }
     }
 
