@@ -11,14 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{FetchRequest, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 const FETCH_VERSION: i16 = 11;
 
@@ -97,36 +93,6 @@ fn fetch_request(
                 .with_partition_max_bytes(max_bytes)])])
 }
 
-/// A v2 RecordBatch holding one record whose value is `value`.
-fn record_batch(value: &[u8]) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value)),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
-}
-
 fn produce_request(topic: &str, batch: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(-1)
@@ -140,7 +106,8 @@ fn produce_request(topic: &str, batch: Bytes) -> ProduceRequest {
 
 /// Produces one record of `value` and returns (error code, base offset).
 fn raw_produce(conn: &mut RawConn, topic: &str, value: &[u8]) -> (i16, i64) {
-    let response: ProduceResponse = conn.request(&produce_request(topic, record_batch(value)), 7);
+    let response: ProduceResponse =
+        conn.request(&produce_request(topic, one_record_batch(value)), 7);
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
@@ -493,7 +460,7 @@ fn flood(broker: &Broker, count: usize) -> Vec<TcpStream> {
 /// Sends a produce of `value` that fills the active segment of a topic with
 /// `segment.bytes=4096`, so the next one needs a roll.
 fn produce_frame(conn: &mut RawConn, topic: &str, value: &[u8]) -> BytesMut {
-    conn.encode_request(&produce_request(topic, record_batch(value)), 7)
+    conn.encode_request(&produce_request(topic, one_record_batch(value)), 7)
         .1
 }
 

@@ -3,9 +3,7 @@
 //! shards), and a Produce with acks=0 gets no response at all.
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use indexmap::IndexMap;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -13,41 +11,9 @@ use kafka_protocol::messages::{
     ProduceResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::message::Message;
 
 const PARTITIONS: i32 = 4;
-
-fn batch(value: &str) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        headers: IndexMap::new(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
-}
 
 fn produce_request(topic: &str, partition: i32, acks: i16, value: &str) -> ProduceRequest {
     ProduceRequest::default()
@@ -57,7 +23,7 @@ fn produce_request(topic: &str, partition: i32, acks: i16, value: &str) -> Produ
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(batch(value)))])])
+                .with_records(Some(one_record_batch(value.as_bytes())))])])
 }
 
 enum Sent {
