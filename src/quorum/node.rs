@@ -429,16 +429,23 @@ impl Node {
     /// The view, linearizably; `Unavailable` until the first leader has
     /// given the cluster its id, so no reader ever sees a view without one.
     async fn read(&self) -> Response {
-        if let Err(response) = self.ensure_leader().await {
-            return response;
+        match self.linearizable_view().await {
+            Ok(view) => Response::View((*view).clone()),
+            Err(response) => response,
         }
+    }
+
+    /// The current view once this node is the leader and has applied
+    /// everything committed; `Unavailable` until the cluster has its id.
+    async fn linearizable_view(&self) -> Result<Arc<ClusterView>, Response> {
+        self.ensure_leader().await?;
         let view = self.current_view();
         if view.cluster_id.is_empty() {
-            return Response::Unavailable {
+            return Err(Response::Unavailable {
                 message: "the quorum is still initializing".into(),
-            };
+            });
         }
-        Response::View((*view).clone())
+        Ok(view)
     }
 
     async fn heartbeat(&self, broker_id: i32) -> Response {
@@ -454,15 +461,10 @@ impl Node {
 
     /// One page of the view, linearizably, from the revision the read began at.
     async fn read_page(&self, after: Option<String>, revision: Option<u64>) -> Response {
-        if let Err(response) = self.ensure_leader().await {
-            return response;
-        }
-        let view = self.current_view();
-        if view.cluster_id.is_empty() {
-            return Response::Unavailable {
-                message: "the quorum is still initializing".into(),
-            };
-        }
+        let view = match self.linearizable_view().await {
+            Ok(view) => view,
+            Err(response) => return response,
+        };
         if revision.is_some_and(|r| r != view.revision) {
             return Response::ViewMoved {
                 revision: view.revision,
