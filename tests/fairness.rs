@@ -458,7 +458,7 @@ fn flood(broker: &Broker, count: usize) -> Vec<TcpStream> {
 }
 
 /// Sends a produce of `value` that fills the active segment of a topic with
-/// `segment.bytes=4096`, so the next one needs a roll.
+/// `internal.segment.bytes=4096`, so the next one needs a roll.
 fn produce_frame(conn: &mut RawConn, topic: &str, value: &[u8]) -> BytesMut {
     conn.encode_request(&produce_request(topic, one_record_batch(value)), 7)
         .1
@@ -483,7 +483,7 @@ fn read_produce_answer(conn: &mut RawConn) -> (i16, i64) {
 fn broker_near_its_fd_limit(settings: &[(&str, &str)], headroom: u64) -> (Broker, String, RawConn) {
     let broker = Broker::start_with(settings);
     let topic = topic_name("fd-flood");
-    create_topic(&broker, &topic, 1, &[("segment.bytes", "4096")]);
+    create_topic(&broker, &topic, 1, &[("internal.segment.bytes", "4096")]);
     let mut producer = RawConn::connect(&broker);
     assert_eq!(raw_produce(&mut producer, &topic, &[1u8; 1000]).0, 0);
     let open = open_fds(broker.pid()) as u64;

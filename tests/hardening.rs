@@ -121,7 +121,10 @@ fn a_compacted_topic_is_read_past_its_emptied_segments_after_a_restart() {
         &broker,
         &topic,
         1,
-        &[("cleanup.policy", "compact"), ("segment.bytes", "10000")],
+        &[
+            ("cleanup.policy", "compact"),
+            ("internal.segment.bytes", "10000"),
+        ],
     );
     let newest = produce_rounds(&broker, &topic);
     // Sealed segments at about 0, 90, 180 and 270: once the cleaner has
@@ -195,7 +198,7 @@ fn committed_offsets_survive_compaction_of_the_offsets_topic_and_a_restart() {
     commit(&consumer, &topic, 100);
     // Small segments, so that commits fill and seal several of them.
     assert_eq!(
-        set_topic_config(&broker, OFFSETS_TOPIC, "segment.bytes", "1000"),
+        set_topic_config(&broker, OFFSETS_TOPIC, "internal.segment.bytes", "1000"),
         0
     );
     for offset in 101..=160 {

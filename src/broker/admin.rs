@@ -71,15 +71,18 @@ pub async fn create_topics(
         outcomes
     };
     for (topic, outcome) in request.topics.into_iter().zip(outcomes) {
+        // Kafka answers a null error message for a topic it created.
         let mut result = CreatableTopicResult::default()
             .with_name(topic.name.clone())
             .with_num_partitions(-1)
-            .with_replication_factor(-1);
+            .with_replication_factor(-1)
+            .with_error_message(None);
         match outcome {
             // Each field exists from the version noted; the codec refuses it before.
             Ok(meta) if ctx.version >= 5 => {
                 result.num_partitions = meta.partitions;
                 result.replication_factor = replication_factor_of(shard, &meta.name);
+                result.configs = Some(created_configs(shard, &meta));
                 if ctx.version >= 7 {
                     result.topic_id = meta.id;
                 }
@@ -93,6 +96,19 @@ pub async fn create_topics(
         response.topics.push(result);
     }
     response
+}
+
+/// The configs a CreateTopics (v5+) answer lists for a new topic: every
+/// config with its value and source, as DescribeConfigs would show them.
+fn created_configs(
+    shard: &Shard,
+    meta: &TopicMeta,
+) -> Vec<create_topics_response::CreatableTopicConfigs> {
+    let (config, _) = crate::config::TopicConfig::with_stored_overrides(
+        shard.metadata.topic_defaults(),
+        &meta.configs,
+    );
+    super::configs::created_topic_configs(&config)
 }
 
 /// The replication factor a topic got (1 on a standalone broker).

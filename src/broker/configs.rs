@@ -1,15 +1,20 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only
-//! view of the broker's own settings).
+//! DescribeConfigs and IncrementalAlterConfigs for
+//! topics (and a read-only view of the broker's own settings), answered on
+//! the shard that got the request. Every topic config of Apache Kafka 4.x is
+//! described, with Kafka's types and sources; alterations are checked by
+//! the registry (`metadata`), which keeps them in canonical form, and in a
+//! cluster go to the controller.
 use super::{metadata_error_code, str_bytes, RequestContext};
-use crate::config::TOPIC_CONFIG_KEYS;
+use crate::config::{broker_synonym, ConfigOrigin, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::metadata::ConfigChange;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::*;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -20,23 +25,106 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-// Kafka's ConfigType values.
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
-
 // IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-fn config_type(key: &str) -> i8 {
-    match key {
-        "message.timestamp.type" => TYPE_STRING,
-        "max.message.bytes" | "min.insync.replicas" => TYPE_INT,
-        "cleanup.policy" => TYPE_LIST,
-        _ => TYPE_LONG,
+/// Why a resource's alteration failed: its error code and message.
+#[derive(Debug)]
+struct AlterError {
+    code: i16,
+    message: String,
+}
+
+impl AlterError {
+    fn invalid_request(message: impl Into<String>) -> Self {
+        AlterError {
+            code: ResponseError::InvalidRequest.code(),
+            message: message.into(),
+        }
     }
+
+    fn invalid_config(message: impl Into<String>) -> Self {
+        AlterError {
+            code: ResponseError::InvalidConfig.code(),
+            message: message.into(),
+        }
+    }
+}
+
+fn source_code(origin: ConfigOrigin) -> i8 {
+    match origin {
+        ConfigOrigin::Topic => SOURCE_DYNAMIC_TOPIC,
+        ConfigOrigin::Broker => SOURCE_STATIC_BROKER,
+        ConfigOrigin::Default => SOURCE_DEFAULT,
+    }
+}
+
+/// One described topic config.
+struct Described {
+    name: &'static str,
+    value: String,
+    source: i8,
+    config_type: i8,
+}
+
+/// Every config of a topic DescribeConfigs lists: each Kafka key with a
+/// value (keys without a default, such as `internal.segment.bytes`, only
+/// once set), in name order.
+fn described(config: &TopicConfig) -> impl Iterator<Item = Described> + '_ {
+    TOPIC_CONFIG_DEFS.iter().filter_map(|def| {
+        Some(Described {
+            name: def.name,
+            value: config.value_of(def.name)?,
+            source: source_code(config.origin_of(def.name)),
+            config_type: def.kind.describe_code(),
+        })
+    })
+}
+
+/// The synonyms of a topic config, most specific first, as Kafka lists them
+/// with `include_synonyms`: the topic's own value, then the broker setting
+/// (or Kafka's default) it falls back to.
+fn synonyms(
+    config: &TopicConfig,
+    defaults: &TopicConfig,
+    key: &str,
+) -> Vec<DescribeConfigsSynonym> {
+    let synonym = |name: &str, value: Option<String>, source: i8| {
+        DescribeConfigsSynonym::default()
+            .with_name(str_bytes(name))
+            .with_value(value.map(str_bytes))
+            .with_source(source)
+    };
+    let mut out = Vec::with_capacity(2);
+    if config.is_override(key) {
+        out.push(synonym(key, config.value_of(key), SOURCE_DYNAMIC_TOPIC));
+    }
+    let fallback = defaults.value_of(key);
+    if fallback.is_some() {
+        let name = broker_synonym(key).unwrap_or(key);
+        out.push(synonym(
+            name,
+            fallback,
+            source_code(defaults.origin_of(key)),
+        ));
+    }
+    out
+}
+
+/// The `configs` of a CreateTopics (v5+) answer: what DescribeConfigs
+/// would list for the new topic.
+pub(super) fn created_topic_configs(config: &TopicConfig) -> Vec<CreatableTopicConfigs> {
+    described(config)
+        .map(|d| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(d.value)))
+                .with_read_only(false)
+                .with_config_source(d.source)
+                .with_is_sensitive(false)
+        })
+        .collect()
 }
 
 pub async fn describe_configs(
@@ -52,6 +140,8 @@ pub async fn describe_configs(
                 .as_ref()
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
         };
+        // Kafka answers an empty error message, not null, when there is no
+        // error (the field's default): so does Tidemark.
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
@@ -59,15 +149,18 @@ pub async fn describe_configs(
             RESOURCE_TOPIC => match shard.metadata.topic(resource.resource_name.as_str()) {
                 Some(topic) => {
                     let config = shard.metadata.topic_config(&topic);
-                    for key in TOPIC_CONFIG_KEYS.iter().filter(|k| wanted(k)) {
-                        let source = if config.is_override(key) {
-                            SOURCE_DYNAMIC_TOPIC
+                    let defaults = shard.metadata.topic_defaults();
+                    for d in described(&config).filter(|d| wanted(d.name)) {
+                        let synonyms = if request.include_synonyms {
+                            synonyms(&config, defaults, d.name)
                         } else {
-                            SOURCE_DEFAULT
+                            Vec::new()
                         };
-                        result
-                            .configs
-                            .push(entry(key, config.value_of(key), source, false));
+                        result.configs.push(
+                            entry(d.name, Some(d.value), d.source, false)
+                                .with_config_type(d.config_type)
+                                .with_synonyms(synonyms),
+                        );
                     }
                 }
                 None => {
@@ -112,7 +205,21 @@ fn entry(
         .with_value(value.map(str_bytes))
         .with_read_only(read_only)
         .with_config_source(source)
-        .with_config_type(config_type(key))
+        .with_config_type(broker_config_type(key))
+}
+
+/// Kafka's ConfigType of a broker setting.
+fn broker_config_type(key: &str) -> i8 {
+    const TYPE_BOOLEAN: i8 = 1;
+    const TYPE_STRING: i8 = 2;
+    const TYPE_INT: i8 = 3;
+    const TYPE_LONG: i8 = 5;
+    match key {
+        "auto.create.topics.enable" => TYPE_BOOLEAN,
+        "log.dirs" => TYPE_STRING,
+        "message.max.bytes" | "node.id" | "num.partitions" | "log.segment.bytes" => TYPE_INT,
+        _ => TYPE_LONG,
+    }
 }
 
 /// The broker settings shown by DescribeConfigs, with Kafka's names.
@@ -139,56 +246,119 @@ pub async fn incremental_alter_configs(
     request: IncrementalAlterConfigsRequest,
     _ctx: &RequestContext,
 ) -> IncrementalAlterConfigsResponse {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
-        let mut result = AlterConfigsResourceResponse::default()
-            .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name.clone());
-        if let Err((code, message)) = alter_one(shard, &resource, request.validate_only).await {
-            result.error_code = code;
-            result.error_message = Some(str_bytes(message));
-        }
-        response.responses.push(result);
+        let outcome = alter_incrementally(shard, &resource, request.validate_only).await;
+        let (code, message) = answer(outcome);
+        response.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message),
+        );
     }
     response
 }
 
-async fn alter_one(
+/// A resource's error code and message: null when it succeeded, as Kafka
+/// answers.
+fn answer(outcome: Result<(), AlterError>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (e.code, Some(str_bytes(e.message))),
+    }
+}
+
+/// The checks of a resource before its configs.
+fn check_resource(resource_type: i8) -> Result<(), AlterError> {
+    match resource_type {
+        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_BROKER => Err(AlterError::invalid_request(
+            "broker configs are static: change the config file and restart",
+        )),
+        other => Err(AlterError::invalid_request(format!(
+            "unknown resource type {other}"
+        ))),
+    }
+}
+
+/// Kafka refuses a resource that names one key twice.
+fn check_distinct<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), AlterError> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(AlterError::invalid_request(format!(
+                "config key {name} appears twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn null_value(key: &str) -> AlterError {
+    AlterError::invalid_request(format!("{key}: a null value is not allowed here"))
+}
+
+async fn alter_incrementally(
     shard: &Rc<Shard>,
     resource: &incremental_alter_configs_request::AlterConfigsResource,
     validate_only: bool,
-) -> Result<(), (i16, String)> {
-    if resource.resource_type != RESOURCE_TOPIC {
-        return Err((
-            ResponseError::InvalidRequest.code(),
-            "broker configs are static: change the config file and restart".into(),
-        ));
-    }
+) -> Result<(), AlterError> {
+    check_resource(resource.resource_type)?;
+    check_distinct(resource.configs.iter().map(|c| c.name.as_str()))?;
+    let topic = resource.resource_name.as_str();
     let mut changes = Vec::with_capacity(resource.configs.len());
     for c in &resource.configs {
-        let key = c.name.to_string();
-        match (c.config_operation, &c.value) {
-            (OP_SET, Some(v)) => changes.push(ConfigChange::Set(key, v.to_string())),
-            (OP_DELETE, _) => changes.push(ConfigChange::Delete(key)),
-            (OP_SET, None) => return Err((ResponseError::InvalidConfig.code(), format!("{key}: no value"))),
-            _ => {
-                return Err((
-                    ResponseError::InvalidConfig.code(),
-                    format!("{key}: APPEND and SUBTRACT apply to list configs, and no supported topic config is a list"),
-                ))
-            }
-        }
+        changes.push(incremental_change(c)?);
     }
-    let topic = resource.resource_name.to_string();
+    apply_changes(shard, topic, changes, validate_only).await
+}
+
+/// One IncrementalAlterConfigs operation as a change of the stored value.
+fn incremental_change(
+    config: &incremental_alter_configs_request::AlterableConfig,
+) -> Result<ConfigChange, AlterError> {
+    let key = config.name.as_str();
+    let value = config.value.as_ref().map(|v| v.as_str());
+    let new_value = match (config.config_operation, value) {
+        (OP_DELETE, _) => return Ok(ConfigChange::Delete(key.to_string())),
+        (OP_SET, None) => return Err(null_value(key)),
+        (OP_SET, Some(v)) => v.to_string(),
+        (other, _) => {
+            return Err(AlterError::invalid_config(format!(
+                "{key}: operation {other} (APPEND and SUBTRACT are not supported yet)"
+            )))
+        }
+    };
+    Ok(ConfigChange::Set(key.to_string(), new_value))
+}
+
+/// Checks `changes` against the registry and applies them: here and on
+/// every shard, or through the controller in a cluster.
+async fn apply_changes(
+    shard: &Rc<Shard>,
+    topic: &str,
+    changes: Vec<ConfigChange>,
+    validate_only: bool,
+) -> Result<(), AlterError> {
+    let metadata_error = |e: crate::metadata::MetadataError| AlterError {
+        code: metadata_error_code(&e),
+        message: e.to_string(),
+    };
     let in_cluster = shard.replication.in_cluster();
     let updated = shard
         .metadata
-        .alter_topic_configs(&topic, &changes, validate_only || in_cluster)
-        .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
-    if in_cluster && !validate_only {
+        .alter_topic_configs(topic, &changes, validate_only || in_cluster)
+        .map_err(metadata_error)?;
+    if validate_only {
+        return Ok(());
+    }
+    if in_cluster {
         // The controller keeps configs, in the canonical form the registry
         // gave them; shards reload them with its view.
-        let (mut set, mut delete) = (std::collections::BTreeMap::new(), Vec::new());
+        let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
         for change in changes {
             match change {
                 ConfigChange::Set(k, v) => {
@@ -198,17 +368,16 @@ async fn alter_one(
                 ConfigChange::Delete(k) => delete.push(k),
             }
         }
-        return crate::replication::cluster_admin::alter_topic_configs(shard, &topic, set, delete)
+        return crate::replication::cluster_admin::alter_topic_configs(shard, topic, set, delete)
             .await
-            .map_err(|e| (metadata_error_code(&e), e.to_string()));
+            .map_err(metadata_error);
     }
-    if !validate_only {
-        shard
-            .run_on_all(move |s| {
-                let topic = topic.clone();
-                async move { s.reload_topic_config(&topic) }
-            })
-            .await;
-    }
+    let topic = topic.to_string();
+    shard
+        .run_on_all(move |s| {
+            let topic = topic.clone();
+            async move { s.reload_topic_config(&topic) }
+        })
+        .await;
     Ok(())
 }

@@ -5,8 +5,12 @@
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
 //! shard starts; every shard gets an immutable copy.
 mod topic;
+mod topic_defs;
 
-pub use topic::{TopicConfig, TopicConfigError, TOPIC_CONFIG_KEYS};
+pub use topic::{
+    broker_synonym, CompressionLevels, ConfigOrigin, TimestampType, TopicCompression, TopicConfig,
+    TopicConfigDef, TopicConfigError, TOPIC_CONFIG_DEFS,
+};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,37 +1,29 @@
-//! Per-topic configuration: the Kafka topic configs Tidemark supports, parsed
-//! from and rendered to the string pairs of CreateTopics, DescribeConfigs and
-//! IncrementalAlterConfigs.
+//! Per-topic configuration: every topic config Apache Kafka 4.x defines is
+//! accepted, checked as Kafka checks it and kept in canonical form (see
+//! `topic_defs`); the ones Tidemark acts on are also parsed into the typed
+//! fields of `TopicConfig`, which the storage, produce and replication paths
+//! read. The string pairs come from CreateTopics, IncrementalAlterConfigs and
+//! AlterConfigs, and go back out through DescribeConfigs. Pure code.
+use super::topic_defs::{list_items, removed_key_replacement, topic_config_def};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
-/// Every topic config key Tidemark accepts, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "delete.retention.ms",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
+pub use super::topic_defs::{TopicConfigDef, TOPIC_CONFIG_DEFS};
 
 /// Longest config value accepted, in bytes, before it is parsed. Kafka has
-/// no bound on strings, but every topic config Tidemark supports is a
-/// number, a boolean or a short list whose canonical form is under 32
-/// bytes; 64 KiB leaves room for any future list-valued key while keeping
-/// one request from carrying megabytes into the quorum's view (a 3.5 MiB
-/// `retention.ms` of leading zeros once pushed the view past its frame).
+/// no bound on strings, but every topic config is a number, a boolean, a
+/// codec name or a short list once canonical; 64 KiB leaves room for long
+/// lists (throttled replicas) while keeping one request from carrying
+/// megabytes into the quorum's view (a 3.5 MiB `retention.ms` of leading
+/// zeros once pushed the view past its frame).
 pub const CONFIG_VALUE_BYTES_MAX: usize = 64 << 10;
 /// How much of a refused value an error message quotes.
 const QUOTED_VALUE_CHARS_MAX: usize = 64;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TopicConfigError {
-    #[error("unknown topic config {0}")]
-    UnknownKey(String),
+    #[error("unknown topic config {key}{hint}")]
+    UnknownKey { key: String, hint: String },
     /// The controller refused the configs (its bounds, see `quorum::state`).
     #[error("refused by the controller: {0}")]
     Refused(String),
@@ -39,14 +31,88 @@ pub enum TopicConfigError {
     InvalidValue {
         key: String,
         value: String,
-        reason: &'static str,
+        reason: String,
     },
+    /// APPEND or SUBTRACT on a config that is not a list.
+    #[error("cannot {operation} to {key}: its type is not LIST")]
+    NotAList {
+        key: String,
+        operation: &'static str,
+    },
+    /// Two configs that are each valid but not together.
+    #[error("conflicting topic configs: {0}")]
+    Conflict(String),
+}
+
+impl TopicConfigError {
+    fn unknown(key: &str) -> Self {
+        let hint = removed_key_replacement(key)
+            .map(|instead| format!(" (removed in Apache Kafka 4.0; instead: {instead})"))
+            .unwrap_or_default();
+        TopicConfigError::UnknownKey {
+            key: quoted(key),
+            hint,
+        }
+    }
+
+    fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        TopicConfigError::InvalidValue {
+            key: key.to_string(),
+            value: quoted(value),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How batches get their timestamps (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamps, as sent.
+    CreateTime,
+    /// The broker's clock when it appends the batch.
+    LogAppendTime,
+}
+
+/// The codec batches are stored with (`compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Whatever codec the producer used.
+    Producer,
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+/// The levels `compression.*.level` give each codec when the broker
+/// compresses (Kafka's defaults: gzip -1 = the codec's own, lz4 9, zstd 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    pub gzip: i32,
+    pub lz4: i32,
+    pub zstd: i32,
+}
+
+/// Where a config's value comes from, as DescribeConfigs reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// Set on the topic.
+    Topic,
+    /// The broker's own setting (its config file or flags) of the key's
+    /// broker-level synonym.
+    Broker,
+    /// Kafka's default.
+    Default,
 }
 
 /// The effective configuration of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
+    /// `segment.bytes`.
     pub segment_bytes: i64,
+    /// `internal.segment.bytes`: wins over `segment.bytes` when set.
+    pub internal_segment_bytes: Option<i64>,
     pub segment_ms: i64,
     /// -1: no size limit.
     pub retention_bytes: i64,
@@ -63,7 +129,16 @@ pub struct TopicConfig {
     pub cleanup_compact: bool,
     /// How long compaction keeps tombstones (null values).
     pub delete_retention_ms: i64,
-    /// The configs the topic set itself (the rest are the broker's defaults).
+    pub timestamp_type: TimestampType,
+    /// CreateTime records older than the broker's clock by more than this
+    /// are refused (INVALID_TIMESTAMP).
+    pub timestamp_before_max_ms: i64,
+    /// CreateTime records newer than the broker's clock by more than this
+    /// are refused.
+    pub timestamp_after_max_ms: i64,
+    pub compression: TopicCompression,
+    pub compression_levels: CompressionLevels,
+    /// The configs the topic set itself, canonical (the rest are defaults).
     pub overrides: BTreeMap<String, String>,
 }
 
@@ -71,6 +146,7 @@ impl Default for TopicConfig {
     fn default() -> Self {
         TopicConfig {
             segment_bytes: 1 << 30,
+            internal_segment_bytes: None,
             segment_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             retention_ms: 7 * 24 * 3600 * 1000,
@@ -80,13 +156,41 @@ impl Default for TopicConfig {
             cleanup_delete: true,
             cleanup_compact: false,
             delete_retention_ms: 24 * 3600 * 1000,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            compression: TopicCompression::Producer,
+            compression_levels: CompressionLevels {
+                gzip: -1,
+                lz4: 9,
+                zstd: 3,
+            },
             overrides: BTreeMap::new(),
         }
     }
 }
 
+/// The topic keys whose defaults come from a broker setting of Tidemark's,
+/// with that setting's name.
+const BROKER_SYNONYMS: &[(&str, &str)] = &[
+    ("max.message.bytes", "message.max.bytes"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("retention.ms", "log.retention.ms"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+];
+
+/// The broker setting a topic key takes its default from, if Tidemark has one.
+pub fn broker_synonym(key: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, broker)| *broker)
+}
+
 impl TopicConfig {
-    /// The broker defaults with `overrides` applied on top, each checked.
+    /// The broker defaults with `overrides` applied on top, each checked,
+    /// then checked together.
     pub fn with_overrides(
         defaults: &TopicConfig,
         overrides: &BTreeMap<String, String>,
@@ -96,102 +200,102 @@ impl TopicConfig {
         for (key, value) in overrides {
             config.set(key, value)?;
         }
+        config.check_combination()?;
         Ok(config)
     }
 
-    /// Sets one config, checking its value. The override is kept in
-    /// canonical form (a number as its parsed decimal, a boolean in lower
-    /// case, a policy list deduplicated), as Kafka's `ConfigDef` parses it.
+    /// Stored overrides applied one by one: an override that no longer
+    /// checks (kept by an older version, with looser rules) is left out and
+    /// returned, and the others still apply, so one stale value never costs
+    /// a topic its other settings (say, its `cleanup.policy`).
+    pub fn with_stored_overrides(
+        defaults: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> (TopicConfig, Vec<TopicConfigError>) {
+        let mut config = defaults.clone();
+        config.overrides.clear();
+        let mut skipped = Vec::new();
+        for (key, value) in overrides {
+            if let Err(e) = config.set(key, value) {
+                skipped.push(e);
+            }
+        }
+        if let Err(e) = config.check_combination() {
+            skipped.push(e);
+        }
+        (config, skipped)
+    }
+
+    /// Sets one config, checking its value as Kafka does; the override is
+    /// kept in canonical form (see `TopicConfigDef::canonical`).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), TopicConfigError> {
-        let invalid = |reason| TopicConfigError::InvalidValue {
-            key: key.to_string(),
-            value: quoted(value),
-            reason,
-        };
         if value.len() > CONFIG_VALUE_BYTES_MAX {
-            return Err(invalid("longer than 64 KiB"));
+            return Err(TopicConfigError::invalid(key, value, "longer than 64 KiB"));
         }
-        let long = || {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("not a number"))
-        };
-        match key {
-            "segment.bytes" => {
-                let v = long()?;
-                if !(14..=i32::MAX as i64).contains(&v) {
-                    return Err(invalid("must be between 14 and 2147483647"));
-                }
-                self.segment_bytes = v;
-            }
-            "segment.ms" => {
-                let v = long()?;
-                if v < 1 {
-                    return Err(invalid("must be at least 1"));
-                }
-                self.segment_ms = v;
-            }
-            "retention.bytes" => self.retention_bytes = long()?,
-            "retention.ms" => {
-                let v = long()?;
-                if v < -1 {
-                    return Err(invalid("must be -1 or more"));
-                }
-                self.retention_ms = v;
-            }
-            "max.message.bytes" => {
-                let v = long()?;
-                if !(0..=i32::MAX as i64).contains(&v) {
-                    return Err(invalid("must be between 0 and 2147483647"));
-                }
-                self.max_message_bytes = v as i32;
-            }
-            "min.insync.replicas" => {
-                let v = long()?;
-                if !(1..=i32::MAX as i64).contains(&v) {
-                    return Err(invalid("must be at least 1"));
-                }
-                self.min_insync_replicas = v as i32;
-            }
-            "unclean.leader.election.enable" => {
-                self.unclean_leader_election = match value.to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid("expected true or false")),
-                };
-            }
-            "cleanup.policy" => {
-                let (mut delete, mut compact) = (false, false);
-                for policy in value.split(',').map(str::trim) {
-                    match policy {
-                        "delete" => delete = true,
-                        "compact" => compact = true,
-                        _ => return Err(invalid("expected delete, compact or both")),
-                    }
-                }
-                self.cleanup_delete = delete;
-                self.cleanup_compact = compact;
-            }
-            "delete.retention.ms" => {
-                let v = long()?;
-                if v < 0 {
-                    return Err(invalid("must not be negative"));
-                }
-                self.delete_retention_ms = v;
-            }
-            // Tidemark stores batches as sent, so the timestamp is the producer's.
-            "message.timestamp.type" => {
-                if value.trim() != "CreateTime" {
-                    return Err(invalid("only \"CreateTime\" is supported"));
-                }
-            }
-            _ => return Err(TopicConfigError::UnknownKey(quoted(key))),
-        }
-        let canonical = self
-            .value_of(key)
-            .unwrap_or_else(|| value.trim().to_string());
+        let def = topic_config_def(key).ok_or_else(|| TopicConfigError::unknown(key))?;
+        let canonical = def
+            .canonical(value)
+            .map_err(|reason| TopicConfigError::invalid(key, value, reason))?;
+        self.apply(key, &canonical)
+            .map_err(|reason| TopicConfigError::invalid(key, value, reason))?;
         self.overrides.insert(key.to_string(), canonical);
+        Ok(())
+    }
+
+    /// Puts a canonical value of a key Tidemark acts on into its field;
+    /// the other keys are only kept. The error is the reason.
+    fn apply(&mut self, key: &str, canonical: &str) -> Result<(), String> {
+        let long = || canonical.parse::<i64>().map_err(|e| e.to_string());
+        let int = || canonical.parse::<i32>().map_err(|e| e.to_string());
+        match key {
+            "segment.bytes" => self.segment_bytes = long()?,
+            "internal.segment.bytes" => self.internal_segment_bytes = Some(long()?),
+            "segment.ms" => self.segment_ms = long()?,
+            "retention.bytes" => self.retention_bytes = long()?,
+            "retention.ms" => self.retention_ms = long()?,
+            "max.message.bytes" => self.max_message_bytes = int()?,
+            "min.insync.replicas" => self.min_insync_replicas = int()?,
+            "unclean.leader.election.enable" => self.unclean_leader_election = canonical == "true",
+            "cleanup.policy" => {
+                let items = list_items(canonical);
+                self.cleanup_delete = items.contains(&"delete");
+                self.cleanup_compact = items.contains(&"compact");
+            }
+            "delete.retention.ms" => self.delete_retention_ms = long()?,
+            "message.timestamp.type" => {
+                self.timestamp_type = match canonical {
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => TimestampType::CreateTime,
+                }
+            }
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms = long()?,
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = long()?,
+            "compression.type" => self.compression = compression_of(canonical),
+            "compression.gzip.level" => self.compression_levels.gzip = int()?,
+            "compression.lz4.level" => self.compression_levels.lz4 = int()?,
+            "compression.zstd.level" => self.compression_levels.zstd = int()?,
+            // As a Kafka broker whose tiered storage is off refuses it.
+            "remote.storage.enable" if canonical == "true" => {
+                return Err("tiered storage is not built in Tidemark".to_string())
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The rules Kafka's `LogConfig.validateValues` applies across keys.
+    fn check_combination(&self) -> Result<(), TopicConfigError> {
+        let lag = |key| {
+            self.value_of(key)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let (min_lag, max_lag) = (lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"));
+        if min_lag > max_lag {
+            return Err(TopicConfigError::Conflict(format!(
+                "min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"
+            )));
+        }
         Ok(())
     }
 
@@ -204,30 +308,56 @@ impl TopicConfig {
         Ok(TopicConfig::with_overrides(defaults, overrides)?.overrides)
     }
 
-    /// The current value of a supported key, as DescribeConfigs shows it.
+    /// The current value of a key, as DescribeConfigs shows it; `None` for
+    /// a key Kafka does not define, or one without a default that is not set.
     pub fn value_of(&self, key: &str) -> Option<String> {
-        let v = match key {
-            "cleanup.policy" => match (self.cleanup_delete, self.cleanup_compact) {
-                (true, true) => "compact,delete".to_string(),
-                (false, true) => "compact".to_string(),
-                _ => "delete".to_string(),
-            },
-            "delete.retention.ms" => self.delete_retention_ms.to_string(),
-            "message.timestamp.type" => "CreateTime".to_string(),
+        let def = topic_config_def(key)?;
+        if let Some(value) = self.overrides.get(key) {
+            return Some(value.clone());
+        }
+        // Unset keys hold their defaults: the broker's for its synonyms.
+        let from_broker = match key {
             "max.message.bytes" => self.max_message_bytes.to_string(),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "unclean.leader.election.enable" => self.unclean_leader_election.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
-            _ => return None,
+            _ => return def.default.map(str::to_string),
         };
-        Some(v)
+        Some(from_broker)
     }
 
     pub fn is_override(&self, key: &str) -> bool {
         self.overrides.contains_key(key)
+    }
+
+    /// Where the value of `key` comes from.
+    pub fn origin_of(&self, key: &str) -> ConfigOrigin {
+        if self.is_override(key) {
+            return ConfigOrigin::Topic;
+        }
+        let kafka_default = topic_config_def(key).and_then(|d| d.default);
+        if broker_synonym(key).is_some() && self.value_of(key).as_deref() != kafka_default {
+            ConfigOrigin::Broker
+        } else {
+            ConfigOrigin::Default
+        }
+    }
+
+    /// The size at which the active segment rolls.
+    pub fn roll_bytes(&self) -> i64 {
+        self.internal_segment_bytes.unwrap_or(self.segment_bytes)
+    }
+}
+
+fn compression_of(canonical: &str) -> TopicCompression {
+    match canonical {
+        "uncompressed" => TopicCompression::Uncompressed,
+        "gzip" => TopicCompression::Gzip,
+        "snappy" => TopicCompression::Snappy,
+        "lz4" => TopicCompression::Lz4,
+        "zstd" => TopicCompression::Zstd,
+        _ => TopicCompression::Producer,
     }
 }
 
@@ -244,15 +374,23 @@ fn quoted(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn overrides_are_checked_and_remembered() {
-        let mut o = BTreeMap::new();
-        o.insert("retention.ms".to_string(), "1000".to_string());
+        let o = overrides(&[("retention.ms", "1000")]);
         let c = TopicConfig::with_overrides(&TopicConfig::default(), &o).unwrap();
         assert_eq!(c.retention_ms, 1000);
         assert!(c.is_override("retention.ms"));
         assert!(!c.is_override("segment.bytes"));
         assert_eq!(c.value_of("retention.ms").unwrap(), "1000");
+        assert_eq!(c.origin_of("retention.ms"), ConfigOrigin::Topic);
+        assert_eq!(c.origin_of("segment.bytes"), ConfigOrigin::Default);
     }
 
     #[test]
@@ -263,27 +401,73 @@ mod tests {
         assert!(c.set("cleanup.policy", "shred").is_err());
         c.set("cleanup.policy", "compact, delete").unwrap();
         assert!(c.cleanup_compact && c.cleanup_delete);
-        assert_eq!(
+        assert!(matches!(
             c.set("no.such", "1"),
-            Err(TopicConfigError::UnknownKey("no.such".into()))
-        );
+            Err(TopicConfigError::UnknownKey { .. })
+        ));
+        assert!(c.set("remote.storage.enable", "true").is_err());
+        c.set("remote.storage.enable", "false").unwrap();
+    }
+
+    #[test]
+    fn every_kafka_key_is_accepted_and_described() {
+        let mut c = TopicConfig::default();
+        c.set("compression.type", "zstd").unwrap();
+        assert_eq!(c.compression, TopicCompression::Zstd);
+        c.set("message.timestamp.type", "LogAppendTime").unwrap();
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        c.set("min.cleanable.dirty.ratio", "0.25").unwrap();
+        c.set("leader.replication.throttled.replicas", "*").unwrap();
+        assert_eq!(c.value_of("flush.ms").unwrap(), i64::MAX.to_string());
+        assert_eq!(c.value_of("min.cleanable.dirty.ratio").unwrap(), "0.25");
+        assert_eq!(c.value_of("internal.segment.bytes"), None);
+        assert_eq!(c.value_of("no.such"), None);
+        let e = c
+            .set("message.timestamp.difference.max.ms", "1000")
+            .unwrap_err();
+        assert!(e.to_string().contains("removed in Apache Kafka 4.0"), "{e}");
+    }
+
+    #[test]
+    fn internal_segment_bytes_rolls_small_segments() {
+        let mut c = TopicConfig::default();
+        c.set("internal.segment.bytes", "4096").unwrap();
+        assert_eq!(c.roll_bytes(), 4096);
+        assert_eq!(c.value_of("segment.bytes").unwrap(), "1073741824");
+    }
+
+    #[test]
+    fn compaction_lags_are_checked_together() {
+        let o = overrides(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ]);
+        let e = TopicConfig::with_overrides(&TopicConfig::default(), &o).unwrap_err();
+        assert!(matches!(e, TopicConfigError::Conflict(_)), "{e}");
+    }
+
+    #[test]
+    fn stored_overrides_that_no_longer_check_are_skipped_alone() {
+        let o = overrides(&[("segment.bytes", "4096"), ("cleanup.policy", "compact")]);
+        let (c, skipped) = TopicConfig::with_stored_overrides(&TopicConfig::default(), &o);
+        assert_eq!(skipped.len(), 1);
+        assert!(c.cleanup_compact && !c.cleanup_delete);
+        assert_eq!(c.segment_bytes, 1 << 30);
     }
 
     #[test]
     fn values_are_stored_canonically_and_bounded() {
-        let mut o = BTreeMap::new();
+        let mut o = overrides(&[
+            ("cleanup.policy", "delete, compact,delete"),
+            ("unclean.leader.election.enable", "TRUE"),
+        ]);
         o.insert(
             "retention.ms".to_string(),
             format!("{}1", "0".repeat(60_000)),
         );
-        o.insert(
-            "cleanup.policy".to_string(),
-            "delete, compact,delete".into(),
-        );
-        o.insert("unclean.leader.election.enable".to_string(), "TRUE".into());
         let c = TopicConfig::canonical_overrides(&TopicConfig::default(), &o).unwrap();
         assert_eq!(c["retention.ms"], "1");
-        assert_eq!(c["cleanup.policy"], "compact,delete");
+        assert_eq!(c["cleanup.policy"], "delete,compact");
         assert_eq!(c["unclean.leader.election.enable"], "true");
         o.insert(
             "retention.ms".to_string(),

@@ -145,10 +145,14 @@ impl MetadataStore {
 
     /// The effective config of a topic: broker defaults plus its overrides.
     pub fn topic_config(&self, topic: &TopicMeta) -> TopicConfig {
-        // Overrides were checked when stored; a value that no longer parses
-        // falls back to the defaults rather than failing the topic.
-        TopicConfig::with_overrides(&self.topic_defaults, &topic.configs)
-            .unwrap_or_else(|_| self.topic_defaults.clone())
+        // Overrides were checked when stored; one that no longer checks
+        // (stored by an older version) is left out, the others still apply.
+        let (config, skipped) =
+            TopicConfig::with_stored_overrides(&self.topic_defaults, &topic.configs);
+        for e in skipped {
+            tracing::warn!(topic = %topic.name, error = %e, "a stored topic config is ignored");
+        }
+        config
     }
 
     pub fn topic_defaults(&self) -> &TopicConfig {
@@ -267,10 +271,9 @@ impl MetadataStore {
                 ConfigChange::Set(k, v) => {
                     configs.insert(k.clone(), v.clone());
                 }
+                // Deleting a key that is not set, or unknown, is a no-op,
+                // as in Kafka.
                 ConfigChange::Delete(k) => {
-                    if !crate::config::TOPIC_CONFIG_KEYS.contains(&k.as_str()) {
-                        return Err(TopicConfigError::UnknownKey(k.clone()).into());
-                    }
                     configs.remove(k);
                 }
             }

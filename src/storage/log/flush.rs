@@ -173,7 +173,7 @@ impl PartitionLog {
         };
         let first_len = first.bytes.len() as u64;
         let in_flight = st.writes.in_flight;
-        let segment_bytes = st.config.segment_bytes as u64;
+        let segment_bytes = st.config.roll_bytes() as u64;
         let active = st.active();
         let full = active.planned_size + first_len > segment_bytes;
         let old = now_ms() - active.created_ms >= st.config.segment_ms;
@@ -384,7 +384,7 @@ impl LogState {
     /// Takes the first `take` queued batches (`bytes` long) into a write
     /// behind the active segment's planned tail block.
     fn plan_write(&mut self, take: usize, bytes: u64) -> WritePlan {
-        let segment_bytes = self.config.segment_bytes as u64;
+        let segment_bytes = self.config.roll_bytes() as u64;
         let batches: Vec<PendingBatch> = self.pending.drain(..take).collect();
         let seq = self.writes.next_seq;
         self.writes.next_seq += 1;
