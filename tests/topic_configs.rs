@@ -1,6 +1,7 @@
 //! Topic configs as Apache Kafka 4.x defines them: every key accepted,
-//! checked and described with its type and source, and the null error
-//! messages Kafka answers. librdkafka's admin API where it can
+//! checked and described with its type and source; IncrementalAlterConfigs
+//! APPEND and SUBTRACT on list configs; and the null error messages Kafka
+//! answers. librdkafka's admin API where it can
 //! say it (rust-rdkafka 0.39 has no IncrementalAlterConfigs and hides config
 //! types, synonyms and error messages), raw frames for the rest.
 mod common;
@@ -23,6 +24,8 @@ use rdkafka::error::RDKafkaErrorCode;
 const RESOURCE_TOPIC: i8 = 2;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_CONFIG: i16 = 40;
 
@@ -407,5 +410,127 @@ fn incremental_alter_configs_answers_null_on_success_and_refuses_bad_requests() 
     assert_eq!(
         value(&broker, &topic, "compression.type").as_deref(),
         Some("lz4")
+    );
+}
+
+#[test]
+fn append_and_subtract_edit_list_configs_as_kafka_does() {
+    let broker = Broker::start();
+    let topic = topic_name("lists");
+    create_topic(&broker, &topic, 1, &[]);
+    let mut conn = RawConn::connect(&broker);
+
+    // APPEND starts from the default (delete) and adds what is missing.
+    let done = alter(
+        &mut conn,
+        &topic,
+        &[("cleanup.policy", OP_APPEND, Some("compact"))],
+    );
+    assert_eq!(done, (0, None), "APPEND compact; null message on success");
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+    assert_eq!(
+        alter(
+            &mut conn,
+            &topic,
+            &[("cleanup.policy", OP_APPEND, Some("compact"))]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+
+    // The topic is compacted now: a record without a key is refused.
+    let producer = producer(&broker, &[]);
+    let outcome = produce(&producer, &topic, &[Rec::new(None, Some("no key"))]);
+    assert!(
+        outcome[0].is_err(),
+        "a keyless record on a compacted topic: {outcome:?}"
+    );
+    drop(producer);
+
+    assert_eq!(
+        alter(
+            &mut conn,
+            &topic,
+            &[("cleanup.policy", OP_SUBTRACT, Some("delete"))]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("compact")
+    );
+    assert_eq!(
+        alter(
+            &mut conn,
+            &topic,
+            &[("cleanup.policy", OP_SUBTRACT, Some("compact"))]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        alter(&mut conn, &topic, &[("cleanup.policy", OP_DELETE, None)]).0,
+        0
+    );
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+
+    // Items are checked; APPEND and SUBTRACT are for lists only.
+    let (code, message) = alter(
+        &mut conn,
+        &topic,
+        &[("cleanup.policy", OP_APPEND, Some("shred"))],
+    );
+    assert_eq!(
+        code, INVALID_CONFIG,
+        "APPEND an item cleanup.policy does not know"
+    );
+    assert!(message.is_some_and(|m| !m.is_empty()), "with a message");
+    for op in [OP_APPEND, OP_SUBTRACT] {
+        let (code, message) = alter(&mut conn, &topic, &[("retention.ms", op, Some("5"))]);
+        assert_eq!(code, INVALID_CONFIG, "operation {op} on a LONG");
+        assert!(message.unwrap_or_default().contains("LIST"));
+    }
+    let (code, _) = alter(&mut conn, &topic, &[("cleanup.policy", OP_APPEND, None)]);
+    assert_eq!(code, INVALID_REQUEST, "APPEND with a null value");
+    let twice = [
+        ("cleanup.policy", OP_APPEND, Some("compact")),
+        ("cleanup.policy", OP_SUBTRACT, Some("delete")),
+    ];
+    assert_eq!(
+        alter(&mut conn, &topic, &twice).0,
+        INVALID_REQUEST,
+        "one key twice"
+    );
+    // Deleting a key that is not set, or unknown, is a no-op, as in Kafka.
+    assert_eq!(
+        alter(&mut conn, &topic, &[("no.such.config", OP_DELETE, None)]),
+        (0, None)
+    );
+    assert_eq!(
+        value(&broker, &topic, "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+    assert_eq!(
+        alter(
+            &mut conn,
+            &topic,
+            &[("retention.ms", OP_SET, Some("60000"))]
+        ),
+        (0, None)
     );
 }

@@ -28,6 +28,8 @@ const SOURCE_DEFAULT: i8 = 5;
 // IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 /// Why a resource's alteration failed: its error code and message.
 #[derive(Debug)]
@@ -48,6 +50,13 @@ impl AlterError {
         AlterError {
             code: ResponseError::InvalidConfig.code(),
             message: message.into(),
+        }
+    }
+
+    fn unknown_topic(topic: &str) -> Self {
+        AlterError {
+            code: ResponseError::UnknownTopicOrPartition.code(),
+            message: format!("unknown topic {topic}"),
         }
     }
 }
@@ -301,6 +310,15 @@ fn null_value(key: &str) -> AlterError {
     AlterError::invalid_request(format!("{key}: a null value is not allowed here"))
 }
 
+/// The topic's current effective config (what APPEND and SUBTRACT start from).
+fn current_config(shard: &Shard, topic: &str) -> Result<TopicConfig, AlterError> {
+    let meta = shard
+        .metadata
+        .topic(topic)
+        .ok_or_else(|| AlterError::unknown_topic(topic))?;
+    Ok(shard.metadata.topic_config(&meta))
+}
+
 async fn alter_incrementally(
     shard: &Rc<Shard>,
     resource: &incremental_alter_configs_request::AlterConfigsResource,
@@ -309,26 +327,32 @@ async fn alter_incrementally(
     check_resource(resource.resource_type)?;
     check_distinct(resource.configs.iter().map(|c| c.name.as_str()))?;
     let topic = resource.resource_name.as_str();
+    let current = current_config(shard, topic)?;
     let mut changes = Vec::with_capacity(resource.configs.len());
     for c in &resource.configs {
-        changes.push(incremental_change(c)?);
+        changes.push(incremental_change(&current, c)?);
     }
     apply_changes(shard, topic, changes, validate_only).await
 }
 
-/// One IncrementalAlterConfigs operation as a change of the stored value.
+/// One IncrementalAlterConfigs operation as a change of the stored value:
+/// APPEND and SUBTRACT become a SET of the list they leave.
 fn incremental_change(
+    current: &TopicConfig,
     config: &incremental_alter_configs_request::AlterableConfig,
 ) -> Result<ConfigChange, AlterError> {
     let key = config.name.as_str();
     let value = config.value.as_ref().map(|v| v.as_str());
+    let invalid = |e: crate::config::TopicConfigError| AlterError::invalid_config(e.to_string());
     let new_value = match (config.config_operation, value) {
         (OP_DELETE, _) => return Ok(ConfigChange::Delete(key.to_string())),
-        (OP_SET, None) => return Err(null_value(key)),
+        (OP_SET | OP_APPEND | OP_SUBTRACT, None) => return Err(null_value(key)),
         (OP_SET, Some(v)) => v.to_string(),
+        (OP_APPEND, Some(v)) => current.appended(key, v).map_err(invalid)?,
+        (OP_SUBTRACT, Some(v)) => current.subtracted(key, v).map_err(invalid)?,
         (other, _) => {
-            return Err(AlterError::invalid_config(format!(
-                "{key}: operation {other} (APPEND and SUBTRACT are not supported yet)"
+            return Err(AlterError::invalid_request(format!(
+                "{key}: unknown operation {other}"
             )))
         }
     };

@@ -4,7 +4,7 @@
 //! fields of `TopicConfig`, which the storage, produce and replication paths
 //! read. The string pairs come from CreateTopics, IncrementalAlterConfigs and
 //! AlterConfigs, and go back out through DescribeConfigs. Pure code.
-use super::topic_defs::{list_items, removed_key_replacement, topic_config_def};
+use super::topic_defs::{list_items, removed_key_replacement, topic_config_def, ConfigKind};
 use std::collections::BTreeMap;
 use thiserror::Error;
 
@@ -348,6 +348,51 @@ impl TopicConfig {
     pub fn roll_bytes(&self) -> i64 {
         self.internal_segment_bytes.unwrap_or(self.segment_bytes)
     }
+
+    /// The value of list config `key` after IncrementalAlterConfigs APPEND
+    /// of `items` (comma-separated): the current items, then each new one
+    /// not already there.
+    pub fn appended(&self, key: &str, items: &str) -> Result<String, TopicConfigError> {
+        let mut list = self.list_of(key, "APPEND")?;
+        let added = list_items(items);
+        if added.is_empty() || added.iter().any(|i| i.is_empty()) {
+            return Err(TopicConfigError::invalid(
+                key,
+                items,
+                "APPEND needs items that are not empty",
+            ));
+        }
+        for item in added {
+            if !list.iter().any(|i| i == item) {
+                list.push(item.to_string());
+            }
+        }
+        Ok(list.join(","))
+    }
+
+    /// The value of list config `key` after IncrementalAlterConfigs
+    /// SUBTRACT of `items`: the current items but those.
+    pub fn subtracted(&self, key: &str, items: &str) -> Result<String, TopicConfigError> {
+        let mut list = self.list_of(key, "SUBTRACT")?;
+        let removed = list_items(items);
+        list.retain(|i| !removed.contains(&i.as_str()));
+        Ok(list.join(","))
+    }
+
+    fn list_of(&self, key: &str, operation: &'static str) -> Result<Vec<String>, TopicConfigError> {
+        let def = topic_config_def(key).ok_or_else(|| TopicConfigError::unknown(key))?;
+        if def.kind != ConfigKind::List {
+            return Err(TopicConfigError::NotAList {
+                key: key.to_string(),
+                operation,
+            });
+        }
+        let current = self.value_of(key).unwrap_or_default();
+        Ok(list_items(&current)
+            .into_iter()
+            .map(str::to_string)
+            .collect())
+    }
 }
 
 fn compression_of(canonical: &str) -> TopicCompression {
@@ -475,5 +520,33 @@ mod tests {
         );
         let e = TopicConfig::canonical_overrides(&TopicConfig::default(), &o).unwrap_err();
         assert!(e.to_string().len() < 300, "{e}");
+    }
+
+    #[test]
+    fn append_and_subtract_work_on_lists_only() {
+        let mut c = TopicConfig::default();
+        assert_eq!(
+            c.appended("cleanup.policy", "compact").unwrap(),
+            "delete,compact"
+        );
+        c.set("cleanup.policy", "delete,compact").unwrap();
+        assert_eq!(
+            c.appended("cleanup.policy", "compact").unwrap(),
+            "delete,compact"
+        );
+        assert_eq!(c.subtracted("cleanup.policy", "delete").unwrap(), "compact");
+        assert_eq!(
+            c.subtracted("cleanup.policy", "compact,delete").unwrap(),
+            ""
+        );
+        assert!(c.appended("cleanup.policy", "").is_err());
+        assert!(matches!(
+            c.appended("retention.ms", "5"),
+            Err(TopicConfigError::NotAList { .. })
+        ));
+        assert!(matches!(
+            c.subtracted("no.such", "5"),
+            Err(TopicConfigError::UnknownKey { .. })
+        ));
     }
 }
