@@ -178,6 +178,23 @@ fn every_version_of_every_api_answers() {
         assert_eq!(r.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
     }
 
+    for v in range(&mut conn, ApiKey::AlterConfigs) {
+        let config = alter_configs_request::AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_value(Some(StrBytes::from_string(format!(
+                "{}",
+                200_000 + v as i64
+            ))));
+        let resource = alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("matrix-2"))
+            .with_configs(vec![config]);
+        let request = AlterConfigsRequest::default().with_resources(vec![resource]);
+        let r = conn.request(&request, v);
+        assert_eq!(r.responses[0].error_code, 0, "AlterConfigs v{v}");
+        assert_eq!(r.responses[0].error_message, None, "AlterConfigs v{v}");
+    }
+
     for v in range(&mut conn, ApiKey::CreatePartitions) {
         let t = create_partitions_request::CreatePartitionsTopic::default()
             .with_name(name(topic))

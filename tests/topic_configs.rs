@@ -1,7 +1,7 @@
 //! Topic configs as Apache Kafka 4.x defines them: every key accepted,
 //! checked and described with its type and source; IncrementalAlterConfigs
-//! APPEND and SUBTRACT on list configs; and the null error messages Kafka
-//! answers. librdkafka's admin API where it can
+//! APPEND and SUBTRACT on list configs; the legacy AlterConfigs; and the
+//! null error messages Kafka answers. librdkafka's admin API where it can
 //! say it (rust-rdkafka 0.39 has no IncrementalAlterConfigs and hides config
 //! types, synonyms and error messages), raw frames for the rest.
 mod common;
@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{ConfigEntry, ConfigSource, NewTopic, ResourceSpecifier};
+use rdkafka::admin::{AlterConfig, ConfigEntry, ConfigSource, NewTopic, ResourceSpecifier};
 use rdkafka::error::RDKafkaErrorCode;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -533,4 +533,145 @@ fn append_and_subtract_edit_list_configs_as_kafka_does() {
         ),
         (0, None)
     );
+}
+
+/// The legacy AlterConfigs through librdkafka, which sends key 33.
+/// rust-rdkafka 0.39 answers Ok whatever the resource's error code, so
+/// refusals are checked with `alter_legacy_raw`.
+fn alter_legacy(broker: &Broker, topic: &str, configs: &[(&str, &str)]) {
+    let admin = admin(broker);
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (key, value) in configs {
+        alter = alter.set(key, value);
+    }
+    let results = futures::executor::block_on(admin.alter_configs([&alter], &admin_options()))
+        .expect("AlterConfigs");
+    assert_eq!(results.len(), 1, "one resource answered");
+}
+
+/// AlterConfigs of one topic on the wire; the resource's code and message.
+fn alter_legacy_raw(
+    conn: &mut RawConn,
+    version: i16,
+    topic: &str,
+    configs: &[(&str, Option<&str>)],
+) -> (i16, Option<String>) {
+    use kafka_protocol::messages::alter_configs_request as legacy;
+    use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+    let configs = configs
+        .iter()
+        .map(|(name, value)| {
+            legacy::AlterableConfig::default()
+                .with_name(s(name))
+                .with_value(value.map(s))
+        })
+        .collect();
+    let request =
+        AlterConfigsRequest::default().with_resources(vec![legacy::AlterConfigsResource::default(
+        )
+        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_name(s(topic))
+        .with_configs(configs)]);
+    let response: AlterConfigsResponse = conn.request(&request, version);
+    let answer = &response.responses[0];
+    (
+        answer.error_code,
+        answer.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+#[test]
+fn legacy_alter_configs_replaces_the_whole_set_of_overrides() {
+    let broker = Broker::start();
+    let topic = topic_name("legacy");
+    create_topic(
+        &broker,
+        &topic,
+        1,
+        &[("retention.ms", "100000"), ("cleanup.policy", "compact")],
+    );
+    let mut conn = RawConn::connect(&broker);
+    let versions = conn.api_versions();
+    assert_eq!(
+        versions.get(&33),
+        Some(&(0, 2)),
+        "AlterConfigs v0-v2 advertised"
+    );
+
+    alter_legacy(&broker, &topic, &[("compression.type", "gzip")]);
+    let entries = describe(&broker, &topic);
+    assert_eq!(
+        entry(&entries, "compression.type").value.as_deref(),
+        Some("gzip")
+    );
+    for (name, default) in [("retention.ms", "604800000"), ("cleanup.policy", "delete")] {
+        let e = entry(&entries, name);
+        assert_eq!(
+            e.value.as_deref(),
+            Some(default),
+            "{name} back to its default"
+        );
+        assert_eq!(e.source, ConfigSource::Default, "{name} no longer set");
+    }
+    // A keyless record is accepted again: the topic is no longer compacted.
+    let producer = producer(&broker, &[]);
+    produce_ok(&producer, &topic, &[Rec::new(None, Some("no key"))]);
+    drop(producer);
+
+    for version in 0..=2 {
+        let (code, message) = alter_legacy_raw(
+            &mut conn,
+            version,
+            &topic,
+            &[
+                ("compression.type", Some("gzip")),
+                ("retention.ms", Some("60000")),
+            ],
+        );
+        assert_eq!(
+            (code, message),
+            (0, None),
+            "v{version}: null message on success"
+        );
+    }
+    assert_eq!(
+        value(&broker, &topic, "retention.ms").as_deref(),
+        Some("60000")
+    );
+    // Invalid values, unknown keys and null values change nothing.
+    let refused = [
+        (("retention.ms", Some("soon")), INVALID_CONFIG),
+        (
+            ("message.timestamp.difference.max.ms", Some("1")),
+            INVALID_CONFIG,
+        ),
+        (("retention.ms", None), INVALID_REQUEST),
+    ];
+    for ((key, value), expected) in refused {
+        let (code, message) = alter_legacy_raw(&mut conn, 2, &topic, &[(key, value)]);
+        assert_eq!(code, expected, "AlterConfigs {key}={value:?}");
+        assert!(
+            message.is_some_and(|m| !m.is_empty()),
+            "{key}: with a message"
+        );
+    }
+    let twice = [("retention.ms", Some("1")), ("retention.ms", Some("2"))];
+    assert_eq!(
+        alter_legacy_raw(&mut conn, 2, &topic, &twice).0,
+        INVALID_REQUEST
+    );
+    let missing = topic_name("missing");
+    let (code, _) = alter_legacy_raw(&mut conn, 2, &missing, &[("retention.ms", Some("1"))]);
+    assert_eq!(code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(
+        value(&broker, &topic, "retention.ms").as_deref(),
+        Some("60000")
+    );
+
+    // No configs at all: every override goes.
+    alter_legacy(&broker, &topic, &[]);
+    let entries = describe(&broker, &topic);
+    let e = entry(&entries, "compression.type");
+    assert_eq!(e.value.as_deref(), Some("producer"));
+    assert_eq!(e.source, ConfigSource::Default);
 }

@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         B::CreatePartitions(r) => reencode(r, version),
         B::DescribeConfigs(r) => reencode(r, version),
         B::IncrementalAlterConfigs(r) => reencode(r, version),
+        B::AlterConfigs(r) => reencode(r, version),
         B::FindCoordinator(r) => reencode(r, version),
         B::JoinGroup(r) => reencode(r, version),
         B::SyncGroup(r) => reencode(r, version),

@@ -1,4 +1,4 @@
-//! DescribeConfigs and IncrementalAlterConfigs for
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
 //! topics (and a read-only view of the broker's own settings), answered on
 //! the shard that got the request. Every topic config of Apache Kafka 4.x is
 //! described, with Kafka's types and sources; alterations are checked by
@@ -271,8 +271,31 @@ pub async fn incremental_alter_configs(
     response
 }
 
+/// The legacy AlterConfigs: the request's configs become the topic's whole
+/// set of overrides (every other one returns to its default), as in Kafka.
+pub async fn alter_configs(
+    shard: &Rc<Shard>,
+    request: AlterConfigsRequest,
+    _ctx: &RequestContext,
+) -> AlterConfigsResponse {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let mut response = AlterConfigsResponse::default();
+    for resource in request.resources {
+        let outcome = replace_configs(shard, &resource, request.validate_only).await;
+        let (code, message) = answer(outcome);
+        response.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message),
+        );
+    }
+    response
+}
+
 /// A resource's error code and message: null when it succeeded, as Kafka
-/// answers.
+/// answers both alter APIs.
 fn answer(outcome: Result<(), AlterError>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     match outcome {
         Ok(()) => (0, None),
@@ -280,7 +303,7 @@ fn answer(outcome: Result<(), AlterError>) -> (i16, Option<kafka_protocol::proto
     }
 }
 
-/// The checks of a resource before its configs.
+/// The checks both alter APIs make of a resource before its configs.
 fn check_resource(resource_type: i8) -> Result<(), AlterError> {
     match resource_type {
         RESOURCE_TOPIC => Ok(()),
@@ -293,7 +316,7 @@ fn check_resource(resource_type: i8) -> Result<(), AlterError> {
     }
 }
 
-/// Kafka refuses a resource that names one key twice.
+/// Kafka refuses a resource that names one key twice, in either API.
 fn check_distinct<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), AlterError> {
     let mut seen = BTreeSet::new();
     for name in names {
@@ -357,6 +380,30 @@ fn incremental_change(
         }
     };
     Ok(ConfigChange::Set(key.to_string(), new_value))
+}
+
+async fn replace_configs(
+    shard: &Rc<Shard>,
+    resource: &alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), AlterError> {
+    check_resource(resource.resource_type)?;
+    check_distinct(resource.configs.iter().map(|c| c.name.as_str()))?;
+    let topic = resource.resource_name.as_str();
+    let current = current_config(shard, topic)?;
+    let mut wanted = BTreeMap::new();
+    for c in &resource.configs {
+        let value = c.value.as_ref().ok_or_else(|| null_value(&c.name))?;
+        wanted.insert(c.name.to_string(), value.to_string());
+    }
+    let mut changes: Vec<ConfigChange> = current
+        .overrides
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| ConfigChange::Delete(k.clone()))
+        .collect();
+    changes.extend(wanted.into_iter().map(|(k, v)| ConfigChange::Set(k, v)));
+    apply_changes(shard, topic, changes, validate_only).await
 }
 
 /// Checks `changes` against the registry and applies them: here and on

@@ -80,6 +80,7 @@ pub enum RequestBody {
     CreatePartitions(CreatePartitionsRequest),
     DescribeConfigs(DescribeConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -162,6 +163,7 @@ pub fn decode_request(mut buf: Bytes) -> Result<DecodedRequest, RequestError> {
         ApiKey::IncrementalAlterConfigs => {
             decode!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
         }
+        ApiKey::AlterConfigs => decode!(AlterConfigs, AlterConfigsRequest),
         ApiKey::FindCoordinator => decode!(FindCoordinator, FindCoordinatorRequest),
         ApiKey::JoinGroup => decode!(JoinGroup, JoinGroupRequest),
         ApiKey::SyncGroup => decode!(SyncGroup, SyncGroupRequest),
@@ -268,6 +270,7 @@ pub async fn handle_frame(
         B::CreatePartitions(r) => answer!(r, admin::create_partitions),
         B::DescribeConfigs(r) => answer!(r, configs::describe_configs),
         B::IncrementalAlterConfigs(r) => answer!(r, configs::incremental_alter_configs),
+        B::AlterConfigs(r) => answer!(r, configs::alter_configs),
         B::FindCoordinator(r) => answer!(r, groups::find_coordinator),
         B::JoinGroup(r) => answer!(r, groups::join_group),
         B::SyncGroup(r) => answer!(r, groups::sync_group),
