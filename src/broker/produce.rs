@@ -7,12 +7,24 @@
 //! answered with error NONE and the original batch's base offset, once that
 //! original is written, as Apache Kafka does (`UnifiedLog.append` returns
 //! the duplicate's original `LogAppendInfo`).
+//!
+//! The topic's configs shape what is stored, as Kafka's `LogValidator`
+//! shapes it: record timestamps are checked against
+//! `message.timestamp.before.max.ms` and `after.max.ms` (CreateTime), and a
+//! LogAppendTime topic's batches get the broker's clock as their
+//! `maxTimestamp` (answered as `log_append_time_ms`). Otherwise the batch is
+//! stored as sent.
 use super::{owned_log, storage_error_code, RequestContext};
+use crate::config::{ProduceSettings, TimestampType};
 use crate::metadata::is_internal_topic;
-use crate::protocol::batch::{validate_producer_batch_within, BatchError};
+use crate::protocol::batch::{
+    stamp_batch, validate_producer_batch_for, BatchError, BatchHeader, RecordChecks, TimestampRule,
+    ValidBatch,
+};
 use crate::protocol::records::decompressed_bytes_max;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::storage::AppendOutcome;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -35,6 +47,8 @@ struct ProduceOutcome {
     error_code: i16,
     base_offset: i64,
     log_start_offset: i64,
+    /// -1 unless the topic is LogAppendTime (or the batch a duplicate).
+    log_append_time_ms: i64,
 }
 
 impl ProduceOutcome {
@@ -43,6 +57,7 @@ impl ProduceOutcome {
             error_code: code,
             base_offset: -1,
             log_start_offset: -1,
+            log_append_time_ms: -1,
         }
     }
 }
@@ -108,6 +123,7 @@ pub async fn handle(
             let r = &mut response.responses[t].partition_responses[p];
             r.error_code = o.error_code;
             r.base_offset = o.base_offset;
+            r.log_append_time_ms = o.log_append_time_ms;
             // The field exists from v5 on; the codec refuses it before.
             if ctx.version >= 5 {
                 r.log_start_offset = o.log_start_offset;
@@ -141,13 +157,14 @@ async fn produce_on_owner(
     let waits = appended.into_iter().map(|a| async move {
         match a {
             Err(code) => ProduceOutcome::error(code),
-            Ok((log, outcome)) => {
+            Ok((log, outcome, timestamp_type)) => {
                 let result = *outcome.result();
                 match wait_acknowledged(shard, &log, result.end_offset, acks, timeout_ms).await {
                     Ok(()) => ProduceOutcome {
                         error_code: 0,
                         base_offset: result.base_offset as i64,
                         log_start_offset: result.log_start_offset as i64,
+                        log_append_time_ms: log_append_time(&outcome, timestamp_type),
                     },
                     Err(code) => ProduceOutcome::error(code),
                 }
@@ -178,6 +195,17 @@ async fn wait_acknowledged(
     Ok(())
 }
 
+/// What Produce answers as `log_append_time_ms`: the broker's stamp on a
+/// LogAppendTime topic, -1 on a CreateTime one; for a duplicate, the
+/// original batch's `maxTimestamp`, as Kafka answers it.
+fn log_append_time(outcome: &AppendOutcome, timestamp_type: TimestampType) -> i64 {
+    match (outcome, timestamp_type) {
+        (AppendOutcome::Duplicate(r), _) => r.max_timestamp,
+        (AppendOutcome::Appended(r), TimestampType::LogAppendTime) => r.max_timestamp,
+        (AppendOutcome::Appended(_), TimestampType::CreateTime) => -1,
+    }
+}
+
 /// The Kafka error code for a batch that fails validation.
 fn batch_error_code(error: &BatchError) -> i16 {
     match error {
@@ -186,15 +214,18 @@ fn batch_error_code(error: &BatchError) -> i16 {
         BatchError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType.code(),
         // Kafka's RECORD_TOO_LARGE: see `BatchError::TooLarge` for why.
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        BatchError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
     }
 }
 
 type Appended = (
     Rc<crate::storage::PartitionLog>,
-    crate::storage::AppendOutcome,
+    AppendOutcome,
+    TimestampType,
 );
 
-/// Checks one batch as Apache Kafka's log validator does, then appends it.
+/// Checks one batch as Apache Kafka's log validator does, puts it in the
+/// form the topic stores, then appends it.
 async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<Appended, i16> {
     let log = owned_log(shard, &item.topic, item.partition).await?;
     let leader_epoch = shard
@@ -205,14 +236,52 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<
         .as_ref()
         .filter(|r| !r.is_empty())
         .ok_or(ResponseError::InvalidRecord.code())?;
-    let (max, compacted) = log.produce_limits();
-    if records.len() > max.max(0) as usize {
+    let settings = log.produce_settings();
+    if records.len() > settings.max_message_bytes.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code());
     }
-    let header = validate_producer_batch_within(records, compacted, decompressed_bytes_max(max))
+    let now_ms = crate::storage::now_ms();
+    let bound = decompressed_bytes_max(settings.max_message_bytes);
+    let valid = validate_producer_batch_for(records, &record_checks(&settings, now_ms), bound)
         .map_err(|e| batch_error_code(&e))?;
+    let header = stored_header(records, valid, &settings, now_ms);
     let result = log
         .append_slice(records, &header, leader_epoch, item.shares_request)
         .map_err(|e| storage_error_code(&e))?;
-    Ok((log, result))
+    Ok((log, result, settings.timestamp_type))
+}
+
+/// The record checks a topic's configs ask for, as of `now_ms`.
+fn record_checks(settings: &ProduceSettings, now_ms: i64) -> RecordChecks {
+    let timestamps = match settings.timestamp_type {
+        TimestampType::LogAppendTime => TimestampRule::LogAppendTime,
+        TimestampType::CreateTime => TimestampRule::CreateTime {
+            now_ms,
+            before_max_ms: settings.timestamp_before_max_ms,
+            after_max_ms: settings.timestamp_after_max_ms,
+        },
+    };
+    RecordChecks {
+        require_keys: settings.compacted,
+        timestamps,
+    }
+}
+
+/// The header a valid batch is stored with, stamped as Kafka's
+/// `setMaxTimestamp` stamps it: with the broker's clock on a LogAppendTime
+/// topic, else with the records' largest timestamp (which changes nothing
+/// for a producer that set it right).
+fn stored_header(
+    records: &bytes::Bytes,
+    valid: ValidBatch,
+    settings: &ProduceSettings,
+    now_ms: i64,
+) -> BatchHeader {
+    let log_append_time = settings.timestamp_type == TimestampType::LogAppendTime;
+    let stamp = if log_append_time {
+        now_ms
+    } else {
+        valid.max_timestamp
+    };
+    stamp_batch(records, &valid.header, log_append_time, stamp)
 }

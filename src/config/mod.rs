@@ -8,8 +8,8 @@ mod topic;
 mod topic_defs;
 
 pub use topic::{
-    broker_synonym, CompressionLevels, ConfigOrigin, TimestampType, TopicCompression, TopicConfig,
-    TopicConfigDef, TopicConfigError, TOPIC_CONFIG_DEFS,
+    broker_synonym, CompressionLevels, ConfigOrigin, ProduceSettings, TimestampType,
+    TopicCompression, TopicConfig, TopicConfigDef, TopicConfigError, TOPIC_CONFIG_DEFS,
 };
 
 use serde::{Deserialize, Serialize};

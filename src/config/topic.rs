@@ -94,6 +94,19 @@ pub struct CompressionLevels {
     pub zstd: i32,
 }
 
+/// What the produce path reads of a topic's config, copied out per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceSettings {
+    pub max_message_bytes: i32,
+    /// `cleanup.policy` contains `compact`: records need keys.
+    pub compacted: bool,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub compression: TopicCompression,
+    pub compression_levels: CompressionLevels,
+}
+
 /// Where a config's value comes from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigOrigin {
@@ -341,6 +354,18 @@ impl TopicConfig {
             ConfigOrigin::Broker
         } else {
             ConfigOrigin::Default
+        }
+    }
+
+    pub fn produce_settings(&self) -> ProduceSettings {
+        ProduceSettings {
+            max_message_bytes: self.max_message_bytes,
+            compacted: self.cleanup_compact,
+            timestamp_type: self.timestamp_type,
+            timestamp_before_max_ms: self.timestamp_before_max_ms,
+            timestamp_after_max_ms: self.timestamp_after_max_ms,
+            compression: self.compression,
+            compression_levels: self.compression_levels,
         }
     }
 

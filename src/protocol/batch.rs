@@ -2,11 +2,15 @@
 //!
 //! Owns validation of a producer's batch (magic, CRC32C, lengths, record
 //! count, codec, the control and transactional bits, and the records
-//! themselves, compressed or not, walked by `records`) and the
-//! in-place patch of `baseOffset` and `partitionLeaderEpoch`, which lie outside
-//! the CRC so the batch is stored byte for byte as sent. Pure functions: runs
-//! on whichever shard owns the partition.
-use super::records::{validate_records, Codec, DECOMPRESSED_BATCH_BYTES_MAX};
+//! themselves, compressed or not, walked by `records`, with their
+//! timestamps checked against the topic's rules), and the fields the broker
+//! writes into a batch's header: `baseOffset` and `partitionLeaderEpoch`,
+//! outside the CRC, on every append, and for LogAppendTime (or a producer's
+//! wrong `maxTimestamp`) the attributes and `maxTimestamp`, with the CRC
+//! updated from the old one in O(log n) instead of a pass over the batch. The
+//! rest of a batch is stored byte for byte as sent. Pure functions: runs on
+//! whichever shard owns the partition.
+use super::records::{validate_records_with, Codec, DECOMPRESSED_BATCH_BYTES_MAX};
 use thiserror::Error;
 
 /// Bytes before the records in a v2 batch.
@@ -29,6 +33,7 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
+const LOG_APPEND_TIME_FLAG: i16 = 0x08;
 const TRANSACTIONAL_FLAG: i16 = 0x10;
 const CONTROL_FLAG: i16 = 0x20;
 
@@ -53,6 +58,101 @@ pub enum BatchError {
     /// same bytes until their delivery timeout.
     #[error("records decompress to more than {bytes_max} bytes")]
     TooLarge { bytes_max: usize },
+    /// A record's timestamp outside the topic's window, or a producer that
+    /// set the LogAppendTime bit itself: INVALID_TIMESTAMP, as Kafka's
+    /// `LogValidator.validateTimestamp`.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+}
+
+/// Kafka's NO_TIMESTAMP: a record without a timestamp.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// How produce checks record timestamps (a topic's `message.timestamp.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampRule {
+    /// Not checked: the broker's own batches, tests.
+    Unchecked,
+    /// A CreateTime topic: every record's timestamp within this window of
+    /// the broker's clock (records without one pass).
+    CreateTime {
+        now_ms: i64,
+        before_max_ms: i64,
+        after_max_ms: i64,
+    },
+    /// A LogAppendTime topic: the broker stamps the batch, so a producer
+    /// may not set the LogAppendTime bit.
+    LogAppendTime,
+}
+
+/// The per-record rules of produce validation, from the topic's configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordChecks {
+    /// A compacted topic: every record needs a key.
+    pub require_keys: bool,
+    pub timestamps: TimestampRule,
+}
+
+impl RecordChecks {
+    /// No checks beyond the format (and keys when `require_keys`).
+    pub fn keys(require_keys: bool) -> Self {
+        RecordChecks {
+            require_keys,
+            timestamps: TimestampRule::Unchecked,
+        }
+    }
+
+    /// The batch-level part of the timestamp rules.
+    fn check_batch(&self, header: &BatchHeader) -> Result<(), BatchError> {
+        if self.timestamps == TimestampRule::LogAppendTime && header.is_log_append_time() {
+            return Err(BatchError::InvalidTimestamp(
+                "a producer may not set the LogAppendTime timestamp type".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One record's timestamp against the rules, as Kafka checks it.
+    #[inline]
+    pub(crate) fn check_timestamp(
+        &self,
+        header: &BatchHeader,
+        timestamp: i64,
+    ) -> Result<(), BatchError> {
+        let TimestampRule::CreateTime {
+            now_ms,
+            before_max_ms,
+            after_max_ms,
+        } = self.timestamps
+        else {
+            return Ok(());
+        };
+        if timestamp == NO_TIMESTAMP {
+            if header.is_log_append_time() {
+                return Err(BatchError::InvalidTimestamp(
+                    "a producer may not set the LogAppendTime timestamp type".to_string(),
+                ));
+            }
+            return Ok(());
+        }
+        let behind = now_ms as i128 - timestamp as i128;
+        if behind > before_max_ms as i128 || -behind > after_max_ms as i128 {
+            return Err(BatchError::InvalidTimestamp(format!(
+                "timestamp {timestamp} is out of range: it must be within [{}, {}]",
+                now_ms.saturating_sub(before_max_ms),
+                now_ms.saturating_add(after_max_ms)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A producer's batch that passed validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidBatch {
+    pub header: BatchHeader,
+    /// The largest timestamp of its records (NO_TIMESTAMP if none has one).
+    pub max_timestamp: i64,
 }
 
 /// The fields of a v2 batch header that the broker uses.
@@ -123,6 +223,12 @@ impl BatchHeader {
         self.attributes & TRANSACTIONAL_FLAG != 0
     }
 
+    /// The timestamp type bit: the broker set `maxTimestamp` to its clock,
+    /// which is then every record's timestamp.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & LOG_APPEND_TIME_FLAG != 0
+    }
+
     /// True when the CRC32C over attributes..end matches; `batch` must be the
     /// whole batch (`size` bytes).
     pub fn crc_matches(&self, batch: &[u8]) -> bool {
@@ -148,13 +254,27 @@ pub fn validate_producer_batch_with(
 }
 
 /// As `validate_producer_batch_with`, with the bound on decompressed bytes
-/// given (the produce path passes `records::decompressed_bytes_max` of the
-/// topic's `max.message.bytes`).
+/// given (see `records::decompressed_bytes_max`).
 pub fn validate_producer_batch_within(
     buf: &[u8],
     require_keys: bool,
     decompressed_bytes_max: usize,
 ) -> Result<BatchHeader, BatchError> {
+    let checks = RecordChecks::keys(require_keys);
+    validate_producer_batch_for(buf, &checks, decompressed_bytes_max).map(|v| v.header)
+}
+
+/// Validates one producer batch that must fill `buf` exactly, as Kafka's
+/// log validator does for magic 2, with the topic's record `checks`;
+/// compressed records are decompressed within `decompressed_bytes_max`
+/// (the produce path passes `records::decompressed_bytes_max` of the
+/// topic's `max.message.bytes`). Returns the header and the records'
+/// largest timestamp.
+pub fn validate_producer_batch_for(
+    buf: &[u8],
+    checks: &RecordChecks,
+    decompressed_bytes_max: usize,
+) -> Result<ValidBatch, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.size != buf.len() {
         return Err(if header.size > buf.len() {
@@ -173,15 +293,19 @@ pub fn validate_producer_batch_within(
     }
     Codec::of(header.attributes)?;
     validate_batch_fields(&header)?;
-    if header.is_compressed() {
-        validate_records(&header, buf, require_keys, decompressed_bytes_max)?;
+    checks.check_batch(&header)?;
+    let max_timestamp = if header.is_compressed() {
+        validate_records_with(&header, buf, checks, decompressed_bytes_max)?
     } else {
         // The hot path keeps its own walker over the slice: the stream
         // walker of `records` checks the same rules but costs about twice
         // as much per record.
-        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], header.record_count, require_keys)?;
-    }
-    Ok(header)
+        validate_uncompressed_records(&buf[BATCH_HEADER_LEN..], &header, checks)?
+    };
+    Ok(ValidBatch {
+        header,
+        max_timestamp,
+    })
 }
 
 /// The header-level rules of Kafka's `LogValidator.validateBatch` for magic 2
@@ -222,14 +346,16 @@ fn validate_batch_fields(header: &BatchHeader) -> Result<(), BatchError> {
 }
 
 /// Walks every record of an uncompressed batch: lengths must add up, offset
-/// deltas must run 0, 1, 2, ... and the count must match the header.
+/// deltas must run 0, 1, 2, ... and the count must match the header; keys
+/// and timestamps are checked by `checks`. Returns the largest timestamp.
 fn validate_uncompressed_records(
     mut records: &[u8],
-    count: i32,
-    require_keys: bool,
-) -> Result<(), BatchError> {
+    header: &BatchHeader,
+    checks: &RecordChecks,
+) -> Result<i64, BatchError> {
     let invalid = BatchError::Invalid;
-    for expected_delta in 0..count {
+    let mut max_timestamp = NO_TIMESTAMP;
+    for expected_delta in 0..header.record_count {
         let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
         if length < 0 || length as usize > records.len() {
             return Err(invalid("record length runs past the batch"));
@@ -240,13 +366,16 @@ fn validate_uncompressed_records(
             return Err(invalid("empty record"));
         }
         record = &record[1..]; // attributes
-        read_varlong(&mut record).ok_or(invalid("bad timestamp delta"))?;
+        let delta = read_varlong(&mut record).ok_or(invalid("bad timestamp delta"))?;
+        let timestamp = header.base_timestamp.wrapping_add(delta);
+        checks.check_timestamp(header, timestamp)?;
+        max_timestamp = max_timestamp.max(timestamp);
         let offset_delta = read_varint(&mut record).ok_or(invalid("bad offset delta"))?;
         if offset_delta != expected_delta {
             return Err(invalid("record offset deltas are not consecutive"));
         }
         let key_len = skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
-        if require_keys && key_len < 0 {
+        if checks.require_keys && key_len < 0 {
             return Err(invalid("a compacted topic needs a key on every record"));
         }
         skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
@@ -269,7 +398,7 @@ fn validate_uncompressed_records(
     if !records.is_empty() {
         return Err(invalid("more records than the header counts"));
     }
-    Ok(())
+    Ok(max_timestamp)
 }
 
 /// Writes the broker-assigned `baseOffset` and `partitionLeaderEpoch` into a
@@ -278,6 +407,86 @@ pub fn patch_batch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     debug_assert!(batch.len() >= BATCH_HEADER_LEN);
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// The CRC-covered header fields the broker may rewrite on append (Kafka's
+/// `DefaultRecordBatch.setMaxTimestamp`): the attributes (timestamp type
+/// bit), `maxTimestamp`, and the CRC that covers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderStamp {
+    pub attributes: i16,
+    pub max_timestamp: i64,
+    pub crc: u32,
+}
+
+impl HeaderStamp {
+    /// The stamp a header carries (for a batch stored as sent, its own).
+    pub fn of(header: &BatchHeader) -> Self {
+        HeaderStamp {
+            attributes: header.attributes,
+            max_timestamp: header.max_timestamp,
+            crc: header.crc,
+        }
+    }
+
+    /// Writes the stamp into a batch (at least its header).
+    pub fn apply(&self, batch: &mut [u8]) {
+        debug_assert!(batch.len() >= BATCH_HEADER_LEN);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&self.crc.to_be_bytes());
+        batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&self.attributes.to_be_bytes());
+        batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
+            .copy_from_slice(&self.max_timestamp.to_be_bytes());
+    }
+}
+
+/// Writes every field the broker sets on append into a batch (at least its
+/// header): `baseOffset`, `partitionLeaderEpoch` and the stamp of `header`.
+pub fn patch_stored_fields(batch: &mut [u8], header: &BatchHeader) {
+    patch_batch(batch, header.base_offset, header.leader_epoch);
+    HeaderStamp::of(header).apply(batch);
+}
+
+/// The CRC-covered bytes a stamp changes: attributes through `maxTimestamp`.
+const STAMPED_LEN: usize = MAX_TIMESTAMP_AT + 8 - ATTRIBUTES_AT;
+
+/// `header` of valid `batch` with its timestamp type set (LogAppendTime or
+/// CreateTime) and `maxTimestamp` set, as Kafka's `setMaxTimestamp` sets
+/// them, and the CRC recomputed for them. CRC32C is linear, so the new CRC
+/// is the old one changed by the contribution of the changed bytes,
+/// shifted past the rest of the batch (`crc32c_combine`, O(log n)): the
+/// batch's other bytes are not read again.
+pub fn stamp_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    log_append_time: bool,
+    max_timestamp: i64,
+) -> BatchHeader {
+    let attributes = if log_append_time {
+        header.attributes | LOG_APPEND_TIME_FLAG
+    } else {
+        header.attributes & !LOG_APPEND_TIME_FLAG
+    };
+    let mut stamped = *header;
+    stamped.attributes = attributes;
+    stamped.max_timestamp = max_timestamp;
+    if attributes == header.attributes && max_timestamp == header.max_timestamp {
+        return stamped;
+    }
+    let mut old = [0u8; STAMPED_LEN];
+    old.copy_from_slice(&batch[ATTRIBUTES_AT..ATTRIBUTES_AT + STAMPED_LEN]);
+    let mut new = old;
+    new[..2].copy_from_slice(&attributes.to_be_bytes());
+    let at = MAX_TIMESTAMP_AT - ATTRIBUTES_AT;
+    new[at..].copy_from_slice(&max_timestamp.to_be_bytes());
+    let mut delta = [0u8; STAMPED_LEN];
+    for (d, (o, n)) in delta.iter_mut().zip(old.iter().zip(new.iter())) {
+        *d = o ^ n;
+    }
+    // crc(a ^ b) = crc(a) ^ crc(b) ^ crc(zeros) for messages of one length.
+    let head = crc32c::crc32c(&delta) ^ crc32c::crc32c(&[0u8; STAMPED_LEN]);
+    let rest = header.size - ATTRIBUTES_AT - STAMPED_LEN;
+    stamped.crc = header.crc ^ crc32c::crc32c_combine(head, 0, rest);
+    stamped
 }
 
 /// One record to encode: timestamp (ms), key and value.
@@ -530,6 +739,83 @@ pub(crate) mod tests {
         assert_eq!(h.base_offset, 42);
         assert_eq!(h.leader_epoch, 7);
         assert_eq!(h.last_offset(), 43);
+    }
+
+    #[test]
+    fn a_stamp_updates_the_crc_as_a_full_pass_would() {
+        for (n, c) in [
+            (1, Compression::None),
+            (7, Compression::None),
+            (300, Compression::None),
+            (5, Compression::Zstd),
+            (40, Compression::Lz4),
+        ] {
+            let batch = sample_batch(n, c);
+            let header = validate_producer_batch(&batch).unwrap();
+            for (log_append_time, max_timestamp) in
+                [(true, 1_700_000_000_123), (true, -1), (false, 4_242)]
+            {
+                let stamped = stamp_batch(&batch, &header, log_append_time, max_timestamp);
+                let mut copy = batch.clone();
+                patch_stored_fields(&mut copy, &stamped);
+                assert_eq!(
+                    stamped.crc,
+                    crc32c::crc32c(&copy[ATTRIBUTES_AT..]),
+                    "{n} {c:?}"
+                );
+                let again = validate_producer_batch(&copy).expect("the stamped batch is valid");
+                assert_eq!(again.is_log_append_time(), log_append_time);
+                assert_eq!(again.max_timestamp, max_timestamp);
+                assert_eq!(again.attributes & COMPRESSION_MASK, header.attributes);
+                // Stamping back gives the producer's CRC again.
+                let back = stamp_batch(&copy, &again, false, header.max_timestamp);
+                assert_eq!(back.crc, header.crc);
+            }
+        }
+    }
+
+    #[test]
+    fn record_timestamps_are_checked_as_kafka_checks_them() {
+        // Records at 1000..1004.
+        let batch = sample_batch(5, Compression::None);
+        let zstd = sample_batch(5, Compression::Zstd);
+        let window = |now_ms, before_max_ms, after_max_ms| RecordChecks {
+            require_keys: false,
+            timestamps: TimestampRule::CreateTime {
+                now_ms,
+                before_max_ms,
+                after_max_ms,
+            },
+        };
+        let bound = DECOMPRESSED_BATCH_BYTES_MAX;
+        for b in [&batch, &zstd] {
+            let ok = validate_producer_batch_for(b, &window(2_000, i64::MAX, 0), bound).unwrap();
+            assert_eq!(ok.max_timestamp, 1_004);
+            assert!(validate_producer_batch_for(b, &window(1_000, 0, 4), bound).is_ok());
+            for checks in [window(1_000, 0, 3), window(2_000, 999, 0)] {
+                assert!(matches!(
+                    validate_producer_batch_for(b, &checks, bound),
+                    Err(BatchError::InvalidTimestamp(_))
+                ));
+            }
+            let appended = RecordChecks {
+                require_keys: false,
+                timestamps: TimestampRule::LogAppendTime,
+            };
+            assert!(validate_producer_batch_for(b, &appended, bound).is_ok());
+        }
+        // A producer that sets the LogAppendTime bit itself.
+        let header = validate_producer_batch(&batch).unwrap();
+        let mut forged = batch.clone();
+        patch_stored_fields(&mut forged, &stamp_batch(&batch, &header, true, 1_004));
+        let appended = RecordChecks {
+            require_keys: false,
+            timestamps: TimestampRule::LogAppendTime,
+        };
+        assert!(matches!(
+            validate_producer_batch_for(&forged, &appended, bound),
+            Err(BatchError::InvalidTimestamp(_))
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   coordinator's offsets loader (`decode_records_bounded`).
 //!
 //! Pure code (no I/O, no shared state): any shard or thread may call it.
-use super::batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
+use super::batch::{BatchError, BatchHeader, RecordChecks, BATCH_HEADER_LEN, NO_TIMESTAMP};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, TimestampType};
@@ -700,28 +700,37 @@ pub fn validate_records(
     require_keys: bool,
     decompressed_bytes_max: usize,
 ) -> Result<(), BatchError> {
+    let checks = RecordChecks::keys(require_keys);
+    validate_records_with(header, batch, &checks, decompressed_bytes_max).map(|_| ())
+}
+
+/// As `validate_records`, with the records' keys and timestamps checked by
+/// `checks`. Returns the records' largest timestamp.
+pub fn validate_records_with(
+    header: &BatchHeader,
+    batch: &[u8],
+    checks: &RecordChecks,
+    decompressed_bytes_max: usize,
+) -> Result<i64, BatchError> {
     let codec = Codec::of(header.attributes)?;
     let field = records_field(header, batch)?;
-    let rules = WalkRules {
-        count: header.record_count,
-        require_keys,
-    };
     if codec == Codec::None {
-        return walk(&mut SliceInput { buf: field }, &rules);
+        return walk(&mut SliceInput { buf: field }, header, checks);
     }
     let mut input = StreamInput::new(codec, field, decompressed_bytes_max)?;
-    walk(&mut input, &rules)?;
-    input.finish()
+    let max_timestamp = walk(&mut input, header, checks)?;
+    input.finish()?;
+    Ok(max_timestamp)
 }
 
-struct WalkRules {
-    count: i32,
-    require_keys: bool,
-}
-
-fn walk<I: RecordInput>(input: &mut I, rules: &WalkRules) -> Result<(), BatchError> {
+fn walk<I: RecordInput>(
+    input: &mut I,
+    header: &BatchHeader,
+    checks: &RecordChecks,
+) -> Result<i64, BatchError> {
     let mut fields = RecordFields::default();
-    for expected_delta in 0..rules.count {
+    let mut max_timestamp = NO_TIMESTAMP;
+    for expected_delta in 0..header.record_count {
         if input.at_end()? {
             return Err(INVALID("fewer records than the header counts"));
         }
@@ -729,14 +738,17 @@ fn walk<I: RecordInput>(input: &mut I, rules: &WalkRules) -> Result<(), BatchErr
         if fields.offset_delta != expected_delta {
             return Err(INVALID("record offset deltas are not consecutive"));
         }
-        if rules.require_keys && fields.key_len < 0 {
+        if checks.require_keys && fields.key_len < 0 {
             return Err(INVALID("a compacted topic needs a key on every record"));
         }
+        let timestamp = header.base_timestamp.wrapping_add(fields.timestamp_delta);
+        checks.check_timestamp(header, timestamp)?;
+        max_timestamp = max_timestamp.max(timestamp);
     }
     if !input.at_end()? {
         return Err(INVALID("more records than the header counts"));
     }
-    Ok(())
+    Ok(max_timestamp)
 }
 
 /// The records field of a batch: after the header, up to the batch's size.
@@ -955,7 +967,7 @@ impl BatchRecords<'_> {
             producer_epoch: h.producer_epoch,
             sequence: h.base_sequence.wrapping_add(fields.offset_delta),
             offset: h.base_offset.wrapping_add(fields.offset_delta as i64),
-            timestamp: h.base_timestamp.wrapping_add(fields.timestamp_delta),
+            timestamp: record_timestamp(h, fields.timestamp_delta),
             key: fields.key.map(Bytes::from),
             value: fields.value.map(Bytes::from),
             headers,
@@ -975,6 +987,17 @@ impl BatchRecords<'_> {
             Input::Slice(_) => Ok(()),
             Input::Stream(s) => s.finish(),
         }
+    }
+}
+
+/// A record's timestamp, as Kafka reads it: in a LogAppendTime batch every
+/// record has the batch's `maxTimestamp` (the broker's append time), else
+/// the base timestamp plus the record's delta.
+pub fn record_timestamp(header: &BatchHeader, timestamp_delta: i64) -> i64 {
+    if header.attributes & LOG_APPEND_TIME_FLAG != 0 {
+        header.max_timestamp
+    } else {
+        header.base_timestamp.wrapping_add(timestamp_delta)
     }
 }
 

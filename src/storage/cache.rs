@@ -3,10 +3,10 @@
 //! here; older data is read from the segments. A batch enters as the producer
 //! sent it (a zero-copy slice of the request). If the request also carried
 //! other partitions' batches, it gets its own copy, with its broker-assigned
-//! offset and leader epoch written in, once it is written to the segment
-//! (`detach_written`); otherwise it stays the slice, and reads write the
-//! offsets into the copy they make of it anyway.
-use crate::protocol::batch::patch_batch;
+//! offset and leader epoch (and a LogAppendTime stamp) written in, once it is
+//! written to the segment (`detach_written`); otherwise it stays the slice,
+//! and reads write those fields into the copy they make of it anyway.
+use crate::protocol::batch::{patch_batch, HeaderStamp};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
@@ -15,6 +15,9 @@ struct CachedBatch {
     base_offset: u64,
     last_offset: u64,
     leader_epoch: i32,
+    /// The attributes, `maxTimestamp` and CRC the broker set (LogAppendTime),
+    /// written in with the offsets; `None`: the batch's own.
+    stamp: Option<HeaderStamp>,
     /// Whether `bytes` already carries the base offset and leader epoch.
     patched: bool,
     /// Whether `bytes` is a slice of a request that also carries other
@@ -39,14 +42,21 @@ impl CachedBatch {
         let at = out.len();
         out.extend_from_slice(&self.bytes);
         if !self.patched {
-            patch_batch(&mut out[at..], self.base_offset as i64, self.leader_epoch);
+            self.patch(&mut out[at..]);
+        }
+    }
+
+    fn patch(&self, batch: &mut [u8]) {
+        patch_batch(batch, self.base_offset as i64, self.leader_epoch);
+        if let Some(stamp) = &self.stamp {
+            stamp.apply(batch);
         }
     }
 
     fn patched_bytes(&mut self) -> &Bytes {
         if !self.patched {
             let mut copy = BytesMut::from(&self.bytes[..]);
-            patch_batch(&mut copy, self.base_offset as i64, self.leader_epoch);
+            self.patch(&mut copy);
             self.bytes = copy.freeze();
             self.patched = true;
         }
@@ -118,16 +128,18 @@ impl BatchCache {
     /// it; `base_offset` and `leader_epoch` are written in when it is read.
     #[cfg(test)]
     pub fn push(&mut self, base_offset: u64, last_offset: u64, leader_epoch: i32, bytes: Bytes) {
-        self.push_slice(base_offset, last_offset, leader_epoch, bytes, true);
+        self.push_slice(base_offset, last_offset, leader_epoch, None, bytes, true);
     }
 
-    /// `push`, saying whether `bytes` shares its buffer with other
-    /// partitions' batches (then it gets its own copy once written).
+    /// `push`, with the header fields the broker stamped (see
+    /// `batch::stamp_batch`), saying whether `bytes` shares its buffer with
+    /// other partitions' batches (then it gets its own copy once written).
     pub fn push_slice(
         &mut self,
         base_offset: u64,
         last_offset: u64,
         leader_epoch: i32,
+        stamp: Option<HeaderStamp>,
         bytes: Bytes,
         shares_buffer: bool,
     ) {
@@ -144,6 +156,7 @@ impl BatchCache {
             base_offset,
             last_offset,
             leader_epoch,
+            stamp,
             patched: false,
             detach_pending: shares_buffer,
             bytes,
@@ -264,8 +277,8 @@ mod tests {
         use kafka_protocol::records::Compression;
         let batch = Bytes::from(sample_batch(2, Compression::None));
         let mut c = BatchCache::new(1 << 20);
-        c.push_slice(42, 43, 7, batch.clone(), false);
-        c.push_slice(44, 45, 8, batch.clone(), false);
+        c.push_slice(42, 43, 7, None, batch.clone(), false);
+        c.push_slice(44, 45, 8, None, batch.clone(), false);
         let headers = |records: &Bytes| -> Vec<(i64, i32)> {
             BatchIter::new(records)
                 .map(|(h, _)| (h.base_offset, h.leader_epoch))

@@ -14,7 +14,7 @@
 use super::index::SegmentMeta;
 use super::recovery::{read_valid_batch, segment_path};
 use super::StorageError;
-use crate::protocol::batch::{BatchError, BatchHeader};
+use crate::protocol::batch::{stamp_batch, BatchError, BatchHeader, HeaderStamp};
 use crate::protocol::records::{open_records, BatchRecords};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
@@ -216,6 +216,9 @@ fn rewrite_segment(
                     std::io::Error::other(e.to_string()),
                 )
             })?;
+            if header.is_log_append_time() {
+                keep_log_append_time(&mut encoded, header.max_timestamp);
+            }
             let encoded = encoded.freeze();
             let mut at = 0;
             while let Ok(h) = BatchHeader::parse(&encoded[at..]) {
@@ -245,6 +248,21 @@ fn rewrite_segment(
         meta,
         records_removed: removed,
     }))
+}
+
+/// Stamps re-encoded batches with the LogAppendTime of the batch they came
+/// from (the encoder writes CreateTime): as in Kafka, the broker's append
+/// time survives compaction.
+fn keep_log_append_time(encoded: &mut BytesMut, max_timestamp: i64) {
+    let mut at = 0;
+    while let Some(h) = encoded.get(at..).and_then(|b| BatchHeader::parse(b).ok()) {
+        let Some(batch) = encoded.get_mut(at..at + h.size) else {
+            return;
+        };
+        let stamped = stamp_batch(batch, &h, true, max_timestamp);
+        HeaderStamp::of(&stamped).apply(batch);
+        at += h.size;
+    }
 }
 
 fn append(out: &mut BytesMut, meta: &mut SegmentMeta, batch: &[u8], index_interval_bytes: u32) {
@@ -318,6 +336,26 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_rewritten_batch_keeps_its_log_append_time() {
+        let mut encoded = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Lz4,
+        };
+        let kept = [record(3, "a", Some("x")), record(5, "b", Some("y"))];
+        RecordBatchEncoder::encode(&mut encoded, &kept, &options).unwrap();
+        keep_log_append_time(&mut encoded, 7_777);
+        let header = BatchHeader::parse(&encoded).unwrap();
+        assert!(header.crc_matches(&encoded), "a valid CRC after the stamp");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 7_777);
+        let records = crate::protocol::records::decode_records_bounded(&encoded).unwrap();
+        assert!(records
+            .iter()
+            .all(|r| r.timestamp == 7_777 && r.timestamp_type == TimestampType::LogAppend));
     }
 
     #[test]

@@ -32,9 +32,9 @@ use super::recovery::{
 use super::segment::Segment;
 use super::truncate::{restart_log_files_at, truncate_log_files};
 use super::{now_ms, StorageError};
-use crate::config::{FlushPolicy, TopicConfig};
-use crate::protocol::batch::{BatchHeader, BatchIter, BATCH_HEADER_LEN};
-use crate::protocol::records::{decompressed_bytes_max, open_records};
+use crate::config::{FlushPolicy, ProduceSettings, TopicConfig};
+use crate::protocol::batch::{BatchHeader, BatchIter, HeaderStamp, BATCH_HEADER_LEN};
+use crate::protocol::records::{decompressed_bytes_max, open_records, record_timestamp};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
@@ -74,6 +74,9 @@ pub struct AppendResult {
     /// Offset after the batch's last record.
     pub end_offset: u64,
     pub log_start_offset: u64,
+    /// The stored batch's `maxTimestamp` (for a duplicate, the original's):
+    /// the broker's append time on a LogAppendTime topic.
+    pub max_timestamp: i64,
 }
 
 /// What `append` did with a batch.
@@ -514,6 +517,11 @@ impl PartitionLog {
         (st.config.max_message_bytes, st.config.cleanup_compact)
     }
 
+    /// What produce reads of the topic's config (see `ProduceSettings`).
+    pub fn produce_settings(&self) -> ProduceSettings {
+        self.state.borrow().config.produce_settings()
+    }
+
     pub fn set_config(&self, config: TopicConfig) {
         self.state.borrow_mut().config = config;
     }
@@ -559,8 +567,10 @@ impl PartitionLog {
     }
 
     /// Assigns offsets to a validated batch and queues it for writing, unless
-    /// its producer state refuses it or finds it a duplicate. The caller then
-    /// awaits `wait_written(outcome.result().end_offset, ...)`.
+    /// its producer state refuses it or finds it a duplicate. `header` is the
+    /// batch as it is to be stored: its attributes, `maxTimestamp` and CRC
+    /// win over those of `batch` (a LogAppendTime stamp, written in with the
+    /// offsets). The caller then awaits `wait_written(outcome.result().end_offset, ...)`.
     pub fn append(
         &self,
         batch: &Bytes,
@@ -597,6 +607,7 @@ impl PartitionLog {
                     base_offset: original.base_offset,
                     end_offset: original.last_offset + 1,
                     log_start_offset: st.log_start_offset,
+                    max_timestamp: original.max_timestamp,
                 }));
             }
         }
@@ -618,15 +629,18 @@ impl PartitionLog {
             base_offset,
             end_offset - 1,
             leader_epoch,
+            Some(HeaderStamp::of(&header)),
             bytes.clone(),
             shares_buffer,
         );
+        let max_timestamp = header.max_timestamp;
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
         Ok(AppendOutcome::Appended(AppendResult {
             base_offset,
             end_offset,
             log_start_offset: st.log_start_offset,
+            max_timestamp,
         }))
     }
 
@@ -655,8 +669,14 @@ impl PartitionLog {
         // The batch is a slice of the whole fetch answer: the cache copies it
         // once written, so it does not pin the answer.
         let epoch = header.leader_epoch;
-        st.cache
-            .push_slice(base_offset, end_offset - 1, epoch, batch.clone(), true);
+        st.cache.push_slice(
+            base_offset,
+            end_offset - 1,
+            epoch,
+            None,
+            batch.clone(),
+            true,
+        );
         st.pending.push_back(PendingBatch {
             header: *header,
             bytes: batch.clone(),
@@ -666,6 +686,7 @@ impl PartitionLog {
             base_offset,
             end_offset,
             log_start_offset: st.log_start_offset,
+            max_timestamp: header.max_timestamp,
         })
     }
 
@@ -1325,7 +1346,7 @@ fn first_record_at_or_after(
         return fallback;
     };
     while let Ok(Some(fields)) = records.next_fields() {
-        let timestamp = header.base_timestamp.wrapping_add(fields.timestamp_delta);
+        let timestamp = record_timestamp(header, fields.timestamp_delta);
         let offset = header.base_offset.wrapping_add(fields.offset_delta as i64);
         if timestamp >= target && offset >= 0 && offset as u64 >= log_start {
             return (timestamp, offset as u64);
@@ -1431,6 +1452,53 @@ mod tests {
             at += header.size;
         }
         batches
+    }
+
+    #[test]
+    fn a_stamped_batch_is_served_and_stored_with_its_stamp() {
+        use crate::protocol::batch::stamp_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill(&log, 1).await; // offsets 0..3, records at 1000..1003
+            let batch = Bytes::from(sample_batch(3, Compression::None));
+            let header = validate_producer_batch(&batch).unwrap();
+            let stamped = stamp_batch(&batch, &header, true, 5_000);
+            let result = *log.append(&batch, &stamped, 0).unwrap().result();
+            assert_eq!(result.max_timestamp, 5_000);
+            log.wait_written(result.end_offset, true).await.unwrap();
+            let check = |records: Bytes| {
+                let mut at = 0;
+                let mut last = None;
+                while at < records.len() {
+                    let h = validate_producer_batch(
+                        &records[at..at + BatchHeader::parse(&records[at..]).unwrap().size],
+                    )
+                    .expect("every batch served keeps a valid CRC");
+                    at += h.size;
+                    last = Some(h);
+                }
+                let last = last.expect("the stamped batch");
+                assert!(last.is_log_append_time());
+                assert_eq!((last.base_offset, last.max_timestamp), (3, 5_000));
+            };
+            check(log.read(0, 1 << 20, true).await.unwrap().records);
+            // Every record of a LogAppendTime batch has the batch's time.
+            assert_eq!(
+                log.offset_for_timestamp(1_500).await.unwrap(),
+                Some((5_000, 3))
+            );
+            assert_eq!(log.max_timestamp(), Some((5_000, 5)));
+            log.close().await.unwrap();
+            drop(log);
+            let log = open(&path, small_segments()).await;
+            check(log.read(0, 1 << 20, true).await.unwrap().records);
+            assert_eq!(
+                log.offset_for_timestamp(1_500).await.unwrap(),
+                Some((5_000, 3))
+            );
+        });
     }
 
     #[test]
@@ -1887,7 +1955,8 @@ mod tests {
                 AppendResult {
                     base_offset: 6,
                     end_offset: 8,
-                    log_start_offset: 0
+                    log_start_offset: 0,
+                    max_timestamp: 1_001
                 }
             );
             assert!(matches!(

@@ -27,7 +27,7 @@
 //! cannot abandon a write halfway. fdatasync (group commit for acks=all) runs
 //! beside the writes, one at a time per log, and covers every committed write.
 use super::{LogState, PartitionLog, PendingBatch};
-use crate::protocol::batch::{patch_batch, BATCH_HEADER_LEN};
+use crate::protocol::batch::{patch_stored_fields, BatchHeader, BATCH_HEADER_LEN};
 use crate::storage::recovery::{write_checkpoint, RECOVERY_POINT_FILE};
 use crate::storage::segment::{align_down, align_up, Segment, BLOCK_BYTES};
 use crate::storage::{now_ms, StorageError};
@@ -408,7 +408,7 @@ impl LogState {
         );
         out.put(&active.tail_block);
         for b in &batches {
-            out.put_batch(&b.bytes, b.header.base_offset, b.header.leader_epoch);
+            out.put_batch(&b.bytes, &b.header);
         }
         out.zero_rest();
         active.tail_block = out.copy_range(align_down(used as u64) as usize, used);
@@ -488,16 +488,17 @@ impl<'a> SpanWriter<'a> {
         }
     }
 
-    /// Puts a batch with its base offset and leader epoch written in (both
-    /// lie in the header, outside the CRC).
-    fn put_batch(&mut self, batch: &[u8], base_offset: i64, leader_epoch: i32) {
+    /// Puts a batch with the fields the broker set written into its header:
+    /// base offset and leader epoch (outside the CRC), and the attributes,
+    /// `maxTimestamp` and CRC of a LogAppendTime stamp.
+    fn put_batch(&mut self, batch: &[u8], stored: &BatchHeader) {
         if batch.len() < BATCH_HEADER_LEN {
             self.put(batch);
             return;
         }
         let mut header = [0u8; BATCH_HEADER_LEN];
         header.copy_from_slice(&batch[..BATCH_HEADER_LEN]);
-        patch_batch(&mut header, base_offset, leader_epoch);
+        patch_stored_fields(&mut header, stored);
         self.put(&header);
         self.put(&batch[BATCH_HEADER_LEN..]);
     }
