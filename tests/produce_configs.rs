@@ -2,11 +2,16 @@
 //! applies them: `message.timestamp.type=LogAppendTime` (the broker's clock
 //! on every batch, answered to the producer, seen by consumers and followed
 //! by ListOffsets), `message.timestamp.before.max.ms` and `after.max.ms`
-//! (CreateTime records out of range are INVALID_TIMESTAMP). librdkafka
-//! produces and consumes.
+//! (CreateTime records out of range are INVALID_TIMESTAMP), and
+//! `compression.type` (batches recompressed to the topic's codec).
+//! librdkafka produces and consumes; a raw Fetch shows the stored codec,
+//! which no client reports.
 mod common;
 
 use common::*;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
@@ -14,6 +19,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Mutex;
 use std::time::Duration;
+use tidemark::protocol::batch::BatchHeader;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -186,4 +192,115 @@ fn create_time_records_out_of_the_topics_window_are_invalid_timestamps() {
         (0, 2),
         "only the refused batch is missing"
     );
+}
+
+/// The headers of the batches a raw Fetch v12 answers for partition 0.
+fn stored_batches(broker: &Broker, topic: &str) -> Vec<BatchHeader> {
+    let mut conn = RawConn::connect(broker);
+    let request = FetchRequest::default()
+        .with_max_wait_ms(100)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = conn.request(&request, 12);
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "Fetch {topic}");
+    let records = partition.records.clone().unwrap_or_default();
+    let mut headers = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let header = BatchHeader::parse(&records[at..]).expect("a batch header");
+        assert!(
+            header.crc_matches(&records[at..at + header.size]),
+            "every stored batch has a valid CRC"
+        );
+        at += header.size;
+        headers.push(header);
+    }
+    headers
+}
+
+fn codec_of(header: &BatchHeader) -> i16 {
+    header.attributes & 0x07
+}
+
+#[test]
+fn compression_type_recompresses_batches_to_the_topics_codec() {
+    const ZSTD: i16 = 4;
+    const NONE: i16 = 0;
+    let broker = Broker::start();
+    let zstd = topic_name("to-zstd");
+    create_topic(
+        &broker,
+        &zstd,
+        1,
+        &[
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "9"),
+        ],
+    );
+    let plain = topic_name("to-none");
+    create_topic(&broker, &plain, 1, &[("compression.type", "uncompressed")]);
+    let kept = topic_name("as-sent");
+    create_topic(&broker, &kept, 1, &[("compression.type", "producer")]);
+
+    let now = now_ms();
+    let stamps: Vec<i64> = (0..50).map(|i| now - 1_000 + i).collect();
+    // Idempotent producers: the producer id, epoch and sequences survive.
+    let idempotent = [("enable.idempotence", "true")];
+    for (topic, codec) in [
+        (&zstd, "none"),
+        (&zstd, "gzip"),
+        (&plain, "lz4"),
+        (&kept, "snappy"),
+    ] {
+        let extra = [idempotent[0], ("compression.codec", codec)];
+        let delivered = produce_at(&broker, topic, &stamps, &extra);
+        assert!(
+            delivered.iter().all(Result::is_ok),
+            "{topic} from {codec}: {delivered:?}"
+        );
+    }
+    let expect = |topic: &str, codecs: &[i16], idempotent: bool| {
+        let batches = stored_batches(&broker, topic);
+        let stored: Vec<i16> = batches.iter().map(codec_of).collect();
+        assert_eq!(stored, codecs, "codecs stored in {topic}");
+        let total: i32 = batches.iter().map(|h| h.record_count).sum();
+        assert_eq!(total as usize, 50 * codecs.len(), "{topic}: every record");
+        if idempotent {
+            assert!(batches
+                .iter()
+                .all(|h| h.producer_id >= 0 && h.base_sequence >= 0));
+        }
+    };
+    expect(&zstd, &[ZSTD, ZSTD], true);
+    expect(&plain, &[NONE], true);
+    expect(&kept, &[2], true); // snappy, as the producer sent it
+
+    // Consumers read the recompressed records as they were produced.
+    for topic in [&zstd, &plain] {
+        let consumed = consume_all(&broker, topic, &[0]);
+        let values: Vec<String> = consumed[&0].iter().filter_map(value_str).collect();
+        let expected: Vec<String> = (0..values.len())
+            .map(|i| format!("value {}", i % 50))
+            .collect();
+        assert_eq!(values, expected, "{topic}");
+        let times: Vec<i64> = consumed[&0]
+            .iter()
+            .map(|m| m.timestamp().to_millis().expect("a timestamp"))
+            .collect();
+        assert_eq!(&times[..50], &stamps[..], "{topic}: create times kept");
+    }
+
+    // Changed later, it applies to the next batches.
+    assert_eq!(
+        set_topic_config(&broker, &kept, "compression.type", "zstd"),
+        0
+    );
+    let delivered = produce_at(&broker, &kept, &stamps, &[("compression.codec", "snappy")]);
+    assert!(delivered.iter().all(Result::is_ok));
+    expect(&kept, &[2, ZSTD], false);
 }

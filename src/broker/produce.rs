@@ -10,18 +10,20 @@
 //!
 //! The topic's configs shape what is stored, as Kafka's `LogValidator`
 //! shapes it: record timestamps are checked against
-//! `message.timestamp.before.max.ms` and `after.max.ms` (CreateTime), and a
+//! `message.timestamp.before.max.ms` and `after.max.ms` (CreateTime), a
 //! LogAppendTime topic's batches get the broker's clock as their
-//! `maxTimestamp` (answered as `log_append_time_ms`). Otherwise the batch is
-//! stored as sent.
+//! `maxTimestamp` (answered as `log_append_time_ms`), and a batch whose codec
+//! is not the topic's `compression.type` is recompressed. Otherwise the
+//! batch is stored as sent.
 use super::{owned_log, storage_error_code, RequestContext};
-use crate::config::{ProduceSettings, TimestampType};
+use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
 use crate::protocol::batch::{
     stamp_batch, validate_producer_batch_for, BatchError, BatchHeader, RecordChecks, TimestampRule,
     ValidBatch,
 };
-use crate::protocol::records::decompressed_bytes_max;
+use crate::protocol::recompress::{recompress, CodecLevels};
+use crate::protocol::records::{decompressed_bytes_max, Codec};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::AppendOutcome;
@@ -244,9 +246,14 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<
     let bound = decompressed_bytes_max(settings.max_message_bytes);
     let valid = validate_producer_batch_for(records, &record_checks(&settings, now_ms), bound)
         .map_err(|e| batch_error_code(&e))?;
-    let header = stored_header(records, valid, &settings, now_ms);
+    let stored =
+        stored_form(records, valid, &settings, now_ms).map_err(|e| batch_error_code(&e))?;
+    if stored.bytes.len() > settings.max_message_bytes.max(0) as usize {
+        return Err(ResponseError::MessageTooLarge.code());
+    }
+    let shares = item.shares_request && !stored.rewritten;
     let result = log
-        .append_slice(records, &header, leader_epoch, item.shares_request)
+        .append_slice(&stored.bytes, &stored.header, leader_epoch, shares)
         .map_err(|e| storage_error_code(&e))?;
     Ok((log, result, settings.timestamp_type))
 }
@@ -267,21 +274,64 @@ fn record_checks(settings: &ProduceSettings, now_ms: i64) -> RecordChecks {
     }
 }
 
-/// The header a valid batch is stored with, stamped as Kafka's
+/// A batch as the log stores it.
+struct StoredBatch {
+    bytes: bytes::Bytes,
+    /// The header to store: its attributes, `maxTimestamp` and CRC win over
+    /// those in `bytes` (see `PartitionLog::append`).
+    header: BatchHeader,
+    /// Whether `bytes` is a new buffer rather than a slice of the request.
+    rewritten: bool,
+}
+
+/// A valid batch in the form its topic stores: recompressed when the
+/// topic's codec is not the producer's, then stamped as Kafka's
 /// `setMaxTimestamp` stamps it: with the broker's clock on a LogAppendTime
 /// topic, else with the records' largest timestamp (which changes nothing
 /// for a producer that set it right).
-fn stored_header(
+fn stored_form(
     records: &bytes::Bytes,
     valid: ValidBatch,
     settings: &ProduceSettings,
     now_ms: i64,
-) -> BatchHeader {
+) -> Result<StoredBatch, BatchError> {
+    let source = Codec::of(valid.header.attributes)?;
+    let target = target_codec(settings.compression).filter(|t| *t != source);
+    let (bytes, header, max_timestamp, rewritten) = match target {
+        Some(codec) => {
+            let levels = CodecLevels {
+                gzip: settings.compression_levels.gzip,
+                lz4: settings.compression_levels.lz4,
+                zstd: settings.compression_levels.zstd,
+            };
+            let bound = decompressed_bytes_max(settings.max_message_bytes);
+            let bytes = recompress(records, codec, &levels, bound)?;
+            let header = BatchHeader::parse(&bytes)?;
+            (bytes, header, valid.max_timestamp, true)
+        }
+        None => (records.clone(), valid.header, valid.max_timestamp, false),
+    };
     let log_append_time = settings.timestamp_type == TimestampType::LogAppendTime;
     let stamp = if log_append_time {
         now_ms
     } else {
-        valid.max_timestamp
+        max_timestamp
     };
-    stamp_batch(records, &valid.header, log_append_time, stamp)
+    Ok(StoredBatch {
+        header: stamp_batch(&bytes, &header, log_append_time, stamp),
+        bytes,
+        rewritten,
+    })
+}
+
+/// The codec a topic stores batches with; `None`: the producer's.
+fn target_codec(compression: TopicCompression) -> Option<Codec> {
+    match compression {
+        TopicCompression::Producer => None,
+        TopicCompression::Uncompressed => Some(Codec::None),
+        TopicCompression::Gzip => Some(Codec::Gzip),
+        TopicCompression::Snappy => Some(Codec::Snappy),
+        TopicCompression::Lz4 => Some(Codec::Lz4),
+        TopicCompression::Zstd => Some(Codec::Zstd),
+    }
 }

@@ -98,7 +98,8 @@ impl Codec {
         }
     }
 
-    fn compression(self) -> Compression {
+    /// The `kafka-protocol` name of the codec.
+    pub fn compression(self) -> Compression {
         match self {
             Codec::None => Compression::None,
             Codec::Gzip => Compression::Gzip,
