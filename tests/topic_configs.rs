@@ -305,6 +305,14 @@ fn describe_configs_gives_kafka_types_and_synonyms() {
             ("compression.type".into(), Some("producer".into()), 5)
         ]
     );
+    let cleanup = found("cleanup.policy");
+    assert_eq!(cleanup.synonyms.len(), 1, "Kafka's broker synonym only");
+    assert_eq!(cleanup.synonyms[0].name.as_str(), "log.cleanup.policy");
+    assert_eq!(cleanup.synonyms[0].source, 5, "DEFAULT_CONFIG");
+    assert!(
+        found("flush.ms").synonyms.is_empty(),
+        "Kafka lists none for flush.ms"
+    );
     // retention.ms comes from the broker's own log.retention.ms.
     let retention = found("retention.ms");
     assert_eq!(retention.value.as_deref(), Some("3600000"));

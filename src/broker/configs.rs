@@ -5,7 +5,7 @@
 //! the registry (`metadata`), which keeps them in canonical form, and in a
 //! cluster go to the controller.
 use super::{metadata_error_code, str_bytes, RequestContext};
-use crate::config::{broker_synonym, ConfigOrigin, TopicConfig, TOPIC_CONFIG_DEFS};
+use crate::config::{broker_synonym, kafka_synonym, ConfigOrigin, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::metadata::ConfigChange;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
@@ -93,7 +93,8 @@ fn described(config: &TopicConfig) -> impl Iterator<Item = Described> + '_ {
 
 /// The synonyms of a topic config, most specific first, as Kafka lists them
 /// with `include_synonyms`: the topic's own value, then the broker setting
-/// (or Kafka's default) it falls back to.
+/// it falls back to (Tidemark's own setting where it has one, else Kafka's
+/// name for it, with Kafka's default); none for keys Kafka lists none for.
 fn synonyms(
     config: &TopicConfig,
     defaults: &TopicConfig,
@@ -109,14 +110,9 @@ fn synonyms(
     if config.is_override(key) {
         out.push(synonym(key, config.value_of(key), SOURCE_DYNAMIC_TOPIC));
     }
-    let fallback = defaults.value_of(key);
-    if fallback.is_some() {
-        let name = broker_synonym(key).unwrap_or(key);
-        out.push(synonym(
-            name,
-            fallback,
-            source_code(defaults.origin_of(key)),
-        ));
+    if let Some(name) = broker_synonym(key).or_else(|| kafka_synonym(key)) {
+        let source = source_code(defaults.origin_of(key));
+        out.push(synonym(name, defaults.value_of(key), source));
     }
     out
 }

@@ -8,7 +8,7 @@ mod topic;
 mod topic_defs;
 
 pub use topic::{
-    broker_synonym, CompressionLevels, ConfigOrigin, ProduceSettings, TimestampType,
+    broker_synonym, kafka_synonym, CompressionLevels, ConfigOrigin, ProduceSettings, TimestampType,
     TopicCompression, TopicConfig, TopicConfigDef, TopicConfigError, TOPIC_CONFIG_DEFS,
 };
 

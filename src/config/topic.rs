@@ -8,7 +8,7 @@ use super::topic_defs::{list_items, removed_key_replacement, topic_config_def, C
 use std::collections::BTreeMap;
 use thiserror::Error;
 
-pub use super::topic_defs::{TopicConfigDef, TOPIC_CONFIG_DEFS};
+pub use super::topic_defs::{kafka_synonym, TopicConfigDef, TOPIC_CONFIG_DEFS};
 
 /// Longest config value accepted, in bytes, before it is parsed. Kafka has
 /// no bound on strings, but every topic config is a number, a boolean, a

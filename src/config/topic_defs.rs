@@ -317,6 +317,62 @@ const REMOVED_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The broker setting Kafka names as each topic config's synonym (the
+/// default it falls back to) in DescribeConfigs, for the keys whose synonym
+/// has a default. Kafka's `ServerTopicConfigSynonyms`.
+const KAFKA_SYNONYMS: &[(&str, &str)] = &[
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.lz4.level", "compression.lz4.level"),
+    ("compression.type", "compression.type"),
+    ("compression.zstd.level", "compression.zstd.level"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
+    ("flush.messages", "log.flush.interval.messages"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("local.retention.bytes", "log.local.retention.bytes"),
+    ("local.retention.ms", "log.local.retention.ms"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+    (
+        "max.decompressed.message.bytes",
+        "max.decompressed.message.bytes",
+    ),
+    ("max.message.bytes", "message.max.bytes"),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+    ),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("preallocate", "log.preallocate"),
+    ("remote.copy.lag.bytes", "log.remote.copy.lag.bytes"),
+    ("remote.copy.lag.ms", "log.remote.copy.lag.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.index.bytes", "log.index.size.max.bytes"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
+];
+
+/// The broker-level synonym Kafka describes a topic config's default under.
+pub fn kafka_synonym(name: &str) -> Option<&'static str> {
+    KAFKA_SYNONYMS
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, synonym)| *synonym)
+}
+
 /// Kafka's definition of a topic config, if Kafka 4.x has one.
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIG_DEFS
@@ -491,6 +547,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn synonyms_name_kafka_keys() {
+        for (key, _) in KAFKA_SYNONYMS {
+            assert!(topic_config_def(key).is_some(), "{key} is a topic config");
+        }
+        assert_eq!(kafka_synonym("cleanup.policy"), Some("log.cleanup.policy"));
+        assert_eq!(kafka_synonym("flush.ms"), None);
     }
 
     #[test]
