@@ -252,6 +252,12 @@ pub fn apply_tracked(
         {
             return Ok(unchanged(view))
         }
+        // The same process registering again (a lost heartbeat, a retried
+        // request) with nothing to lead: no new revision, so no watcher wakes
+        // for nothing (found by the fuzz target `quorum`).
+        Command::RegisterBroker { info } if registration_changes_nothing(view, info) => {
+            return Ok(unchanged(view))
+        }
         _ => {}
     }
     let outcome = apply_command(view, &proposal.command, touched)?;
@@ -410,6 +416,21 @@ fn register_broker(
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Whether registering `info` would leave the view as it is: the broker is
+/// registered exactly so already, and no leaderless partition would take it
+/// as leader.
+fn registration_changes_nothing(view: &ClusterView, info: &BrokerInfo) -> bool {
+    let id = info.broker_id;
+    view.brokers.get(&id) == Some(info)
+        && view.topics.values().all(|topic| {
+            let unclean = topic.unclean_election();
+            topic.partitions.iter().all(|p| {
+                p.leader != NO_LEADER
+                    || !(p.isr.contains(&id) || unclean && p.replicas.contains(&id))
+            })
+        })
 }
 
 fn validate_broker(view: &ClusterView, info: &BrokerInfo) -> Result<(), CommandError> {

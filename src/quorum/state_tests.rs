@@ -576,3 +576,20 @@ fn a_batch_adds_state_when_any_of_its_commands_does() {
     };
     assert!(creates.adds_state());
 }
+
+#[test]
+fn registering_the_same_broker_again_changes_no_revision() {
+    let mut view = with_brokers(&[1, 2]);
+    create(&mut view, "t", 1, 2).unwrap();
+    let before = view.clone();
+    let applied = ok(&mut view, Command::RegisterBroker { info: broker(1) });
+    assert_eq!(applied.revision, before.revision);
+    assert_eq!(view, before);
+    // A leaderless partition it can lead is a change, and gets a revision.
+    set_partition(&mut view, "t", &[1, 2], 1, &[1]);
+    expire(&mut view, 1);
+    let revision = view.revision;
+    ok(&mut view, Command::RegisterBroker { info: broker(1) });
+    assert_eq!(view.revision, revision + 1);
+    assert_eq!(part(&view, "t", 0).leader, 1);
+}
