@@ -238,7 +238,7 @@ cmd_start() {
     # Format on first start only: meta.properties marks a formatted log dir.
     if [[ ! -f "$data/kraft-logs/meta.properties" ]]; then
         if ! "$java" "${probe_opts[@]}" -cp "$cp" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
-            --config "$data/server.properties" > "$data/logs/format.log" 2>&1; then
+            --config "$data/server.properties" > "$data/logs/format.log" 2>&1 < /dev/null; then
             cat "$data/logs/format.log" >&2
             kafka_die "formatting $data/kraft-logs failed (see $data/logs/format.log)"
         fi
@@ -288,7 +288,7 @@ cmd_start() {
         if [[ -n "$open_since" ]] && { started_in_log "$data/logs/server.log" "$log_from" || ((SECONDS - open_since >= 20)); } &&
             timeout $((deadline - SECONDS > 10 ? deadline - SECONDS : 10)) "$java" "${probe_opts[@]}" \
                 -cp "$cp" org.apache.kafka.tools.BrokerApiVersionsCommand \
-                --bootstrap-server "127.0.0.1:$port" > "$data/logs/ready.log" 2>&1; then
+                --bootstrap-server "127.0.0.1:$port" > "$data/logs/ready.log" 2>&1 < /dev/null; then
             break
         fi
         if ((SECONDS >= deadline)); then

@@ -68,7 +68,7 @@ kafka_classpath() {
         log="$KAFKA_CACHE/resolve-$key.log"
         echo "Fetching Apache Kafka's jars with Maven (once; log: $log) ..." >&2
         if ! mvn -B -q -f "$KAFKA_POM" dependency:build-classpath \
-            -Dmdep.outputFile="$file.tmp" > "$log" 2>&1; then
+            -Dmdep.outputFile="$file.tmp" > "$log" 2>&1 < /dev/null; then
             tail -n 20 "$log" >&2
             kafka_die "Maven could not resolve the Kafka jars; see $log"
         fi
