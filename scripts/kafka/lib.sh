@@ -30,6 +30,9 @@ kafka_java() {
     else
         java="$(command -v java || true)"
     fi
+    if [[ -n "${JAVA_HOME:-}" && ! -x "$java" ]]; then
+        kafka_die "JAVA_HOME is $JAVA_HOME but $java is not there"
+    fi
     [[ -n "$java" && -x "$java" ]] ||
         kafka_die "no java found (set JAVA_HOME or put Java 17+ on PATH; on Debian: apt-get install openjdk-17-jdk-headless)"
     version="$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
