@@ -7,14 +7,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::kafka_tools::{kafka_tool, kafka_tool_script, require_java_and_maven};
+use common::kafka_tools::{
+    assert_read_back_once, kafka_tool, verifiable_consume, VerifiableProducer,
+};
 use common::*;
-use serde_json::Value;
 
 /// `kafka-topics --list` names, one per line.
 fn listed_topics(broker: &Broker) -> BTreeSet<String> {
@@ -386,156 +385,34 @@ fn kafka_perf_tests_produce_and_consume_every_record() {
     assert_eq!(fields.get(4), Some(&"20000"), "messages consumed: {data}");
 }
 
-/// The values of `kafka-verifiable-producer`'s acknowledged sends, and its
-/// final `tool_data` event.
-struct VerifiableRun {
-    acked: Vec<(i64, String)>,
-    tool_data: Value,
-}
-
-fn parse_producer_events(stdout: &str) -> VerifiableRun {
-    let mut acked = Vec::new();
-    let mut tool_data = Value::Null;
-    for line in stdout.lines() {
-        let Ok(event) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        match event["name"].as_str() {
-            Some("producer_send_success") => acked.push((
-                event["offset"].as_i64().expect("an offset"),
-                event["value"].as_str().expect("a value").to_string(),
-            )),
-            Some("tool_data") => tool_data = event,
-            _ => {}
-        }
-    }
-    VerifiableRun { acked, tool_data }
-}
-
-/// Every value `kafka-verifiable-consumer --verbose` printed, with offsets.
-fn consumed_by_verifiable_consumer(
-    broker: &Broker,
-    topic: &str,
-    count: usize,
-) -> Vec<(i64, String)> {
-    let group = topic_name("verifiable");
-    let max = count.to_string();
-    let out = kafka_tool(
-        "kafka-verifiable-consumer",
-        &[
-            "--bootstrap-server",
-            &broker.addr(),
-            "--topic",
-            topic,
-            "--group-id",
-            &group,
-            "--max-messages",
-            &max,
-            "--reset-policy",
-            "earliest",
-            "--verbose",
-        ],
-        b"",
-    )
-    .ok("kafka-verifiable-consumer");
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["name"] == "record_data")
-        .map(|e| {
-            (
-                e["offset"].as_i64().expect("an offset"),
-                e["value"].as_str().expect("a value").to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn kafka_verifiable_producer_and_consumer_lose_and_duplicate_nothing_across_a_restart() {
-    require_java_and_maven();
     let mut broker = Broker::start();
     let topic = topic_name("tools-verifiable");
     create_topic(&broker, &topic, 1, &[]);
     const RECORDS: usize = 6000;
-    let max = RECORDS.to_string();
-    let mut child = Command::new("bash")
-        .arg(kafka_tool_script())
-        .args([
-            "kafka-verifiable-producer",
-            "--bootstrap-server",
-            &broker.addr(),
-            "--topic",
-            &topic,
-            "--max-messages",
-            &max,
-            "--throughput",
-            "1000",
-            "--acks",
-            "-1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kafka-verifiable-producer");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (first_ack_tx, first_ack) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        let mut all = String::new();
-        let mut told = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !told && line.contains("producer_send_success") {
-                let _ = first_ack_tx.send(());
-                told = true;
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    first_ack
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the producer's first acknowledged send");
+    let producer = VerifiableProducer::start(&broker.addr(), &topic, RECORDS, 1000);
+    producer.wait_for_first_ack();
     // Mid-stream: a clean restart (SIGTERM, start on the same data dir).
     thread::sleep(Duration::from_secs(2));
     broker.restart();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the producer") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "kafka-verifiable-producer still running after 180 s"
-        );
-        thread::sleep(Duration::from_millis(200));
-    };
-    let run = parse_producer_events(&reader.join().expect("reader"));
-    assert!(
-        status.success(),
-        "kafka-verifiable-producer exited with {status}"
-    );
+    let run = producer.finish();
+    // The tool sends with retries=0, as Kafka's system tests run it: sends
+    // in flight at the restart fail (against Apache Kafka too), and what
+    // must hold is that every acknowledged one is read back, once.
     assert_eq!(run.tool_data["sent"], RECORDS, "{}", run.tool_data);
-    assert_eq!(
-        run.tool_data["acked"], RECORDS,
-        "every send acknowledged: {}",
+    let last_acked = run
+        .acked
+        .iter()
+        .filter_map(|(_, v)| v.parse::<usize>().ok())
+        .max();
+    assert!(
+        last_acked >= Some(RECORDS * 9 / 10),
+        "sends after the restart acknowledged: {}",
         run.tool_data
     );
-    assert_eq!(run.acked.len(), RECORDS);
-    let consumed = consumed_by_verifiable_consumer(&broker, &topic, RECORDS);
-    let mut acked = run.acked.clone();
-    acked.sort();
-    let mut got = consumed.clone();
-    got.sort();
-    assert_eq!(
-        got.len(),
-        RECORDS,
-        "consumed exactly what was acknowledged, no duplicate"
-    );
-    assert_eq!(
-        got, acked,
-        "every acknowledged (offset, value) read back as acknowledged"
-    );
-    let values: BTreeSet<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
-    assert_eq!(values.len(), RECORDS, "no value twice");
+    let (_, end) = watermarks(&broker, &topic, 0);
+    let consumed = verifiable_consume(&broker.addr(), &topic, end as usize);
+    assert_eq!(consumed.len(), end as usize, "the whole log read");
+    assert_read_back_once(&run.acked, &consumed);
 }
