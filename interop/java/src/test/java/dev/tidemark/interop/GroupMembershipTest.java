@@ -1,0 +1,146 @@
+package dev.tidemark.interop;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+class GroupMembershipTest {
+
+    private static final Duration REBALANCE = Duration.ofSeconds(40);
+
+    @Test
+    void aMemberThatLeavesHandsItsPartitionsOverBeforeTheSessionTimeout() {
+        String topic = Kit.newTopic("leave", 4);
+        String group = Kit.unique("leave");
+        Set<TopicPartition> all = Kit.partitions(topic, 4);
+        String range = Member.assignorClass("range");
+        // A long session timeout: only a LeaveGroup can make the hand-over quick.
+        Map<String, Object> cfg = Map.of(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 45000,
+                ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1000);
+        try (Member a = new Member("a", group, range, cfg, topic)) {
+            try (Member b = new Member("b", group, range, cfg, topic)) {
+                Member.pollUntil("two partitions each", REBALANCE,
+                        () -> a.consumer.assignment().size() == 2 && b.consumer.assignment().size() == 2, a, b);
+            }
+            long left = System.nanoTime();
+            Member.pollUntil("a owns all four", REBALANCE, () -> a.consumer.assignment().equals(all), a);
+            long took = Duration.ofNanos(System.nanoTime() - left).toMillis();
+            assertTrue(took < 30000, "hand-over took " + took + " ms: the leave was not honoured");
+        }
+    }
+
+    // Tidemark bug (issue 11, KIP-345): a static member that rejoins (new member id, same
+    // group.instance.id) within the session timeout makes the group rebalance: the other member is
+    // revoked and assigned again. Kafka hands the rejoining instance its old assignment and the other
+    // member sees nothing.
+    @Tag("tidemark-known-failure")
+    @Test
+    void staticMemberRejoiningWithinTheSessionKeepsItsPartitionsWithoutARebalance() {
+        String topic = Kit.newTopic("static", 4);
+        String group = Kit.unique("static");
+        String range = Member.assignorClass("range");
+        Map<String, Object> common = Map.of(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30000);
+        Map<String, Object> aCfg = new HashMap<>(common);
+        aCfg.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-a");
+        Map<String, Object> bCfg = new HashMap<>(common);
+        bCfg.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-b");
+        try (Member a = new Member("a", group, range, aCfg, topic)) {
+            Member.pollUntil("a owns all four", REBALANCE, () -> a.consumer.assignment().size() == 4, a);
+            Set<TopicPartition> bHad;
+            try (Member b = new Member("b", group, range, bCfg, topic)) {
+                Member.pollUntil("two partitions each", REBALANCE,
+                        () -> a.consumer.assignment().size() == 2 && b.consumer.assignment().size() == 2, a, b);
+                bHad = b.consumer.assignment();
+            }
+            // b closed: a static member does not leave the group when it closes.
+            int aAssigned = a.assignedEvents.size();
+            int aRevoked = a.revokedEvents.size();
+            Set<TopicPartition> aHas = a.consumer.assignment();
+            try (Member b2 = new Member("b2", group, range, bCfg, topic)) {
+                Member.pollUntil("b's instance has its partitions back", REBALANCE,
+                        () -> b2.consumer.assignment().equals(bHad), a, b2);
+                Member.pollFor(Duration.ofSeconds(2), a, b2);
+                assertEquals(bHad, b2.consumer.assignment());
+                assertEquals(aHas, a.consumer.assignment());
+                assertEquals(aAssigned, a.assignedEvents.size(), "a saw no rebalance: assigned " + a.assignedEvents);
+                assertEquals(aRevoked, a.revokedEvents.size(), "a saw no rebalance: revoked " + a.revokedEvents);
+                try (Admin admin = Kit.admin()) {
+                    ConsumerGroupDescription d = Kit.get(admin.describeConsumerGroups(List.of(group)).all()).get(group);
+                    assertEquals(GroupState.STABLE, d.groupState());
+                    Set<Optional<String>> instances = d.members().stream()
+                            .map(MemberDescription::groupInstanceId).collect(Collectors.toSet());
+                    assertEquals(Set.of(Optional.of("instance-a"), Optional.of("instance-b")), instances);
+                }
+            }
+        }
+    }
+
+    @Test
+    void subscribedMemberCommitsAndTheNextMemberResumesThere() {
+        String topic = Kit.newTopic("resume", 1);
+        String group = Kit.unique("resume");
+        Kit.produce(topic, 0, 20);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Map<String, Object> cfg = Map.of(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 8);
+        try (KafkaConsumer<String, String> c = Kit.consumer(group, cfg)) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 1);
+            long next = got.get(got.size() - 1).offset() + 1;
+            c.commitSync(Map.of(tp, new OffsetAndMetadata(next)));
+            assertEquals(next, c.committed(Set.of(tp)).get(tp).offset());
+            Kit.assertOffsetsContiguous(got, 0);
+            assertTrue(next <= 8);
+        }
+        try (KafkaConsumer<String, String> c = Kit.consumer(group, Map.of())) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> rest = Kit.poll(c, 1);
+            long first = rest.get(0).offset();
+            assertTrue(first >= 1 && first <= 8, "resumed at the committed offset, got " + first);
+            rest.addAll(Kit.poll(c, (int) (20 - first - rest.size())));
+            Kit.assertOffsetsContiguous(rest, first);
+            assertEquals("k19", rest.get(rest.size() - 1).key());
+        }
+    }
+
+    @Test
+    void autoCommitCommitsWhatWasConsumed() {
+        String topic = Kit.newTopic("autocommit", 1);
+        String group = Kit.unique("autocommit");
+        Kit.produce(topic, 0, 15);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Map<String, Object> cfg = Map.of(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, true,
+                ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, 200);
+        try (KafkaConsumer<String, String> c = Kit.consumer(group, cfg)) {
+            c.subscribe(List.of(topic));
+            Kit.poll(c, 15);
+            Kit.eventually("auto commit of offset 15", () -> {
+                c.poll(Duration.ofMillis(100));
+                OffsetAndMetadata om = c.committed(Set.of(tp)).get(tp);
+                return om != null && om.offset() == 15;
+            });
+        }
+        try (Admin admin = Kit.admin()) {
+            Map<TopicPartition, OffsetAndMetadata> offsets =
+                    Kit.get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+            assertEquals(15, offsets.get(tp).offset());
+        }
+    }
+}
