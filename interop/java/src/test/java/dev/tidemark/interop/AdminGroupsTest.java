@@ -195,6 +195,27 @@ class AdminGroupsTest {
     }
 
     @Test
+    void severalGroupsInOneCall() {
+        String topic = Kit.newTopic("grp-several", 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        String g1 = Kit.unique("grp-several");
+        String g2 = Kit.unique("grp-several");
+        try (Admin admin = Kit.admin()) {
+            Kit.get(admin.alterConsumerGroupOffsets(g1, Map.of(tp, new OffsetAndMetadata(1))).all());
+            Kit.get(admin.alterConsumerGroupOffsets(g2, Map.of(tp, new OffsetAndMetadata(2))).all());
+            Map<String, Map<TopicPartition, OffsetAndMetadata>> both = Kit.get(admin.listConsumerGroupOffsets(Map.of(
+                    g1, new ListConsumerGroupOffsetsSpec(), g2, new ListConsumerGroupOffsetsSpec())).all());
+            assertEquals(1, both.get(g1).get(tp).offset());
+            assertEquals(2, both.get(g2).get(tp).offset());
+            Map<String, ConsumerGroupDescription> ds = Kit.get(admin.describeConsumerGroups(List.of(g1, g2)).all());
+            assertEquals(GroupState.EMPTY, ds.get(g1).groupState());
+            assertEquals(GroupState.EMPTY, ds.get(g2).groupState());
+            Kit.get(admin.deleteConsumerGroups(List.of(g1, g2)).all());
+            assertTrue(offsets(admin, g1).isEmpty() && offsets(admin, g2).isEmpty());
+        }
+    }
+
+    @Test
     void offsetsOfAnActiveGroupCannotBeAlteredAndSubscribedTopicOffsetsCannotBeDeleted() {
         String topic = Kit.newTopic("grp-busy", 1);
         String group = Kit.unique("grp-busy");

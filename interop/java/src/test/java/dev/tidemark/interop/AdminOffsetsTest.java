@@ -100,6 +100,22 @@ class AdminOffsetsTest {
         }
     }
 
+    // Tidemark bug: ListOffsets stops at v7, so OffsetSpec.earliestLocal() (-4, v8) and latestTiered()
+    // (-5, v9) fail in the client with UnsupportedVersionException; Kafka answers the log start
+    // offset and -1 (no tiered storage).
+    @Tag("tidemark-known-failure")
+    @Test
+    void earliestLocalAndLatestTieredWithoutTieredStorage() {
+        TopicPartition tp = new TopicPartition(Kit.newTopic("lo-local", 1), 0);
+        Kit.produce(tp.topic(), 0, 6);
+        try (Admin admin = Kit.admin()) {
+            Kit.get(admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(2))).all());
+            // Without tiered storage the local log is the whole log.
+            assertEquals(2, list(admin, tp, OffsetSpec.earliestLocal()).offset());
+            assertEquals(-1, list(admin, tp, OffsetSpec.latestTiered()).offset());
+        }
+    }
+
     @Test
     void emptyPartitionOffsets() {
         TopicPartition tp = new TopicPartition(Kit.newTopic("lo-empty", 1), 0);
@@ -150,6 +166,23 @@ class AdminOffsetsTest {
             Kit.assertOffsetsContiguous(got, 4);
             assertEquals("k4", got.get(0).key());
             assertEquals(Map.of(p0, 4L, p1, 6L), c.beginningOffsets(List.of(p0, p1)));
+        }
+    }
+
+    @Test
+    void aGroupCommittedBelowTheLogStartResetsToIt() {
+        String topic = Kit.newTopic("delrec-group", 1);
+        String group = Kit.unique("delrec-group");
+        TopicPartition tp = new TopicPartition(topic, 0);
+        Kit.produce(topic, 0, 10);
+        try (Admin admin = Kit.admin()) {
+            Kit.get(admin.alterConsumerGroupOffsets(group, Map.of(tp, new org.apache.kafka.clients.consumer.OffsetAndMetadata(2))).all());
+            Kit.get(admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(6))).all());
+        }
+        try (KafkaConsumer<String, String> c = Kit.consumer(group, Map.of())) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 4);
+            Kit.assertOffsetsContiguous(got, 6);
         }
     }
 }

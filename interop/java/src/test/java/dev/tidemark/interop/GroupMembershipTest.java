@@ -121,6 +121,41 @@ class GroupMembershipTest {
     }
 
     @Test
+    void patternSubscriptionPicksUpMatchingTopicsIncludingNewOnes() {
+        String prefix = Kit.unique("pattern");
+        String t1 = prefix + "-one";
+        String t2 = prefix + "-two";
+        String other = Kit.unique("pattern-other");
+        try (org.apache.kafka.clients.admin.Admin admin = Kit.admin()) {
+            Kit.createTopic(admin, t1, 1);
+            Kit.createTopic(admin, t2, 2);
+            Kit.createTopic(admin, other, 1);
+        }
+        Kit.produce(t1, 0, 2);
+        Kit.produce(t2, 1, 2);
+        Kit.produce(other, 0, 2);
+        String group = Kit.unique("pattern-group");
+        try (KafkaConsumer<String, String> c = Kit.consumer(group, Map.of(ConsumerConfig.METADATA_MAX_AGE_CONFIG, 1000))) {
+            c.subscribe(java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(prefix) + "-.*"));
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 4);
+            got.addAll(Kit.pollFor(c, Duration.ofMillis(500)));
+            assertEquals(Set.of(t1, t2), got.stream().map(ConsumerRecord::topic).collect(Collectors.toSet()));
+            assertEquals(4, got.size());
+            c.commitSync();
+            // A matching topic created later joins the subscription (the group rebalances; what was
+            // committed is not read again).
+            String t3 = prefix + "-three";
+            try (org.apache.kafka.clients.admin.Admin admin = Kit.admin()) {
+                Kit.createTopic(admin, t3, 1);
+            }
+            Kit.produce(t3, 0, 3);
+            List<ConsumerRecord<String, String>> later = Kit.poll(c, 3);
+            assertTrue(later.stream().allMatch(r -> r.topic().equals(t3)), "records of the new topic");
+            assertTrue(c.assignment().contains(new TopicPartition(t3, 0)));
+        }
+    }
+
+    @Test
     void autoCommitCommitsWhatWasConsumed() {
         String topic = Kit.newTopic("autocommit", 1);
         String group = Kit.unique("autocommit");

@@ -23,6 +23,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.InvalidRecordException;
+import org.apache.kafka.common.errors.InvalidTimestampException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
@@ -299,6 +300,47 @@ class ProducerTest {
                 assertEquals(sent.get(part), explicit, "partition " + part + " in send order");
                 Kit.assertOffsetsContiguous(rs, 0);
             }
+        }
+    }
+
+    @Test
+    void aRecordJustUnderTheLimitRoundTrips() {
+        String topic = Kit.newTopic("nearlimit", 1);
+        String big = "b".repeat(1_000_000);
+        Map<String, Object> cfg = Map.of(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 2 * 1024 * 1024,
+                ProducerConfig.COMPRESSION_TYPE_CONFIG, "none");
+        try (KafkaProducer<String, String> p = Kit.producer(cfg)) {
+            assertEquals(0, Kit.get(p.send(new ProducerRecord<>(topic, 0, "big", big))).offset());
+        }
+        ConsumerRecord<String, String> r = Kit.readAll(topic, 0, 1).get(0);
+        assertEquals(big.length(), r.value().length());
+        assertEquals(big, r.value());
+    }
+
+    @Test
+    void producingToAnUnknownTopicCreatesIt() {
+        // auto.create.topics.enable is on by default in Kafka and in Tidemark.
+        String topic = Kit.unique("autocreate");
+        try (KafkaProducer<String, String> p = Kit.producer()) {
+            RecordMetadata md = Kit.get(p.send(new ProducerRecord<>(topic, "k", "v")));
+            assertEquals(0, md.offset());
+        }
+        assertEquals("v", Kit.readAll(topic, 0, 1).get(0).value());
+    }
+
+    // Tidemark bug: message.timestamp.after.max.ms (Kafka 4 default: 3600000) is not enforced: a
+    // record stamped two hours ahead is stored, where Kafka answers INVALID_TIMESTAMP (32).
+    @Tag("tidemark-known-failure")
+    @Test
+    void aTimestampFarInTheFutureIsInvalidTimestamp() {
+        // Kafka 4's default message.timestamp.after.max.ms is one hour.
+        String topic = Kit.newTopic("future", 1);
+        long inTwoHours = System.currentTimeMillis() + 2 * 3600_000L;
+        try (KafkaProducer<String, String> p = Kit.producer()) {
+            Throwable t = Kit.failure(p.send(new ProducerRecord<>(topic, 0, inTwoHours, "k", "v")));
+            assertInstanceOf(InvalidTimestampException.class, t);
+            long inTenMinutes = System.currentTimeMillis() + 600_000L;
+            assertEquals(0, Kit.get(p.send(new ProducerRecord<>(topic, 0, inTenMinutes, "k", "v"))).offset());
         }
     }
 
