@@ -27,6 +27,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.OffsetMetadataTooLarge;
 import org.junit.jupiter.api.Test;
 
 class ConsumerTest {
@@ -262,6 +263,69 @@ class ConsumerTest {
             first.forEach(all::add);
             all.addAll(Kit.poll(c, n - all.size()));
             Kit.assertOffsetsContiguous(all, 0);
+        }
+    }
+
+    @Test
+    void fetchMaxBytesBoundsTheWholeAnswerAcrossPartitions() {
+        String topic = Kit.newTopic("fetchmax-parts", 4);
+        String value = "q".repeat(10_000);
+        try (KafkaProducer<String, String> p = Kit.producer(Map.of(ProducerConfig.LINGER_MS_CONFIG, 0,
+                ProducerConfig.BATCH_SIZE_CONFIG, 1, ProducerConfig.COMPRESSION_TYPE_CONFIG, "none"))) {
+            for (int i = 0; i < 80; i++) {
+                p.send(new ProducerRecord<>(topic, i % 4, "k" + i, value));
+            }
+            p.flush();
+        }
+        try (KafkaConsumer<String, String> c = Kit.consumer(null, Map.of(
+                ConsumerConfig.FETCH_MAX_BYTES_CONFIG, 50_000,
+                ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 1_048_576,
+                ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 1000))) {
+            c.assign(Kit.partitions(topic, 4));
+            ConsumerRecords<String, String> first = ConsumerRecords.empty();
+            long deadline = System.currentTimeMillis() + 20000;
+            while (first.isEmpty() && System.currentTimeMillis() < deadline) {
+                first = c.poll(Duration.ofMillis(500));
+            }
+            // The request-level limit holds for the sum over partitions, not for each one.
+            assertTrue(first.count() >= 1 && first.count() <= 6,
+                    "first poll returned " + first.count() + " records of 10 KB over 4 partitions with fetch.max.bytes=50000");
+            int total = first.count();
+            total += Kit.poll(c, 80 - total).size();
+            assertEquals(80, total);
+        }
+    }
+
+    @Test
+    void aBatchLargerThanTheFetchLimitsIsStillReturned() {
+        String topic = Kit.newTopic("fetch-oversize", 1);
+        String big = "o".repeat(300_000);
+        try (KafkaProducer<String, String> p = Kit.producer(Map.of(ProducerConfig.COMPRESSION_TYPE_CONFIG, "none"))) {
+            Kit.get(p.send(new ProducerRecord<>(topic, 0, "big", big)));
+            Kit.get(p.send(new ProducerRecord<>(topic, 0, "small", "s")));
+        }
+        // KIP-74: the first batch comes back even when it is over both limits, so the consumer moves on.
+        try (KafkaConsumer<String, String> c = Kit.consumer(null, Map.of(
+                ConsumerConfig.FETCH_MAX_BYTES_CONFIG, 10_000,
+                ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 10_000))) {
+            c.assign(List.of(new TopicPartition(topic, 0)));
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 2);
+            assertEquals(big, got.get(0).value());
+            assertEquals("s", got.get(1).value());
+        }
+    }
+
+    @Test
+    void commitMetadataOverTheLimitIsRefused() {
+        String topic = Kit.newTopic("bigmeta", 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Kit.consumer(Kit.unique("bigmeta"), Map.of())) {
+            c.assign(List.of(tp));
+            // offset.metadata.max.bytes is 4096 by default.
+            assertThrows(OffsetMetadataTooLarge.class,
+                    () -> c.commitSync(Map.of(tp, new OffsetAndMetadata(0, "m".repeat(5000)))));
+            c.commitSync(Map.of(tp, new OffsetAndMetadata(0, "m".repeat(4000))));
+            assertEquals(4000, c.committed(Set.of(tp)).get(tp).metadata().length());
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.tidemark.interop;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -19,6 +20,8 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InconsistentGroupProtocolException;
+import org.apache.kafka.common.errors.InvalidSessionTimeoutException;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -152,6 +155,44 @@ class GroupMembershipTest {
             List<ConsumerRecord<String, String>> later = Kit.poll(c, 3);
             assertTrue(later.stream().allMatch(r -> r.topic().equals(t3)), "records of the new topic");
             assertTrue(c.assignment().contains(new TopicPartition(t3, 0)));
+        }
+    }
+
+    @Test
+    void aMemberWithNoAssignorInCommonIsRefused() {
+        String topic = Kit.newTopic("inconsistent", 2);
+        String group = Kit.unique("inconsistent");
+        try (Member a = new Member("a", group, Member.assignorClass("range"), Map.of(), topic)) {
+            Member.pollUntil("a assigned", REBALANCE, () -> a.consumer.assignment().size() == 2, a);
+            try (KafkaConsumer<String, String> b = Kit.consumer(group, Map.of(
+                    ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, Member.assignorClass("roundrobin")))) {
+                b.subscribe(List.of(topic));
+                assertThrows(InconsistentGroupProtocolException.class, () -> {
+                    long deadline = System.currentTimeMillis() + 20000;
+                    while (System.currentTimeMillis() < deadline) {
+                        b.poll(Duration.ofMillis(200));
+                        a.poll();
+                    }
+                });
+            }
+            Member.pollFor(Duration.ofMillis(500), a);
+            assertEquals(2, a.consumer.assignment().size(), "a keeps its partitions");
+        }
+    }
+
+    @Test
+    void aSessionTimeoutBelowTheBrokerMinimumIsRefused() {
+        String topic = Kit.newTopic("short-session", 1);
+        // group.min.session.timeout.ms is 6000 by default.
+        try (KafkaConsumer<String, String> c = Kit.consumer(Kit.unique("short-session"), Map.of(
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 2000, ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 500))) {
+            c.subscribe(List.of(topic));
+            assertThrows(InvalidSessionTimeoutException.class, () -> {
+                long deadline = System.currentTimeMillis() + 20000;
+                while (System.currentTimeMillis() < deadline) {
+                    c.poll(Duration.ofMillis(200));
+                }
+            });
         }
     }
 

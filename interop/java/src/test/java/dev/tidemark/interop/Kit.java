@@ -227,8 +227,20 @@ final class Kit {
         }
     }
 
-    /** The exception a future fails with; fails the test if it succeeds. */
+    /**
+     * The exception a future fails with; fails the test if it succeeds, or if the exception has no
+     * message (the user would be told nothing).
+     */
     static Throwable failure(java.util.concurrent.Future<?> f) {
+        Throwable t = failureWithAnyMessage(f);
+        if (t.getMessage() == null || t.getMessage().isBlank()) {
+            throw new AssertionError("the error has no message: " + t.getClass().getName(), t);
+        }
+        return t;
+    }
+
+    /** As failure, for the few answers where Kafka itself gives no message. */
+    static Throwable failureWithAnyMessage(java.util.concurrent.Future<?> f) {
         try {
             Object v = f.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
             throw new AssertionError("expected a failure, got " + v);
