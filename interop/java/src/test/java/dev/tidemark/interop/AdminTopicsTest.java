@@ -34,6 +34,7 @@ import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -159,6 +160,70 @@ class AdminTopicsTest {
                     new NewTopic("bad/name", 1, (short) 1))).all()));
             assertInstanceOf(InvalidTopicException.class, Kit.failure(admin.createTopics(List.of(
                     new NewTopic("x".repeat(250), 1, (short) 1))).all()));
+        }
+    }
+
+    // Tidemark bug: a topic whose name differs from an existing one only by '.' against '_' is
+    // created; Kafka refuses it with INVALID_TOPIC_EXCEPTION (17), since both map to the same
+    // metric names ("Topic 'a.x' collides with existing topic: a_x").
+    @Tag("tidemark-known-failure")
+    @Test
+    void topicNamesThatCollideInMetricNamesAreInvalid() {
+        String base = Kit.unique("col");
+        try (Admin admin = Kit.admin()) {
+            Kit.createTopic(admin, base + "_x", 1);
+            assertInstanceOf(InvalidTopicException.class, Kit.failure(admin.createTopics(List.of(
+                    new NewTopic(base + ".x", 1, (short) 1))).all()));
+        }
+    }
+
+    @Test
+    void topicNamesThatAreDotsOrHaveIllegalCharactersAreInvalid() {
+        try (Admin admin = Kit.admin()) {
+            for (String bad : List.of(".", "..", "", "with space", "sl/ash", "ü")) {
+                assertInstanceOf(InvalidTopicException.class, Kit.failure(admin.createTopics(List.of(
+                        new NewTopic(bad, 1, (short) 1))).all()), "topic name '" + bad + "'");
+            }
+        }
+    }
+
+    @Test
+    void batchesOfTopicOperationsAnswerEachTopic() {
+        String good = Kit.unique("batch-good");
+        String existing = Kit.newTopic("batch-existing", 1);
+        try (Admin admin = Kit.admin()) {
+            CreateTopicsResult r = admin.createTopics(List.of(
+                    new NewTopic(good, 2, (short) 1),
+                    new NewTopic(existing, 1, (short) 1),
+                    new NewTopic(Kit.unique("batch-bad"), 1, (short) 1).configs(Map.of("retention.ms", "x"))));
+            Kit.get(r.values().get(good));
+            assertInstanceOf(TopicExistsException.class, Kit.failure(r.values().get(existing)));
+            assertEquals(3, r.values().size());
+            Kit.waitForTopic(admin, good, 2);
+            String unknown = Kit.unique("batch-unknown");
+            var d = admin.deleteTopics(List.of(good, unknown));
+            Kit.get(d.topicNameValues().get(good));
+            assertInstanceOf(UnknownTopicOrPartitionException.class, Kit.failure(d.topicNameValues().get(unknown)));
+        }
+    }
+
+    @Test
+    void explicitReplicaAssignments() {
+        String topic = Kit.unique("assigned");
+        try (Admin admin = Kit.admin()) {
+            int node = Kit.get(admin.describeCluster().nodes()).iterator().next().id();
+            Kit.get(admin.createTopics(List.of(new NewTopic(topic, Map.of(0, List.of(node), 1, List.of(node))))).all());
+            Kit.waitForTopic(admin, topic, 2);
+            TopicDescription d = Kit.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+            for (TopicPartitionInfo p : d.partitions()) {
+                assertEquals(node, p.leader().id());
+                assertEquals(List.of(node), p.replicas().stream().map(Node::id).collect(Collectors.toList()));
+            }
+            Kit.get(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3, List.of(List.of(node))))).all());
+            Kit.waitForTopic(admin, topic, 3);
+            // A replica on a broker that does not exist is refused.
+            assertInstanceOf(InvalidReplicaAssignmentException.class, Kit.failure(admin.createTopics(List.of(
+                    new NewTopic(Kit.unique("assigned-bad"), Map.of(0, List.of(node + 100))))).all()));
         }
     }
 

@@ -330,6 +330,22 @@ class ConsumerTest {
     }
 
     @Test
+    void currentLagFollowsTheHighWatermark() {
+        String topic = Kit.newTopic("lag", 1);
+        Kit.produce(topic, 0, 10);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Kit.consumer(null, Map.of(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 4))) {
+            c.assign(List.of(tp));
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 4);
+            assertEquals(4, got.size());
+            // The lag the consumer knows is the high watermark of its last fetch minus its position.
+            assertEquals(6, c.currentLag(tp).orElse(-1));
+            Kit.poll(c, 6);
+            assertEquals(0, c.currentLag(tp).orElse(-1));
+        }
+    }
+
+    @Test
     void readCommittedWithoutTransactionsSeesEveryRecord() {
         String topic = Kit.newTopic("readcommitted", 1);
         Kit.produce(topic, 0, 7);

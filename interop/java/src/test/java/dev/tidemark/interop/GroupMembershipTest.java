@@ -56,6 +56,40 @@ class GroupMembershipTest {
     // member sees nothing.
     @Tag("tidemark-known-failure")
     @Test
+    void aMemberThatDiesIsExpiredAfterItsSessionTimeout() throws Exception {
+        String topic = Kit.newTopic("expire", 4);
+        String group = Kit.unique("expire");
+        int sessionMs = 6000;
+        ProcessBuilder pb = new ProcessBuilder(
+                java.nio.file.Paths.get(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp", System.getProperty("java.class.path"),
+                MemberProcess.class.getName(), group, topic, Integer.toString(sessionMs));
+        pb.environment().put("BOOTSTRAP", Kit.bootstrap());
+        pb.redirectErrorStream(true);
+        Process proc = pb.start();
+        try {
+            java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(proc.getInputStream()));
+            java.util.concurrent.BlockingQueue<String> lines = new java.util.concurrent.LinkedBlockingQueue<>();
+            Thread reader = new Thread(() -> out.lines().forEach(lines::add));
+            reader.setDaemon(true);
+            reader.start();
+            Kit.eventually("the other process owns all four", () -> lines.contains("assigned 4"));
+            try (Member a = new Member("a", group, Member.assignorClass("range"), Map.of(), topic)) {
+                Member.pollUntil("two partitions each", REBALANCE, () -> a.consumer.assignment().size() == 2, a);
+                proc.destroyForcibly().waitFor();
+                long killed = System.nanoTime();
+                Member.pollUntil("a owns all four", REBALANCE, () -> a.consumer.assignment().size() == 4, a);
+                long took = Duration.ofNanos(System.nanoTime() - killed).toMillis();
+                // The coordinator waits for the session to run out (not much longer), then rebalances.
+                assertTrue(took >= sessionMs / 2, "the dead member was expired after " + took + " ms");
+                assertTrue(took < sessionMs + 20000, "the dead member was expired after " + took + " ms");
+            }
+        } finally {
+            proc.destroyForcibly();
+        }
+    }
+
+    @Test
     void staticMemberRejoiningWithinTheSessionKeepsItsPartitionsWithoutARebalance() {
         String topic = Kit.newTopic("static", 4);
         String group = Kit.unique("static");
