@@ -330,6 +330,48 @@ class ConsumerTest {
     }
 
     @Test
+    void aLongPollIsAnsweredAsSoonAsARecordArrives() {
+        String topic = Kit.newTopic("longpoll", 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        KafkaConsumer<String, String> c = Kit.consumer(null, Map.of(
+                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 8000, ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest"));
+        try {
+            c.assign(List.of(tp));
+            c.position(tp);
+            c.poll(Duration.ofMillis(300)); // a fetch is now parked on the broker
+            long sent;
+            try (KafkaProducer<String, String> p = Kit.producer(Map.of(ProducerConfig.LINGER_MS_CONFIG, 0))) {
+                Kit.get(p.send(new ProducerRecord<>(topic, 0, "k", "now")));
+                sent = System.nanoTime();
+            }
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 1);
+            long took = Duration.ofNanos(System.nanoTime() - sent).toMillis();
+            assertEquals("now", got.get(0).value());
+            assertTrue(took < 4000, "the parked fetch was answered " + took + " ms after the append (max wait 8000)");
+        } finally {
+            c.close(Duration.ofMillis(500)); // not waiting for the next parked fetch
+        }
+    }
+
+    @Test
+    void fetchMinBytesHoldsTheAnswerUntilMaxWait() {
+        String topic = Kit.newTopic("minbytes", 1);
+        Kit.produce(topic, 0, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Kit.consumer(null, Map.of(
+                ConsumerConfig.FETCH_MIN_BYTES_CONFIG, 100_000, ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 1500))) {
+            c.assign(List.of(tp));
+            c.position(tp);
+            long start = System.nanoTime();
+            List<ConsumerRecord<String, String>> got = Kit.poll(c, 1);
+            long took = Duration.ofNanos(System.nanoTime() - start).toMillis();
+            assertEquals("v0", got.get(0).value());
+            assertTrue(took >= 1000, "one small record came back after " + took + " ms: fetch.min.bytes not waited for");
+            assertTrue(took < 10000, "answered after " + took + " ms");
+        }
+    }
+
+    @Test
     void currentLagFollowsTheHighWatermark() {
         String topic = Kit.newTopic("lag", 1);
         Kit.produce(topic, 0, 10);

@@ -79,6 +79,35 @@ class CooperativeRebalanceTest {
         }
     }
 
+    @Test
+    void fiveMembersJoiningAtOnceShareTenPartitionsEvenly() {
+        String topic = Kit.newTopic("coop-five", 10);
+        String group = Kit.unique("coop-five");
+        Set<TopicPartition> all = Kit.partitions(topic, 10);
+        String assignor = Member.assignorClass("cooperative-sticky");
+        Member[] ms = new Member[5];
+        try {
+            for (int i = 0; i < ms.length; i++) {
+                ms[i] = new Member("m" + i, group, assignor, Map.of(), topic);
+            }
+            Member.pollUntil("two partitions each", REBALANCE, () -> {
+                for (Member m : ms) {
+                    if (m.consumer.assignment().size() != 2) {
+                        return false;
+                    }
+                }
+                return disjointCover(all, ms);
+            }, ms);
+            consumeAcross(topic, 40, ms);
+        } finally {
+            for (Member m : ms) {
+                if (m != null) {
+                    m.close();
+                }
+            }
+        }
+    }
+
     private static boolean disjointCover(Set<TopicPartition> all, Member... ms) {
         Set<TopicPartition> union = new HashSet<>();
         int total = 0;
@@ -96,9 +125,13 @@ class CooperativeRebalanceTest {
             m.records.clear();
         }
         String tag = Kit.unique("batch");
+        int partitions = 0;
+        for (Member m : ms) {
+            partitions += m.consumer.assignment().size();
+        }
         try (KafkaProducer<String, String> p = Kit.producer()) {
             for (int i = 0; i < n; i++) {
-                p.send(new ProducerRecord<>(topic, i % 6, "k" + i, tag + "-" + i));
+                p.send(new ProducerRecord<>(topic, i % partitions, "k" + i, tag + "-" + i));
             }
             p.flush();
         }

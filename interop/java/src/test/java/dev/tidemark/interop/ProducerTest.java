@@ -102,6 +102,52 @@ class ProducerTest {
         assertEquals(n / 2, more.get(0).offset());
     }
 
+    @Test
+    void concurrentIdempotentProducersToOnePartitionKeepEachOnesOrder() throws Exception {
+        String topic = Kit.newTopic("concurrent", 1);
+        int producers = 4;
+        int each = 150;
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> errors = new java.util.concurrent.CopyOnWriteArrayList<>();
+        for (int w = 0; w < producers; w++) {
+            final int id = w;
+            Thread t = new Thread(() -> {
+                try (KafkaProducer<String, String> p = Kit.producer(Map.of(ProducerConfig.BATCH_SIZE_CONFIG, 512,
+                        ProducerConfig.LINGER_MS_CONFIG, 1))) {
+                    List<Future<RecordMetadata>> fs = new ArrayList<>();
+                    for (int i = 0; i < each; i++) {
+                        fs.add(p.send(new ProducerRecord<>(topic, 0, "p" + id, Integer.toString(i))));
+                    }
+                    long last = -1;
+                    for (Future<RecordMetadata> f : fs) {
+                        long off = Kit.get(f).offset();
+                        if (off <= last) {
+                            throw new AssertionError("producer " + id + ": offset " + off + " after " + last);
+                        }
+                        last = off;
+                    }
+                } catch (Throwable e) {
+                    errors.add(e);
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            t.join(60000);
+        }
+        assertTrue(errors.isEmpty(), errors.toString());
+        List<ConsumerRecord<String, String>> got = Kit.readAll(topic, 0, producers * each);
+        assertEquals(producers * each, got.size());
+        Kit.assertOffsetsContiguous(got, 0);
+        Map<String, Integer> next = new HashMap<>();
+        for (ConsumerRecord<String, String> r : got) {
+            int expected = next.getOrDefault(r.key(), 0);
+            assertEquals(Integer.toString(expected), r.value(), "records of " + r.key() + " in order, none twice");
+            next.put(r.key(), expected + 1);
+        }
+    }
+
     @ParameterizedTest(name = "compression.type={0}")
     @ValueSource(strings = {"none", "gzip", "snappy", "lz4", "zstd"})
     void everyCodecRoundTrips(String codec) {
