@@ -57,7 +57,7 @@ for path in sorted(glob.glob(os.path.join(reports, "TEST-*.xml"))):
         if bad is not None:
             failed += 1
             why = (bad.get("message") or bad.get("type") or "").strip().splitlines()
-            lines.append(f"FAIL  {name} ({secs:.1f}s): {why[0][:200] if why else ''}")
+            lines.append(f"FAIL  {name} ({secs:.1f}s): {why[0][:600] if why else ''}")
         elif case.find("skipped") is not None:
             skipped += 1
             lines.append(f"SKIP  {name}")

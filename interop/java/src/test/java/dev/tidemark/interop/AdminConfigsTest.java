@@ -142,6 +142,55 @@ class AdminConfigsTest {
         }
     }
 
+    // Tidemark bug: DescribeConfigs with synonyms and documentation asked (what kafka-configs
+    // --describe --all shows) answers no synonyms at all, an empty documentation string, and type
+    // LONG for segment.bytes (Kafka: INT) and unclean.leader.election.enable (Kafka: BOOLEAN); Kafka
+    // answers the topic override as the first synonym, the broker-level synonym of each default
+    // (log.cleanup.policy, message.max.bytes) and the config's documentation.
+    @Tag("tidemark-known-failure")
+    @Test
+    void describeConfigsWithSynonymsDocumentationAndTypes() {
+        String topic = Kit.newTopic("cfg-synonyms", 1, Map.of("retention.ms", "3600000"));
+        ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        try (Admin admin = Kit.admin()) {
+            Config c = Kit.get(admin.describeConfigs(List.of(r), new org.apache.kafka.clients.admin.DescribeConfigsOptions()
+                    .includeSynonyms(true).includeDocumentation(true)).all()).get(r);
+            Map<String, ConfigEntry.ConfigType> types = Map.of(
+                    "retention.ms", ConfigEntry.ConfigType.LONG,
+                    "retention.bytes", ConfigEntry.ConfigType.LONG,
+                    "segment.ms", ConfigEntry.ConfigType.LONG,
+                    "delete.retention.ms", ConfigEntry.ConfigType.LONG,
+                    "segment.bytes", ConfigEntry.ConfigType.INT,
+                    "max.message.bytes", ConfigEntry.ConfigType.INT,
+                    "min.insync.replicas", ConfigEntry.ConfigType.INT,
+                    "cleanup.policy", ConfigEntry.ConfigType.LIST,
+                    "message.timestamp.type", ConfigEntry.ConfigType.STRING,
+                    "unclean.leader.election.enable", ConfigEntry.ConfigType.BOOLEAN);
+            List<String> wrongTypes = new java.util.ArrayList<>();
+            types.forEach((name, type) -> {
+                if (c.get(name).type() != type) {
+                    wrongTypes.add(name + " is " + c.get(name).type() + ", not " + type);
+                }
+            });
+            List<String> problems = wrongTypes;
+            ConfigEntry retention = c.get("retention.ms");
+            if (retention.synonyms().isEmpty() || retention.synonyms().get(0).source() != ConfigSource.DYNAMIC_TOPIC_CONFIG
+                    || !"3600000".equals(retention.synonyms().get(0).value())) {
+                problems.add("retention.ms synonyms do not start with the topic override: " + retention.synonyms());
+            }
+            for (String[] pair : new String[][] {{"cleanup.policy", "log.cleanup.policy"}, {"max.message.bytes", "message.max.bytes"}}) {
+                Set<String> names = c.get(pair[0]).synonyms().stream().map(ConfigEntry.ConfigSynonym::name).collect(Collectors.toSet());
+                if (!names.contains(pair[1])) {
+                    problems.add(pair[0] + " synonyms lack " + pair[1] + ": " + names);
+                }
+            }
+            if (retention.documentation() == null || retention.documentation().isBlank()) {
+                problems.add("retention.ms has no documentation: '" + retention.documentation() + "'");
+            }
+            assertTrue(problems.isEmpty(), String.join("; ", problems));
+        }
+    }
+
     @Test
     void configsKafka4RemovedAreUnknown() {
         // message.timestamp.difference.max.ms and message.downconversion.enable were removed in Kafka 4.0.
