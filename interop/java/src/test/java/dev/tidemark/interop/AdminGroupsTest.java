@@ -173,6 +173,10 @@ class AdminGroupsTest {
                     Map.of(group, new ListConsumerGroupOffsetsSpec().topicPartitions(List.of(p1)))).partitionsToOffsetAndMetadata(group));
             assertEquals(Set.of(p1), some.keySet());
             assertEquals(5, some.get(p1).offset());
+            Map<TopicPartition, OffsetAndMetadata> stable = Kit.get(admin.listConsumerGroupOffsets(group,
+                    new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions().requireStable(true))
+                    .partitionsToOffsetAndMetadata());
+            assertEquals(3, stable.get(p0).offset(), "require_stable without transactions");
 
             ConsumerGroupDescription d = Kit.get(admin.describeConsumerGroups(List.of(group)).all()).get(group);
             assertEquals(GroupState.EMPTY, d.groupState(), "a group with offsets only is Empty");
@@ -229,6 +233,12 @@ class AdminGroupsTest {
             Throwable del = Kit.failure(admin.deleteConsumerGroupOffsets(group, Set.of(tp)).all());
             assertInstanceOf(GroupSubscribedToTopicException.class, del);
             assertEquals(2, offsets(admin, group).get(tp).offset(), "nothing changed");
+            // Offsets of a topic the members do not subscribe to can go while the group is active.
+            TopicPartition other = new TopicPartition(Kit.newTopic("grp-busy-other", 1), 0);
+            m.consumer.commitSync(Map.of(other, new OffsetAndMetadata(1)));
+            assertEquals(1, offsets(admin, group).get(other).offset());
+            Kit.get(admin.deleteConsumerGroupOffsets(group, Set.of(other)).all());
+            assertEquals(Set.of(tp), offsets(admin, group).keySet());
         }
     }
 

@@ -20,6 +20,8 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.clients.consumer.CloseOptions;
+import org.apache.kafka.common.errors.FencedInstanceIdException;
 import org.apache.kafka.common.errors.InconsistentGroupProtocolException;
 import org.apache.kafka.common.errors.InvalidSessionTimeoutException;
 import org.junit.jupiter.api.Tag;
@@ -126,6 +128,67 @@ class GroupMembershipTest {
                             .map(MemberDescription::groupInstanceId).collect(Collectors.toSet());
                     assertEquals(Set.of(Optional.of("instance-a"), Optional.of("instance-b")), instances);
                 }
+            }
+        }
+    }
+
+    @Test
+    void aStaticMemberClosingWithLeaveGroupHandsItsPartitionsOver() {
+        String topic = Kit.newTopic("static-leave", 4);
+        String group = Kit.unique("static-leave");
+        String range = Member.assignorClass("range");
+        Map<String, Object> aCfg = Map.of(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-a",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 45000);
+        Map<String, Object> bCfg = Map.of(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-b",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 45000);
+        try (Member a = new Member("a", group, range, aCfg, topic)) {
+            Member b = new Member("b", group, range, bCfg, topic);
+            Member.pollUntil("two partitions each", REBALANCE,
+                    () -> a.consumer.assignment().size() == 2 && b.consumer.assignment().size() == 2, a, b);
+            // KIP-1092: a static member may leave for good when it closes.
+            b.consumer.close(CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+                    .withTimeout(Duration.ofSeconds(10)));
+            long left = System.nanoTime();
+            Member.pollUntil("a owns all four", REBALANCE, () -> a.consumer.assignment().size() == 4, a);
+            long took = Duration.ofNanos(System.nanoTime() - left).toMillis();
+            assertTrue(took < 30000, "hand-over took " + took + " ms: the static member's leave was not honoured");
+        }
+    }
+
+    // Tidemark bug (KIP-345): an OffsetCommit from the replaced member (old member id, same
+    // group.instance.id) is answered UNKNOWN_MEMBER_ID (25), which the client reports as
+    // CommitFailedException; Kafka answers FENCED_INSTANCE_ID (82): FencedInstanceIdException,
+    // fatal for that consumer, so two processes configured alike are told so.
+    @Tag("tidemark-known-failure")
+    @Test
+    void aSecondConsumerWithTheSameInstanceIdFencesTheFirst() {
+        String topic = Kit.newTopic("fenced", 2);
+        String group = Kit.unique("fenced");
+        String range = Member.assignorClass("range");
+        Map<String, Object> cfg = Map.of(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "twin",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30000);
+        Member first = new Member("first", group, range, cfg, topic);
+        try {
+            Member.pollUntil("first assigned", REBALANCE, () -> first.consumer.assignment().size() == 2, first);
+            try (Member second = new Member("second", group, range, cfg, topic)) {
+                Member.pollUntil("second assigned", REBALANCE, () -> second.consumer.assignment().size() == 2, second);
+                // The first one learns it was replaced (its heartbeat or commit is FENCED_INSTANCE_ID).
+                assertThrows(FencedInstanceIdException.class, () -> {
+                    long deadline = System.currentTimeMillis() + 20000;
+                    while (System.currentTimeMillis() < deadline) {
+                        first.poll();
+                        first.consumer.commitSync();
+                        second.poll();
+                    }
+                });
+                Member.pollFor(Duration.ofMillis(500), second);
+                assertEquals(2, second.consumer.assignment().size(), "the new instance keeps the partitions");
+            }
+        } finally {
+            try {
+                first.close();
+            } catch (RuntimeException ignored) {
+                // A fenced consumer may fail to close cleanly.
             }
         }
     }
