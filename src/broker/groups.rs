@@ -384,28 +384,67 @@ pub async fn describe_groups(
     response
 }
 
+/// The one group type Tidemark's groups have (KIP-848's other types,
+/// `consumer` and `share`, are not built).
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
+/// Which groups a ListGroups request asks for: its states filter (v4+) and
+/// types filter (v5+), each matching all when empty, compared without
+/// regard to case (and, for states, surrounding blanks) as Kafka's
+/// GroupMetadataManager does.
+struct ListFilter {
+    states: Vec<String>,
+    /// Whether classic groups pass the types filter (empty, or naming
+    /// `classic`): every group passes it, or none does.
+    classic: bool,
+}
+
+impl ListFilter {
+    fn of(request: &ListGroupsRequest) -> ListFilter {
+        let states = request
+            .states_filter
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect();
+        let types = &request.types_filter;
+        let classic = types.is_empty()
+            || types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+        ListFilter { states, classic }
+    }
+
+    fn passes(&self, listed: &group::ListedGroup) -> bool {
+        self.classic
+            && (self.states.is_empty()
+                || self
+                    .states
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(listed.state)))
+    }
+}
+
 pub async fn list_groups(
     shard: &Rc<Shard>,
     request: ListGroupsRequest,
     ctx: &RequestContext,
 ) -> ListGroupsResponse {
-    let states: Vec<String> = request
-        .states_filter
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let filter = ListFilter::of(&request);
     let everywhere = shard.run_on_all(|s| async move { s.groups.list() }).await;
     let mut response = ListGroupsResponse::default();
     for listed in everywhere.into_iter().flatten().flatten() {
-        if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(listed.state)) {
+        if !filter.passes(&listed) {
             continue;
         }
         let mut g = ListedGroup::default()
             .with_group_id(GroupId(str_bytes(listed.group_id)))
             .with_protocol_type(str_bytes(listed.protocol_type));
-        // States are listed from v4 on.
+        // States are listed from v4 on, types from v5 on.
         if ctx.version >= 4 {
             g.group_state = str_bytes(listed.state);
+        }
+        if ctx.version >= 5 {
+            g.group_type = StrBytes::from_static_str(CLASSIC_GROUP_TYPE);
         }
         response.groups.push(g);
     }
