@@ -90,16 +90,39 @@ pub async fn find_coordinator(
                     .with_host(str_bytes(host))
                     .with_port(port)
                     .with_error_code(code)
+                    // Kafka 4.x leaves v4's error message empty, error or not.
+                    .with_error_message(Some(StrBytes::default()))
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let (code, node, host, port) = fields(find(request.key.as_str()));
-    FindCoordinatorResponse::default()
+    let mut response = FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_node_id(BrokerId(node))
         .with_host(str_bytes(host))
-        .with_port(port)
+        .with_port(port);
+    // The field exists from v1 on.
+    if ctx.version >= 1 {
+        response.error_message = Some(legacy_error_message(code));
+    }
+    response
+}
+
+/// The error message of a FindCoordinator v1-v3 answer, as Kafka 4.x fills
+/// it (`Errors.message()`): "NONE", the name of error 0, when there is no
+/// error (not null, as in other APIs), else the error's default message.
+fn legacy_error_message(code: i16) -> StrBytes {
+    match code {
+        0 => StrBytes::from_static_str("NONE"),
+        COORDINATOR_GONE => StrBytes::from_static_str("The coordinator is not available."),
+        // No other error is answered here; its name, should one be.
+        other => str_bytes(
+            ResponseError::try_from_code(other)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 /// (broker id, host, port) of the coordinator of `group`. A standalone
