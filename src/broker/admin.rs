@@ -71,8 +71,10 @@ pub async fn create_topics(
         outcomes
     };
     for (topic, outcome) in request.topics.into_iter().zip(outcomes) {
+        // Kafka sends a null error message when there is no error.
         let mut result = CreatableTopicResult::default()
             .with_name(topic.name.clone())
+            .with_error_message(None)
             .with_num_partitions(-1)
             .with_replication_factor(-1);
         match outcome {

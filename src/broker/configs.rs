@@ -141,7 +141,9 @@ pub async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
+        // Kafka sends a null error message when there is no error.
         let mut result = AlterConfigsResourceResponse::default()
+            .with_error_message(None)
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         if let Err((code, message)) = alter_one(shard, &resource, request.validate_only).await {

@@ -45,6 +45,12 @@ pub enum BatchError {
     /// UNSUPPORTED_COMPRESSION_TYPE.
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
+    /// Records a compacted topic cannot take, having no key: INVALID_RECORD
+    /// with one error per such record (KIP-467), so clients can tell which
+    /// records failed. Checked once the whole batch is known to be well
+    /// formed, as Kafka's LogValidator collects its record errors.
+    #[error("{} records without a key for a compacted topic", .0.total)]
+    KeylessRecords(KeylessRecords),
     /// The records decompress to more than the bound allows. Produce answers
     /// MESSAGE_TOO_LARGE (Kafka's RECORD_TOO_LARGE, code 10): the batch is
     /// larger than the broker accepts, which is what that code says, and
@@ -53,6 +59,39 @@ pub enum BatchError {
     /// same bytes until their delivery timeout.
     #[error("records decompress to more than {bytes_max} bytes")]
     TooLarge { bytes_max: usize },
+}
+
+/// The most keyless records a refusal names. Kafka names every one; a
+/// bound keeps a pathological batch (a compressed megabyte of empty
+/// records) from making an answer of many megabytes.
+pub const KEYLESS_INDEXES_MAX: usize = 10_000;
+
+/// The records of one batch that have no key, for a compacted topic's
+/// refusal: their indexes in the batch (the first `KEYLESS_INDEXES_MAX`)
+/// and how many there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeylessRecords {
+    pub indexes: Vec<i32>,
+    pub total: usize,
+}
+
+impl KeylessRecords {
+    /// Notes the record at `index` (in batch order).
+    pub(crate) fn note(&mut self, index: i32) {
+        self.total += 1;
+        if self.indexes.len() < KEYLESS_INDEXES_MAX {
+            self.indexes.push(index);
+        }
+    }
+
+    /// The refusal, if any record had no key.
+    pub(crate) fn into_result(self) -> Result<(), BatchError> {
+        if self.total == 0 {
+            Ok(())
+        } else {
+            Err(BatchError::KeylessRecords(self))
+        }
+    }
 }
 
 /// The fields of a v2 batch header that the broker uses.
@@ -136,9 +175,9 @@ pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     validate_producer_batch_with(buf, false)
 }
 
-/// As `validate_producer_batch`; with `require_keys` (a compacted topic) a
-/// record without a key is INVALID_RECORD, as in Kafka, compressed batches
-/// included. Compressed records are decompressed within
+/// As `validate_producer_batch`; with `require_keys` (a compacted topic)
+/// records without a key refuse the batch with `KeylessRecords`, as in
+/// Kafka, compressed batches included. Compressed records are decompressed within
 /// `DECOMPRESSED_BATCH_BYTES_MAX`.
 pub fn validate_producer_batch_with(
     buf: &[u8],
@@ -222,13 +261,15 @@ fn validate_batch_fields(header: &BatchHeader) -> Result<(), BatchError> {
 }
 
 /// Walks every record of an uncompressed batch: lengths must add up, offset
-/// deltas must run 0, 1, 2, ... and the count must match the header.
+/// deltas must run 0, 1, 2, ... and the count must match the header; then,
+/// with `require_keys`, every record must have a key.
 fn validate_uncompressed_records(
     mut records: &[u8],
     count: i32,
     require_keys: bool,
 ) -> Result<(), BatchError> {
     let invalid = BatchError::Invalid;
+    let mut keyless = KeylessRecords::default();
     for expected_delta in 0..count {
         let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
         if length < 0 || length as usize > records.len() {
@@ -247,7 +288,7 @@ fn validate_uncompressed_records(
         }
         let key_len = skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
         if require_keys && key_len < 0 {
-            return Err(invalid("a compacted topic needs a key on every record"));
+            keyless.note(expected_delta);
         }
         skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
         let headers = read_varint(&mut record).ok_or(invalid("bad header count"))?;
@@ -269,7 +310,7 @@ fn validate_uncompressed_records(
     if !records.is_empty() {
         return Err(invalid("more records than the header counts"));
     }
-    Ok(())
+    keyless.into_result()
 }
 
 /// Writes the broker-assigned `baseOffset` and `partitionLeaderEpoch` into a

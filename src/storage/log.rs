@@ -994,15 +994,17 @@ impl PartitionLog {
         )))
     }
 
-    /// The largest timestamp in the log and the offset of the batch's last
-    /// record that carried it (ListOffsets with timestamp -3).
-    pub fn max_timestamp(&self) -> Option<(i64, u64)> {
+    /// The largest timestamp in the log, `None` when no batch has one.
+    /// ListOffsets with timestamp -3 (KIP-734) answers the first record that
+    /// carries it: `offset_for_timestamp` of this timestamp finds exactly
+    /// that record, since no record is newer.
+    pub fn max_timestamp(&self) -> Option<i64> {
         let st = self.state.borrow();
         st.segments
             .values()
-            .filter(|s| s.meta.max_timestamp >= 0)
-            .max_by_key(|s| s.meta.max_timestamp)
-            .map(|s| (s.meta.max_timestamp, s.meta.offset_of_max_timestamp))
+            .map(|s| s.meta.max_timestamp)
+            .filter(|&t| t >= 0)
+            .max()
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1: the high

@@ -89,9 +89,7 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug (issue 11): ListGroups v5 (group types, KIP-848) is missing: the listing's type is
-    // empty where Kafka answers "classic".
-    @Tag("tidemark-known-failure")
+    // ListGroups v5 (group types, KIP-848): every classic group is listed with type "classic".
     @Test
     void listGroupsWithTypeFilter() {
         String topic = Kit.newTopic("grp-types", 1);

@@ -76,10 +76,8 @@ class AdminOffsetsTest {
         }
     }
 
-    // Tidemark bug (issue 11): ListOffsets MAX_TIMESTAMP (-3) answers the batch's last offset (2)
-    // instead of the offset of the record with the largest timestamp (1, stamped 400) when the
-    // records share one batch. (With one batch per record it answers 1, as Kafka does.)
-    @Tag("tidemark-known-failure")
+    // ListOffsets MAX_TIMESTAMP (-3, KIP-734) answers the record with the largest timestamp (1,
+    // stamped 400), not the end of the batch that holds it.
     @Test
     void maxTimestampInsideOneBatchIsTheRecordNotTheBatchEnd() {
         String topic = Kit.newTopic("lo-max-batch", 1);

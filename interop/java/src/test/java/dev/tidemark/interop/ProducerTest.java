@@ -427,11 +427,8 @@ class ProducerTest {
         assertEquals(md.timestamp(), r.timestamp());
     }
 
-    // Tidemark bug (issue 11, KIP-467): the INVALID_RECORD answer has no record_errors (nor
-    // error_message), so the client fails every record of the batch with InvalidRecordException
-    // ("This record has failed the validation on broker..."); Kafka names the invalid record
-    // (batch_index 1) and the client fails the others with a plain KafkaException.
-    @Tag("tidemark-known-failure")
+    // KIP-467: the INVALID_RECORD answer names the invalid record (batch_index 1) in record_errors,
+    // so the client fails it with InvalidRecordException and the others with a plain KafkaException.
     @Test
     void nullKeyOnCompactedTopicIsInvalidRecordForThatRecordOnly() {
         String topic = Kit.newTopic("compact-nullkey", 1, Map.of("cleanup.policy", "compact"));
