@@ -135,6 +135,9 @@ pub struct Group {
     initial_delay_until: Option<Instant>,
     /// Set when the group's metadata changed and should be persisted.
     pub dirty: bool,
+    /// Since when nothing has been left of the group but its name and
+    /// generation (see `is_dead`), as last seen by `tick`.
+    idle_since: Option<Instant>,
 }
 
 /// Most member ids one group keeps waiting for their second JoinGroup: a
@@ -163,6 +166,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             dirty: false,
+            idle_since: None,
         }
     }
 
@@ -179,6 +183,12 @@ impl Group {
             && self.join_waiters.is_empty()
             && self.sync_waiters.is_empty()
             && !self.dirty
+    }
+
+    /// How long the group has been dead (see `is_dead`) as of the last `tick`.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.idle_since
+            .map(|since| now.saturating_duration_since(since))
     }
 
     /// Member ids waiting for their join, for tests and bounds.
@@ -591,6 +601,11 @@ impl Group {
             self.member_left(now, limits);
         }
         self.maybe_complete_join(now);
+        self.idle_since = if self.is_dead() {
+            Some(self.idle_since.unwrap_or(now))
+        } else {
+            None
+        };
     }
 
     /// Restores a group loaded from `__consumer_offsets`: its members get a

@@ -262,9 +262,8 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: as removeAllMembersOfAGroup, a group without offsets whose last member left is
-    // Dead (gone from listConsumerGroups) where Kafka describes and lists it as Empty.
-    @Tag("tidemark-known-failure")
+    // Kafka keeps a group without offsets whose last member left, Empty (described and listed),
+    // until its group-metadata cleanup removes it.
     @Test
     void aGroupWithoutOffsetsWhoseLastMemberLeftIsEmpty() {
         String topic = Kit.newTopic("grp-left", 1);
@@ -308,9 +307,7 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: a group that never committed offsets is described as Dead once its last member
-    // is gone; Kafka keeps it, Empty, until the offsets retention cleanup removes it.
-    @Tag("tidemark-known-failure")
+    // A group that never committed offsets stays Empty once its last member is removed.
     @Test
     void removeAllMembersOfAGroup() {
         String topic = Kit.newTopic("grp-removeall", 2);
