@@ -233,6 +233,7 @@ pub async fn sync_group(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let assignments: Vec<(String, Bytes)> = request
         .assignments
         .iter()
@@ -249,9 +250,14 @@ pub async fn sync_group(
     let id = group_id.clone();
     let fallback = gone.clone();
     let mut result = on_coordinator(shard, &group_id, gone, move |s| async move {
-        let reply = s
-            .groups
-            .sync(&id, &member_id, generation_id, assignments, Instant::now());
+        let reply = s.groups.sync(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            assignments,
+            Instant::now(),
+        );
         persist_dirty_groups(&s).await;
         settle(reply, fallback).await
     })
@@ -281,10 +287,16 @@ pub async fn heartbeat(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let id = group_id.clone();
     let code = on_coordinator(shard, &group_id, NOT_COORDINATOR, move |s| async move {
-        s.groups
-            .heartbeat(&id, &member_id, generation_id, Instant::now())
+        s.groups.heartbeat(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            Instant::now(),
+        )
     })
     .await;
     HeartbeatResponse::default().with_error_code(code)

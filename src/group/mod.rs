@@ -117,12 +117,13 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> Reply<SyncResult> {
         match self.groups.borrow_mut().get_mut(group_id) {
-            Some(group) => group.sync(member_id, generation_id, assignments, now),
+            Some(group) => group.sync(member_id, instance_id, generation_id, assignments, now),
             None => Reply::Now(SyncResult {
                 error_code: ResponseError::UnknownMemberId.code(),
                 ..SyncResult::default()
@@ -134,11 +135,12 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
         now: Instant,
     ) -> i16 {
         match self.groups.borrow_mut().get_mut(group_id) {
-            Some(group) => group.heartbeat(member_id, generation_id, now),
+            Some(group) => group.heartbeat(member_id, instance_id, generation_id, now),
             None => ResponseError::UnknownMemberId.code(),
         }
     }
@@ -233,6 +235,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
     ) -> Result<(), i16> {
         let groups = self.groups.borrow();
@@ -246,9 +249,7 @@ impl GroupCoordinator {
         if generation_id < 0 && group.is_empty() {
             return Ok(());
         }
-        if !group.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId.code());
-        }
+        group.check_instance(member_id, instance_id)?;
         if generation_id != group.generation_id {
             return Err(ResponseError::IllegalGeneration.code());
         }

@@ -155,11 +155,9 @@ class GroupMembershipTest {
         }
     }
 
-    // Tidemark bug (KIP-345): an OffsetCommit from the replaced member (old member id, same
-    // group.instance.id) is answered UNKNOWN_MEMBER_ID (25), which the client reports as
-    // CommitFailedException; Kafka answers FENCED_INSTANCE_ID (82): FencedInstanceIdException,
-    // fatal for that consumer, so two processes configured alike are told so.
-    @Tag("tidemark-known-failure")
+    // KIP-345: an OffsetCommit from the replaced member (old member id, same group.instance.id)
+    // is answered FENCED_INSTANCE_ID (82): FencedInstanceIdException, fatal for that consumer, so
+    // two processes configured alike are told so.
     @Test
     void aSecondConsumerWithTheSameInstanceIdFencesTheFirst() {
         String topic = Kit.newTopic("fenced", 2);
