@@ -237,8 +237,28 @@ impl Group {
                 ));
             }
             if let Some(old) = self.static_member(request.group_instance_id.as_deref()) {
-                // A static member came back under a new id: it replaces its old self.
-                self.remove_member(&old);
+                // A static member came back under a new id: it takes its old
+                // self's place and assignment (KIP-345). In a Stable group
+                // whose protocol it does not change, the others see nothing:
+                // it gets the current generation now, and its assignment
+                // from SyncGroup. Otherwise the group rebalances as usual.
+                let leader_before = self.leader.clone();
+                self.replace_static_member(&old, &new_id);
+                self.upsert_member(&new_id, request.clone(), now);
+                if self.state == GroupState::Stable && self.choose_protocol() == self.protocol_name
+                {
+                    return Reply::Now(JoinResult {
+                        error_code: 0,
+                        generation_id: self.generation_id,
+                        protocol_type: self.protocol_type.clone(),
+                        protocol_name: self.protocol_name.clone(),
+                        // Kafka names the leader as it was (the member is
+                        // not asked to assign again).
+                        leader: leader_before,
+                        member_id: new_id,
+                        members: Vec::new(),
+                    });
+                }
             }
             new_id
         } else if let Err(code @ FENCED) =
@@ -580,6 +600,28 @@ impl Group {
         self.remove_member(&id);
         self.member_left(now, limits);
         0
+    }
+
+    /// Moves a static member to its new member id, keeping its assignment
+    /// (and leadership); requests of the old id still waiting are fenced.
+    fn replace_static_member(&mut self, old_id: &str, new_id: &str) {
+        if let Some(mut member) = self.members.remove(old_id) {
+            member.member_id = new_id.to_string();
+            self.members.insert(new_id.to_string(), member);
+        }
+        if self.leader == old_id {
+            self.leader = new_id.to_string();
+        }
+        if let Some(w) = self.join_waiters.remove(old_id) {
+            let _ = w.send(JoinResult::error(FENCED, old_id));
+        }
+        if let Some(w) = self.sync_waiters.remove(old_id) {
+            let _ = w.send(SyncResult {
+                error_code: FENCED,
+                ..SyncResult::default()
+            });
+        }
+        self.dirty = true;
     }
 
     fn remove_member(&mut self, member_id: &str) {
@@ -967,5 +1009,47 @@ mod tests {
             Err(UNKNOWN_MEMBER)
         );
         assert_eq!(g.check_instance(&second.member_id, Some("i1")), Ok(()));
+    }
+
+    #[test]
+    fn a_static_member_rejoining_a_stable_group_keeps_its_assignment_without_a_rebalance() {
+        let mut g = Group::new("g");
+        let now = Instant::now();
+        let (a, ra) = join_new(&mut g, now);
+        now_result(ra);
+        now_result(g.sync(&a, None, 1, vec![], now));
+        let mut r = join_request("");
+        r.group_instance_id = Some("i1".into());
+        let s_reply = g.join(r.clone(), now, &LIMITS);
+        let a_reply = g.join(join_request(&a), now, &LIMITS);
+        let s_joined = now_result(s_reply);
+        now_result(a_reply);
+        let s_id = s_joined.member_id.clone();
+        let s_sync = g.sync(&s_id, Some("i1"), 2, vec![], now);
+        let assigned = vec![
+            (a.clone(), Bytes::from_static(b"pa")),
+            (s_id.clone(), Bytes::from_static(b"ps")),
+        ];
+        now_result(g.sync(&a, None, 2, assigned, now));
+        assert_eq!(now_result(s_sync).assignment, Bytes::from_static(b"ps"));
+        assert_eq!(g.state, GroupState::Stable);
+
+        // The static member restarts: a new JoinGroup without its member id.
+        let rejoined = now_result(g.join(r, now, &LIMITS));
+        assert_eq!(rejoined.error_code, 0);
+        assert_eq!(rejoined.generation_id, 2, "no new generation");
+        assert_ne!(rejoined.member_id, s_id);
+        assert_eq!(rejoined.leader, a);
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(
+            g.heartbeat(&a, None, 2, now),
+            0,
+            "the other member sees nothing"
+        );
+        let synced = now_result(g.sync(&rejoined.member_id, Some("i1"), 2, vec![], now));
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(synced.assignment, Bytes::from_static(b"ps"));
+        assert_eq!(g.heartbeat(&s_id, Some("i1"), 2, now), FENCED);
+        assert_eq!(g.members.len(), 2);
     }
 }
