@@ -368,7 +368,13 @@ pub async fn describe_groups(
         .await;
         let mut described = DescribedGroup::default().with_group_id(group_id.clone());
         match description {
-            // Kafka describes a group it does not know as Dead, without an error.
+            // Kafka 4.x answers GROUP_ID_NOT_FOUND for a group it does not
+            // know from DescribeGroups v6 (KIP-1043) on; before, it describes
+            // it as Dead, without an error.
+            None if v >= 6 => {
+                described.error_code = ResponseError::GroupIdNotFound.code();
+                described.error_message = Some(str_bytes(format!("Group {id} not found.")));
+            }
             None => described.group_state = StrBytes::from_static_str("Dead"),
             Some(d) => {
                 described.group_state = str_bytes(d.state);

@@ -135,11 +135,8 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: DescribeGroups stops at v5, where an unknown group is described as Dead without
-    // an error; Kafka 4.x (DescribeGroups v6, KIP-1043) answers GROUP_ID_NOT_FOUND (69), which the
-    // admin client raises as GroupIdNotFoundException. Tidemark's answer reaches the user as a
-    // description in state Dead.
-    @Tag("tidemark-known-failure")
+    // DescribeGroups v6 (KIP-1043) answers an unknown group GROUP_ID_NOT_FOUND (69), which the
+    // admin client raises as GroupIdNotFoundException.
     @Test
     void describeAnUnknownGroup() {
         try (Admin admin = Kit.admin()) {
