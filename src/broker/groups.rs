@@ -256,6 +256,7 @@ pub async fn sync_group(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let assignments: Vec<(String, Bytes)> = request
         .assignments
         .iter()
@@ -272,9 +273,14 @@ pub async fn sync_group(
     let id = group_id.clone();
     let fallback = gone.clone();
     let mut result = on_coordinator(shard, &group_id, gone, move |s| async move {
-        let reply = s
-            .groups
-            .sync(&id, &member_id, generation_id, assignments, Instant::now());
+        let reply = s.groups.sync(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            assignments,
+            Instant::now(),
+        );
         persist_dirty_groups(&s).await;
         settle(reply, fallback).await
     })
@@ -304,10 +310,16 @@ pub async fn heartbeat(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let id = group_id.clone();
     let code = on_coordinator(shard, &group_id, NOT_COORDINATOR, move |s| async move {
-        s.groups
-            .heartbeat(&id, &member_id, generation_id, Instant::now())
+        s.groups.heartbeat(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            Instant::now(),
+        )
     })
     .await;
     HeartbeatResponse::default().with_error_code(code)
@@ -379,7 +391,13 @@ pub async fn describe_groups(
         .await;
         let mut described = DescribedGroup::default().with_group_id(group_id.clone());
         match description {
-            // Kafka describes a group it does not know as Dead, without an error.
+            // Kafka 4.x answers GROUP_ID_NOT_FOUND for a group it does not
+            // know from DescribeGroups v6 (KIP-1043) on; before, it describes
+            // it as Dead, without an error.
+            None if v >= 6 => {
+                described.error_code = ResponseError::GroupIdNotFound.code();
+                described.error_message = Some(str_bytes(format!("Group {id} not found.")));
+            }
             None => described.group_state = StrBytes::from_static_str("Dead"),
             Some(d) => {
                 described.group_state = str_bytes(d.state);

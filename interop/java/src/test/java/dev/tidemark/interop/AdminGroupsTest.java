@@ -133,11 +133,8 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: DescribeGroups stops at v5, where an unknown group is described as Dead without
-    // an error; Kafka 4.x (DescribeGroups v6, KIP-1043) answers GROUP_ID_NOT_FOUND (69), which the
-    // admin client raises as GroupIdNotFoundException. Tidemark's answer reaches the user as a
-    // description in state Dead.
-    @Tag("tidemark-known-failure")
+    // DescribeGroups v6 (KIP-1043) answers an unknown group GROUP_ID_NOT_FOUND (69), which the
+    // admin client raises as GroupIdNotFoundException.
     @Test
     void describeAnUnknownGroup() {
         try (Admin admin = Kit.admin()) {
@@ -260,9 +257,8 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: as removeAllMembersOfAGroup, a group without offsets whose last member left is
-    // Dead (gone from listConsumerGroups) where Kafka describes and lists it as Empty.
-    @Tag("tidemark-known-failure")
+    // Kafka keeps a group without offsets whose last member left, Empty (described and listed),
+    // until its group-metadata cleanup removes it.
     @Test
     void aGroupWithoutOffsetsWhoseLastMemberLeftIsEmpty() {
         String topic = Kit.newTopic("grp-left", 1);
@@ -306,9 +302,7 @@ class AdminGroupsTest {
         }
     }
 
-    // Tidemark bug: a group that never committed offsets is described as Dead once its last member
-    // is gone; Kafka keeps it, Empty, until the offsets retention cleanup removes it.
-    @Tag("tidemark-known-failure")
+    // A group that never committed offsets stays Empty once its last member is removed.
     @Test
     void removeAllMembersOfAGroup() {
         String topic = Kit.newTopic("grp-removeall", 2);

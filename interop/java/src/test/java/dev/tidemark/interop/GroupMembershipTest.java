@@ -86,11 +86,8 @@ class GroupMembershipTest {
         }
     }
 
-    // Tidemark bug (issue 11, KIP-345): a static member that rejoins (new member id, same
-    // group.instance.id) within the session timeout makes the group rebalance: the other member is
-    // revoked and assigned again. Kafka hands the rejoining instance its old assignment and the other
-    // member sees nothing.
-    @Tag("tidemark-known-failure")
+    // KIP-345: a static member that rejoins (new member id, same group.instance.id) within the
+    // session timeout gets its old assignment back; the other member sees nothing.
     @Test
     void staticMemberRejoiningWithinTheSessionKeepsItsPartitionsWithoutARebalance() {
         String topic = Kit.newTopic("static", 4);
@@ -155,11 +152,9 @@ class GroupMembershipTest {
         }
     }
 
-    // Tidemark bug (KIP-345): an OffsetCommit from the replaced member (old member id, same
-    // group.instance.id) is answered UNKNOWN_MEMBER_ID (25), which the client reports as
-    // CommitFailedException; Kafka answers FENCED_INSTANCE_ID (82): FencedInstanceIdException,
-    // fatal for that consumer, so two processes configured alike are told so.
-    @Tag("tidemark-known-failure")
+    // KIP-345: an OffsetCommit from the replaced member (old member id, same group.instance.id)
+    // is answered FENCED_INSTANCE_ID (82): FencedInstanceIdException, fatal for that consumer, so
+    // two processes configured alike are told so.
     @Test
     void aSecondConsumerWithTheSameInstanceIdFencesTheFirst() {
         String topic = Kit.newTopic("fenced", 2);
