@@ -4,6 +4,10 @@
 #   scripts/fuzz.sh -runs=N           each target for N executions
 #   TARGETS="frame batch" scripts/fuzz.sh 60   only some targets
 #   JOBS=2 scripts/fuzz.sh 600        libFuzzer workers per target
+#   SANITIZER=none scripts/fuzz.sh -runs=10000000
+#                                     without AddressSanitizer (default
+#                                     address): several times the executions
+#                                     a second, for the long runs
 # Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz --locked).
 # New corpus entries go to fuzz/corpus/<target>/ (only seed-* files are kept
 # in git); a crash leaves its input in fuzz/artifacts/<target>/ and fails.
@@ -23,7 +27,8 @@ jobs="${JOBS:-1}"
 # is found too. The broker's own allocator (protocol::alloc_guard) is each
 # target's global allocator, as in the broker; libFuzzer's malloc limit
 # (= rss_limit_mb, 2 GiB) then catches what it would not absorb.
-cargo +nightly fuzz build -a
+sanitizer="${SANITIZER:-address}"
+cargo +nightly fuzz build -a -s "$sanitizer"
 mkdir -p logs
 status=0
 for t in "${targets[@]}"; do
@@ -33,7 +38,7 @@ for t in "${targets[@]}"; do
     if [ "$jobs" -gt 1 ]; then
         flags+=("-fork=$jobs")
     fi
-    if ! cargo +nightly fuzz run -a "$t" "corpus/$t" -- "${flags[@]}" >"logs/$t.log" 2>&1; then
+    if ! cargo +nightly fuzz run -a -s "$sanitizer" "$t" "corpus/$t" -- "${flags[@]}" >"logs/$t.log" 2>&1; then
         echo "fuzz: $t FAILED; see fuzz/logs/$t.log and fuzz/artifacts/$t/"
         tail -n 40 "logs/$t.log"
         status=1

@@ -312,3 +312,93 @@ fn every_version_of_every_api_answers() {
         assert_eq!(r.error_code, 0, "ApiVersions v{v}");
     }
 }
+
+/// The error message of a FindCoordinator answer at `version` for a group,
+/// once the coordinator is there (the first asks may be answered
+/// COORDINATOR_NOT_AVAILABLE while `__consumer_offsets` is created).
+fn find_coordinator_message(conn: &mut RawConn, version: i16) -> Option<String> {
+    let group = StrBytes::from_static_str("messages-group");
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![group])
+    } else {
+        FindCoordinatorRequest::default().with_key(group)
+    };
+    common::wait_until(common::CLIENT_TIMEOUT, "a group coordinator", || {
+        let r = conn.request(&request, version);
+        let (code, message) = match r.coordinators.first() {
+            Some(c) => (c.error_code, c.error_message.clone()),
+            None => (r.error_code, r.error_message.clone()),
+        };
+        (code == 0).then(|| message.map(|m| m.to_string()))
+    })
+}
+
+#[test]
+fn error_messages_are_what_kafka_4_sends() {
+    // As Kafka 4.4 answers on the wire: null when there is no error in
+    // CreateTopics and IncrementalAlterConfigs; FindCoordinator fills its
+    // v1-v3 message from Errors.message() ("NONE" without an error) and
+    // leaves v4's empty.
+    let broker = Broker::start();
+    let mut conn = RawConn::connect(&broker);
+    for v in range(&mut conn, ApiKey::CreateTopics) {
+        let topic = format!("messages-{v}");
+        let r = conn.request(&create_topic_request(&topic), v);
+        assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
+        assert_eq!(r.topics[0].error_message, None, "CreateTopics v{v}");
+        let again = conn.request(&create_topic_request(&topic), v);
+        assert!(
+            again.topics[0]
+                .error_message
+                .as_ref()
+                .is_some_and(|m| !m.is_empty()),
+            "CreateTopics v{v} of an existing topic: {:?}",
+            again.topics[0].error_message
+        );
+    }
+    for v in range(&mut conn, ApiKey::IncrementalAlterConfigs) {
+        let alter = |value: &str| {
+            let config = incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.to_string())));
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("messages-2"))
+                    .with_configs(vec![config]),
+            ])
+        };
+        let r = conn.request(&alter("86400000"), v);
+        assert_eq!(r.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+        assert_eq!(
+            r.responses[0].error_message, None,
+            "IncrementalAlterConfigs v{v}"
+        );
+        let bad = conn.request(&alter("soon"), v);
+        assert_eq!(bad.responses[0].error_code, 40, "INVALID_CONFIG");
+        assert!(bad.responses[0].error_message.is_some());
+    }
+    for v in 1..=3 {
+        assert_eq!(
+            find_coordinator_message(&mut conn, v).as_deref(),
+            Some("NONE"),
+            "FindCoordinator v{v}"
+        );
+    }
+    assert_eq!(
+        find_coordinator_message(&mut conn, 4).as_deref(),
+        Some(""),
+        "FindCoordinator v4"
+    );
+    // An error's message is Kafka's default one for its code.
+    let transactions = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("a-transactional-id"))
+        .with_key_type(1);
+    let r = conn.request(&transactions, 3);
+    assert_eq!(r.error_code, 15, "COORDINATOR_NOT_AVAILABLE");
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("The coordinator is not available.")
+    );
+}

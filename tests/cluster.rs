@@ -361,3 +361,44 @@ fn raw_produce(conn: &mut RawConn, topic: &str, acks: i16) -> i16 {
     let response = conn.request(&request, 9);
     response.responses[0].partition_responses[0].error_code
 }
+
+/// Kafka's kafka-verifiable-producer and kafka-verifiable-consumer, as
+/// Kafka's and Redpanda's system tests run them, through a SIGKILL of the
+/// partition leader: every acknowledged record is read back once, at the
+/// offset it was acknowledged with.
+#[test]
+fn kafka_verifiable_producer_and_consumer_lose_nothing_when_the_leader_is_killed() {
+    use common::kafka_tools::{assert_read_back_once, verifiable_consume, VerifiableProducer};
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("verifiable-failover");
+    create_topic(
+        cluster.broker(1),
+        &topic,
+        1,
+        &[("min.insync.replicas", "2")],
+    );
+    let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let bootstrap: Vec<String> = cluster.brokers.iter().map(Broker::addr).collect();
+    const RECORDS: usize = 8000;
+    let producer = VerifiableProducer::start(&bootstrap.join(","), &topic, RECORDS, 1000);
+    producer.wait_for_first_ack();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.broker_mut(leader).kill9();
+    let run = producer.finish();
+    assert_eq!(run.tool_data["sent"], RECORDS, "{}", run.tool_data);
+    let last_acked = run
+        .acked
+        .iter()
+        .filter_map(|(_, v)| v.parse::<usize>().ok())
+        .max();
+    assert!(
+        last_acked >= Some(RECORDS * 9 / 10),
+        "sends after the failover acknowledged: {}",
+        run.tool_data
+    );
+    let survivor = if leader == 1 { 2 } else { 1 };
+    let (_, end) = common::watermarks(cluster.broker(survivor), &topic, 0);
+    let consumed = verifiable_consume(&cluster.broker(survivor).addr(), &topic, end as usize);
+    assert_eq!(consumed.len(), end as usize, "the whole log read");
+    assert_read_back_once(&run.acked, &consumed);
+}

@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::*;
@@ -297,4 +298,52 @@ fn api_versions_at_an_unknown_version_answers_unsupported_version_in_v0() {
 
     // The connection is still usable for the retry at a supported version.
     assert!(!conn.api_versions().is_empty());
+}
+
+/// A ListOffsets v0 frame (the old offsets-array form, which kafka-protocol
+/// no longer encodes): latest offsets of `topic`/0, at most one.
+fn list_offsets_v0_frame(topic: &str) -> BytesMut {
+    let mut body = BytesMut::new();
+    body.put_i16(2); // ListOffsets
+    body.put_i16(0);
+    body.put_i32(7);
+    body.put_i16(5);
+    body.extend_from_slice(b"tests");
+    body.put_i32(-1); // replica id
+    body.put_i32(1); // one topic
+    body.put_i16(topic.len() as i16);
+    body.extend_from_slice(topic.as_bytes());
+    body.put_i32(1); // one partition
+    body.put_i32(0);
+    body.put_i64(-1); // latest
+    body.put_i32(1); // max_num_offsets
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn list_offsets_v0_closes_its_connection_as_kafka_4_does() {
+    // Kafka 4.x serves ListOffsets 1 and up (KIP-896 removed v0); a request
+    // of a version it does not serve closes that connection, unanswered
+    // (only ApiVersions answers UNSUPPORTED_VERSION).
+    let broker = Broker::start();
+    let topic = topic_name("list-offsets-v0");
+    create_topic(&broker, &topic, 1, &[]);
+    let mut conn = RawConn::connect(&broker);
+    let versions = conn.api_versions();
+    assert_eq!(
+        versions.get(&2).map(|v| v.0),
+        Some(1),
+        "ListOffsets min version"
+    );
+    conn.send_bytes(&list_offsets_v0_frame(&topic));
+    let read = wait_for_close(&mut conn.stream, Duration::from_secs(10))
+        .expect("ListOffsets v0 closes the connection");
+    assert_eq!(read, 0, "nothing is answered before the close");
+    // Only that connection: the broker serves the next one.
+    let mut next = RawConn::connect(&broker);
+    assert!(!next.api_versions().is_empty());
+    assert_eq!(watermarks(&broker, &topic, 0), (0, 0));
 }

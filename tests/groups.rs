@@ -407,3 +407,91 @@ fn a_static_member_comes_back_under_its_instance_id() {
     assert_eq!(values.len(), 200, "every record delivered once");
     assert_eq!(s.records.len(), 200, "no record delivered twice");
 }
+
+/// A raw ListGroups at `version` with `types` (v5+) and `states` (v4+)
+/// filters: (group id, protocol type, state, type) of each listed group.
+fn list_groups(
+    broker: &Broker,
+    version: i16,
+    states: &[&str],
+    types: &[&str],
+) -> BTreeSet<(String, String, String, String)> {
+    use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+    use kafka_protocol::protocol::StrBytes;
+    let strs = |v: &[&str]| {
+        v.iter()
+            .map(|s| StrBytes::from_string(s.to_string()))
+            .collect()
+    };
+    let request = ListGroupsRequest::default()
+        .with_states_filter(strs(states))
+        .with_types_filter(strs(types));
+    let response: ListGroupsResponse = RawConn::connect(broker).request(&request, version);
+    assert_eq!(response.error_code, 0, "ListGroups v{version} error code");
+    response
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.protocol_type.to_string(),
+                g.group_state.to_string(),
+                g.group_type.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn list_groups_v5_lists_classic_groups_by_type_and_state() {
+    let broker = Broker::start_with(FAST_GROUPS);
+    let topic = topic_name("list-groups");
+    create_topic(&broker, &topic, 1, &[]);
+    // A live member of one group, and a group known only by a commit.
+    let member = group_consumer(&broker, "listed-live", "6000");
+    member.subscribe(&[&topic]).expect("subscribe");
+    let committer = consumer_with(&broker, &[("group.id", "listed-offsets")]);
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&topic, 0, Offset::Offset(0))
+        .expect("add partition");
+    committer
+        .commit(&offsets, CommitMode::Sync)
+        .expect("commit outside the group protocol");
+    let row = |id: &str, protocol: &str, state: &str| {
+        (
+            id.to_string(),
+            protocol.to_string(),
+            state.to_string(),
+            "classic".to_string(),
+        )
+    };
+    let all: BTreeSet<_> = [
+        row("listed-live", "consumer", "Stable"),
+        row("listed-offsets", "", "Empty"),
+    ]
+    .into();
+    wait_until(CLIENT_TIMEOUT, "the live member's group is stable", || {
+        member.poll(Duration::from_millis(100));
+        (list_groups(&broker, 5, &[], &[]) == all).then_some(())
+    });
+    // Kafka's GroupType.parse: case does not matter, an unknown type
+    // matches no group.
+    for types in [&["classic"][..], &["CLASSIC"], &["share", "Classic"]] {
+        assert_eq!(list_groups(&broker, 5, &[], types), all, "types {types:?}");
+    }
+    for types in [&["consumer"][..], &["share"], &["no-such-type"]] {
+        assert!(
+            list_groups(&broker, 5, &[], types).is_empty(),
+            "types {types:?}"
+        );
+    }
+    let stable: BTreeSet<_> = [row("listed-live", "consumer", "Stable")].into();
+    assert_eq!(list_groups(&broker, 5, &[" stable "], &["classic"]), stable);
+    // Before v5 the answer has no type.
+    let v4: BTreeSet<_> = all
+        .iter()
+        .map(|(id, p, s, _)| (id.clone(), p.clone(), s.clone(), String::new()))
+        .collect();
+    assert_eq!(list_groups(&broker, 4, &[], &[]), v4);
+}

@@ -335,3 +335,96 @@ fn fetch_long_polls_until_data_arrives_or_max_wait() {
         "the fetch returned {after_produce:?} after the append ({elapsed:?} in all): not woken by it"
     );
 }
+
+/// A raw ListOffsets v7 of partition 0 at `timestamp`: (error, timestamp, offset).
+fn raw_list_offsets(broker: &Broker, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let response: ListOffsetsResponse = RawConn::connect(broker).request(&request, 7);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.timestamp, p.offset)
+}
+
+const MAX_TIMESTAMP: i64 = -3;
+
+/// librdkafka's offsets_for_times of partition 0 with ListOffsets'
+/// MAX_TIMESTAMP, which the rdkafka crate's `Offset` does not let one set.
+fn librdkafka_max_timestamp_offset(broker: &Broker, topic: &str) -> Offset {
+    let mut query = TopicPartitionList::new();
+    query.add_partition(topic, 0);
+    // SAFETY: `query` owns its list, which holds the one element just
+    // added; nothing else refers to it while its offset is written.
+    unsafe { (*(*query.ptr()).elems).offset = MAX_TIMESTAMP };
+    let answer = consumer(broker)
+        .offsets_for_times(query, CLIENT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("offsets_for_times(-3): {e}"));
+    let elem = answer.find_partition(topic, 0).expect("partition 0");
+    elem.error()
+        .unwrap_or_else(|e| panic!("offsets_for_times(-3) of {topic}/0: {e}"));
+    elem.offset()
+}
+
+#[test]
+fn list_offsets_max_timestamp_answers_the_first_record_with_the_largest_timestamp() {
+    let broker = Broker::start();
+    let topic = topic_name("max-timestamp");
+    // Timestamps near the epoch: no retention, so nothing is deleted for age.
+    create_topic(&broker, &topic, 1, &[("retention.ms", "-1")]);
+    assert_eq!(
+        raw_list_offsets(&broker, &topic, MAX_TIMESTAMP),
+        (0, -1, -1),
+        "an empty partition"
+    );
+    // A long linger: each call's records go as one batch.
+    let producer = producer(&broker, &[("linger.ms", "500")]);
+    let stamped = |value: &str, timestamp: i64| Rec::value(value).to(0).at(timestamp);
+    produce_ok(
+        &producer,
+        &topic,
+        &[stamped("a", 100), stamped("b", 400), stamped("c", 250)],
+    );
+    assert_eq!(
+        raw_list_offsets(&broker, &topic, MAX_TIMESTAMP),
+        (0, 400, 1),
+        "records stamped 100, 400, 250"
+    );
+    assert_eq!(
+        librdkafka_max_timestamp_offset(&broker, &topic),
+        Offset::Offset(1),
+        "librdkafka's offsets_for_times(-3)"
+    );
+    // A later record with the same timestamp does not move it: Kafka answers
+    // the first record that carries the largest timestamp.
+    produce_ok(&producer, &topic, &[stamped("d", 400), stamped("e", 50)]);
+    assert_eq!(
+        raw_list_offsets(&broker, &topic, MAX_TIMESTAMP),
+        (0, 400, 1),
+        "a tie in a later batch"
+    );
+    // A larger one does, from inside its batch.
+    produce_ok(
+        &producer,
+        &topic,
+        &[stamped("f", 300), stamped("g", 500), stamped("h", 500)],
+    );
+    assert_eq!(
+        raw_list_offsets(&broker, &topic, MAX_TIMESTAMP),
+        (0, 500, 6)
+    );
+    let mut broker = broker;
+    broker.restart();
+    assert_eq!(
+        raw_list_offsets(&broker, &topic, MAX_TIMESTAMP),
+        (0, 500, 6),
+        "after a restart, from the segment's indexes"
+    );
+}

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 
 const CORRUPT_MESSAGE: i16 = 2;
@@ -268,4 +269,98 @@ fn poison_batches_get_kafkas_error_codes_and_the_broker_serves_on() {
     let last = consumed[&0].last().expect("a record");
     assert_eq!(last.payload(), Some(&b"zstd 199"[..]));
     broker.assert_alive_after("produce and consume with every codec");
+}
+
+/// A raw Produce at `version` of one batch to partition 0 of `topic`: the
+/// partition's answer.
+fn produce_at(
+    conn: &mut RawConn,
+    topic: &str,
+    batch: Vec<u8>,
+    version: i16,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(batch)))])]);
+    let response: ProduceResponse = conn.request(&request, version);
+    response.responses[0].partition_responses[0].clone()
+}
+
+#[test]
+fn keyless_records_of_a_compacted_topic_are_named_as_kafka_names_them() {
+    let broker = Broker::start();
+    let topic = topic_name("keyless");
+    create_topic(&broker, &topic, 1, &[("cleanup.policy", "compact")]);
+    let mut conn = RawConn::connect(&broker);
+    // Records 1, 3 and 4 have no key.
+    let keys = [Some("a"), None, Some("b"), None, None, Some("c")];
+    let records: Vec<Record> = keys.iter().zip(0..).map(|(k, i)| record(i, *k)).collect();
+    let per_record =
+        format!("Compacted topic cannot accept message without key in topic partition {topic}-0");
+    let shown = |i: i32| format!("RecordError(batchIndex={i}, message='{per_record}')");
+    let summary = format!(
+        "One or more records have been rejected due to 3 record errors in total, and only \
+         showing the first three errors at most: [{}, {}, {}]",
+        shown(1),
+        shown(3),
+        shown(4)
+    );
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let answer = produce_at(&mut conn, &topic, encoded(&records, compression), 11);
+        assert_eq!(answer.error_code, INVALID_RECORD, "{compression:?}");
+        assert_eq!(answer.base_offset, -1);
+        assert_eq!(answer.log_start_offset, 0, "as Kafka: the log start");
+        let named: Vec<(i32, Option<String>)> = answer
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+                (e.batch_index, message)
+            })
+            .collect();
+        let expected: Vec<(i32, Option<String>)> = [1, 3, 4]
+            .into_iter()
+            .map(|i| (i, Some(per_record.clone())))
+            .collect();
+        assert_eq!(named, expected, "{compression:?}");
+        assert_eq!(
+            answer.error_message.as_deref(),
+            Some(summary.as_str()),
+            "{compression:?}"
+        );
+    }
+    // Before v8 the answer has only the code; other refusals name nothing.
+    let answer = produce_at(&mut conn, &topic, encoded(&records, Compression::None), 7);
+    assert_eq!(answer.error_code, INVALID_RECORD);
+    let one = keyed(1, Compression::None);
+    let control = rebuilt(&one, 0x20, 1, &one[BATCH_HEADER_LEN..]);
+    let answer = produce_at(&mut conn, &topic, control, 11);
+    assert_eq!(answer.error_code, INVALID_RECORD);
+    assert!(answer.record_errors.is_empty());
+    assert_eq!(answer.error_message, None);
+    assert_eq!(watermarks(&broker, &topic, 0), (0, 0), "nothing stored");
+
+    // librdkafka fails the keyless records with INVALID_RECORD and the
+    // others of their batch with _INVALID_DIFFERENT_RECORD.
+    let producer = producer(&broker, &[("linger.ms", "500")]);
+    let recs: Vec<Rec> = keys
+        .iter()
+        .zip(0..)
+        .map(|(k, i)| Rec::new(*k, Some(&format!("value {i}"))).to(0))
+        .collect();
+    let codes: Vec<Option<RDKafkaErrorCode>> = produce(&producer, &topic, &recs)
+        .into_iter()
+        .map(|outcome| outcome.err().and_then(|e| e.rdkafka_error_code()))
+        .collect();
+    let different = Some(RDKafkaErrorCode::InvalidDifferentRecord);
+    let invalid = Some(RDKafkaErrorCode::InvalidRecord);
+    assert_eq!(
+        codes,
+        vec![different, invalid, different, invalid, invalid, different]
+    );
 }

@@ -71,12 +71,12 @@ pub async fn create_topics(
         outcomes
     };
     for (topic, outcome) in request.topics.into_iter().zip(outcomes) {
-        // Kafka answers a null error message for a topic it created.
+        // Kafka sends a null error message when there is no error.
         let mut result = CreatableTopicResult::default()
             .with_name(topic.name.clone())
+            .with_error_message(None)
             .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_error_message(None);
+            .with_replication_factor(-1);
         match outcome {
             // Each field exists from the version noted; the codec refuses it before.
             Ok(meta) if ctx.version >= 5 => {

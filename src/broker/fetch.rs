@@ -1,7 +1,9 @@
 //! Fetch: read whole batches from the owning shards, long-polling when there
-//! is less than `min_bytes`, and trimmed to the request's `max_bytes` (the
-//! first batch always goes, as KIP-74 says, so a consumer never stalls on a
-//! large batch).
+//! is less than `min_bytes`, within the request's `max_bytes` and each
+//! partition's `partition_max_bytes` as KIP-74 says: the first batch of the
+//! first non-empty partition (in request order) goes whole whatever its
+//! size, so a consumer never stalls on a large batch; nothing else exceeds
+//! either limit.
 //!
 //! Runs on the shard of the client's connection, reading on the owners. A
 //! long poll parks on each owner until the partitions' logs have had enough
@@ -12,6 +14,7 @@
 //! pipelined fetches that a client never reads cannot exhaust memory.
 use super::budget::{ConnectionBudget, Hold};
 use super::{owned_log, storage_error_code, topic_name, RequestContext};
+use crate::protocol::batch::BatchIter;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::{PartitionLog, Reader, StorageError};
@@ -91,7 +94,7 @@ pub async fn handle(
         let outcomes = items
             .iter()
             .map(|i| (i.clone(), FetchOutcome::failed(code, -1, -1)));
-        fill_response(&mut response, outcomes.collect(), 0, ctx.version);
+        fill_response(&mut response, outcomes.collect(), ctx.version);
         return response;
     }
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS);
@@ -108,7 +111,7 @@ pub async fn handle(
         drop(round);
         round = read_round(shard, &items, &ctx.budget, wanted).await;
     }
-    fill_response(&mut response, round.outcomes, round.max_bytes, ctx.version);
+    fill_response(&mut response, round.outcomes, ctx.version);
     response
 }
 
@@ -120,7 +123,7 @@ fn answer_max_bytes(requested: i32, broker_max: i32) -> usize {
 }
 
 /// Reserves the answer's bytes from the connection's budget, reads every
-/// item within them, then holds what was read.
+/// item within them, holds what was read and keeps what the answer may carry.
 async fn read_round(
     shard: &Rc<Shard>,
     items: &[FetchItem],
@@ -129,9 +132,11 @@ async fn read_round(
 ) -> Round {
     let mut hold = budget.reserve_fetch(wanted);
     let max_bytes = hold.bytes();
-    let outcomes = read_all(shard, items, max_bytes).await;
+    let mut outcomes = read_all(shard, items, max_bytes).await;
     let read: usize = outcomes.iter().map(|(_, o)| o.records.len()).sum();
+    // Held as read: a trimmed answer still shares the buffers it came from.
     hold.resize(read);
+    apply_limits(&mut outcomes, max_bytes);
     Round {
         outcomes,
         max_bytes,
@@ -189,7 +194,9 @@ fn plan(
 }
 
 /// Reads every item on its owning shard (one job per shard), in request
-/// order, each owner at most `max_bytes` (beyond one first batch).
+/// order, each owner at most `max_bytes` (beyond one first batch). The
+/// owners read at once, so each one's first non-empty partition may bring
+/// a batch over the limits; `apply_limits` keeps only the answer's first.
 async fn read_all(
     shard: &Rc<Shard>,
     items: &[FetchItem],
@@ -434,15 +441,44 @@ async fn wait_on_owner(shard: Rc<Shard>, watched: Vec<Watch>, share: u64, deadli
     }
 }
 
-/// Copies outcomes into the response, keeping whole partitions' records while
-/// the total stays within `max_bytes` (the first non-empty one always).
+/// Cuts what the owners read down to what KIP-74 lets the answer carry:
+/// the first non-empty partition in request order keeps what its owner read
+/// (its first batch whole whatever its size, then batches within its
+/// limits); every later one keeps the whole batches that fit both its
+/// `partition_max_bytes` and what is left of `max_bytes`.
+fn apply_limits(outcomes: &mut [(FetchItem, FetchOutcome)], max_bytes: usize) {
+    let mut left = max_bytes;
+    let mut first = true;
+    for (item, outcome) in outcomes.iter_mut() {
+        if outcome.records.is_empty() {
+            continue;
+        }
+        if !first {
+            let limit = item.max_bytes.min(left);
+            outcome.records = whole_batches_within(&outcome.records, limit);
+        }
+        first = false;
+        left = left.saturating_sub(outcome.records.len());
+    }
+}
+
+/// The whole batches at the start of `records` that fit in `limit` bytes.
+fn whole_batches_within(records: &Bytes, limit: usize) -> Bytes {
+    let end = BatchIter::new(records)
+        .map(|(header, at)| at + header.size)
+        .take_while(|&end| end <= limit)
+        .last()
+        .unwrap_or(0);
+    records.slice(..end)
+}
+
+/// Copies outcomes into the response; every partition answers with records
+/// (empty when there are none).
 fn fill_response(
     response: &mut FetchResponse,
     outcomes: Vec<(FetchItem, FetchOutcome)>,
-    max_bytes: usize,
     version: i16,
 ) {
-    let mut total = 0usize;
     for (item, o) in outcomes {
         let (t, p) = item.slot;
         let data = &mut response.responses[t].partitions[p];
@@ -452,13 +488,7 @@ fn fill_response(
         if version >= 5 {
             data.log_start_offset = o.log_start_offset;
         }
-        let len = o.records.len();
-        if len > 0 && (total == 0 || total + len <= max_bytes) {
-            total += len;
-            data.records = Some(o.records);
-        } else {
-            data.records = Some(Bytes::new());
-        }
+        data.records = Some(o.records);
     }
     for topic in &mut response.responses {
         for data in &mut topic.partitions {
@@ -466,5 +496,72 @@ fn fill_response(
                 data.records = Some(Bytes::new());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::sample_batch;
+    use kafka_protocol::records::Compression;
+
+    fn item(index: usize, partition_max_bytes: usize) -> FetchItem {
+        FetchItem {
+            slot: (0, index),
+            topic: "t".to_string(),
+            partition: index as i32,
+            offset: 0,
+            max_bytes: partition_max_bytes,
+            current_leader_epoch: -1,
+            replica_id: -1,
+        }
+    }
+
+    fn read(batches: usize) -> FetchOutcome {
+        let batch = sample_batch(10, Compression::None);
+        let mut records = Vec::new();
+        for _ in 0..batches {
+            records.extend_from_slice(&batch);
+        }
+        FetchOutcome {
+            records: Bytes::from(records),
+            ..FetchOutcome::failed(0, 0, 0)
+        }
+    }
+
+    fn batch_bytes() -> usize {
+        sample_batch(10, Compression::None).len()
+    }
+
+    #[test]
+    fn only_the_first_non_empty_partition_exceeds_the_limits() {
+        let b = batch_bytes();
+        // Two owners each read their first partition's first batch whole.
+        let mut outcomes = vec![
+            (item(0, 1), FetchOutcome::failed(0, 0, 0)),
+            (item(1, 1), read(1)),
+            (item(2, 1), read(1)),
+        ];
+        apply_limits(&mut outcomes, 10 * b);
+        let kept: Vec<usize> = outcomes.iter().map(|(_, o)| o.records.len()).collect();
+        assert_eq!(kept, vec![0, b, 0]);
+    }
+
+    #[test]
+    fn later_partitions_keep_the_whole_batches_that_fit() {
+        let b = batch_bytes();
+        let mut outcomes = vec![
+            (item(0, 3 * b), read(3)),
+            (item(1, 3 * b), read(3)),
+            (item(2, 2 * b + 1), read(3)),
+        ];
+        // Room for 3 + 1 batches, then nothing.
+        apply_limits(&mut outcomes, 4 * b + b / 2);
+        let kept: Vec<usize> = outcomes.iter().map(|(_, o)| o.records.len()).collect();
+        assert_eq!(kept, vec![3 * b, b, 0]);
+        let mut outcomes = vec![(item(0, 3 * b), read(3)), (item(1, 2 * b + 1), read(3))];
+        apply_limits(&mut outcomes, 100 * b);
+        let kept: Vec<usize> = outcomes.iter().map(|(_, o)| o.records.len()).collect();
+        assert_eq!(kept, vec![3 * b, 2 * b], "within partition_max_bytes");
     }
 }

@@ -67,6 +67,7 @@ pub async fn offset_commit(
         .collect();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id_or_member_epoch;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let gone: Vec<CommitItem> = items
         .iter()
         .cloned()
@@ -77,7 +78,15 @@ pub async fn offset_commit(
         .collect();
     let id = group_id.clone();
     let answered = on_coordinator(shard, &group_id, gone, move |s| async move {
-        commit_on_coordinator(&s, &id, &member_id, generation_id, items).await
+        commit_on_coordinator(
+            &s,
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            items,
+        )
+        .await
     })
     .await;
     let mut response = OffsetCommitResponse::default();
@@ -105,6 +114,7 @@ async fn commit_on_coordinator(
     shard: &Rc<Shard>,
     group_id: &str,
     member_id: &str,
+    instance_id: Option<&str>,
     generation_id: i32,
     mut items: Vec<CommitItem>,
 ) -> Vec<CommitItem> {
@@ -113,7 +123,7 @@ async fn commit_on_coordinator(
     } else {
         shard
             .groups
-            .check_commit(group_id, member_id, generation_id)
+            .check_commit(group_id, member_id, instance_id, generation_id)
     };
     for item in &mut items {
         item.error_code = match group_error {

@@ -90,16 +90,39 @@ pub async fn find_coordinator(
                     .with_host(str_bytes(host))
                     .with_port(port)
                     .with_error_code(code)
+                    // Kafka 4.x leaves v4's error message empty, error or not.
+                    .with_error_message(Some(StrBytes::default()))
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let (code, node, host, port) = fields(find(request.key.as_str()));
-    FindCoordinatorResponse::default()
+    let mut response = FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_node_id(BrokerId(node))
         .with_host(str_bytes(host))
-        .with_port(port)
+        .with_port(port);
+    // The field exists from v1 on.
+    if ctx.version >= 1 {
+        response.error_message = Some(legacy_error_message(code));
+    }
+    response
+}
+
+/// The error message of a FindCoordinator v1-v3 answer, as Kafka 4.x fills
+/// it (`Errors.message()`): "NONE", the name of error 0, when there is no
+/// error (not null, as in other APIs), else the error's default message.
+fn legacy_error_message(code: i16) -> StrBytes {
+    match code {
+        0 => StrBytes::from_static_str("NONE"),
+        COORDINATOR_GONE => StrBytes::from_static_str("The coordinator is not available."),
+        // No other error is answered here; its name, should one be.
+        other => str_bytes(
+            ResponseError::try_from_code(other)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 /// (broker id, host, port) of the coordinator of `group`. A standalone
@@ -233,6 +256,7 @@ pub async fn sync_group(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let assignments: Vec<(String, Bytes)> = request
         .assignments
         .iter()
@@ -249,9 +273,14 @@ pub async fn sync_group(
     let id = group_id.clone();
     let fallback = gone.clone();
     let mut result = on_coordinator(shard, &group_id, gone, move |s| async move {
-        let reply = s
-            .groups
-            .sync(&id, &member_id, generation_id, assignments, Instant::now());
+        let reply = s.groups.sync(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            assignments,
+            Instant::now(),
+        );
         persist_dirty_groups(&s).await;
         settle(reply, fallback).await
     })
@@ -281,10 +310,16 @@ pub async fn heartbeat(
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
+    let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let id = group_id.clone();
     let code = on_coordinator(shard, &group_id, NOT_COORDINATOR, move |s| async move {
-        s.groups
-            .heartbeat(&id, &member_id, generation_id, Instant::now())
+        s.groups.heartbeat(
+            &id,
+            &member_id,
+            instance_id.as_deref(),
+            generation_id,
+            Instant::now(),
+        )
     })
     .await;
     HeartbeatResponse::default().with_error_code(code)
@@ -356,7 +391,13 @@ pub async fn describe_groups(
         .await;
         let mut described = DescribedGroup::default().with_group_id(group_id.clone());
         match description {
-            // Kafka describes a group it does not know as Dead, without an error.
+            // Kafka 4.x answers GROUP_ID_NOT_FOUND for a group it does not
+            // know from DescribeGroups v6 (KIP-1043) on; before, it describes
+            // it as Dead, without an error.
+            None if v >= 6 => {
+                described.error_code = ResponseError::GroupIdNotFound.code();
+                described.error_message = Some(str_bytes(format!("Group {id} not found.")));
+            }
             None => described.group_state = StrBytes::from_static_str("Dead"),
             Some(d) => {
                 described.group_state = str_bytes(d.state);
@@ -384,28 +425,67 @@ pub async fn describe_groups(
     response
 }
 
+/// The one group type Tidemark's groups have (KIP-848's other types,
+/// `consumer` and `share`, are not built).
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
+/// Which groups a ListGroups request asks for: its states filter (v4+) and
+/// types filter (v5+), each matching all when empty, compared without
+/// regard to case (and, for states, surrounding blanks) as Kafka's
+/// GroupMetadataManager does.
+struct ListFilter {
+    states: Vec<String>,
+    /// Whether classic groups pass the types filter (empty, or naming
+    /// `classic`): every group passes it, or none does.
+    classic: bool,
+}
+
+impl ListFilter {
+    fn of(request: &ListGroupsRequest) -> ListFilter {
+        let states = request
+            .states_filter
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect();
+        let types = &request.types_filter;
+        let classic = types.is_empty()
+            || types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+        ListFilter { states, classic }
+    }
+
+    fn passes(&self, listed: &group::ListedGroup) -> bool {
+        self.classic
+            && (self.states.is_empty()
+                || self
+                    .states
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(listed.state)))
+    }
+}
+
 pub async fn list_groups(
     shard: &Rc<Shard>,
     request: ListGroupsRequest,
     ctx: &RequestContext,
 ) -> ListGroupsResponse {
-    let states: Vec<String> = request
-        .states_filter
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let filter = ListFilter::of(&request);
     let everywhere = shard.run_on_all(|s| async move { s.groups.list() }).await;
     let mut response = ListGroupsResponse::default();
     for listed in everywhere.into_iter().flatten().flatten() {
-        if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(listed.state)) {
+        if !filter.passes(&listed) {
             continue;
         }
         let mut g = ListedGroup::default()
             .with_group_id(GroupId(str_bytes(listed.group_id)))
             .with_protocol_type(str_bytes(listed.protocol_type));
-        // States are listed from v4 on.
+        // States are listed from v4 on, types from v5 on.
         if ctx.version >= 4 {
             g.group_state = str_bytes(listed.state);
+        }
+        if ctx.version >= 5 {
+            g.group_type = StrBytes::from_static_str(CLASSIC_GROUP_TYPE);
         }
         response.groups.push(g);
     }

@@ -93,18 +93,22 @@ async fn list_on_leader(
         Ok(log) => log,
         Err(code) => return (code, -1, -1),
     };
-    match timestamp {
-        LATEST => (0, -1, log.high_watermark() as i64),
-        EARLIEST => (0, -1, log.log_start_offset() as i64),
+    let found = match timestamp {
+        LATEST => return (0, -1, log.high_watermark() as i64),
+        EARLIEST => return (0, -1, log.log_start_offset() as i64),
+        // KIP-734: the first record carrying the largest timestamp.
         MAX_TIMESTAMP => match log.max_timestamp() {
-            Some((ts, offset)) => (0, ts, offset as i64),
-            None => (0, -1, -1),
+            Some(max) => log.offset_for_timestamp(max).await,
+            None => Ok(None),
         },
-        target => match log.offset_for_timestamp(target).await {
-            Ok(Some((ts, offset))) => (0, ts, offset as i64),
-            Ok(None) => (0, -1, -1),
-            Err(e) => (storage_error_code(&e), -1, -1),
-        },
+        target => log.offset_for_timestamp(target).await,
+    };
+    match found {
+        // As Kafka's ReplicaManager does, a record at or past the high
+        // watermark is not an answer: consumers cannot read it yet.
+        Ok(Some((ts, offset))) if offset < log.high_watermark() => (0, ts, offset as i64),
+        Ok(_) => (0, -1, -1),
+        Err(e) => (storage_error_code(&e), -1, -1),
     }
 }
 

@@ -15,12 +15,16 @@
 //! `maxTimestamp` (answered as `log_append_time_ms`), and a batch whose codec
 //! is not the topic's `compression.type` is recompressed. Otherwise the
 //! batch is stored as sent.
+//!
+//! A batch refused for some of its records (records without a key for a
+//! compacted topic) names them in `record_errors`, with the summary in
+//! `error_message` (KIP-467, Produce v8+), in Kafka's words.
 use super::{owned_log, storage_error_code, RequestContext};
 use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
 use crate::protocol::batch::{
-    stamp_batch, validate_producer_batch_for, BatchError, BatchHeader, RecordChecks, TimestampRule,
-    ValidBatch,
+    stamp_batch, validate_producer_batch_for, BatchError, BatchHeader, KeylessRecords,
+    RecordChecks, TimestampRule, ValidBatch,
 };
 use crate::protocol::recompress::{recompress, CodecLevels};
 use crate::protocol::records::{decompressed_bytes_max, Codec};
@@ -28,8 +32,11 @@ use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::AppendOutcome;
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -44,13 +51,15 @@ struct ProduceItem {
 }
 
 /// What the owning shard answers for one partition.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ProduceOutcome {
     error_code: i16,
     base_offset: i64,
     log_start_offset: i64,
     /// -1 unless the topic is LogAppendTime (or the batch a duplicate).
     log_append_time_ms: i64,
+    /// The records refused for want of a key, when that refused the batch.
+    keyless: Option<KeylessRecords>,
 }
 
 impl ProduceOutcome {
@@ -60,7 +69,14 @@ impl ProduceOutcome {
             base_offset: -1,
             log_start_offset: -1,
             log_append_time_ms: -1,
+            keyless: None,
         }
+    }
+}
+
+impl From<i16> for ProduceOutcome {
+    fn from(code: i16) -> Self {
+        ProduceOutcome::error(code)
     }
 }
 
@@ -122,13 +138,20 @@ pub async fn handle(
             vec![ProduceOutcome::error(ResponseError::NotLeaderOrFollower.code()); slots.len()]
         });
         for ((t, p), o) in slots.into_iter().zip(outcomes) {
-            let r = &mut response.responses[t].partition_responses[p];
+            let topic_response = &mut response.responses[t];
+            let topic = &topic_response.name.0;
+            let r = &mut topic_response.partition_responses[p];
             r.error_code = o.error_code;
             r.base_offset = o.base_offset;
             r.log_append_time_ms = o.log_append_time_ms;
-            // The field exists from v5 on; the codec refuses it before.
+            // Each field exists from the version noted; the codec refuses it before.
             if ctx.version >= 5 {
                 r.log_start_offset = o.log_start_offset;
+            }
+            if let Some(keyless) = o.keyless.filter(|_| ctx.version >= 8) {
+                let (errors, summary) = keyless_record_errors(topic, r.index, &keyless);
+                r.record_errors = errors;
+                r.error_message = Some(summary);
             }
         }
     }
@@ -158,7 +181,7 @@ async fn produce_on_owner(
     let shard = &shard;
     let waits = appended.into_iter().map(|a| async move {
         match a {
-            Err(code) => ProduceOutcome::error(code),
+            Err(refused) => refused,
             Ok((log, outcome, timestamp_type)) => {
                 let result = *outcome.result();
                 match wait_acknowledged(shard, &log, result.end_offset, acks, timeout_ms).await {
@@ -167,6 +190,7 @@ async fn produce_on_owner(
                         base_offset: result.base_offset as i64,
                         log_start_offset: result.log_start_offset as i64,
                         log_append_time_ms: log_append_time(&outcome, timestamp_type),
+                        keyless: None,
                     },
                     Err(code) => ProduceOutcome::error(code),
                 }
@@ -208,11 +232,64 @@ fn log_append_time(outcome: &AppendOutcome, timestamp_type: TimestampType) -> i6
     }
 }
 
+/// The answer to a batch that fails validation: its error code, and for
+/// keyless records on a compacted topic, which ones, with the log start
+/// (as Kafka's ReplicaManager answers a RecordValidationException).
+fn refusal(log: &crate::storage::PartitionLog, error: BatchError) -> ProduceOutcome {
+    match error {
+        BatchError::KeylessRecords(keyless) => ProduceOutcome {
+            log_start_offset: log.log_start_offset() as i64,
+            keyless: Some(keyless),
+            ..ProduceOutcome::error(ResponseError::InvalidRecord.code())
+        },
+        other => ProduceOutcome::error(batch_error_code(&other)),
+    }
+}
+
+/// Kafka's record errors and summary message for the keyless records of a
+/// batch refused by a compacted topic (`LogValidator.validateKey` and
+/// `processRecordErrors`): one error per record, and a message naming the
+/// count and the first three.
+fn keyless_record_errors(
+    topic: &StrBytes,
+    partition: i32,
+    keyless: &KeylessRecords,
+) -> (Vec<BatchIndexAndErrorMessage>, StrBytes) {
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+    );
+    let shown: Vec<String> = keyless
+        .indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, \
+         and only showing the first three errors at most: [{}]",
+        keyless.total,
+        shown.join(", ")
+    );
+    let message = StrBytes::from_string(message);
+    let errors = keyless
+        .indexes
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(message.clone()))
+        })
+        .collect();
+    (errors, StrBytes::from_string(summary))
+}
+
 /// The Kafka error code for a batch that fails validation.
 fn batch_error_code(error: &BatchError) -> i16 {
     match error {
         BatchError::Corrupt(_) => ResponseError::CorruptMessage.code(),
-        BatchError::Invalid(_) => ResponseError::InvalidRecord.code(),
+        BatchError::Invalid(_) | BatchError::KeylessRecords(_) => {
+            ResponseError::InvalidRecord.code()
+        }
         BatchError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType.code(),
         // Kafka's RECORD_TOO_LARGE: see `BatchError::TooLarge` for why.
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
@@ -226,9 +303,13 @@ type Appended = (
     TimestampType,
 );
 
-/// Checks one batch as Apache Kafka's log validator does, puts it in the
-/// form the topic stores, then appends it.
-async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<Appended, i16> {
+/// Checks one batch as Apache Kafka's log validator does, then appends it;
+/// the error is the partition's answer.
+async fn append_one(
+    shard: &Rc<Shard>,
+    item: &ProduceItem,
+    acks: i16,
+) -> Result<Appended, ProduceOutcome> {
     let log = owned_log(shard, &item.topic, item.partition).await?;
     let leader_epoch = shard
         .replication
@@ -240,16 +321,15 @@ async fn append_one(shard: &Rc<Shard>, item: &ProduceItem, acks: i16) -> Result<
         .ok_or(ResponseError::InvalidRecord.code())?;
     let settings = log.produce_settings();
     if records.len() > settings.max_message_bytes.max(0) as usize {
-        return Err(ResponseError::MessageTooLarge.code());
+        return Err(ResponseError::MessageTooLarge.code().into());
     }
     let now_ms = crate::storage::now_ms();
     let bound = decompressed_bytes_max(settings.max_message_bytes);
     let valid = validate_producer_batch_for(records, &record_checks(&settings, now_ms), bound)
-        .map_err(|e| batch_error_code(&e))?;
-    let stored =
-        stored_form(records, valid, &settings, now_ms).map_err(|e| batch_error_code(&e))?;
+        .map_err(|e| refusal(&log, e))?;
+    let stored = stored_form(records, valid, &settings, now_ms).map_err(|e| refusal(&log, e))?;
     if stored.bytes.len() > settings.max_message_bytes.max(0) as usize {
-        return Err(ResponseError::MessageTooLarge.code());
+        return Err(ResponseError::MessageTooLarge.code().into());
     }
     let shares = item.shares_request && !stored.rewritten;
     let result = log

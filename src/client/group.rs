@@ -318,7 +318,8 @@ impl Client {
     }
 
     /// DescribeGroups for one group; a group the coordinator does not know
-    /// comes back in state Dead, as Kafka answers.
+    /// comes back in state Dead, as Kafka answers before v6 (from v6 on it
+    /// answers GROUP_ID_NOT_FOUND, taken here to mean the same).
     pub fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
         let (_, response) = self.call_coordinator(
             group,
@@ -326,13 +327,17 @@ impl Client {
             |_| DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]),
             |r| r.groups.first().map_or(codes::NONE, |g| g.error_code),
         )?;
-        let described = response
+        let mut described = response
             .groups
             .into_iter()
             .find(|g| g.group_id.0.as_str() == group)
             .ok_or_else(|| {
                 ClientError::Protocol("DescribeGroups: group missing in response".to_owned())
             })?;
+        if described.error_code == codes::GROUP_ID_NOT_FOUND {
+            described.error_code = codes::NONE;
+            described.group_state = str_bytes("Dead");
+        }
         if described.error_code != codes::NONE {
             return Err(ClientError::kafka(
                 "DescribeGroups",

@@ -135,6 +135,9 @@ pub struct Group {
     initial_delay_until: Option<Instant>,
     /// Set when the group's metadata changed and should be persisted.
     pub dirty: bool,
+    /// Since when nothing has been left of the group but its name and
+    /// generation (see `is_dead`), as last seen by `tick`.
+    idle_since: Option<Instant>,
 }
 
 /// Most member ids one group keeps waiting for their second JoinGroup: a
@@ -146,6 +149,7 @@ pub const PENDING_IDS_MAX: usize = 1024;
 const UNKNOWN_MEMBER: i16 = ResponseError::UnknownMemberId.code();
 const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
 const REBALANCING: i16 = ResponseError::RebalanceInProgress.code();
+const FENCED: i16 = ResponseError::FencedInstanceId.code();
 
 impl Group {
     pub fn new(group_id: &str) -> Self {
@@ -163,6 +167,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             dirty: false,
+            idle_since: None,
         }
     }
 
@@ -179,6 +184,12 @@ impl Group {
             && self.join_waiters.is_empty()
             && self.sync_waiters.is_empty()
             && !self.dirty
+    }
+
+    /// How long the group has been dead (see `is_dead`) as of the last `tick`.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.idle_since
+            .map(|since| now.saturating_duration_since(since))
     }
 
     /// Member ids waiting for their join, for tests and bounds.
@@ -226,10 +237,35 @@ impl Group {
                 ));
             }
             if let Some(old) = self.static_member(request.group_instance_id.as_deref()) {
-                // A static member came back under a new id: it replaces its old self.
-                self.remove_member(&old);
+                // A static member came back under a new id: it takes its old
+                // self's place and assignment (KIP-345). In a Stable group
+                // whose protocol it does not change, the others see nothing:
+                // it gets the current generation now, and its assignment
+                // from SyncGroup. Otherwise the group rebalances as usual.
+                let leader_before = self.leader.clone();
+                self.replace_static_member(&old, &new_id);
+                self.upsert_member(&new_id, request.clone(), now);
+                if self.state == GroupState::Stable && self.choose_protocol() == self.protocol_name
+                {
+                    return Reply::Now(JoinResult {
+                        error_code: 0,
+                        generation_id: self.generation_id,
+                        protocol_type: self.protocol_type.clone(),
+                        protocol_name: self.protocol_name.clone(),
+                        // Kafka names the leader as it was (the member is
+                        // not asked to assign again).
+                        leader: leader_before,
+                        member_id: new_id,
+                        members: Vec::new(),
+                    });
+                }
             }
             new_id
+        } else if let Err(code @ FENCED) =
+            self.check_instance(&member_id, request.group_instance_id.as_deref())
+        {
+            // An older incarnation of a static member that was replaced.
+            return Reply::Now(JoinResult::error(code, &member_id));
         } else if !self.members.contains_key(&member_id)
             && self.pending_ids.remove(&member_id).is_none()
         {
@@ -425,10 +461,30 @@ impl Group {
             .unwrap_or_default()
     }
 
-    fn check_member(&self, member_id: &str, generation_id: i32) -> Result<(), i16> {
+    /// Kafka's member check: a request naming a group.instance.id must come
+    /// from the member id that instance holds now; an older incarnation of
+    /// that instance is fenced (KIP-345).
+    pub fn check_instance(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+        if let Some(instance) = instance_id {
+            match self.static_member(Some(instance)) {
+                None => return Err(UNKNOWN_MEMBER),
+                Some(current) if current != member_id => return Err(FENCED),
+                Some(_) => {}
+            }
+        }
         if !self.members.contains_key(member_id) {
             return Err(UNKNOWN_MEMBER);
         }
+        Ok(())
+    }
+
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), i16> {
+        self.check_instance(member_id, instance_id)?;
         if generation_id != self.generation_id {
             return Err(ILLEGAL_GENERATION);
         }
@@ -439,6 +495,7 @@ impl Group {
     pub fn sync(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
@@ -449,7 +506,7 @@ impl Group {
                 ..SyncResult::default()
             })
         };
-        if let Err(code) = self.check_member(member_id, generation_id) {
+        if let Err(code) = self.check_member(member_id, instance_id, generation_id) {
             return error(code);
         }
         self.touch(member_id, now);
@@ -503,8 +560,14 @@ impl Group {
     }
 
     /// Handles Heartbeat: the error code to answer.
-    pub fn heartbeat(&mut self, member_id: &str, generation_id: i32, now: Instant) -> i16 {
-        if let Err(code) = self.check_member(member_id, generation_id) {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        now: Instant,
+    ) -> i16 {
+        if let Err(code) = self.check_member(member_id, instance_id, generation_id) {
             return code;
         }
         self.touch(member_id, now);
@@ -537,6 +600,28 @@ impl Group {
         self.remove_member(&id);
         self.member_left(now, limits);
         0
+    }
+
+    /// Moves a static member to its new member id, keeping its assignment
+    /// (and leadership); requests of the old id still waiting are fenced.
+    fn replace_static_member(&mut self, old_id: &str, new_id: &str) {
+        if let Some(mut member) = self.members.remove(old_id) {
+            member.member_id = new_id.to_string();
+            self.members.insert(new_id.to_string(), member);
+        }
+        if self.leader == old_id {
+            self.leader = new_id.to_string();
+        }
+        if let Some(w) = self.join_waiters.remove(old_id) {
+            let _ = w.send(JoinResult::error(FENCED, old_id));
+        }
+        if let Some(w) = self.sync_waiters.remove(old_id) {
+            let _ = w.send(SyncResult {
+                error_code: FENCED,
+                ..SyncResult::default()
+            });
+        }
+        self.dirty = true;
     }
 
     fn remove_member(&mut self, member_id: &str) {
@@ -591,6 +676,11 @@ impl Group {
             self.member_left(now, limits);
         }
         self.maybe_complete_join(now);
+        self.idle_since = if self.is_dead() {
+            Some(self.idle_since.unwrap_or(now))
+        } else {
+            None
+        };
     }
 
     /// Restores a group loaded from `__consumer_offsets`: its members get a
@@ -744,12 +834,18 @@ mod tests {
         assert_eq!(joined.leader, id);
         assert_eq!(joined.members.len(), 1);
         assert_eq!(g.state, GroupState::CompletingRebalance);
-        let synced = now_result(g.sync(&id, 1, vec![(id.clone(), Bytes::from_static(b"a"))], now));
+        let synced = now_result(g.sync(
+            &id,
+            None,
+            1,
+            vec![(id.clone(), Bytes::from_static(b"a"))],
+            now,
+        ));
         assert_eq!(synced.assignment, Bytes::from_static(b"a"));
         assert_eq!(g.state, GroupState::Stable);
-        assert_eq!(g.heartbeat(&id, 1, now), 0);
-        assert_eq!(g.heartbeat(&id, 0, now), ILLEGAL_GENERATION);
-        assert_eq!(g.heartbeat("nobody", 1, now), UNKNOWN_MEMBER);
+        assert_eq!(g.heartbeat(&id, None, 1, now), 0);
+        assert_eq!(g.heartbeat(&id, None, 0, now), ILLEGAL_GENERATION);
+        assert_eq!(g.heartbeat("nobody", None, 1, now), UNKNOWN_MEMBER);
     }
 
     #[test]
@@ -758,18 +854,24 @@ mod tests {
         let now = Instant::now();
         let (a, reply) = join_new(&mut g, now);
         now_result(reply);
-        now_result(g.sync(&a, 1, vec![], now));
+        now_result(g.sync(&a, None, 1, vec![], now));
         let (b, b_reply) = join_new(&mut g, now);
         assert_eq!(g.state, GroupState::PreparingRebalance);
-        assert_eq!(g.heartbeat(&a, 1, now), REBALANCING);
+        assert_eq!(g.heartbeat(&a, None, 1, now), REBALANCING);
         let a_reply = g.join(join_request(&a), now, &LIMITS);
         let (ra, rb) = (now_result(a_reply), now_result(b_reply));
         assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
         assert_eq!(ra.leader, a, "the old leader stays leader");
         assert_eq!(ra.members.len(), 2);
         assert!(rb.members.is_empty(), "only the leader sees the members");
-        let b_sync = g.sync(&b, 2, vec![], now);
-        now_result(g.sync(&a, 2, vec![(b.clone(), Bytes::from_static(b"x"))], now));
+        let b_sync = g.sync(&b, None, 2, vec![], now);
+        now_result(g.sync(
+            &a,
+            None,
+            2,
+            vec![(b.clone(), Bytes::from_static(b"x"))],
+            now,
+        ));
         assert_eq!(now_result(b_sync).assignment, Bytes::from_static(b"x"));
     }
 
@@ -783,11 +885,11 @@ mod tests {
         let ra = g.join(join_request(&a), t0, &LIMITS);
         let (ra, rb) = (now_result(ra), now_result(rb));
         assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
-        let b_sync = g.sync(&b, 2, vec![], t0);
-        now_result(g.sync(&a, 2, vec![], t0));
+        let b_sync = g.sync(&b, None, 2, vec![], t0);
+        now_result(g.sync(&a, None, 2, vec![], t0));
         now_result(b_sync);
         let t1 = t0 + Duration::from_millis(800);
-        assert_eq!(g.heartbeat(&a, 2, t1), 0);
+        assert_eq!(g.heartbeat(&a, None, 2, t1), 0);
         let t2 = t0 + Duration::from_millis(1500);
         g.tick(t2, &LIMITS);
         assert!(!g.members.contains_key(&b), "b's session expired");
@@ -803,14 +905,14 @@ mod tests {
         let t0 = Instant::now();
         let (a, ra) = join_new(&mut g, t0);
         now_result(ra);
-        now_result(g.sync(&a, 1, vec![], t0));
+        now_result(g.sync(&a, None, 1, vec![], t0));
         // b joins; a keeps heartbeating but never rejoins.
         let (_b, rb) = join_new(&mut g, t0);
         let Reply::Later(mut rb) = rb else {
             panic!("b waits for the rebalance")
         };
         let t1 = t0 + Duration::from_millis(900);
-        assert_eq!(g.heartbeat(&a, 1, t1), REBALANCING);
+        assert_eq!(g.heartbeat(&a, None, 1, t1), REBALANCING);
         g.tick(t1, &LIMITS);
         assert!(
             rb.try_recv().unwrap().is_none(),
@@ -818,7 +920,7 @@ mod tests {
         );
         // a's session (1 s) stays alive: only the rebalance timeout can drop it.
         assert_eq!(
-            g.heartbeat(&a, 1, t0 + Duration::from_millis(1900)),
+            g.heartbeat(&a, None, 1, t0 + Duration::from_millis(1900)),
             REBALANCING
         );
         let t2 = t0 + Duration::from_millis(2100);
@@ -838,7 +940,7 @@ mod tests {
         let now = Instant::now();
         let (a, r) = join_new(&mut g, now);
         now_result(r);
-        now_result(g.sync(&a, 1, vec![], now));
+        now_result(g.sync(&a, None, 1, vec![], now));
         assert_eq!(g.leave(&a, None, now, &LIMITS), 0);
         assert_eq!(g.state, GroupState::Empty);
         assert_eq!(g.leave(&a, None, now, &LIMITS), UNKNOWN_MEMBER);
@@ -872,10 +974,82 @@ mod tests {
         r.group_instance_id = Some("i1".into());
         let first = now_result(g.join(r.clone(), now, &LIMITS));
         assert_eq!(first.error_code, 0);
-        now_result(g.sync(&first.member_id, 1, vec![], now));
+        now_result(g.sync(&first.member_id, None, 1, vec![], now));
         let second = now_result(g.join(r, now, &LIMITS));
         assert_eq!(second.error_code, 0);
         assert_ne!(second.member_id, first.member_id);
         assert_eq!(g.members.len(), 1);
+    }
+
+    #[test]
+    fn a_replaced_static_member_is_fenced() {
+        let mut g = Group::new("g");
+        let now = Instant::now();
+        let mut r = join_request("");
+        r.group_instance_id = Some("i1".into());
+        let first = now_result(g.join(r.clone(), now, &LIMITS));
+        let old = first.member_id.clone();
+        now_result(g.sync(&old, Some("i1"), 1, vec![], now));
+        let second = now_result(g.join(r, now, &LIMITS));
+        assert_eq!(second.error_code, 0);
+        let fenced = FENCED;
+        let generation = g.generation_id;
+        let mut again = join_request(&old);
+        again.group_instance_id = Some("i1".into());
+        assert_eq!(now_result(g.join(again, now, &LIMITS)).error_code, fenced);
+        assert_eq!(g.heartbeat(&old, Some("i1"), generation, now), fenced);
+        assert_eq!(
+            now_result(g.sync(&old, Some("i1"), generation, vec![], now)).error_code,
+            fenced
+        );
+        assert_eq!(g.check_instance(&old, Some("i1")), Err(fenced));
+        assert_eq!(g.check_instance(&old, None), Err(UNKNOWN_MEMBER));
+        assert_eq!(
+            g.check_instance(&second.member_id, Some("other")),
+            Err(UNKNOWN_MEMBER)
+        );
+        assert_eq!(g.check_instance(&second.member_id, Some("i1")), Ok(()));
+    }
+
+    #[test]
+    fn a_static_member_rejoining_a_stable_group_keeps_its_assignment_without_a_rebalance() {
+        let mut g = Group::new("g");
+        let now = Instant::now();
+        let (a, ra) = join_new(&mut g, now);
+        now_result(ra);
+        now_result(g.sync(&a, None, 1, vec![], now));
+        let mut r = join_request("");
+        r.group_instance_id = Some("i1".into());
+        let s_reply = g.join(r.clone(), now, &LIMITS);
+        let a_reply = g.join(join_request(&a), now, &LIMITS);
+        let s_joined = now_result(s_reply);
+        now_result(a_reply);
+        let s_id = s_joined.member_id.clone();
+        let s_sync = g.sync(&s_id, Some("i1"), 2, vec![], now);
+        let assigned = vec![
+            (a.clone(), Bytes::from_static(b"pa")),
+            (s_id.clone(), Bytes::from_static(b"ps")),
+        ];
+        now_result(g.sync(&a, None, 2, assigned, now));
+        assert_eq!(now_result(s_sync).assignment, Bytes::from_static(b"ps"));
+        assert_eq!(g.state, GroupState::Stable);
+
+        // The static member restarts: a new JoinGroup without its member id.
+        let rejoined = now_result(g.join(r, now, &LIMITS));
+        assert_eq!(rejoined.error_code, 0);
+        assert_eq!(rejoined.generation_id, 2, "no new generation");
+        assert_ne!(rejoined.member_id, s_id);
+        assert_eq!(rejoined.leader, a);
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(
+            g.heartbeat(&a, None, 2, now),
+            0,
+            "the other member sees nothing"
+        );
+        let synced = now_result(g.sync(&rejoined.member_id, Some("i1"), 2, vec![], now));
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(synced.assignment, Bytes::from_static(b"ps"));
+        assert_eq!(g.heartbeat(&s_id, Some("i1"), 2, now), FENCED);
+        assert_eq!(g.members.len(), 2);
     }
 }

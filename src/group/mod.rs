@@ -36,6 +36,12 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const GROUP_WRITE_TIMEOUT_MS: i32 = 5_000;
 /// How often each shard expires sessions and ends overdue rebalances.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a group that once formed stays, Empty and without committed
+/// offsets, after its last member left: Kafka keeps such a group (described
+/// and listed as Empty) until its next group-metadata cleanup, which runs
+/// every `offsets.retention.check.interval.ms` (600 000 ms by default), and
+/// then deletes it with a tombstone. This bounds what idle groups cost.
+pub const EMPTY_GROUP_EXPIRY: Duration = Duration::from_millis(600_000);
 /// Bytes read at a time when replaying `__consumer_offsets`.
 const REPLAY_READ_BYTES: usize = 1 << 20;
 
@@ -111,12 +117,13 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> Reply<SyncResult> {
         match self.groups.borrow_mut().get_mut(group_id) {
-            Some(group) => group.sync(member_id, generation_id, assignments, now),
+            Some(group) => group.sync(member_id, instance_id, generation_id, assignments, now),
             None => Reply::Now(SyncResult {
                 error_code: ResponseError::UnknownMemberId.code(),
                 ..SyncResult::default()
@@ -128,11 +135,12 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
         now: Instant,
     ) -> i16 {
         match self.groups.borrow_mut().get_mut(group_id) {
-            Some(group) => group.heartbeat(member_id, generation_id, now),
+            Some(group) => group.heartbeat(member_id, instance_id, generation_id, now),
             None => ResponseError::UnknownMemberId.code(),
         }
     }
@@ -227,6 +235,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation_id: i32,
     ) -> Result<(), i16> {
         let groups = self.groups.borrow();
@@ -240,9 +249,7 @@ impl GroupCoordinator {
         if generation_id < 0 && group.is_empty() {
             return Ok(());
         }
-        if !group.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId.code());
-        }
+        group.check_instance(member_id, instance_id)?;
         if generation_id != group.generation_id {
             return Err(ResponseError::IllegalGeneration.code());
         }
@@ -336,13 +343,30 @@ impl GroupCoordinator {
 
     /// Expires sessions and ends overdue rebalances in every group, and
     /// forgets groups of which nothing is left (Kafka's Dead state): no
-    /// members, none about to join, no committed offsets.
-    pub fn tick(&self, now: Instant) {
+    /// members, none about to join, no committed offsets. A group that never
+    /// formed (no generation) goes at once; one that did stays Empty for
+    /// `EMPTY_GROUP_EXPIRY`, as in Kafka. Returns the ids of the groups
+    /// forgotten that have metadata in the log, for their tombstones.
+    pub fn tick(&self, now: Instant) -> Vec<String> {
         let offsets = self.offsets.borrow();
+        let mut expired = Vec::new();
         self.groups.borrow_mut().retain(|group_id, group| {
             group.tick(now, &self.limits);
-            !group.is_dead() || offsets.get(group_id).is_some_and(|o| !o.is_empty())
+            if !group.is_dead() || offsets.get(group_id).is_some_and(|o| !o.is_empty()) {
+                return true;
+            }
+            if group.generation_id == 0 {
+                return false;
+            }
+            let keep = group
+                .idle_for(now)
+                .is_none_or(|idle| idle < EMPTY_GROUP_EXPIRY);
+            if !keep {
+                expired.push(group_id.clone());
+            }
+            keep
         });
+        expired
     }
 
     /// Groups whose metadata changed since the last call, to persist.
@@ -508,6 +532,18 @@ pub async fn persist_dirty_groups(shard: &Rc<Shard>) {
     }
 }
 
+/// Writes the metadata tombstones of groups the coordinator forgot.
+async fn persist_tombstones(shard: &Rc<Shard>, groups: Vec<String>) {
+    let partitions = shard.config.offsets_topic_partitions;
+    for group_id in groups {
+        let entry = (records::group_key(&group_id), None);
+        let partition = offsets_partition(&group_id, partitions);
+        if let Err(code) = append_records(shard, partition, vec![entry]).await {
+            tracing::warn!(group = %group_id, code, "cannot delete expired group metadata");
+        }
+    }
+}
+
 /// Rebuilds this shard's groups and offsets from the `__consumer_offsets`
 /// partitions it owns (a standalone broker, at start).
 pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
@@ -615,8 +651,9 @@ fn replay_batch(
 pub async fn run_ticker(shard: Rc<Shard>) {
     while !shard.is_stopping() {
         glommio::timer::sleep(TICK_INTERVAL).await;
-        shard.groups.tick(Instant::now());
+        let expired = shard.groups.tick(Instant::now());
         persist_dirty_groups(&shard).await;
+        persist_tombstones(&shard, expired).await;
     }
 }
 
@@ -652,6 +689,50 @@ mod tests {
             !coordinator.exists("never-joined-7"),
             "a group whose only would-be members never came back is gone"
         );
+        assert!(coordinator.list().is_empty());
+    }
+
+    #[test]
+    fn a_group_whose_last_member_left_stays_empty_until_it_expires() {
+        let coordinator = GroupCoordinator::new(GroupLimits {
+            min_session_timeout_ms: 100,
+            max_session_timeout_ms: 60_000,
+            initial_rebalance_delay_ms: 0,
+        });
+        let t0 = Instant::now();
+        let request = JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 1000,
+            rebalance_timeout_ms: 1000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id: false,
+        };
+        let Reply::Later(mut joined) = coordinator.join("g", request, t0) else {
+            panic!("the join completes through its waiter")
+        };
+        let member = joined.try_recv().unwrap().expect("joined").member_id;
+        assert_eq!(coordinator.leave("g", &[(member, None)], t0), vec![0]);
+        let _ = coordinator.take_dirty();
+        for after in [1, 60, 599] {
+            let expired = coordinator.tick(t0 + Duration::from_secs(after));
+            assert!(expired.is_empty());
+            let d = coordinator.describe("g").expect("still known");
+            assert_eq!(d.state, "Empty");
+            assert_eq!(d.protocol_name, "");
+            let listed = coordinator.list();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(
+                (listed[0].group_id.as_str(), listed[0].state),
+                ("g", "Empty")
+            );
+        }
+        let expired = coordinator.tick(t0 + Duration::from_secs(1) + EMPTY_GROUP_EXPIRY);
+        assert_eq!(expired, vec!["g".to_string()], "a tombstone is due");
+        assert!(!coordinator.exists("g"));
         assert!(coordinator.list().is_empty());
     }
 

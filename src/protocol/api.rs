@@ -44,8 +44,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::LeaveGroup, 0, 4),
     api(ApiKey::OffsetCommit, 2, 8),
     api(ApiKey::OffsetFetch, 1, 7),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 4),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
 ];

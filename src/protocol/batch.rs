@@ -50,6 +50,12 @@ pub enum BatchError {
     /// UNSUPPORTED_COMPRESSION_TYPE.
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
+    /// Records a compacted topic cannot take, having no key: INVALID_RECORD
+    /// with one error per such record (KIP-467), so clients can tell which
+    /// records failed. Checked once the whole batch is known to be well
+    /// formed, as Kafka's LogValidator collects its record errors.
+    #[error("{} records without a key for a compacted topic", .0.total)]
+    KeylessRecords(KeylessRecords),
     /// The records decompress to more than the bound allows. Produce answers
     /// MESSAGE_TOO_LARGE (Kafka's RECORD_TOO_LARGE, code 10): the batch is
     /// larger than the broker accepts, which is what that code says, and
@@ -155,6 +161,39 @@ pub struct ValidBatch {
     pub max_timestamp: i64,
 }
 
+/// The most keyless records a refusal names. Kafka names every one; a
+/// bound keeps a pathological batch (a compressed megabyte of empty
+/// records) from making an answer of many megabytes.
+pub const KEYLESS_INDEXES_MAX: usize = 10_000;
+
+/// The records of one batch that have no key, for a compacted topic's
+/// refusal: their indexes in the batch (the first `KEYLESS_INDEXES_MAX`)
+/// and how many there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeylessRecords {
+    pub indexes: Vec<i32>,
+    pub total: usize,
+}
+
+impl KeylessRecords {
+    /// Notes the record at `index` (in batch order).
+    pub(crate) fn note(&mut self, index: i32) {
+        self.total += 1;
+        if self.indexes.len() < KEYLESS_INDEXES_MAX {
+            self.indexes.push(index);
+        }
+    }
+
+    /// The refusal, if any record had no key.
+    pub(crate) fn into_result(self) -> Result<(), BatchError> {
+        if self.total == 0 {
+            Ok(())
+        } else {
+            Err(BatchError::KeylessRecords(self))
+        }
+    }
+}
+
 /// The fields of a v2 batch header that the broker uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -242,9 +281,9 @@ pub fn validate_producer_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     validate_producer_batch_with(buf, false)
 }
 
-/// As `validate_producer_batch`; with `require_keys` (a compacted topic) a
-/// record without a key is INVALID_RECORD, as in Kafka, compressed batches
-/// included. Compressed records are decompressed within
+/// As `validate_producer_batch`; with `require_keys` (a compacted topic)
+/// records without a key refuse the batch with `KeylessRecords`, as in
+/// Kafka, compressed batches included. Compressed records are decompressed within
 /// `DECOMPRESSED_BATCH_BYTES_MAX`.
 pub fn validate_producer_batch_with(
     buf: &[u8],
@@ -346,8 +385,11 @@ fn validate_batch_fields(header: &BatchHeader) -> Result<(), BatchError> {
 }
 
 /// Walks every record of an uncompressed batch: lengths must add up, offset
-/// deltas must run 0, 1, 2, ... and the count must match the header; keys
-/// and timestamps are checked by `checks`. Returns the largest timestamp.
+/// deltas must run 0, 1, 2, ... and the count must match the header; each
+/// record's timestamp is checked by `checks` (one out of range refuses the
+/// batch at once: INVALID_TIMESTAMP wins, as in Kafka); then, with
+/// `require_keys`, every record must have a key. Returns the largest
+/// timestamp.
 fn validate_uncompressed_records(
     mut records: &[u8],
     header: &BatchHeader,
@@ -355,6 +397,7 @@ fn validate_uncompressed_records(
 ) -> Result<i64, BatchError> {
     let invalid = BatchError::Invalid;
     let mut max_timestamp = NO_TIMESTAMP;
+    let mut keyless = KeylessRecords::default();
     for expected_delta in 0..header.record_count {
         let length = read_varint(&mut records).ok_or(invalid("bad record length"))?;
         if length < 0 || length as usize > records.len() {
@@ -376,7 +419,7 @@ fn validate_uncompressed_records(
         }
         let key_len = skip_nullable_bytes(&mut record).ok_or(invalid("bad key"))?;
         if checks.require_keys && key_len < 0 {
-            return Err(invalid("a compacted topic needs a key on every record"));
+            keyless.note(expected_delta);
         }
         skip_nullable_bytes(&mut record).ok_or(invalid("bad value"))?;
         let headers = read_varint(&mut record).ok_or(invalid("bad header count"))?;
@@ -398,6 +441,7 @@ fn validate_uncompressed_records(
     if !records.is_empty() {
         return Err(invalid("more records than the header counts"));
     }
+    keyless.into_result()?;
     Ok(max_timestamp)
 }
 

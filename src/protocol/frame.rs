@@ -54,6 +54,18 @@ pub async fn read_frame<R: WritesOnly>(
     reader: &mut R,
     max_bytes: u32,
 ) -> Result<Option<BytesMut>, FrameError> {
+    read_frame_growing_from(reader, max_bytes, INITIAL_CAPACITY_BYTES).await
+}
+
+/// [`read_frame`] with a body buffer that starts at `initial_capacity_bytes`
+/// (the broker's is 1 MiB). Public so that the fuzz target `frame` can reach
+/// the buffer's growth with frames of kilobytes instead of megabytes.
+pub async fn read_frame_growing_from<R: WritesOnly>(
+    reader: &mut R,
+    max_bytes: u32,
+    initial_capacity_bytes: usize,
+) -> Result<Option<BytesMut>, FrameError> {
+    assert!(initial_capacity_bytes > 0, "a buffer must be able to grow");
     let mut len_buf = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
@@ -72,7 +84,7 @@ pub async fn read_frame<R: WritesOnly>(
         return Err(FrameError::BadLength(claimed, max_bytes));
     }
     let total = claimed as usize;
-    let mut body = BytesMut::with_capacity(total.min(INITIAL_CAPACITY_BYTES));
+    let mut body = BytesMut::with_capacity(total.min(initial_capacity_bytes));
     while body.len() < total {
         if body.capacity() == body.len() {
             // Twice what came, never past the frame: `reserve` would round

@@ -17,7 +17,9 @@
 //!   coordinator's offsets loader (`decode_records_bounded`).
 //!
 //! Pure code (no I/O, no shared state): any shard or thread may call it.
-use super::batch::{BatchError, BatchHeader, RecordChecks, BATCH_HEADER_LEN, NO_TIMESTAMP};
+use super::batch::{
+    BatchError, BatchHeader, KeylessRecords, RecordChecks, BATCH_HEADER_LEN, NO_TIMESTAMP,
+};
 use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, TimestampType};
@@ -692,9 +694,10 @@ fn read_headers<I: RecordInput>(
 /// Walks every record of a batch whose header already passed validation,
 /// as Kafka's log validator does for magic 2, without keeping any: lengths
 /// add up within each record, offset deltas run 0, 1, 2, ..., the count
-/// matches the header, nothing follows the last record, and with
-/// `require_keys` (a compacted topic) every record has a key. Compressed
-/// records are decompressed as a stream within `decompressed_bytes_max`.
+/// matches the header, nothing follows the last record; then, with
+/// `require_keys` (a compacted topic), every record has a key (or the
+/// batch is refused with `KeylessRecords`). Compressed records are
+/// decompressed as a stream within `decompressed_bytes_max`.
 pub fn validate_records(
     header: &BatchHeader,
     batch: &[u8],
@@ -716,20 +719,28 @@ pub fn validate_records_with(
     let codec = Codec::of(header.attributes)?;
     let field = records_field(header, batch)?;
     if codec == Codec::None {
-        return walk(&mut SliceInput { buf: field }, header, checks);
+        let (keyless, max_timestamp) = walk(&mut SliceInput { buf: field }, header, checks)?;
+        keyless.into_result()?;
+        return Ok(max_timestamp);
     }
     let mut input = StreamInput::new(codec, field, decompressed_bytes_max)?;
-    let max_timestamp = walk(&mut input, header, checks)?;
+    let (keyless, max_timestamp) = walk(&mut input, header, checks)?;
     input.finish()?;
+    keyless.into_result()?;
     Ok(max_timestamp)
 }
 
+/// Walks the records: a malformed one, or one whose timestamp `checks`
+/// refuses, is the batch's error; the keyless ones (with `require_keys`)
+/// are returned for the caller to refuse once the rest of the batch is
+/// known to be well formed, with the largest timestamp.
 fn walk<I: RecordInput>(
     input: &mut I,
     header: &BatchHeader,
     checks: &RecordChecks,
-) -> Result<i64, BatchError> {
+) -> Result<(KeylessRecords, i64), BatchError> {
     let mut fields = RecordFields::default();
+    let mut keyless = KeylessRecords::default();
     let mut max_timestamp = NO_TIMESTAMP;
     for expected_delta in 0..header.record_count {
         if input.at_end()? {
@@ -740,7 +751,7 @@ fn walk<I: RecordInput>(
             return Err(INVALID("record offset deltas are not consecutive"));
         }
         if checks.require_keys && fields.key_len < 0 {
-            return Err(INVALID("a compacted topic needs a key on every record"));
+            keyless.note(expected_delta);
         }
         let timestamp = header.base_timestamp.wrapping_add(fields.timestamp_delta);
         checks.check_timestamp(header, timestamp)?;
@@ -749,7 +760,7 @@ fn walk<I: RecordInput>(
     if !input.at_end()? {
         return Err(INVALID("more records than the header counts"));
     }
-    Ok(max_timestamp)
+    Ok((keyless, max_timestamp))
 }
 
 /// The records field of a batch: after the header, up to the batch's size.
@@ -1038,6 +1049,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::protocol::batch::{
         validate_producer_batch_with, validate_producer_batch_within, BATCH_HEADER_LEN,
+        KEYLESS_INDEXES_MAX,
     };
     use bytes::BytesMut;
     use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
@@ -1364,14 +1376,61 @@ pub(crate) mod tests {
             validate_producer_batch_with(&batch, false).unwrap();
             assert_eq!(
                 validate_producer_batch_with(&batch, true),
-                Err(BatchError::Invalid(
-                    "a compacted topic needs a key on every record"
-                )),
+                Err(BatchError::KeylessRecords(KeylessRecords {
+                    indexes: vec![0],
+                    total: 1
+                })),
                 "{codec:?}"
             );
             let keyed = encoded(&[record(1, 10), record(2, 10)], codec);
             validate_producer_batch_with(&keyed, true).unwrap();
         }
+    }
+
+    #[test]
+    fn every_keyless_record_of_a_batch_is_named() {
+        // Records 0, 3 and 6 have no key.
+        let records: Vec<Record> = (0..8).map(|i| record(i, 10)).collect();
+        for codec in CODECS.into_iter().chain([Compression::None]) {
+            let batch = encoded(&records, codec);
+            assert_eq!(
+                validate_producer_batch_with(&batch, true),
+                Err(BatchError::KeylessRecords(KeylessRecords {
+                    indexes: vec![0, 3, 6],
+                    total: 3
+                })),
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_batch_is_refused_as_such_before_its_keyless_records() {
+        // Record 0 has no key; the batch claims one record more than it has.
+        let records: Vec<Record> = (0..3).map(|i| record(i, 10)).collect();
+        for codec in CODECS.into_iter().chain([Compression::None]) {
+            let batch = encoded(&records, codec);
+            let field = batch[BATCH_HEADER_LEN..].to_vec();
+            let attributes = i16::from_be_bytes([batch[21], batch[22]]);
+            let bad = rebuilt(&batch, attributes, 4, &field);
+            assert!(
+                matches!(
+                    validate_producer_batch_with(&bad, true),
+                    Err(BatchError::Invalid(_))
+                ),
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyless_records_keep_a_bounded_list_and_the_whole_count() {
+        let mut keyless = KeylessRecords::default();
+        for i in 0..(KEYLESS_INDEXES_MAX as i32 + 5) {
+            keyless.note(i);
+        }
+        assert_eq!(keyless.indexes.len(), KEYLESS_INDEXES_MAX);
+        assert_eq!(keyless.total, KEYLESS_INDEXES_MAX + 5);
     }
 
     /// A zstd frame of RLE blocks: 4 bytes each, 128 KiB of zeros each, after

@@ -252,6 +252,11 @@ pub fn apply_tracked(
         {
             return Ok(unchanged(view))
         }
+        // A command that would leave the view as it is (the same process
+        // registering again after a lost heartbeat, configs set to the values
+        // they have): no new revision, so no watcher wakes for nothing
+        // (found by the fuzz target `quorum`).
+        command if changes_nothing(view, command) => return Ok(unchanged(view)),
         _ => {}
     }
     let outcome = apply_command(view, &proposal.command, touched)?;
@@ -410,6 +415,39 @@ fn register_broker(
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Whether `command`, valid or not, is known to leave `view` as it is.
+fn changes_nothing(view: &ClusterView, command: &Command) -> bool {
+    match command {
+        Command::RegisterBroker { info } => registration_changes_nothing(view, info),
+        Command::AlterTopicConfigs { name, set, delete } => {
+            view.topics.get(name).is_some_and(|t| {
+                delete
+                    .iter()
+                    .all(|key| !t.configs.contains_key(key) || set.contains_key(key))
+                    && set
+                        .iter()
+                        .all(|(key, value)| t.configs.get(key) == Some(value))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Whether registering `info` would leave the view as it is: the broker is
+/// registered exactly so already, and no leaderless partition would take it
+/// as leader.
+fn registration_changes_nothing(view: &ClusterView, info: &BrokerInfo) -> bool {
+    let id = info.broker_id;
+    view.brokers.get(&id) == Some(info)
+        && view.topics.values().all(|topic| {
+            let unclean = topic.unclean_election();
+            topic.partitions.iter().all(|p| {
+                p.leader != NO_LEADER
+                    || !(p.isr.contains(&id) || unclean && p.replicas.contains(&id))
+            })
+        })
 }
 
 fn validate_broker(view: &ClusterView, info: &BrokerInfo) -> Result<(), CommandError> {

@@ -576,3 +576,47 @@ fn a_batch_adds_state_when_any_of_its_commands_does() {
     };
     assert!(creates.adds_state());
 }
+
+#[test]
+fn registering_the_same_broker_again_changes_no_revision() {
+    let mut view = with_brokers(&[1, 2]);
+    create(&mut view, "t", 1, 2).unwrap();
+    let before = view.clone();
+    let applied = ok(&mut view, Command::RegisterBroker { info: broker(1) });
+    assert_eq!(applied.revision, before.revision);
+    assert_eq!(view, before);
+    // A leaderless partition it can lead is a change, and gets a revision.
+    set_partition(&mut view, "t", &[1, 2], 1, &[1]);
+    expire(&mut view, 1);
+    let revision = view.revision;
+    ok(&mut view, Command::RegisterBroker { info: broker(1) });
+    assert_eq!(view.revision, revision + 1);
+    assert_eq!(part(&view, "t", 0).leader, 1);
+}
+
+#[test]
+fn setting_configs_to_the_values_they_have_changes_no_revision() {
+    let mut view = with_brokers(&[1]);
+    create(&mut view, "t", 1, 1).unwrap();
+    let alter = |set: &[(&str, &str)], delete: &[&str]| Command::AlterTopicConfigs {
+        name: "t".into(),
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+    };
+    ok(&mut view, alter(&[("retention.ms", "100000")], &[]));
+    let before = view.clone();
+    ok(
+        &mut view,
+        alter(&[("retention.ms", "100000")], &["segment.bytes"]),
+    );
+    assert_eq!(
+        view, before,
+        "the same value again, and deleting an absent key"
+    );
+    ok(&mut view, alter(&[], &["retention.ms"]));
+    assert_eq!(view.revision, before.revision + 1, "a delete is a change");
+    assert!(!view.topics["t"].configs.contains_key("retention.ms"));
+}

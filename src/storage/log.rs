@@ -1015,15 +1015,17 @@ impl PartitionLog {
         )))
     }
 
-    /// The largest timestamp in the log and the offset of the batch's last
-    /// record that carried it (ListOffsets with timestamp -3).
-    pub fn max_timestamp(&self) -> Option<(i64, u64)> {
+    /// The largest timestamp in the log, `None` when no batch has one.
+    /// ListOffsets with timestamp -3 (KIP-734) answers the first record that
+    /// carries it: `offset_for_timestamp` of this timestamp finds exactly
+    /// that record, since no record is newer.
+    pub fn max_timestamp(&self) -> Option<i64> {
         let st = self.state.borrow();
         st.segments
             .values()
-            .filter(|s| s.meta.max_timestamp >= 0)
-            .max_by_key(|s| s.meta.max_timestamp)
-            .map(|s| (s.meta.max_timestamp, s.meta.offset_of_max_timestamp))
+            .map(|s| s.meta.max_timestamp)
+            .filter(|&t| t >= 0)
+            .max()
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1: the high
@@ -1489,7 +1491,7 @@ mod tests {
                 log.offset_for_timestamp(1_500).await.unwrap(),
                 Some((5_000, 3))
             );
-            assert_eq!(log.max_timestamp(), Some((5_000, 5)));
+            assert_eq!(log.max_timestamp(), Some(5_000));
             log.close().await.unwrap();
             drop(log);
             let log = open(&path, small_segments()).await;

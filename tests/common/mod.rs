@@ -6,6 +6,7 @@
 //! Every test owns its broker, so tests run in parallel. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod kafka_tools;
 pub mod quorum;
 
 use std::collections::{BTreeMap, HashMap};
