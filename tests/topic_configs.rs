@@ -234,6 +234,7 @@ fn describe_raw(
 ) -> Vec<DescribeConfigsResourceResult> {
     let request = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
+        .with_include_documentation(true)
         .with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(s(topic))
@@ -251,7 +252,7 @@ fn describe_raw(
 }
 
 #[test]
-fn describe_configs_gives_kafka_types_and_synonyms() {
+fn describe_configs_gives_kafka_types_synonyms_and_documentation() {
     let broker = Broker::start_with(&[("log.retention.ms", "3600000")]);
     let topic = topic_name("types");
     create_topic(&broker, &topic, 1, &[("compression.type", "lz4")]);
@@ -284,6 +285,10 @@ fn describe_configs_gives_kafka_types_and_synonyms() {
         ("flush.ms", 5),
     ] {
         assert_eq!(found(name).config_type, config_type, "type of {name}");
+    }
+    for c in &configs {
+        let doc = c.documentation.as_deref().unwrap_or_default();
+        assert!(!doc.is_empty(), "{} is documented", c.name);
     }
     let compression = found("compression.type");
     assert_eq!(compression.config_source, 1, "DYNAMIC_TOPIC_CONFIG");

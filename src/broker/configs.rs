@@ -75,6 +75,7 @@ struct Described {
     value: String,
     source: i8,
     config_type: i8,
+    doc: &'static str,
 }
 
 /// Every config of a topic DescribeConfigs lists: each Kafka key with a
@@ -87,6 +88,7 @@ fn described(config: &TopicConfig) -> impl Iterator<Item = Described> + '_ {
             value: config.value_of(def.name)?,
             source: source_code(config.origin_of(def.name)),
             config_type: def.kind.describe_code(),
+            doc: def.doc,
         })
     })
 }
@@ -161,10 +163,12 @@ pub async fn describe_configs(
                         } else {
                             Vec::new()
                         };
+                        let doc = request.include_documentation.then(|| str_bytes(d.doc));
                         result.configs.push(
                             entry(d.name, Some(d.value), d.source, false)
                                 .with_config_type(d.config_type)
-                                .with_synonyms(synonyms),
+                                .with_synonyms(synonyms)
+                                .with_documentation(doc),
                         );
                     }
                 }
