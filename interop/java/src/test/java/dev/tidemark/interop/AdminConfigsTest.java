@@ -22,7 +22,6 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 class AdminConfigsTest {
@@ -119,9 +118,6 @@ class AdminConfigsTest {
             Map.entry("segment.ms", "604800000"),
             Map.entry("unclean.leader.election.enable", "false"));
 
-    // Tidemark bug (issue 11): a topic's DescribeConfigs lacks most of the topic configs Kafka defines
-    // (compression.type, flush.messages, min.compaction.lag.ms, ...; the test prints the list).
-    @Tag("tidemark-known-failure")
     @Test
     void describeConfigsListsEveryTopicConfigKafkaDefinesWithItsDefault() {
         String topic = Kit.newTopic("cfg-all", 1);
@@ -142,12 +138,9 @@ class AdminConfigsTest {
         }
     }
 
-    // Tidemark bug: DescribeConfigs with synonyms and documentation asked (what kafka-configs
-    // --describe --all shows) answers no synonyms at all, an empty documentation string, and type
-    // LONG for segment.bytes (Kafka: INT) and unclean.leader.election.enable (Kafka: BOOLEAN); Kafka
-    // answers the topic override as the first synonym, the broker-level synonym of each default
-    // (log.cleanup.policy, message.max.bytes) and the config's documentation.
-    @Tag("tidemark-known-failure")
+    // What kafka-configs --describe --all shows: Kafka's config types, the topic override as the
+    // first synonym, the broker-level synonym of each default (log.cleanup.policy,
+    // message.max.bytes), and each config's documentation.
     @Test
     void describeConfigsWithSynonymsDocumentationAndTypes() {
         String topic = Kit.newTopic("cfg-synonyms", 1, Map.of("retention.ms", "3600000"));
@@ -252,9 +245,6 @@ class AdminConfigsTest {
         }
     }
 
-    // Tidemark bug (issue 11): IncrementalAlterConfigs refuses APPEND and SUBTRACT on list configs
-    // such as cleanup.policy.
-    @Tag("tidemark-known-failure")
     @Test
     void incrementalAlterConfigsAppendAndSubtractOnAListConfig() {
         String topic = Kit.newTopic("cfg-list", 1);
@@ -269,8 +259,6 @@ class AdminConfigsTest {
         }
     }
 
-    // Tidemark bug (issue 11): the topic config compression.type is refused as unknown (INVALID_CONFIG).
-    @Tag("tidemark-known-failure")
     @Test
     void compressionTypeTopicConfigIsAcceptedAndDescribed() {
         String topic = Kit.newTopic("cfg-compression", 1, Map.of("compression.type", "gzip"));

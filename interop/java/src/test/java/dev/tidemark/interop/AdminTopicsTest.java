@@ -104,9 +104,8 @@ class AdminTopicsTest {
         }
     }
 
-    // Tidemark bug: the CreateTopics answer (v5+) carries no configs for the new topic; Kafka sends
-    // every topic config with its value and source, which CreateTopicsResult.config() returns.
-    @Tag("tidemark-known-failure")
+    // The CreateTopics answer (v5+) carries every config of the new topic with its value and source,
+    // which CreateTopicsResult.config() returns.
     @Test
     void createTopicsAnswersTheNewTopicsConfigs() {
         String topic = Kit.unique("create-configs");

@@ -28,7 +28,6 @@ import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.record.TimestampType;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -374,9 +373,8 @@ class ProducerTest {
         assertEquals("v", Kit.readAll(topic, 0, 1).get(0).value());
     }
 
-    // Tidemark bug: message.timestamp.after.max.ms (Kafka 4 default: 3600000) is not enforced: a
-    // record stamped two hours ahead is stored, where Kafka answers INVALID_TIMESTAMP (32).
-    @Tag("tidemark-known-failure")
+    // message.timestamp.after.max.ms (Kafka 4's default: 3600000): a record stamped two hours ahead
+    // is refused with INVALID_TIMESTAMP (32).
     @Test
     void aTimestampFarInTheFutureIsInvalidTimestamp() {
         // Kafka 4's default message.timestamp.after.max.ms is one hour.
@@ -407,9 +405,7 @@ class ProducerTest {
         }
     }
 
-    // Tidemark bug (issue 11): message.timestamp.type=LogAppendTime is not supported, so the topic
-    // cannot be created; Kafka stamps the batches with the broker's time.
-    @Tag("tidemark-known-failure")
+    // message.timestamp.type=LogAppendTime: the broker stamps the batches with its time.
     @Test
     void logAppendTimeTopicStampsRecordsWithBrokerTime() {
         String topic = Kit.newTopic("lat", 1, Map.of("message.timestamp.type", "LogAppendTime"));
