@@ -385,17 +385,7 @@ fn kafka_verifiable_producer_and_consumer_lose_nothing_when_the_leader_is_killed
     std::thread::sleep(Duration::from_secs(2));
     cluster.broker_mut(leader).kill9();
     let run = producer.finish();
-    assert_eq!(run.tool_data["sent"], RECORDS, "{}", run.tool_data);
-    let last_acked = run
-        .acked
-        .iter()
-        .filter_map(|(_, v)| v.parse::<usize>().ok())
-        .max();
-    assert!(
-        last_acked >= Some(RECORDS * 9 / 10),
-        "sends after the failover acknowledged: {}",
-        run.tool_data
-    );
+    run.assert_sent_and_acknowledged_after(RECORDS, "failover");
     let survivor = if leader == 1 { 2 } else { 1 };
     let (_, end) = common::watermarks(cluster.broker(survivor), &topic, 0);
     let consumed = verifiable_consume(&cluster.broker(survivor).addr(), &topic, end as usize);

@@ -400,17 +400,7 @@ fn kafka_verifiable_producer_and_consumer_lose_and_duplicate_nothing_across_a_re
     // The tool sends with retries=0, as Kafka's system tests run it: sends
     // in flight at the restart fail (against Apache Kafka too), and what
     // must hold is that every acknowledged one is read back, once.
-    assert_eq!(run.tool_data["sent"], RECORDS, "{}", run.tool_data);
-    let last_acked = run
-        .acked
-        .iter()
-        .filter_map(|(_, v)| v.parse::<usize>().ok())
-        .max();
-    assert!(
-        last_acked >= Some(RECORDS * 9 / 10),
-        "sends after the restart acknowledged: {}",
-        run.tool_data
-    );
+    run.assert_sent_and_acknowledged_after(RECORDS, "restart");
     let (_, end) = watermarks(&broker, &topic, 0);
     let consumed = verifiable_consume(&broker.addr(), &topic, end as usize);
     assert_eq!(consumed.len(), end as usize, "the whole log read");

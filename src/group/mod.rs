@@ -661,6 +661,21 @@ pub async fn run_ticker(shard: Rc<Shard>) {
 mod tests {
     use super::*;
 
+    /// A JoinGroup of a new member (no member id yet) of a "consumer" group.
+    fn new_member_join(require_known_member_id: bool) -> JoinRequest {
+        JoinRequest {
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 1000,
+            rebalance_timeout_ms: 1000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id,
+        }
+    }
+
     #[test]
     fn groups_of_which_nothing_is_left_are_forgotten() {
         let coordinator = GroupCoordinator::new(GroupLimits {
@@ -670,17 +685,7 @@ mod tests {
         });
         let now = Instant::now();
         for g in 0..100 {
-            let request = JoinRequest {
-                member_id: String::new(),
-                group_instance_id: None,
-                client_id: "c".into(),
-                client_host: "/127.0.0.1".into(),
-                session_timeout_ms: 1000,
-                rebalance_timeout_ms: 1000,
-                protocol_type: "consumer".into(),
-                protocols: vec![("range".into(), Bytes::from_static(b"m"))],
-                require_known_member_id: true,
-            };
+            let request = new_member_join(true);
             let _ = coordinator.join(&format!("never-joined-{g}"), request, now);
         }
         assert!(coordinator.exists("never-joined-7"));
@@ -700,17 +705,7 @@ mod tests {
             initial_rebalance_delay_ms: 0,
         });
         let t0 = Instant::now();
-        let request = JoinRequest {
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 1000,
-            rebalance_timeout_ms: 1000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
-            require_known_member_id: false,
-        };
+        let request = new_member_join(false);
         let Reply::Later(mut joined) = coordinator.join("g", request, t0) else {
             panic!("the join completes through its waiter")
         };

@@ -139,6 +139,25 @@ pub struct VerifiableRun {
     pub tool_data: serde_json::Value,
 }
 
+impl VerifiableRun {
+    /// The producer sent all `count` records, and its last sends, after the
+    /// disruption (`what`), were acknowledged: the tool runs with
+    /// retries=0, so only sends in flight at the disruption may fail.
+    pub fn assert_sent_and_acknowledged_after(&self, count: usize, what: &str) {
+        assert_eq!(self.tool_data["sent"], count, "{}", self.tool_data);
+        let last_acked = self
+            .acked
+            .iter()
+            .filter_map(|(_, v)| v.parse::<usize>().ok())
+            .max();
+        assert!(
+            last_acked >= Some(count * 9 / 10),
+            "sends after the {what} acknowledged: {}",
+            self.tool_data
+        );
+    }
+}
+
 /// How long a verifiable producer may run in all.
 const VERIFIABLE_TIMEOUT: Duration = Duration::from_secs(240);
 
