@@ -13,7 +13,9 @@
 # start returns once the broker answers a Kafka request (ApiVersions and
 # Metadata, by Kafka's kafka-broker-api-versions tool), or fails with the log
 # to read. Extra key=value arguments are broker settings added after ours
-# (they win), e.g. group.initial.rebalance.delay.ms=0 or flush.messages=1.
+# (they win), e.g. group.initial.rebalance.delay.ms=0 or log.flush.interval.messages=1
+# (an fsync after every append: the broker-wide form of the topic config
+# flush.messages=1; a broker-level flush.messages would be ignored).
 #
 # stop sends SIGTERM (Kafka shuts down cleanly), waits up to
 # KAFKA_PEER_STOP_TIMEOUT seconds (default 60), then sends SIGKILL.
@@ -163,7 +165,7 @@ share.coordinator.state.topic.min.isr=1
 # as in Tidemark, so group timings compare; tests that want speed pass
 # group.initial.rebalance.delay.ms=0), num.partitions (1),
 # auto.create.topics.enable (true), the flush policy (the page cache, no fsync
-# per write; pass flush.messages=1 for the durable comparison).
+# per write; pass log.flush.interval.messages=1 for the durable comparison).
 EOF
         if (($# > 0)); then
             echo
