@@ -8,6 +8,7 @@
 //! - `shard`: executors, partition ownership and cross-shard messages.
 //! - `storage`: the segmented partition log on O_DIRECT files.
 //! - `metadata`: the cluster's topic registry.
+//! - `topic_name`: Kafka's rules for topic names (validity, collisions).
 //! - `broker`: the Kafka API handlers.
 //! - `group`: the consumer group coordinator and committed offsets.
 //! - `quorum`: the quorum service (Raft metadata store and controller) and its client.
@@ -29,4 +30,5 @@ pub mod quorum;
 pub mod replication;
 pub mod shard;
 pub mod storage;
+pub mod topic_name;
 pub mod tune;

@@ -151,7 +151,13 @@ pub async fn metadata(
     let may_create =
         shard.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
     for requested in request.topics.unwrap_or_default() {
-        let by_name = requested.name.as_ref().map(|n| n.0.to_string());
+        // From v10 a topic may be asked for by id; the Java client then sends
+        // an empty name, not a null one. As Kafka does, a non-zero id wins.
+        let by_name = if requested.topic_id.is_nil() {
+            requested.name.as_ref().map(|n| n.0.to_string())
+        } else {
+            None
+        };
         let found = match &by_name {
             Some(name) => shard.metadata.topic(name),
             None => shard.metadata.topic_by_id(requested.topic_id),

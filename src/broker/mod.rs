@@ -305,7 +305,9 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
     match e {
         MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
-        MetadataError::InvalidTopic(..) => ResponseError::InvalidTopicException.code(),
+        MetadataError::InvalidTopic(..) | MetadataError::TopicCollision { .. } => {
+            ResponseError::InvalidTopicException.code()
+        }
         // Kafka's ReplicaManager refuses client writes to internal topics
         // with INVALID_TOPIC_EXCEPTION; deletion and creation answer the same.
         MetadataError::InternalTopic(_) => ResponseError::InvalidTopicException.code(),

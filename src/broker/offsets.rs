@@ -21,6 +21,11 @@ const NOT_LEADER: i16 = crate::protocol::ResponseError::NotLeaderOrFollower.code
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// KIP-405's specs (v8, v9): the local log's start, and the last offset moved
+/// to tiered storage. Without tiered storage the local log is the whole log,
+/// and nothing is tiered: Kafka answers the log start offset and -1.
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 /// Runs `work(shard, topic, partition, argument)` for every partition on its
 /// owner, one job per shard, and returns the answers in request order.
@@ -95,7 +100,8 @@ async fn list_on_leader(
     };
     let found = match timestamp {
         LATEST => return (0, -1, log.high_watermark() as i64),
-        EARLIEST => return (0, -1, log.log_start_offset() as i64),
+        EARLIEST | EARLIEST_LOCAL => return (0, -1, log.log_start_offset() as i64),
+        LATEST_TIERED => return (0, -1, -1),
         // KIP-734: the first record carrying the largest timestamp.
         MAX_TIMESTAMP => match log.max_timestamp() {
             Some(max) => log.offset_for_timestamp(max).await,

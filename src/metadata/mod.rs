@@ -20,7 +20,6 @@ use thiserror::Error;
 use uuid::Uuid;
 
 /// Kafka's limit on topic name length.
-const TOPIC_NAME_MAX_CHARS: usize = 249;
 /// Upper bound on partitions per topic, so a request cannot ask for millions.
 pub const PARTITIONS_MAX: i32 = 100_000;
 /// Producer ids reserved per write of the registry: Kafka's
@@ -35,6 +34,10 @@ pub enum MetadataError {
     UnknownTopic(String),
     #[error("invalid topic name {0:?}: {1}")]
     InvalidTopic(String, &'static str),
+    /// The name differs from an existing topic's only by '.' against '_'
+    /// (the message is Kafka's).
+    #[error("Topic '{name}' collides with existing topic: {existing}")]
+    TopicCollision { name: String, existing: String },
     /// A client asked to create, delete or write an internal topic.
     #[error("topic {0} is internal: only the broker creates, writes and deletes it")]
     InternalTopic(String),
@@ -178,9 +181,7 @@ impl MetadataStore {
             return Err(MetadataError::InvalidReplicationFactor(replication_factor));
         }
         let canonical = TopicConfig::canonical_overrides(&self.topic_defaults, configs)?;
-        if self.read().topics.contains_key(name) {
-            return Err(MetadataError::TopicAlreadyExists(name.to_string()));
-        }
+        check_not_taken(name, &self.read().topics)?;
         Ok(canonical)
     }
 
@@ -193,9 +194,7 @@ impl MetadataStore {
     ) -> Result<TopicMeta, MetadataError> {
         let configs = self.check_new_topic(name, partitions, replication_factor, &configs)?;
         let mut registry = self.write();
-        if registry.topics.contains_key(name) {
-            return Err(MetadataError::TopicAlreadyExists(name.to_string()));
-        }
+        check_not_taken(name, &registry.topics)?;
         let topic = TopicMeta {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -399,23 +398,22 @@ pub fn is_internal_topic(name: &str) -> bool {
 /// Kafka's rule: 1 to 249 characters of ASCII letters, digits, '.', '_' and
 /// '-', and not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let bad = |why| Err(MetadataError::InvalidTopic(name.to_string(), why));
-    if name.is_empty() {
-        return bad("it is empty");
+    crate::topic_name::check(name).map_err(|why| MetadataError::InvalidTopic(name.to_string(), why))
+}
+
+/// Refuses `name` when a topic of that name exists, or one whose name
+/// collides with it in Kafka's metric names.
+fn check_not_taken(name: &str, topics: &BTreeMap<String, TopicMeta>) -> Result<(), MetadataError> {
+    if topics.contains_key(name) {
+        return Err(MetadataError::TopicAlreadyExists(name.to_string()));
     }
-    if name.len() > TOPIC_NAME_MAX_CHARS {
-        return bad("it is longer than 249 characters");
+    match crate::topic_name::colliding_topic(name, topics) {
+        Some(existing) => Err(MetadataError::TopicCollision {
+            name: name.to_string(),
+            existing: existing.to_string(),
+        }),
+        None => Ok(()),
     }
-    if name == "." || name == ".." {
-        return bad("\".\" and \"..\" are not allowed");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-    {
-        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 /// Largest producer-id block one request may take.
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
 /// Kafka's bound on topic name length.
-const TOPIC_NAME_MAX: usize = 249;
 /// Bound on partitions per topic.
 pub const PARTITIONS_MAX: i32 = 10_000;
 /// Longest config key, in bytes (every Kafka key is far shorter).
@@ -173,6 +172,9 @@ pub enum CommandError {
     UnknownPartition { topic: String, partition: i32 },
     #[error("invalid topic name: {0}")]
     InvalidTopic(String),
+    /// The name differs from an existing topic's only by '.' against '_'.
+    #[error("Topic '{name}' collides with existing topic: {existing}")]
+    TopicCollision { name: String, existing: String },
     #[error("replication factor {requested} is invalid with {available} live brokers")]
     InvalidReplicationFactor { requested: i32, available: usize },
     #[error("invalid partition count: {0}")]
@@ -207,7 +209,7 @@ impl CommandError {
             CommandError::RevisionConflict { .. } => 96, // INVALID_UPDATE_VERSION
             CommandError::TopicAlreadyExists(_) => 36,
             CommandError::UnknownTopic(_) | CommandError::UnknownPartition { .. } => 3,
-            CommandError::InvalidTopic(_) => 17,
+            CommandError::InvalidTopic(_) | CommandError::TopicCollision { .. } => 17,
             CommandError::InvalidReplicationFactor { .. } => 38,
             CommandError::InvalidPartitions(_) => 37,
             CommandError::InvalidConfig(_) => 40,
@@ -554,14 +556,7 @@ fn fail_over_from(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bo
 }
 
 fn validate_topic_name(name: &str) -> Result<(), CommandError> {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if name.is_empty() || name.len() > TOPIC_NAME_MAX || !valid_chars || name == "." || name == ".."
-    {
-        return Err(CommandError::InvalidTopic(name.to_string()));
-    }
-    Ok(())
+    crate::topic_name::check(name).map_err(|_| CommandError::InvalidTopic(name.to_string()))
 }
 
 fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), CommandError> {
@@ -679,6 +674,12 @@ fn create_topic(view: &mut ClusterView, spec: &NewTopic<'_>) -> Result<Outcome, 
     validate_topic_name(name)?;
     if view.topics.contains_key(name) {
         return Err(CommandError::TopicAlreadyExists(name.to_string()));
+    }
+    if let Some(existing) = crate::topic_name::colliding_topic(name, &view.topics) {
+        return Err(CommandError::TopicCollision {
+            name: name.to_string(),
+            existing: existing.to_string(),
+        });
     }
     if !(1..=PARTITIONS_MAX).contains(&partitions) {
         return Err(CommandError::InvalidPartitions(format!(

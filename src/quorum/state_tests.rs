@@ -132,6 +132,30 @@ fn create_topic_needs_enough_live_brokers() {
 }
 
 #[test]
+fn a_topic_name_colliding_in_metric_names_is_invalid_and_changes_nothing() {
+    let mut view = with_brokers(&[1]);
+    create(&mut view, "orders_eu", 1, 1).unwrap();
+    let revision = view.revision;
+    assert_eq!(
+        create(&mut view, "orders.eu", 1, 1),
+        Err(CommandError::TopicCollision {
+            name: "orders.eu".to_string(),
+            existing: "orders_eu".to_string()
+        })
+    );
+    assert_eq!(view.revision, revision);
+    assert!(!view.topics.contains_key("orders.eu"));
+    assert_eq!(
+        CommandError::TopicCollision {
+            name: "a.x".into(),
+            existing: "a_x".into()
+        }
+        .kafka_error_code(),
+        17
+    );
+}
+
+#[test]
 fn create_topic_places_replicas_with_leader_first_and_full_isr() {
     let mut view = with_brokers(&[1, 2, 3]);
     let applied = create(&mut view, "t", 6, 3).unwrap();

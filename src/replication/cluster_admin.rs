@@ -28,6 +28,9 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
         AgentError::Rejected(CommandError::InvalidTopic(t)) => {
             MetadataError::InvalidTopic(t, "refused by the controller")
         }
+        AgentError::Rejected(CommandError::TopicCollision { name, existing }) => {
+            MetadataError::TopicCollision { name, existing }
+        }
         AgentError::Rejected(CommandError::InvalidPartitions(m)) => {
             MetadataError::InvalidPartitions(m)
         }

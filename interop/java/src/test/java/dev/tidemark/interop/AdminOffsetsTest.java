@@ -98,10 +98,8 @@ class AdminOffsetsTest {
         }
     }
 
-    // Tidemark bug: ListOffsets stops at v7, so OffsetSpec.earliestLocal() (-4, v8) and latestTiered()
-    // (-5, v9) fail in the client with UnsupportedVersionException; Kafka answers the log start
-    // offset and -1 (no tiered storage).
-    @Tag("tidemark-known-failure")
+    // OffsetSpec.earliestLocal() (-4, ListOffsets v8) and latestTiered() (-5, v9): without tiered
+    // storage Kafka answers the log start offset and -1.
     @Test
     void earliestLocalAndLatestTieredWithoutTieredStorage() {
         TopicPartition tp = new TopicPartition(Kit.newTopic("lo-local", 1), 0);

@@ -85,10 +85,7 @@ class AdminTopicsTest {
         }
     }
 
-    // Tidemark bug: the Java admin asks Metadata (v12) by topic id with name "" (not null); Tidemark
-    // looks the topic up by the empty name and answers INVALID_TOPIC_EXCEPTION (17) with a zero topic
-    // id, so the client throws IllegalStateException. Kafka looks it up by id.
-    @Tag("tidemark-known-failure")
+    // The Java admin asks Metadata (v12) by topic id with the name "" (not null): the id decides.
     @Test
     void describeAndDeleteByTopicId() {
         String topic = Kit.newTopic("by-id", 2);
@@ -162,10 +159,9 @@ class AdminTopicsTest {
         }
     }
 
-    // Tidemark bug: a topic whose name differs from an existing one only by '.' against '_' is
-    // created; Kafka refuses it with INVALID_TOPIC_EXCEPTION (17), since both map to the same
-    // metric names ("Topic 'a.x' collides with existing topic: a_x").
-    @Tag("tidemark-known-failure")
+    // A topic whose name differs from an existing one only by '.' against '_' is refused with
+    // INVALID_TOPIC_EXCEPTION (17), since both map to the same metric names ("Topic 'a.x' collides
+    // with existing topic: a_x").
     @Test
     void topicNamesThatCollideInMetricNamesAreInvalid() {
         String base = Kit.unique("col");
