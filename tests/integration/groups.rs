@@ -3,7 +3,7 @@
 //! join and leave, a member killed without leaving loses its partitions after
 //! its session timeout, committed offsets survive kill -9, and kcat -G
 //! consumes as a group.
-mod common;
+use crate::common;
 
 use common::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

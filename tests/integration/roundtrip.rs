@@ -1,7 +1,7 @@
 //! Records go in through librdkafka and come back out unchanged: keys, values,
 //! headers, timestamps, null and empty fields, every compression codec, many
 //! partitions, every acks level, and topic auto-creation.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

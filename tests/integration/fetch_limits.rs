@@ -5,7 +5,7 @@
 //! progress. Seen through librdkafka consumers with small `fetch.max.bytes`
 //! and `max.partition.fetch.bytes` over many partitions with a backlog, and
 //! through raw Fetch requests whose answers are measured.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

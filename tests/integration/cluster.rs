@@ -2,7 +2,7 @@
 //! ports, topics with replication factor 3, driven with librdkafka (and a
 //! raw Kafka connection where an exact error code matters). Brokers and
 //! quorum nodes are killed with SIGKILL while clients run.
-mod common;
+use crate::common;
 
 use common::quorum::Quorum;
 use common::{

@@ -1,9 +1,9 @@
 //! The quorum service end to end: real `tidemark quorum` processes on
 //! loopback ports with temporary data dirs, driven through `QuorumClient`.
 //! Timeouts are short (set in each node's config file, see
-//! tests/common/quorum.rs) so every test takes seconds. Each test owns its
+//! tests/integration/common/quorum.rs) so every test takes seconds. Each test owns its
 //! cluster, so tests run in parallel.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

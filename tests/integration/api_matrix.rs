@@ -2,7 +2,7 @@
 //! gets a well-formed answer (right correlation id, nothing left over) with the
 //! error codes Apache Kafka would give. This catches a handler that sets a
 //! field its version does not have, or mis-reads a version's fields.
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{Broker, RawConn};

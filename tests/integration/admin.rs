@@ -1,7 +1,7 @@
 //! The control plane as a Kafka user sees it: CreateTopics, DeleteTopics,
 //! CreatePartitions, DescribeConfigs, IncrementalAlterConfigs, DescribeCluster
 //! and Metadata, with the error codes Apache Kafka answers.
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::incremental_alter_configs_request::{

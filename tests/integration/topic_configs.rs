@@ -4,7 +4,7 @@
 //! null error messages Kafka answers. librdkafka's admin API where it can
 //! say it (rust-rdkafka 0.39 has no IncrementalAlterConfigs and hides config
 //! types, synonyms and error messages), raw frames for the rest.
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};

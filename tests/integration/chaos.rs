@@ -8,7 +8,7 @@
 //! offset it was acknowledged with, and the offsets must be dense.
 //!
 //! `CHAOS_CYCLES` (default 20) sets the number of kill cycles.
-mod common;
+use crate::common;
 
 use common::quorum::Quorum;
 use common::{consume_all, create_replicated_topic, enqueue, topic_name, wait_until, Broker, Rec};
@@ -47,7 +47,7 @@ fn fully_in_sync(via: &Broker, topic: &str) -> bool {
 }
 
 #[test]
-#[ignore = "a long run: cargo test --release --test chaos -- --ignored --nocapture"]
+#[ignore = "a long run: cargo test --release --test integration chaos:: -- --ignored --nocapture"]
 fn chaos_kill_cycles_lose_no_acknowledged_record() {
     let cycles: usize = std::env::var("CHAOS_CYCLES")
         .ok()

@@ -1,7 +1,7 @@
 //! Connection-level protocol rules on a raw socket: pipelined requests are
 //! answered in request order (even when their partitions live on different
 //! shards), and a Produce with acks=0 gets no response at all.
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;

@@ -2,7 +2,7 @@
 //! servable whatever clients create, and creating topics must cost what
 //! changed. Against `tidemark dev` (the embedded quorum) and a real
 //! `tidemark quorum` process with fake brokers.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

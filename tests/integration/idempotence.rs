@@ -3,7 +3,7 @@
 //! connections mid-stream and it retries; and a producer id keeps its
 //! sequence across a kill -9 and restart of the broker (raw protocol, so
 //! every sequence number is chosen by the test).
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};

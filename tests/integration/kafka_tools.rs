@@ -4,7 +4,7 @@
 //! behaves the same against Apache Kafka (scripts/kafka-peer.sh).
 //!
 //! Needs Java 17 and Maven: `.ci/run` installs both.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::thread;

@@ -1,6 +1,6 @@
 //! Other Kafka clients, run as real processes: kcat (Debian's, on librdkafka
 //! 2.0.2) and kafka-python.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};

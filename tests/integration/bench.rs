@@ -2,7 +2,7 @@
 //! --create-topic, consume the backlog, and an end-to-end run, each checked
 //! through its `--json` summary. Checks that the bench runs and counts
 //! correctly, not how fast anything is.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

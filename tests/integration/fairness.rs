@@ -3,7 +3,7 @@
 //! long polls cost no CPU until their `min_bytes` arrive, and idle, slow,
 //! too many and descriptor-exhausting connections are closed or refused
 //! without taking a partition offline.
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! ListOffsets (by time, earliest, latest), Fetch from arbitrary offsets, and
 //! DeleteRecords moving the low watermark, seen through librdkafka.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What survives a stop: a clean SIGTERM restart keeps every topic, config,
 //! record and timestamp; kill -9 during acks=all production loses nothing that
 //! was acknowledged; segments roll and retention deletes whole expired ones.
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! a hostile client) meets it: compaction gaps that wedged consumers and lost
 //! committed offsets at restart, and clients writing, creating or deleting
 //! the internal `__consumer_offsets` topic.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! error code Kafka's log validator gives it, nothing is stored, the
 //! broker's memory does not follow what the batches claim, and afterwards
 //! librdkafka produces and consumes with every codec as usual.
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -1,6 +1,6 @@
 //! The ApiVersions the broker advertises, checked against the table in
 //! docs/compatibility.md, and the ApiVersions behaviours clients rely on.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! readable; and with the disk filled to the last byte behind the broker's
 //! back, a restart still serves every topic, CreateTopics answers what it
 //! did, and DeleteTopics (the way space comes back) works.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

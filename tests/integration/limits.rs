@@ -1,6 +1,6 @@
 //! Input the broker must refuse without harm: records over the size limit,
 //! batches with a bad CRC, and frames that are not Kafka requests at all.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 //! `compression.type` (batches recompressed to the topic's codec).
 //! librdkafka produces and consumes; a raw Fetch shows the stored codec,
 //! which no client reports.
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

@@ -2,7 +2,7 @@
 //! reset-offsets | delete`, driven as a user would: the built binary against
 //! a real broker. Records are produced with librdkafka, one partition each
 //! in turn, so every partition holds ten.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Read;

@@ -5,7 +5,7 @@
 //!
 //! Needs Java 17 and Maven (with Maven Central, or a filled local cache):
 //! `.ci/run` installs both. Without them this test fails and says so.
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
