@@ -112,29 +112,25 @@ fn send_blocking<C: ProducerContext>(
 
 /// Counts the records whose delivery failed, so that a run that lost records
 /// reports failure instead of a throughput.
+/// How many records failed, and the first one's error.
 #[derive(Default)]
-struct FailureCount {
-    failed: Mutex<usize>,
-    first_error: Mutex<Option<String>>,
-}
+struct FailureCount(Mutex<(usize, Option<String>)>);
 
 impl FailureCount {
     fn note(&self, result: &DeliveryResult<'_>) {
         if let Err((error, _)) = result {
-            *self.failed.lock().unwrap() += 1;
-            self.first_error
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| error.to_string());
+            let mut failures = self.0.lock().unwrap();
+            failures.0 += 1;
+            failures.1.get_or_insert_with(|| error.to_string());
         }
     }
 
     fn check(&self) -> Result<(), String> {
-        match *self.failed.lock().unwrap() {
-            0 => Ok(()),
-            failed => Err(format!(
+        match &*self.0.lock().unwrap() {
+            (0, _) => Ok(()),
+            (failed, first) => Err(format!(
                 "{failed} records were not delivered, the first with: {}",
-                self.first_error.lock().unwrap().as_deref().unwrap_or("?")
+                first.as_deref().unwrap_or("?")
             )),
         }
     }
@@ -247,7 +243,7 @@ fn latency(bootstrap: &str, topic: &str, acks: &str, load: &LatencyLoad) -> Resu
         })
         .map_err(|error| format!("creating the producer: {error}"))?;
     let value = vec![b'x'; record_bytes];
-    let interval = Duration::from_secs(1).as_secs_f64() / rate as f64;
+    let interval = 1.0 / rate as f64;
     let start = Instant::now();
     for index in 0..records {
         let due = start + Duration::from_secs_f64(interval * index as f64);

@@ -19,7 +19,6 @@ use std::sync::{Mutex, RwLock};
 use thiserror::Error;
 use uuid::Uuid;
 
-/// Kafka's limit on topic name length.
 /// Upper bound on partitions per topic, so a request cannot ask for millions.
 pub const PARTITIONS_MAX: i32 = 100_000;
 /// Producer ids reserved per write of the registry: Kafka's

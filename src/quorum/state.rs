@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 /// Largest producer-id block one request may take.
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
-/// Kafka's bound on topic name length.
 /// Bound on partitions per topic.
 pub const PARTITIONS_MAX: i32 = 10_000;
 /// Longest config key, in bytes (every Kafka key is far shorter).
