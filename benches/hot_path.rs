@@ -7,7 +7,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::records::Compression;
 use std::hint::black_box;
-use tidemark::protocol::batch::{
+use wire::batch::{
     encode_records, patch_batch, validate_producer_batch, validate_producer_batch_with,
     BatchHeader, PlainRecord,
 };

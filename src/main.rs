@@ -4,8 +4,7 @@ use clap::Parser;
 /// Keeps a request that claims billions of array elements from aborting the
 /// broker: see `protocol::alloc_guard`.
 #[global_allocator]
-static ALLOCATOR: tidemark::protocol::alloc_guard::ReservingAllocator =
-    tidemark::protocol::alloc_guard::ReservingAllocator;
+static ALLOCATOR: wire::alloc_guard::ReservingAllocator = wire::alloc_guard::ReservingAllocator;
 
 fn main() {
     let cli = tidemark::cli::Cli::parse();

@@ -16,13 +16,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidemark::protocol::batch::{
+use wire::batch::{
     validate_producer_batch_with, BatchHeader, BatchIter, BATCH_HEADER_LEN, LOG_OVERHEAD,
 };
 
 #[global_allocator]
-static ALLOCATOR: tidemark::protocol::alloc_guard::ReservingAllocator =
-    tidemark::protocol::alloc_guard::ReservingAllocator;
+static ALLOCATOR: wire::alloc_guard::ReservingAllocator =
+    wire::alloc_guard::ReservingAllocator;
 
 const BATCH_LENGTH_AT: usize = 8;
 const CRC_AT: usize = 17;

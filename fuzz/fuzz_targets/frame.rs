@@ -26,8 +26,8 @@ use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use tidemark::protocol::alloc_guard::ReservingAllocator;
-use tidemark::protocol::frame::{read_frame_growing_from, FrameError, WritesOnly};
+use wire::alloc_guard::ReservingAllocator;
+use wire::frame::{read_frame_growing_from, FrameError, WritesOnly};
 
 /// The broker's allocator, with the largest allocation since the last reset
 /// recorded.

@@ -16,13 +16,13 @@
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use tidemark::quorum::protocol::{read_frame, Request, RequestFrame, FRAME_BYTES_MAX};
-use tidemark::quorum::state::apply;
-use tidemark::quorum::{BrokerInfo, ClusterView, Command, Proposal};
+use quorum::protocol::{read_frame, Request, RequestFrame, FRAME_BYTES_MAX};
+use quorum::state::apply;
+use quorum::{BrokerInfo, ClusterView, Command, Proposal};
 
 #[global_allocator]
-static ALLOCATOR: tidemark::protocol::alloc_guard::ReservingAllocator =
-    tidemark::protocol::alloc_guard::ReservingAllocator;
+static ALLOCATOR: wire::alloc_guard::ReservingAllocator =
+    wire::alloc_guard::ReservingAllocator;
 
 /// Proposals applied per input at most (each may create thousands of
 /// partitions).

@@ -18,11 +18,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::protocol::Encodable;
 use libfuzzer_sys::fuzz_target;
-use tidemark::broker::{decode_request, DecodedRequest, RequestBody};
+use broker::broker::{decode_request, DecodedRequest, RequestBody};
 
 #[global_allocator]
-static ALLOCATOR: tidemark::protocol::alloc_guard::ReservingAllocator =
-    tidemark::protocol::alloc_guard::ReservingAllocator;
+static ALLOCATOR: wire::alloc_guard::ReservingAllocator =
+    wire::alloc_guard::ReservingAllocator;
 
 fn reencode<T: Encodable>(request: &T, version: i16) {
     // Both must return, not panic.

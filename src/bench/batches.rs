@@ -13,9 +13,9 @@ use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-use crate::client::conn::{encode_request, patch_correlation_id};
-use crate::client::records::{encode_batch, first_value_span};
-use crate::client::{Acks, ClientError, ProducerRecord};
+use client::conn::{encode_request, patch_correlation_id};
+use client::records::{encode_batch, first_value_span};
+use client::{Acks, ClientError, ProducerRecord};
 
 use super::BenchError;
 
@@ -214,9 +214,9 @@ impl FrameTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::conn::strip_size_prefix;
-    use crate::protocol::batch::validate_producer_batch;
+    use client::conn::strip_size_prefix;
     use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable};
+    use wire::batch::validate_producer_batch;
 
     fn spec(version: i16) -> RequestSpec {
         RequestSpec {

@@ -20,10 +20,10 @@ use super::batches::read_stamp;
 use super::produce::Stamping;
 use super::report::Stats;
 use super::{offsets, plan_connections, BenchConfig, BenchError, Limit, CLIENT_ID};
-use crate::client::conn::{decode_response, encode_request, read_frame_into};
-use crate::client::consumer::fetch_request;
-use crate::client::records::{for_each_batch, scan_batches};
-use crate::client::{
+use client::conn::{decode_response, encode_request, read_frame_into};
+use client::consumer::fetch_request;
+use client::records::{for_each_batch, scan_batches};
+use client::{
     error_name, Client, ClientError, Connection, FetchOptions, FetchPosition, OffsetSpec,
 };
 

@@ -14,7 +14,7 @@ use super::consume::{self, ConsumePlan};
 use super::produce::{self, Stamping};
 use super::report::Stats;
 use super::{offsets, BenchConfig, BenchError};
-use crate::client::{Client, OffsetSpec};
+use client::{Client, OffsetSpec};
 
 /// How long the consumers may go without progress once the producers are
 /// done before the run ends without them.

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::records::Compression;
 
-use crate::client::error::codes;
-use crate::client::{Acks, Client, ClientConfig, ClientError, NewTopic, OffsetSpec};
+use client::error::codes;
+use client::{Acks, Client, ClientConfig, ClientError, NewTopic, OffsetSpec};
 
 pub use report::{Stats, Summary};
 

@@ -23,8 +23,8 @@ use super::batches::{build_batch, stamp_batch, FrameTemplate, PrebuiltBatch, Req
 use super::pacing::{records_per_batch, split_quota, Pacer};
 use super::report::Stats;
 use super::{plan_connections, BenchConfig, BenchError, ConnPlan, Limit, CLIENT_ID};
-use crate::client::conn::{decode_response, read_frame_into};
-use crate::client::{error_name, Acks, ClientError, Connection};
+use client::conn::{decode_response, read_frame_into};
+use client::{error_name, Acks, ClientError, Connection};
 
 /// Distinct full batches per run (different values, same size).
 const BATCH_VARIANTS: usize = 4;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::bench::{self, BenchConfig, BenchError, Limit, Mode};
-use crate::client::records::parse_compression;
-use crate::client::Acks;
+use client::records::parse_compression;
+use client::Acks;
 
 /// Records produced when neither --records nor --duration is given.
 const DEFAULT_RECORDS: u64 = 1_000_000;
@@ -34,7 +34,7 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub mode: BenchMode,
     /// The broker to bootstrap from (comma-separated list allowed).
-    #[arg(short = 'b', long = "bootstrap-server", default_value = crate::client::DEFAULT_BOOTSTRAP)]
+    #[arg(short = 'b', long = "bootstrap-server", default_value = client::DEFAULT_BOOTSTRAP)]
     pub bootstrap_server: String,
     /// The topic to use.
     #[arg(long, default_value = "tidemark-bench")]

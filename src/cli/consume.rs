@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::client::consumer::FetchedData;
-use crate::client::error::is_stale_metadata;
-use crate::client::{
+use client::consumer::FetchedData;
+use client::error::is_stale_metadata;
+use client::{
     Client, ClientConfig, ClientError, ConsumerRecord, FetchOptions, FetchPosition, GroupMember,
     GroupMemberConfig, OffsetKey, OffsetSpec,
 };
@@ -40,7 +40,7 @@ pub struct ConsumeArgs {
     /// The topic to consume.
     pub topic: String,
     /// The broker to bootstrap from (comma-separated list allowed).
-    #[arg(short = 'b', long = "bootstrap-server", default_value = crate::client::DEFAULT_BOOTSTRAP)]
+    #[arg(short = 'b', long = "bootstrap-server", default_value = client::DEFAULT_BOOTSTRAP)]
     pub bootstrap_server: String,
     /// Consume only this partition.
     #[arg(long, conflicts_with = "group")]
@@ -569,7 +569,7 @@ mod tests {
         let data = FetchedData {
             high_watermark: 15,
             log_start_offset: 0,
-            records: crate::client::DecodedRecords {
+            records: client::DecodedRecords {
                 records,
                 next_offset: Some(15),
                 truncated: false,
@@ -611,7 +611,7 @@ mod tests {
         let data = FetchedData {
             high_watermark: 15,
             log_start_offset: 0,
-            records: crate::client::DecodedRecords {
+            records: client::DecodedRecords {
                 records: vec![],
                 next_offset: None,
                 truncated: true,

@@ -1,14 +1,14 @@
 //! `tidemark dev` and `tidemark broker`: build the configuration, open the
 //! topic registry, start the shards, and stop them cleanly on SIGINT/SIGTERM.
 //! Runs on the main thread.
-use crate::config::{BrokerConfig, ConfigError};
-use crate::metadata::MetadataStore;
-use crate::quorum::embedded::{embedded_quorum_exists, start_embedded_quorum};
-use crate::replication::agent::{
+use broker::config::{BrokerConfig, ConfigError};
+use broker::metadata::MetadataStore;
+use broker::replication::agent::{
     spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
 };
-use crate::shard::start_shards;
+use broker::shard::start_shards;
 use clap::Args;
+use quorum::embedded::{embedded_quorum_exists, start_embedded_quorum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Metadata(#[from] crate::metadata::MetadataError),
+    Metadata(#[from] broker::metadata::MetadataError),
     #[error("cannot create data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error("{0}")]
@@ -75,7 +75,7 @@ pub enum StartError {
     #[error("cannot start the quorum agent: {0}")]
     Agent(std::io::Error),
     #[error(transparent)]
-    EmbeddedQuorum(#[from] crate::quorum::embedded::EmbeddedError),
+    EmbeddedQuorum(#[from] quorum::embedded::EmbeddedError),
 }
 
 pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
@@ -121,7 +121,7 @@ pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
 /// As for `tidemark quorum`: the environment keeps the secret off command
 /// lines and config files.
 fn secret_from_environment(config: &mut BrokerConfig) {
-    if let Ok(secret) = std::env::var(crate::quorum::config::SECRET_ENV) {
+    if let Ok(secret) = std::env::var(quorum::config::SECRET_ENV) {
         if !secret.is_empty() {
             config.quorum_secret = Some(secret);
         }
@@ -231,11 +231,11 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
 /// the newest commit of each (group, topic, partition) and the newest metadata
 /// of each group.
 fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(), StartError> {
-    if metadata.topic(crate::group::OFFSETS_TOPIC).is_some() {
+    if metadata.topic(broker::group::OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let configs = crate::group::offsets_topic_configs();
-    metadata.create_topic(crate::group::OFFSETS_TOPIC, partitions, 1, configs)?;
+    let configs = broker::group::offsets_topic_configs();
+    metadata.create_topic(broker::group::OFFSETS_TOPIC, partitions, 1, configs)?;
     Ok(())
 }
 
@@ -251,7 +251,7 @@ fn remove_orphan_partitions(data_dir: &std::path::Path, metadata: &MetadataStore
             .topic(topic)
             .is_some_and(|t| (0..t.partitions).contains(&partition))
     };
-    let removed = crate::storage::sweep(data_dir, owned);
+    let removed = storage::sweep(data_dir, owned);
     if removed > 0 {
         tracing::info!(removed, "removed the directories of deleted partitions");
     }

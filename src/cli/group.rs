@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::client::error::{codes, needs_rejoin};
-use crate::client::{
+use client::error::{codes, needs_rejoin};
+use client::{
     Client, ClientConfig, ClientError, GroupDescription, GroupListing, OffsetKey, OffsetSpec,
 };
 
@@ -17,7 +17,7 @@ use crate::client::{
 #[derive(Args, Debug)]
 pub struct GroupArgs {
     /// The broker to bootstrap from (comma-separated list allowed).
-    #[arg(short = 'b', long = "bootstrap-server", default_value = crate::client::DEFAULT_BOOTSTRAP, global = true)]
+    #[arg(short = 'b', long = "bootstrap-server", default_value = client::DEFAULT_BOOTSTRAP, global = true)]
     pub bootstrap_server: String,
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
@@ -508,8 +508,8 @@ fn plan_text(group: &str, topic: &str, plan: &[PlannedReset]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::MemberDescription;
     use clap::Parser;
+    use client::MemberDescription;
 
     #[derive(Parser, Debug)]
     struct TestCli {

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use clap::Args;
 use kafka_protocol::records::Compression;
 
-use crate::client::records::{encode_batch, parse_compression};
-use crate::client::{Acks, Client, ClientConfig, ClientError, Partitioner, ProducerRecord};
+use client::records::{encode_batch, parse_compression};
+use client::{Acks, Client, ClientConfig, ClientError, Partitioner, ProducerRecord};
 
 /// A batch is sent once its records reach this many bytes, whatever
 /// `--batch-size` says (brokers refuse batches above message.max.bytes).
@@ -28,7 +28,7 @@ pub struct ProduceArgs {
     /// The topic to produce to.
     pub topic: String,
     /// The broker to bootstrap from (comma-separated list allowed).
-    #[arg(short = 'b', long = "bootstrap-server", default_value = crate::client::DEFAULT_BOOTSTRAP)]
+    #[arg(short = 'b', long = "bootstrap-server", default_value = client::DEFAULT_BOOTSTRAP)]
     pub bootstrap_server: String,
     /// Split each line at the first SEP into key and value (a line without
     /// SEP is sent with a null key).

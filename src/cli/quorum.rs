@@ -1,10 +1,10 @@
 //! `tidemark quorum` (run one quorum node) and `tidemark cluster status`
 //! (ask a quorum who leads and what it holds). Main thread: each builds its
 //! own tokio runtime; the quorum's signal watcher is one extra thread.
-use crate::quorum::config::{QuorumConfig, QuorumFile, SECRET_ENV};
-use crate::quorum::protocol::NodeStatus;
-use crate::quorum::{ClusterView, QuorumClient};
 use clap::{Args, Subcommand};
+use quorum::config::{QuorumConfig, QuorumFile, SECRET_ENV};
+use quorum::protocol::NodeStatus;
+use quorum::{ClusterView, QuorumClient};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub fn run_quorum(args: QuorumArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let shutdown = shutdown_signal()?;
     runtime(2)?
-        .block_on(crate::quorum::node::run(config, shutdown))
+        .block_on(quorum::node::run(config, shutdown))
         .map_err(|e| e.to_string())
 }
 

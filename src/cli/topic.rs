@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::client::{Client, ClientConfig, ClientError, ConfigEntry, NewTopic, TopicInfo};
+use client::{Client, ClientConfig, ClientError, ConfigEntry, NewTopic, TopicInfo};
 
 /// Create, list, describe and delete topics.
 #[derive(Args, Debug)]
 pub struct TopicArgs {
     /// The broker to bootstrap from (comma-separated list allowed).
-    #[arg(short = 'b', long = "bootstrap-server", default_value = crate::client::DEFAULT_BOOTSTRAP, global = true)]
+    #[arg(short = 'b', long = "bootstrap-server", default_value = client::DEFAULT_BOOTSTRAP, global = true)]
     pub bootstrap_server: String,
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
@@ -200,10 +200,7 @@ fn describe_text(topic: &TopicInfo, configs: &[ConfigEntry], all_configs: bool) 
             out.push_str(&format!("\tOffline: {}", join_ids(&p.offline_replicas)));
         }
         if p.error_code != 0 {
-            out.push_str(&format!(
-                "\tError: {}",
-                crate::client::error_name(p.error_code)
-            ));
+            out.push_str(&format!("\tError: {}", client::error_name(p.error_code)));
         }
         out.push('\n');
     }
@@ -224,7 +221,7 @@ fn describe_text(topic: &TopicInfo, configs: &[ConfigEntry], all_configs: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::PartitionInfo;
+    use client::PartitionInfo;
 
     #[test]
     fn configs_parsed() {

@@ -9,7 +9,7 @@ use common::{Broker, RawConn};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use tidemark::protocol::batch::encode_records;
+use wire::batch::encode_records;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))

@@ -281,7 +281,7 @@ fn a_consumer_group_resumes_after_its_coordinator_dies() {
 
     let group = "cluster-group";
     consume_and_commit(cluster.broker(2), group, &topic, 30);
-    let offsets_partition = tidemark::group::offsets_partition(group, 50);
+    let offsets_partition = broker::group::offsets_partition(group, 50);
     let coordinator = wait_until(FAILOVER_WAIT, "the coordinator's partition", || {
         let (leader, _, isr) =
             partition_state(cluster.broker(1), "__consumer_offsets", offsets_partition)?;
@@ -348,8 +348,7 @@ fn raw_produce(conn: &mut RawConn, topic: &str, acks: i16) -> i16 {
         None,
         Some(bytes::Bytes::from_static(b"raw")),
     );
-    let batch = tidemark::protocol::batch::encode_records(&[record], Compression::None)
-        .expect("encode a batch");
+    let batch = wire::batch::encode_records(&[record], Compression::None).expect("encode a batch");
     let request = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(5000)

@@ -80,7 +80,7 @@ fn run(program: &str, args: &[&str]) {
 }
 
 fn free_bytes(dir: &Path) -> u64 {
-    tidemark::storage::disk_space::free_bytes(dir).expect("statvfs")
+    fsutil::free_bytes(dir).expect("statvfs")
 }
 
 /// Produces rounds of 1 KiB records to `topic` until a round fails; returns

@@ -159,7 +159,7 @@ fn a_compacted_topic_is_read_past_its_emptied_segments_after_a_restart() {
 
 /// Kafka's placement of a group: `abs(javaHashCode(group)) % partitions`.
 fn offsets_partition_of(group: &str) -> i32 {
-    tidemark::group::offsets_partition(group, 50)
+    broker::group::offsets_partition(group, 50)
 }
 
 fn group_consumer(broker: &Broker, group: &str) -> BaseConsumer {
@@ -261,7 +261,7 @@ fn append_to_active_segment(segment: &Path, batch_at: impl FnOnce(i64) -> Vec<u8
     let mut bytes = std::fs::read(segment).expect("read segment");
     let mut at = 0;
     let mut next = -1;
-    for (header, _) in tidemark::protocol::batch::BatchIter::new(&bytes) {
+    for (header, _) in wire::batch::BatchIter::new(&bytes) {
         at += header.size;
         next = header.last_offset() + 1;
     }

@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
     DescribeConfigsRequest, DescribeConfigsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use tidemark::quorum::client::ViewChange;
-use tidemark::quorum::{BrokerInfo, ClientError, QuorumClient};
+use quorum::client::ViewChange;
+use quorum::{BrokerInfo, ClientError, QuorumClient};
 
 /// The tests of this file take turns: the timing of the 10,000 topics must
 /// not depend on the others' load.

@@ -19,7 +19,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Mutex;
 use std::time::Duration;
-use tidemark::protocol::batch::BatchHeader;
+use wire::batch::BatchHeader;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

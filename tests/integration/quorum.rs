@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::quorum::Quorum;
-use tidemark::quorum::protocol::{Request, Response};
-use tidemark::quorum::{
+use quorum::protocol::{Request, Response};
+use quorum::{
     BrokerInfo, ClientError, ClusterView, CommandError, Proposal, QuorumClient, NO_LEADER,
 };
 
@@ -330,7 +330,7 @@ async fn stale_alter_partition_and_wrong_revision_are_rejected() {
     let revision = client.read().await.expect("read").revision;
     let delete = |expected| Proposal {
         expected_revision: Some(expected),
-        command: tidemark::quorum::Command::DeleteTopic { name: "t".into() },
+        command: quorum::Command::DeleteTopic { name: "t".into() },
     };
     let conflict = client.write(delete(revision - 1)).await;
     assert!(

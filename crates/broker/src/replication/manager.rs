@@ -1,0 +1,362 @@
+//! `ReplicaManager`: one per shard, the replication role of every partition
+//! the shard owns, as the latest cluster view from the quorum service says.
+//! For each such partition this broker is the leader (it keeps a
+//! `LeaderReplicaState`: ISR, high watermark), a follower (a fetcher copies
+//! the leader's log), or neither (not a replica, or no leader elected).
+//!
+//! Standalone brokers (no quorum configured) have no view: every partition
+//! is led here at epoch 0 and nothing is replicated, as before clusters.
+//!
+//! Runs on its shard only; state sits in `RefCell`s never held across an
+//! `.await`.
+use super::agent::AgentHandle;
+use super::isr::{IsrChange, LeaderReplicaState};
+use quorum::model::{ClusterView, PartitionState, NO_LEADER};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use storage::PartitionLog;
+use wire::ResponseError;
+
+/// The leader epoch of every partition of a standalone broker.
+pub const STANDALONE_LEADER_EPOCH: i32 = 0;
+
+pub type TopicPartition = (String, i32);
+
+/// What this broker is for one partition.
+#[derive(Debug)]
+pub enum Role {
+    Leader(LeaderRole),
+    Follower(FollowerRole),
+}
+
+#[derive(Debug)]
+pub struct LeaderRole {
+    pub state: LeaderReplicaState,
+    /// The controller's partition epoch that `state`'s ISR belongs to.
+    pub partition_epoch: i32,
+    pub min_insync_replicas: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerRole {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+}
+
+/// The settings replication takes from the broker config.
+#[derive(Debug, Clone)]
+pub struct ReplicationSettings {
+    pub local_id: i32,
+    pub lag_time_max_ms: i64,
+    pub fetch_wait_max_ms: i32,
+}
+
+pub struct ReplicaManager {
+    pub settings: ReplicationSettings,
+    view: RefCell<Option<Arc<ClusterView>>>,
+    roles: RefCell<RoleTable>,
+    agent: RefCell<Option<AgentHandle>>,
+    /// Bumped by every applied view, so fetchers notice changes.
+    generation: Cell<u64>,
+    /// Leaders this shard runs a fetcher for.
+    fetchers: RefCell<HashSet<i32>>,
+    /// A request to create `__consumer_offsets` is in flight from this shard.
+    creating_offsets_topic: Cell<bool>,
+}
+
+impl ReplicaManager {
+    pub fn new(settings: ReplicationSettings) -> ReplicaManager {
+        ReplicaManager {
+            settings,
+            view: RefCell::new(None),
+            roles: RefCell::new(RoleTable::default()),
+            agent: RefCell::new(None),
+            generation: Cell::new(0),
+            fetchers: RefCell::new(HashSet::new()),
+            creating_offsets_topic: Cell::new(false),
+        }
+    }
+
+    pub fn set_agent(&self, agent: AgentHandle) {
+        *self.agent.borrow_mut() = Some(agent);
+    }
+
+    pub fn agent(&self) -> Option<AgentHandle> {
+        self.agent.borrow().clone()
+    }
+
+    /// The latest cluster view, `None` for a standalone broker.
+    pub fn view(&self) -> Option<Arc<ClusterView>> {
+        self.view.borrow().clone()
+    }
+
+    pub fn in_cluster(&self) -> bool {
+        self.agent.borrow().is_some()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub(super) fn set_view(&self, view: Arc<ClusterView>) {
+        *self.view.borrow_mut() = Some(view);
+        self.generation.set(self.generation.get() + 1);
+    }
+
+    /// Claims the creation of `__consumer_offsets`; false if in flight.
+    pub fn begin_offsets_topic_creation(&self) -> bool {
+        !self.creating_offsets_topic.replace(true)
+    }
+
+    pub fn end_offsets_topic_creation(&self) {
+        self.creating_offsets_topic.set(false);
+    }
+
+    /// Marks a fetcher from `leader_id` as running; false if one already is.
+    pub(super) fn claim_fetcher(&self, leader_id: i32) -> bool {
+        self.fetchers.borrow_mut().insert(leader_id)
+    }
+
+    pub(super) fn release_fetcher(&self, leader_id: i32) {
+        self.fetchers.borrow_mut().remove(&leader_id);
+    }
+
+    /// The partitions this shard follows from `leader_id`.
+    pub(super) fn followed_from(&self, leader_id: i32) -> Vec<(TopicPartition, FollowerRole)> {
+        let mut followed = Vec::new();
+        for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
+            if let Role::Follower(f) = role {
+                if f.leader_id == leader_id {
+                    followed.push(((topic.clone(), partition), *f));
+                }
+            }
+        }
+        followed
+    }
+
+    /// `host:port` of a live broker, from the latest view.
+    pub fn broker_address(&self, broker_id: i32) -> Option<String> {
+        let view = self.view.borrow();
+        let b = view.as_ref()?.brokers.get(&broker_id)?;
+        Some(format!("{}:{}", b.host, b.port))
+    }
+
+    pub fn role_of(&self, topic: &str, partition: i32) -> Option<RoleSummary> {
+        let roles = self.roles.borrow();
+        let role = roles.get(topic, partition)?;
+        Some(match role {
+            Role::Leader(l) => RoleSummary::Leader {
+                leader_epoch: l.state.leader_epoch,
+            },
+            Role::Follower(f) => RoleSummary::Follower(*f),
+        })
+    }
+
+    pub(super) fn with_roles<T>(&self, f: impl FnOnce(&mut RoleTable) -> T) -> T {
+        f(&mut self.roles.borrow_mut())
+    }
+
+    /// Produce may go ahead here: returns the leader epoch to stamp, or the
+    /// Kafka error (NOT_LEADER_OR_FOLLOWER; NOT_ENOUGH_REPLICAS for acks=all
+    /// when the ISR is smaller than min.insync.replicas).
+    pub fn check_produce(&self, topic: &str, partition: i32, acks: i16) -> Result<i32, i16> {
+        if !self.in_cluster() {
+            return Ok(STANDALONE_LEADER_EPOCH);
+        }
+        let roles = self.roles.borrow();
+        match roles.get(topic, partition) {
+            Some(Role::Leader(l)) => {
+                if acks == -1 && (l.state.isr().len() as i32) < l.min_insync_replicas {
+                    return Err(ResponseError::NotEnoughReplicas.code());
+                }
+                Ok(l.state.leader_epoch)
+            }
+            _ => Err(ResponseError::NotLeaderOrFollower.code()),
+        }
+    }
+
+    /// A consumer's Fetch or ListOffsets may be served here: this broker
+    /// leads the partition (and, when the client says which leader epoch it
+    /// knows, it is this one: KIP-320).
+    pub fn check_leader(&self, topic: &str, partition: i32, client_epoch: i32) -> Result<(), i16> {
+        let ours = match self.leader_epoch(topic, partition) {
+            Some(epoch) => epoch,
+            None => return Err(ResponseError::NotLeaderOrFollower.code()),
+        };
+        if client_epoch >= 0 && client_epoch < ours {
+            return Err(ResponseError::FencedLeaderEpoch.code());
+        }
+        if client_epoch > ours {
+            return Err(ResponseError::UnknownLeaderEpoch.code());
+        }
+        Ok(())
+    }
+
+    /// This broker's leader epoch of a partition it leads.
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        if !self.in_cluster() {
+            return Some(STANDALONE_LEADER_EPOCH);
+        }
+        match self.roles.borrow().get(topic, partition) {
+            Some(Role::Leader(l)) => Some(l.state.leader_epoch),
+            _ => None,
+        }
+    }
+
+    /// After a write on a leader, or a follower's fetch: moves the high
+    /// watermark if the ISR allows, and tells the log.
+    pub fn advance_high_watermark(&self, log: &PartitionLog) {
+        if !self.in_cluster() {
+            return;
+        }
+        let moved = match self.roles.borrow_mut().get_mut(&log.topic, log.partition) {
+            Some(Role::Leader(l)) => l.state.advance_high_watermark(log.written_end()),
+            _ => None,
+        };
+        if let Some(hw) = moved {
+            log.set_high_watermark_limit(Some(hw));
+        }
+    }
+
+    /// A follower fetched `fetch_offset` of a partition led here. Returns the
+    /// ISR expansion to propose, or the Kafka error when this broker is not
+    /// the leader the follower thinks (or the follower is not a replica).
+    pub fn on_follower_fetch(
+        &self,
+        log: &PartitionLog,
+        replica_id: i32,
+        fetch_offset: u64,
+        follower_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<(IsrChange, i32, i32)>, i16> {
+        let mut roles = self.roles.borrow_mut();
+        let Some(Role::Leader(l)) = roles.get_mut(&log.topic, log.partition) else {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        };
+        if follower_epoch >= 0 && follower_epoch < l.state.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch.code());
+        }
+        if follower_epoch > l.state.leader_epoch {
+            return Err(ResponseError::UnknownLeaderEpoch.code());
+        }
+        if !l.state.is_follower(replica_id) {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+        let change =
+            l.state
+                .on_follower_fetch(replica_id, fetch_offset, log.log_end_offset(), now_ms);
+        Ok(change.map(|c| (c, l.state.leader_epoch, l.partition_epoch)))
+    }
+
+    /// Leader ISR shrinks due now, with the epochs the request must carry.
+    pub fn due_isr_shrinks(&self, now_ms: i64) -> Vec<(TopicPartition, IsrChange, i32, i32)> {
+        let mut out = Vec::new();
+        for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
+            if let Role::Leader(l) = role {
+                if let Some(change) = l.state.on_tick(now_ms) {
+                    let key = (topic.clone(), partition);
+                    out.push((key, change, l.state.leader_epoch, l.partition_epoch));
+                }
+            }
+        }
+        out
+    }
+
+    /// The controller's answer to an ISR change of a partition led here.
+    pub fn on_isr_answer(
+        &self,
+        key: &TopicPartition,
+        leader_epoch: i32,
+        answer: Option<&PartitionState>,
+    ) {
+        let mut roles = self.roles.borrow_mut();
+        let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) else {
+            return;
+        };
+        if l.state.leader_epoch != leader_epoch {
+            return;
+        }
+        match answer {
+            Some(state) if state.leader_epoch == leader_epoch => {
+                l.partition_epoch = state.partition_epoch;
+                l.state.on_isr_settled(state.isr.clone());
+            }
+            _ => l.state.on_isr_change_failed(),
+        }
+    }
+}
+
+/// Roles by topic, then partition: looked up by `&str` on every produce
+/// and fetch, without building a key.
+#[derive(Debug, Default)]
+pub struct RoleTable {
+    topics: HashMap<String, HashMap<i32, Role>>,
+}
+
+impl RoleTable {
+    pub fn get(&self, topic: &str, partition: i32) -> Option<&Role> {
+        self.topics.get(topic)?.get(&partition)
+    }
+
+    pub fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Role> {
+        self.topics.get_mut(topic)?.get_mut(&partition)
+    }
+
+    pub fn insert(&mut self, (topic, partition): TopicPartition, role: Role) {
+        self.topics
+            .entry(topic)
+            .or_default()
+            .insert(partition, role);
+    }
+
+    pub fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.topics.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+
+    /// Drops every topic `keep` refuses; returns their names.
+    pub fn retain_topics(&mut self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let gone: Vec<String> = self.topics.keys().filter(|t| !keep(t)).cloned().collect();
+        for topic in &gone {
+            self.topics.remove(topic);
+        }
+        gone
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, i32, &mut Role)> {
+        self.topics
+            .iter_mut()
+            .flat_map(|(t, ps)| ps.iter_mut().map(move |(p, r)| (t, *p, r)))
+    }
+}
+
+/// A copy of a partition's role for callers outside this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleSummary {
+    Leader { leader_epoch: i32 },
+    Follower(FollowerRole),
+}
+
+/// The role the view gives `local_id` for one partition.
+pub fn role_in_view(p: &PartitionState, local_id: i32) -> Option<RoleSummary> {
+    if !p.replicas.contains(&local_id) {
+        return None;
+    }
+    if p.leader == local_id {
+        return Some(RoleSummary::Leader {
+            leader_epoch: p.leader_epoch,
+        });
+    }
+    if p.leader == NO_LEADER {
+        return None;
+    }
+    Some(RoleSummary::Follower(FollowerRole {
+        leader_id: p.leader,
+        leader_epoch: p.leader_epoch,
+    }))
+}

@@ -1,0 +1,239 @@
+//! Starting and stopping the shards: one pinned glommio executor per shard,
+//! each recovering the logs it owns, binding the Kafka port (SO_REUSEPORT, so
+//! the kernel spreads connections over shards) and serving its inbox of jobs
+//! from other shards. Runs on the main thread; the closures run on the shards.
+use super::{Job, Shard};
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataStore;
+use crate::replication::agent::AgentHandle;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// io_uring registered buffer memory per executor (RLIMIT_MEMLOCK must cover it).
+const IO_MEMORY_BYTES: usize = 2 << 20;
+/// Jobs waiting in one shard's inbox before senders wait.
+const INBOX_CAPACITY: usize = 1024;
+
+/// The running shards, as the main thread sees them.
+pub struct ShardSet {
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    stops: Vec<flume::Sender<()>>,
+    inboxes: Vec<flume::Sender<Job>>,
+}
+
+impl ShardSet {
+    /// Each shard's inbox, for threads that hand shards work (the quorum agent).
+    pub fn inboxes(&self) -> Vec<flume::Sender<Job>> {
+        self.inboxes.clone()
+    }
+
+    /// Asks every shard to close its logs and stop, and waits for them.
+    pub fn shutdown(self) {
+        for stop in &self.stops {
+            let _ = stop.send(());
+        }
+        for handle in self.handles {
+            let _ = handle.join();
+        }
+    }
+
+    /// Waits for the shards to end by themselves (they do not, unless one fails).
+    pub fn join(self) {
+        for handle in self.handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Starts `shard_count` shards and returns once every one of them listens,
+/// or the first start-up error.
+pub fn start_shards(
+    config: Arc<BrokerConfig>,
+    metadata: Arc<MetadataStore>,
+    shard_count: usize,
+    agent: Option<AgentHandle>,
+) -> Result<ShardSet, String> {
+    raise_memlock_limit();
+    crate::net::raise_nofile_limit();
+    let connections = crate::net::ConnectionTracker::new(config.connection_settings());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
+        .map(|_| flume::bounded::<Job>(INBOX_CAPACITY))
+        .unzip();
+    let (ready_tx, ready_rx) = flume::unbounded::<Result<usize, String>>();
+    let mut handles = Vec::with_capacity(shard_count);
+    let mut stops = Vec::with_capacity(shard_count);
+    for (id, inbox) in receivers.into_iter().enumerate() {
+        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+        stops.push(stop_tx);
+        let placement = if shard_count <= cpus {
+            Placement::Fixed(id)
+        } else {
+            Placement::Unbound
+        };
+        let (config, metadata, senders, ready, agent, connections) = (
+            config.clone(),
+            metadata.clone(),
+            senders.clone(),
+            ready_tx.clone(),
+            agent.clone(),
+            connections.clone(),
+        );
+        let mut builder = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .io_memory(IO_MEMORY_BYTES);
+        if config.spin_before_park_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(config.spin_before_park_us));
+        }
+        let handle = builder
+            .spawn(move || async move {
+                let shard = Rc::new(Shard::new(id, config, metadata, senders));
+                if let Some(agent) = agent {
+                    shard.replication.set_agent(agent);
+                }
+                run_shard(shard, inbox, stop_rx, ready, connections).await;
+            })
+            .map_err(|e| format!("cannot start shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..shard_count {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(message)) => {
+                let set = ShardSet {
+                    handles,
+                    stops,
+                    inboxes: senders,
+                };
+                set.shutdown();
+                return Err(message);
+            }
+            Err(_) => return Err("a shard stopped during start-up".to_string()),
+        }
+    }
+    Ok(ShardSet {
+        handles,
+        stops,
+        inboxes: senders,
+    })
+}
+
+async fn run_shard(
+    shard: Rc<Shard>,
+    inbox: flume::Receiver<Job>,
+    stop: flume::Receiver<()>,
+    ready: flume::Sender<Result<usize, String>>,
+    connections: Arc<crate::net::ConnectionTracker>,
+) {
+    shard.start_reply_router();
+    let listener = match prepare_shard(&shard).await {
+        Ok(listener) => listener,
+        Err(message) => {
+            let _ = ready.send(Err(format!("shard {}: {message}", shard.id)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(shard.id));
+    glommio::spawn_local(serve_once_ready(shard.clone(), listener, connections)).detach();
+    glommio::spawn_local(housekeeping(shard.clone())).detach();
+    glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
+    if shard.replication.in_cluster() {
+        glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
+    }
+    loop {
+        let next = futures::future::select(inbox.recv_async(), stop.recv_async()).await;
+        match next {
+            futures::future::Either::Left((Ok(job), _)) => {
+                glommio::spawn_local(job(shard.clone())).detach();
+            }
+            // A stop request, or every sender gone: close the logs and end.
+            _ => break,
+        }
+    }
+    shard.close_all_logs().await;
+}
+
+/// Accepts connections, in a cluster only once this shard has the cluster's
+/// view: before it, Metadata could only answer a placeholder cluster id and
+/// no topics, which clients remember (librdkafka warns of a changed cluster
+/// id). Kafka's brokers likewise start processing requests only after they
+/// caught up with the metadata log. Clients that connect earlier wait in the
+/// listen backlog.
+async fn serve_once_ready(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    connections: Arc<crate::net::ConnectionTracker>,
+) {
+    const VIEW_POLL: Duration = Duration::from_millis(5);
+    while shard.replication.in_cluster() && shard.replication.view().is_none() {
+        if shard.is_stopping() {
+            return;
+        }
+        glommio::timer::sleep(VIEW_POLL).await;
+    }
+    crate::net::accept_loop(shard, listener, connections).await;
+}
+
+/// Probes DMA, recovers the owned logs and binds the Kafka port.
+async fn prepare_shard(shard: &Rc<Shard>) -> Result<glommio::net::TcpListener, String> {
+    storage::probe_dma(&shard.config.data_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    for topic in shard.metadata.topics() {
+        shard
+            .open_partitions(&topic.name, 0..topic.partitions)
+            .await
+            .map_err(|e| format!("cannot open topic {}: {e}", topic.name))?;
+    }
+    crate::group::load(shard).await?;
+    let addr = shard.config.listen_addr().map_err(|e| e.to_string())?;
+    glommio::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Periodic work on each shard: retention of the logs it owns.
+async fn housekeeping(shard: Rc<Shard>) {
+    let interval = Duration::from_millis(shard.config.retention_check_interval_ms.max(100));
+    loop {
+        glommio::timer::sleep(interval).await;
+        if shard.is_stopping() {
+            return;
+        }
+        let now = storage::now_ms();
+        for log in shard.all_logs() {
+            if let Err(e) = log.enforce_retention(now).await {
+                tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "retention failed");
+            }
+            match log.compact(now).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(topic = %log.topic, partition = log.partition, removed, "compacted")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %log.topic, partition = log.partition, error = %e, "compaction failed")
+                }
+            }
+        }
+    }
+}
+
+/// io_uring registers buffer memory per executor; raise RLIMIT_MEMLOCK as far
+/// as the hard limit allows so that start-up does not fail on small defaults.
+fn raise_memlock_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
+}
