@@ -38,7 +38,6 @@ pub const PRODUCERS_MAX: usize = 256;
 pub const CONNECTIONS_MAX: usize = 1024;
 pub const IN_FLIGHT_MAX: usize = 1024;
 pub const RECORD_SIZE_MAX: usize = 16 * 1024 * 1024;
-pub const PARTITIONS_MAX: i32 = 100_000;
 
 /// What can stop a bench run.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +132,7 @@ impl BenchConfig {
         if !(1..=RECORD_SIZE_MAX).contains(&self.record_size) {
             return bad("--record-size must be 1..=16 MiB");
         }
-        if !(1..=PARTITIONS_MAX).contains(&self.partitions) {
+        if !(1..=model::limits::PARTITIONS_PER_TOPIC_MAX).contains(&self.partitions) {
             return bad("--partitions must be 1..=100000");
         }
         if self.mode == Mode::EndToEnd {

@@ -2,6 +2,7 @@
 //! rules for topic names and the typed topic configs (with Kafka's key names,
 //! defaults and validation). Pure code, no I/O: every crate of the workspace
 //! may import it, and it imports none of them.
+pub mod limits;
 pub mod topic_config;
 pub mod topic_config_defs;
 pub mod topic_name;

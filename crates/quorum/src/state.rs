@@ -6,12 +6,11 @@ use super::model::UNCLEAN_LEADER_ELECTION;
 use super::model::{BrokerInfo, ClusterView, PartitionState, TopicState, NO_LEADER};
 use super::placement::{self, Candidate, PlacementError};
 use serde::{Deserialize, Serialize};
+use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use std::collections::BTreeMap;
 
 /// Largest producer-id block one request may take.
 pub const PRODUCER_ID_BLOCK_MAX: i64 = 1_000_000;
-/// Bound on partitions per topic.
-pub const PARTITIONS_MAX: i32 = 10_000;
 /// Longest config key, in bytes (every Kafka key is far shorter).
 pub const CONFIG_KEY_BYTES_MAX: usize = 255;
 /// Longest config value, in bytes. Kafka bounds none for strings, but
@@ -680,9 +679,9 @@ fn create_topic(view: &mut ClusterView, spec: &NewTopic<'_>) -> Result<Outcome, 
             existing: existing.to_string(),
         });
     }
-    if !(1..=PARTITIONS_MAX).contains(&partitions) {
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return Err(CommandError::InvalidPartitions(format!(
-            "{partitions} is not in 1..={PARTITIONS_MAX}"
+            "{partitions} is not in 1..={PARTITIONS_PER_TOPIC_MAX}"
         )));
     }
     if replication_factor < 1 {
@@ -737,9 +736,9 @@ fn create_partitions(
         .get(name)
         .ok_or_else(|| CommandError::UnknownTopic(name.to_string()))?;
     let current = topic.partitions.len();
-    if count <= current as i32 || count > PARTITIONS_MAX {
+    if count <= current as i32 || count > PARTITIONS_PER_TOPIC_MAX {
         return Err(CommandError::InvalidPartitions(format!(
-            "topic {name} has {current} partitions; {count} is not more (or above {PARTITIONS_MAX})"
+            "topic {name} has {current} partitions; {count} is not more (or above {PARTITIONS_PER_TOPIC_MAX})"
         )));
     }
     let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len());

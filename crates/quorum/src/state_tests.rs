@@ -547,10 +547,10 @@ fn config_values_and_topic_sizes_are_bounded() {
     ));
     let mut wide = with_brokers(&(1..=40).collect::<Vec<_>>());
     assert!(matches!(
-        create(&mut wide, "w", PARTITIONS_MAX, 40),
+        create(&mut wide, "w", PARTITIONS_PER_TOPIC_MAX, 40),
         Err(CommandError::InvalidPartitions(_))
     ));
-    assert!(create(&mut wide, "w", PARTITIONS_MAX, 3).is_ok());
+    assert!(create(&mut wide, "w", PARTITIONS_PER_TOPIC_MAX, 3).is_ok());
 }
 
 #[test]

@@ -236,15 +236,6 @@ impl BrokerConfig {
             .collect()
     }
 
-    /// What replication takes from the config.
-    pub fn replication_settings(&self) -> crate::replication::ReplicationSettings {
-        crate::replication::ReplicationSettings {
-            local_id: self.node_id,
-            lag_time_max_ms: self.replica_lag_time_max_ms,
-            fetch_wait_max_ms: self.replica_fetch_wait_max_ms,
-        }
-    }
-
     /// Whether this broker is part of a cluster run by a quorum service.
     pub fn in_cluster(&self) -> bool {
         !self.quorum_endpoints().is_empty()
@@ -322,7 +313,7 @@ impl BrokerConfig {
             ));
         }
         self.validate_connection_limits()?;
-        if !(1..=crate::metadata::PARTITIONS_MAX).contains(&self.offsets_topic_partitions) {
+        if !(1..=model::limits::PARTITIONS_PER_TOPIC_MAX).contains(&self.offsets_topic_partitions) {
             return Err(invalid(
                 "offsets.topic.num.partitions",
                 "must be at least 1",
@@ -409,14 +400,6 @@ impl BrokerConfig {
             host.trim_matches(|c| c == '[' || c == ']').to_string()
         };
         Ok((host, port as i32))
-    }
-
-    pub fn group_limits(&self) -> crate::group::membership::GroupLimits {
-        crate::group::membership::GroupLimits {
-            min_session_timeout_ms: self.group_min_session_timeout_ms,
-            max_session_timeout_ms: self.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
-        }
     }
 
     /// The topic config a new topic gets when it sets nothing itself.

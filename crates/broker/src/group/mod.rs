@@ -29,6 +29,17 @@ use wire::records::decode_records_bounded;
 use wire::ResponseError;
 
 /// The internal topic holding committed offsets and group metadata.
+impl membership::GroupLimits {
+    /// What the group state machine takes from the broker config.
+    pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
+        membership::GroupLimits {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        }
+    }
+}
+
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How long a group write waits for the ISR in a cluster.
 const GROUP_WRITE_TIMEOUT_MS: i32 = 5_000;

@@ -17,10 +17,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use thiserror::Error;
+use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use uuid::Uuid;
 
-/// Upper bound on partitions per topic, so a request cannot ask for millions.
-pub const PARTITIONS_MAX: i32 = 100_000;
 /// Producer ids reserved per write of the registry: Kafka's
 /// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
@@ -171,9 +170,9 @@ impl MetadataStore {
         configs: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, MetadataError> {
         validate_topic_name(name)?;
-        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(MetadataError::InvalidPartitions(format!(
-                "{partitions} is not between 1 and {PARTITIONS_MAX}"
+                "{partitions} is not between 1 and {PARTITIONS_PER_TOPIC_MAX}"
             )));
         }
         if replication_factor != 1 && replication_factor != -1 {
@@ -231,9 +230,9 @@ impl MetadataStore {
             .topics
             .get_mut(name)
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        if total <= topic.partitions || total > PARTITIONS_MAX {
+        if total <= topic.partitions || total > PARTITIONS_PER_TOPIC_MAX {
             return Err(MetadataError::InvalidPartitions(format!(
-                "topic {name} has {} partitions; the new count must be larger and at most {PARTITIONS_MAX}, not {total}",
+                "topic {name} has {} partitions; the new count must be larger and at most {PARTITIONS_PER_TOPIC_MAX}, not {total}",
                 topic.partitions
             )));
         }

@@ -52,6 +52,16 @@ pub struct ReplicationSettings {
     pub fetch_wait_max_ms: i32,
 }
 
+impl ReplicationSettings {
+    pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
+        ReplicationSettings {
+            local_id: config.node_id,
+            lag_time_max_ms: config.replica_lag_time_max_ms,
+            fetch_wait_max_ms: config.replica_fetch_wait_max_ms,
+        }
+    }
+}
+
 pub struct ReplicaManager {
     pub settings: ReplicationSettings,
     view: RefCell<Option<Arc<ClusterView>>>,
