@@ -6,7 +6,7 @@ use broker::metadata::MetadataStore;
 use broker::replication::agent::{
     spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
 };
-use broker::shard::start_shards;
+use broker::server::start_shards;
 use clap::Args;
 use quorum::embedded::{embedded_quorum_exists, start_embedded_quorum};
 use std::path::PathBuf;

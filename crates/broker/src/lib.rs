@@ -9,13 +9,16 @@
 //! - `broker`: the Kafka API handlers.
 //! - `group`: the consumer group coordinator and committed offsets.
 //! - `replication`: followers fetching from leaders, ISR, high watermark, the quorum agent.
+//! - `server`: the composition root that builds and starts the shards.
 //!
 //! Below it in the crate graph: `storage` (the partition log), `quorum` (the
 //! metadata service and its client), `wire` (the protocol), `model`.
 pub mod broker;
 pub mod config;
+pub mod error_codes;
 pub mod group;
 pub mod metadata;
 pub mod net;
 pub mod replication;
+pub mod server;
 pub mod shard;

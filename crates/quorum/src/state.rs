@@ -5,8 +5,8 @@
 use super::model::UNCLEAN_LEADER_ELECTION;
 use super::model::{BrokerInfo, ClusterView, PartitionState, TopicState, NO_LEADER};
 use super::placement::{self, Candidate, PlacementError};
-use serde::{Deserialize, Serialize};
 use model::limits::PARTITIONS_PER_TOPIC_MAX;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Largest producer-id block one request may take.

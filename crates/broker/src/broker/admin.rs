@@ -22,7 +22,7 @@ pub async fn create_topic(
     replication_factor: i16,
     configs: BTreeMap<String, String>,
 ) -> Result<TopicMeta, MetadataError> {
-    if shard.replication.in_cluster() {
+    if shard.replication().in_cluster() {
         return cluster_admin::create_topic(shard, name, partitions, replication_factor, configs)
             .await;
     }
@@ -60,7 +60,7 @@ pub async fn create_topics(
     ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
-    let outcomes = if shard.replication.in_cluster() && !request.validate_only {
+    let outcomes = if shard.replication().in_cluster() && !request.validate_only {
         create_in_cluster(shard, &request.topics).await
     } else {
         let mut outcomes = Vec::with_capacity(request.topics.len());
@@ -114,7 +114,7 @@ fn created_configs(
 /// The replication factor a topic got (1 on a standalone broker).
 fn replication_factor_of(shard: &Shard, topic: &str) -> i16 {
     shard
-        .replication
+        .replication()
         .view()
         .and_then(|v| v.partition(topic, 0).map(|p| p.replicas.len() as i16))
         .unwrap_or(1)
@@ -190,7 +190,7 @@ async fn create_one(
     let partitions = partition_count(shard, topic)?;
     let configs = requested_configs(topic);
     // In a cluster the controller checks the factor against live brokers.
-    let local_replication_factor = if shard.replication.in_cluster() {
+    let local_replication_factor = if shard.replication().in_cluster() {
         -1
     } else {
         topic.replication_factor
@@ -297,7 +297,7 @@ async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, Metada
     if is_internal_topic(name) {
         return Err(MetadataError::InternalTopic(name.to_string()));
     }
-    if shard.replication.in_cluster() {
+    if shard.replication().in_cluster() {
         return cluster_admin::delete_topic(shard, name).await;
     }
     let meta = shard.metadata.delete_topic(name)?;
@@ -352,7 +352,7 @@ async fn grow_topic(
         .topic(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?
         .partitions;
-    if shard.replication.in_cluster() {
+    if shard.replication().in_cluster() {
         shard.metadata.add_partitions(name, total, true)?;
         if validate_only {
             return Ok(());

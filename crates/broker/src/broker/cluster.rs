@@ -60,7 +60,7 @@ struct Shape {
 
 fn shape(shard: &Shard) -> Shape {
     let (node_id, host, port) = self_endpoint(shard);
-    let Some(view) = shard.replication.view() else {
+    let Some(view) = shard.replication().view() else {
         return Shape {
             cluster_id: shard.config.cluster_id.clone(),
             brokers: vec![(node_id, host, port, shard.config.rack.clone())],

@@ -418,7 +418,7 @@ async fn apply_changes(
         code: metadata_error_code(&e),
         message: e.to_string(),
     };
-    let in_cluster = shard.replication.in_cluster();
+    let in_cluster = shard.replication().in_cluster();
     let updated = shard
         .metadata
         .alter_topic_configs(topic, &changes, validate_only || in_cluster)

@@ -88,7 +88,7 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> FetchResponse {
     let (mut response, items) = plan(shard, &request, ctx.version);
-    if request.replica_id.0 >= 0 && !shard.replication.in_cluster() {
+    if request.replica_id.0 >= 0 && !shard.replication().in_cluster() {
         // Only brokers of a cluster fetch as replicas.
         let code = ResponseError::NotLeaderOrFollower.code();
         let outcomes = items
@@ -281,7 +281,7 @@ async fn read_one(
         }
         Reader::Follower
     } else {
-        let replication = &shard.replication;
+        let replication = &shard.replication();
         if let Err(code) =
             replication.check_leader(&item.topic, item.partition, item.current_leader_epoch)
         {
@@ -323,7 +323,7 @@ fn serve_follower(
     item: &FetchItem,
     fetch_offset: u64,
 ) -> Result<(), i16> {
-    let replication = &shard.replication;
+    let replication = &shard.replication();
     let change = replication.on_follower_fetch(
         log,
         item.replica_id,

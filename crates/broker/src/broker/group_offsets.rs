@@ -122,7 +122,7 @@ async fn commit_on_coordinator(
         Err(ResponseError::InvalidGroupId.code())
     } else {
         shard
-            .groups
+            .groups()
             .check_commit(group_id, member_id, instance_id, generation_id)
     };
     for item in &mut items {
@@ -146,7 +146,7 @@ async fn commit_on_coordinator(
     let now = Instant::now();
     for item in items.iter_mut().filter(|i| i.error_code == 0) {
         match written {
-            Ok(()) => shard.groups.apply(
+            Ok(()) => shard.groups().apply(
                 OffsetsRecord::Offset {
                     group: group_id.to_string(),
                     topic: item.topic.clone(),
@@ -191,7 +191,7 @@ pub async fn offset_fetch(
     let group_id = request.group_id.0.to_string();
     let id = group_id.clone();
     let committed = on_coordinator(shard, &group_id, None, move |s| async move {
-        Some(s.groups.committed(&id))
+        Some(s.groups().committed(&id))
     })
     .await;
     let Some(committed) = committed else {
@@ -304,10 +304,10 @@ async fn delete_on_coordinator(
     group_id: &str,
     wanted: Vec<(String, i32)>,
 ) -> (i16, Vec<i16>) {
-    if !shard.groups.exists(group_id) {
+    if !shard.groups().exists(group_id) {
         return (ResponseError::GroupIdNotFound.code(), Vec::new());
     }
-    let subscribed = shard.groups.subscribed_topics(group_id);
+    let subscribed = shard.groups().subscribed_topics(group_id);
     let codes: Vec<i16> = wanted
         .iter()
         .map(|(topic, _)| {
@@ -330,7 +330,7 @@ async fn delete_on_coordinator(
     }
     let now = Instant::now();
     for ((topic, partition), _) in wanted.iter().zip(&codes).filter(|(_, &c)| c == 0) {
-        shard.groups.apply(
+        shard.groups().apply(
             OffsetsRecord::Offset {
                 group: group_id.to_string(),
                 topic: topic.clone(),

@@ -130,7 +130,7 @@ fn legacy_error_message(code: i16) -> StrBytes {
 /// `__consumer_offsets` partition does, and the topic is created (through
 /// the quorum service) by the first FindCoordinator that misses it.
 fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), i16> {
-    let Some(view) = shard.replication.view() else {
+    let Some(view) = shard.replication().view() else {
         let (host, port) = shard
             .config
             .advertised_addr()
@@ -150,7 +150,7 @@ fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), 
 /// time per shard; FindCoordinator answers COORDINATOR_NOT_AVAILABLE
 /// meanwhile and clients ask again.
 fn create_offsets_topic(shard: &Rc<Shard>, live_brokers: usize) {
-    if !shard.replication.begin_offsets_topic_creation() {
+    if !shard.replication().begin_offsets_topic_creation() {
         return;
     }
     let factor = (shard.config.offsets_topic_replication_factor as usize).min(live_brokers.max(1));
@@ -169,7 +169,7 @@ fn create_offsets_topic(shard: &Rc<Shard>, live_brokers: usize) {
             Ok(_) | Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}"),
         }
-        shard.replication.end_offsets_topic_creation();
+        shard.replication().end_offsets_topic_creation();
     })
     .detach();
 }
@@ -216,7 +216,7 @@ pub async fn join_group(
         let id = group_id.clone();
         let fallback = gone.clone();
         on_coordinator(shard, &group_id, gone, move |s| async move {
-            let reply = s.groups.join(&id, join, Instant::now());
+            let reply = s.groups().join(&id, join, Instant::now());
             persist_dirty_groups(&s).await;
             settle(reply, fallback).await
         })
@@ -273,7 +273,7 @@ pub async fn sync_group(
     let id = group_id.clone();
     let fallback = gone.clone();
     let mut result = on_coordinator(shard, &group_id, gone, move |s| async move {
-        let reply = s.groups.sync(
+        let reply = s.groups().sync(
             &id,
             &member_id,
             instance_id.as_deref(),
@@ -313,7 +313,7 @@ pub async fn heartbeat(
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let id = group_id.clone();
     let code = on_coordinator(shard, &group_id, NOT_COORDINATOR, move |s| async move {
-        s.groups.heartbeat(
+        s.groups().heartbeat(
             &id,
             &member_id,
             instance_id.as_deref(),
@@ -353,7 +353,7 @@ pub async fn leave_group(
         &group_id,
         vec![NOT_COORDINATOR; members.len()],
         move |s| async move {
-            let codes = s.groups.leave(&id, &asked, Instant::now());
+            let codes = s.groups().leave(&id, &asked, Instant::now());
             persist_dirty_groups(&s).await;
             codes
         },
@@ -386,7 +386,7 @@ pub async fn describe_groups(
         let id = group_id.0.to_string();
         let lookup = id.clone();
         let description = on_coordinator(shard, &id, None, move |s| async move {
-            s.groups.describe(&lookup)
+            s.groups().describe(&lookup)
         })
         .await;
         let mut described = DescribedGroup::default().with_group_id(group_id.clone());
@@ -471,7 +471,7 @@ pub async fn list_groups(
     ctx: &RequestContext,
 ) -> ListGroupsResponse {
     let filter = ListFilter::of(&request);
-    let everywhere = shard.run_on_all(|s| async move { s.groups.list() }).await;
+    let everywhere = shard.run_on_all(|s| async move { s.groups().list() }).await;
     let mut response = ListGroupsResponse::default();
     for listed in everywhere.into_iter().flatten().flatten() {
         if !filter.passes(&listed) {
@@ -515,7 +515,7 @@ pub async fn delete_groups(
 }
 
 async fn delete_group_on_coordinator(shard: &Rc<Shard>, group_id: &str) -> i16 {
-    let tombstones = match shard.groups.delete_group(group_id) {
+    let tombstones = match shard.groups().delete_group(group_id) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -527,7 +527,7 @@ async fn delete_group_on_coordinator(shard: &Rc<Shard>, group_id: &str) -> i16 {
     let now = Instant::now();
     for (key, value) in applied {
         if let Some(record) = group::records::decode(&key, value.as_deref()) {
-            shard.groups.apply(record, now);
+            shard.groups().apply(record, now);
         }
     }
     0

@@ -16,13 +16,12 @@ mod offsets;
 mod produce;
 mod producer_id;
 
-use crate::metadata::MetadataError;
-use crate::shard::Shard;
+pub use crate::error_codes::{metadata_error_code, storage_error_code};
+use crate::shard::{OpenLogError, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::rc::Rc;
-use storage::StorageError;
 use thiserror::Error;
 use wire::api;
 use wire::frame::{encode_response, encode_response_parts, Frame, FrameError};
@@ -285,47 +284,6 @@ pub async fn handle_frame(
     }
 }
 
-/// The Kafka error code of a storage error.
-pub fn storage_error_code(e: &StorageError) -> i16 {
-    match e {
-        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        StorageError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
-        StorageError::Io { .. } | StorageError::Offline | StorageError::DiskFull { .. } => {
-            ResponseError::KafkaStorageError.code()
-        }
-        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
-        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
-        // Only a follower's own fetcher appends replicated batches.
-        StorageError::NonContiguousReplica { .. } => ResponseError::UnknownServerError.code(),
-    }
-}
-
-/// The Kafka error code of a metadata error.
-pub fn metadata_error_code(e: &MetadataError) -> i16 {
-    match e {
-        MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
-        MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
-        MetadataError::InvalidTopic(..) | MetadataError::TopicCollision { .. } => {
-            ResponseError::InvalidTopicException.code()
-        }
-        // Kafka's ReplicaManager refuses client writes to internal topics
-        // with INVALID_TOPIC_EXCEPTION; deletion and creation answer the same.
-        MetadataError::InternalTopic(_) => ResponseError::InvalidTopicException.code(),
-        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
-        MetadataError::InvalidReplicationFactor(_) => {
-            ResponseError::InvalidReplicationFactor.code()
-        }
-        MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } | MetadataError::DiskFull => {
-            ResponseError::KafkaStorageError.code()
-        }
-        // Kafka's ProducerIdManager fails with a plain KafkaException here.
-        MetadataError::ProducerIdsExhausted => ResponseError::UnknownServerError.code(),
-        // Kafka answers REQUEST_TIMED_OUT when the controller does not.
-        MetadataError::Controller(_) => ResponseError::RequestTimedOut.code(),
-    }
-}
-
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
@@ -347,7 +305,7 @@ pub(crate) async fn owned_log(
     if let Some(log) = shard.log(topic, partition) {
         return Ok(log);
     }
-    let replication = &shard.replication;
+    let replication = &shard.replication();
     if replication.in_cluster() && replication.role_of(topic, partition).is_none() {
         let known = shard.metadata.topic(topic).is_some();
         return Err(if known {
@@ -356,27 +314,8 @@ pub(crate) async fn owned_log(
             ResponseError::UnknownTopicOrPartition.code()
         });
     }
-    open_log(shard, topic, partition).await
-}
-
-/// Opens (creating if needed) this shard's log of a partition the registry
-/// knows.
-pub(crate) async fn open_log(
-    shard: &Rc<Shard>,
-    topic: &str,
-    partition: i32,
-) -> Result<Rc<storage::PartitionLog>, i16> {
-    if let Some(log) = shard.log(topic, partition) {
-        return Ok(log);
-    }
-    let unknown = ResponseError::UnknownTopicOrPartition.code();
-    let meta = shard.metadata.topic(topic).ok_or(unknown)?;
-    if partition < 0 || partition >= meta.partitions {
-        return Err(unknown);
-    }
-    shard
-        .open_partitions(topic, partition..partition + 1)
-        .await
-        .map_err(|e| storage_error_code(&e))?;
-    shard.log(topic, partition).ok_or(unknown)
+    shard.open_log(topic, partition).await.map_err(|e| match e {
+        OpenLogError::UnknownPartition => ResponseError::UnknownTopicOrPartition.code(),
+        OpenLogError::Storage(e) => storage_error_code(&e),
+    })
 }

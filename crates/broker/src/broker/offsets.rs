@@ -78,7 +78,7 @@ async fn list_one(
     partition: i32,
     (timestamp, current_leader_epoch): (i64, i32),
 ) -> (i16, i64, i64, i32) {
-    let replication = &shard.replication;
+    let replication = &shard.replication();
     if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
         return (code, -1, -1, -1);
     }
@@ -166,7 +166,7 @@ pub async fn list_offsets(
 
 /// (error code, low watermark) for one DeleteRecords partition.
 async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64) -> (i16, i64) {
-    if let Err(code) = shard.replication.check_leader(&topic, partition, -1) {
+    if let Err(code) = shard.replication().check_leader(&topic, partition, -1) {
         return (code, -1);
     }
     let log = match owned_log(&shard, &topic, partition).await {
@@ -226,7 +226,7 @@ async fn epoch_end_one(
     };
     // KIP-320: a caller that knows a leader epoch is checked against ours,
     // so a stale or a too-new view gets a retriable error, not an answer.
-    let replication = &shard.replication;
+    let replication = &shard.replication();
     if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
         return (code, -1, -1);
     }

@@ -22,6 +22,7 @@
 use super::{owned_log, storage_error_code, RequestContext};
 use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
+use crate::replication::{wait_acknowledged, Acknowledgement};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
@@ -184,7 +185,8 @@ async fn produce_on_owner(
             Err(refused) => refused,
             Ok((log, outcome, timestamp_type)) => {
                 let result = *outcome.result();
-                match wait_acknowledged(shard, &log, result.end_offset, acks, timeout_ms).await {
+                let wanted = Acknowledgement::of_produce(&log, acks);
+                match wait_acknowledged(shard, &log, result.end_offset, wanted, timeout_ms).await {
                     Ok(()) => ProduceOutcome {
                         error_code: 0,
                         base_offset: result.base_offset as i64,
@@ -198,27 +200,6 @@ async fn produce_on_owner(
         }
     });
     futures::future::join_all(waits).await
-}
-
-/// Waits until `acks` may be answered for records below `end_offset`:
-/// written (and synced, as the flush policy says), and for acks=all in a
-/// cluster, replicated to every ISR member.
-async fn wait_acknowledged(
-    shard: &Rc<Shard>,
-    log: &Rc<storage::PartitionLog>,
-    end_offset: u64,
-    acks: i16,
-    timeout_ms: i32,
-) -> Result<(), i16> {
-    let sync = log.needs_sync(acks);
-    log.wait_written(end_offset, sync)
-        .await
-        .map_err(|e| storage_error_code(&e))?;
-    shard.replication.advance_high_watermark(log);
-    if acks == -1 && shard.replication.in_cluster() {
-        crate::replication::wait_replicated(shard, log, end_offset, timeout_ms).await?;
-    }
-    Ok(())
 }
 
 /// What Produce answers as `log_append_time_ms`: the broker's stamp on a
@@ -308,7 +289,7 @@ async fn append_one(
 ) -> Result<Appended, ProduceOutcome> {
     let log = owned_log(shard, &item.topic, item.partition).await?;
     let leader_epoch = shard
-        .replication
+        .replication()
         .check_produce(&item.topic, item.partition, acks)?;
     let records = item
         .records

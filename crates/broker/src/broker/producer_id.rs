@@ -23,7 +23,7 @@ pub async fn init_producer_id(
 ) -> InitProducerIdResponse {
     let allocated = match check(&request) {
         Err(code) => Err(code),
-        Ok(()) if shard.replication.in_cluster() => {
+        Ok(()) if shard.replication().in_cluster() => {
             crate::replication::cluster_admin::allocate_producer_id(shard)
                 .await
                 .map_err(|e| {

@@ -12,7 +12,9 @@
 pub mod membership;
 pub mod records;
 
-use crate::shard::Shard;
+use crate::error_codes::storage_error_code;
+use crate::replication::{wait_acknowledged, Acknowledgement};
+use crate::shard::{LeadershipChange, Shard};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use membership::{
@@ -96,6 +98,14 @@ pub struct GroupDescription {
     pub protocol_name: String,
     /// (member id, instance id, client id, client host, metadata, assignment)
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+impl Shard {
+    /// The groups this shard coordinates (installed by `server` on every
+    /// shard).
+    pub fn groups(&self) -> &GroupCoordinator {
+        self.service::<GroupCoordinator>()
+    }
 }
 
 /// The groups whose `__consumer_offsets` partitions one shard owns.
@@ -449,9 +459,9 @@ fn parse_subscription(metadata: &[u8]) -> Vec<String> {
 /// Whether this shard coordinates the groups of `partition`: always on a
 /// standalone broker; in a cluster, while this broker leads the partition.
 pub fn leads_partition(shard: &Shard, partition: i32) -> bool {
-    !shard.replication.in_cluster()
+    !shard.replication().in_cluster()
         || shard
-            .replication
+            .replication()
             .leader_epoch(OFFSETS_TOPIC, partition)
             .is_some()
 }
@@ -480,27 +490,19 @@ pub async fn append_records(
     let log = offsets_log(shard, partition).await.ok_or(not_available)?;
     let batch = encode_batch(entries).ok_or(not_available)?;
     let header = validate_producer_batch(&batch).map_err(|_| not_available)?;
-    // In a cluster, group records are acks=all writes of the partition's
-    // leader (Kafka's GroupMetadataManager appends with acks=-1), and the
-    // replication errors become the ones group clients expect.
-    let replication = &shard.replication;
+    // The replication errors become the ones group clients expect.
+    let replication = &shard.replication();
     let leader_epoch = replication
         .check_produce(OFFSETS_TOPIC, partition, -1)
         .map_err(coordinator_error)?;
     let appended = log
         .append(&batch, &header, leader_epoch)
-        .map_err(|e| crate::broker::storage_error_code(&e))?;
+        .map_err(|e| storage_error_code(&e))?;
     let end_offset = appended.result().end_offset;
-    log.wait_written(end_offset, true)
+    let wanted = Acknowledgement::GROUP_WRITE;
+    wait_acknowledged(shard, &log, end_offset, wanted, GROUP_WRITE_TIMEOUT_MS)
         .await
-        .map_err(|e| crate::broker::storage_error_code(&e))?;
-    replication.advance_high_watermark(&log);
-    if replication.in_cluster() {
-        crate::replication::wait_replicated(shard, &log, end_offset, GROUP_WRITE_TIMEOUT_MS)
-            .await
-            .map_err(coordinator_error)?;
-    }
-    Ok(())
+        .map_err(coordinator_error)
 }
 
 /// Kafka's mapping of append errors for group writes.
@@ -529,7 +531,7 @@ fn encode_batch(entries: Vec<(Bytes, Option<Bytes>)>) -> Option<Bytes> {
 /// Writes the metadata of every group that changed.
 pub async fn persist_dirty_groups(shard: &Rc<Shard>) {
     let partitions = shard.config.offsets_topic_partitions;
-    for (group_id, stored) in shard.groups.take_dirty() {
+    for (group_id, stored) in shard.groups().take_dirty() {
         let entry = (
             records::group_key(&group_id),
             Some(records::group_value(&stored)),
@@ -574,11 +576,36 @@ pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes the groups of each `__consumer_offsets` partition follow its
+/// leadership (as Kafka's coordinator follows the offsets topic's leaders):
+/// a new leader loads them, a former leader forgets them. Wired by `server`
+/// on every shard.
+pub fn follow_leadership(shard: &Rc<Shard>) {
+    let weak = Rc::downgrade(shard);
+    shard.leadership.subscribe(move |change| {
+        let Some(shard) = weak.upgrade() else {
+            return;
+        };
+        match change {
+            LeadershipChange::Gained {
+                topic, partition, ..
+            } if topic == OFFSETS_TOPIC => {
+                glommio::spawn_local(take_over_partition(shard, *partition)).detach();
+            }
+            LeadershipChange::Lost { topic, partition } if topic == OFFSETS_TOPIC => {
+                let partitions = shard.config.offsets_topic_partitions;
+                shard.groups().unload_partition(*partition, partitions);
+            }
+            _ => {}
+        }
+    });
+}
+
 /// Takes over the groups of one `__consumer_offsets` partition this broker
 /// has just become the leader of (in a cluster).
 pub async fn take_over_partition(shard: Rc<Shard>, partition: i32) {
     shard
-        .groups
+        .groups()
         .unload_partition(partition, shard.config.offsets_topic_partitions);
     match load_partition(&shard, partition).await {
         Ok(loaded) => tracing::info!(
@@ -649,7 +676,7 @@ fn replay_batch(
     for record in records {
         let Some(key) = &record.key else { continue };
         if let Some(r) = records::decode(key, record.value.as_deref()) {
-            shard.groups.apply(r, now);
+            shard.groups().apply(r, now);
             applied += 1;
         }
     }
@@ -660,7 +687,7 @@ fn replay_batch(
 pub async fn run_ticker(shard: Rc<Shard>) {
     while !shard.is_stopping() {
         glommio::timer::sleep(TICK_INTERVAL).await;
-        let expired = shard.groups.tick(Instant::now());
+        let expired = shard.groups().tick(Instant::now());
         persist_dirty_groups(&shard).await;
         persist_tombstones(&shard, expired).await;
     }

@@ -11,13 +11,13 @@
 //! the first id of the next unallocated block, so ids stay unique across
 //! restarts with one write per `PRODUCER_ID_BLOCK_SIZE` ids.
 use crate::config::{TopicConfig, TopicConfigError};
+use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use thiserror::Error;
-use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use uuid::Uuid;
 
 /// Producer ids reserved per write of the registry: Kafka's

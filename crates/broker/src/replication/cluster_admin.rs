@@ -48,7 +48,7 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
 /// Proposes `command` and waits until this shard has applied its result.
 async fn propose(shard: &Rc<Shard>, command: Command) -> Result<(), MetadataError> {
     let agent = shard
-        .replication
+        .replication()
         .agent()
         .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
     let applied = agent.write(command).await.map_err(to_metadata_error)?;
@@ -124,7 +124,7 @@ pub async fn create_topics(
     shard: &Rc<Shard>,
     topics: &[NewTopic],
 ) -> Vec<Result<TopicMeta, MetadataError>> {
-    let Some(agent) = shard.replication.agent() else {
+    let Some(agent) = shard.replication().agent() else {
         let no = || Err(MetadataError::Controller("not in a cluster".to_string()));
         return topics.iter().map(|_| no()).collect();
     };
@@ -228,7 +228,7 @@ pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, MetadataErro
         return Ok(id);
     }
     let agent = shard
-        .replication
+        .replication()
         .agent()
         .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
     let (first, count) = agent

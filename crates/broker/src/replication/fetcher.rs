@@ -41,28 +41,28 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Starts the fetcher from `leader_id` on this shard unless it runs already.
 pub fn ensure_fetcher(shard: &Rc<Shard>, leader_id: i32) {
-    if !shard.replication.claim_fetcher(leader_id) {
+    if !shard.replication().claim_fetcher(leader_id) {
         return;
     }
     let shard = shard.clone();
     glommio::spawn_local(async move {
         run_fetcher(&shard, leader_id).await;
-        shard.replication.release_fetcher(leader_id);
+        shard.replication().release_fetcher(leader_id);
     })
     .detach();
 }
 
 async fn run_fetcher(shard: &Rc<Shard>, leader_id: i32) {
-    let local_id = shard.replication.settings.local_id;
+    let local_id = shard.replication().settings.local_id;
     let mut conn: Option<PeerConnection> = None;
     // The leader epoch each partition's log was last reconciled with.
     let mut settled: HashMap<TopicPartition, i32> = HashMap::new();
     loop {
-        let followed = shard.replication.followed_from(leader_id);
+        let followed = shard.replication().followed_from(leader_id);
         if followed.is_empty() || shard.is_stopping() {
             return;
         }
-        let Some(addr) = shard.replication.broker_address(leader_id) else {
+        let Some(addr) = shard.replication().broker_address(leader_id) else {
             glommio::timer::sleep(RETRY_BACKOFF).await;
             continue;
         };
@@ -148,7 +148,7 @@ async fn reconcile(
         return Ok(settled);
     }
     let request = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(shard.replication.settings.local_id))
+        .with_replica_id(BrokerId(shard.replication().settings.local_id))
         .with_topics(
             asks.into_iter()
                 .map(|(topic, partitions)| {
@@ -193,7 +193,7 @@ async fn truncate_divergent(
     let Some(log) = shard.log(&key.0, key.1) else {
         return false;
     };
-    if shard.replication.role_of(&key.0, key.1)
+    if shard.replication().role_of(&key.0, key.1)
         != Some(super::manager::RoleSummary::Follower(follower))
     {
         return false;
@@ -243,7 +243,7 @@ async fn fetch_once(
     conn: &mut PeerConnection,
     partitions: &[(TopicPartition, FollowerRole)],
 ) -> Result<Vec<TopicPartition>, PeerError> {
-    let settings = shard.replication.settings.clone();
+    let settings = shard.replication().settings.clone();
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     for ((topic, partition), f) in partitions {
         let Some(log) = shard.log(topic, *partition) else {
@@ -320,7 +320,7 @@ async fn apply_fetched(
     let Some(log) = shard.log(&key.0, key.1) else {
         return true;
     };
-    if shard.replication.role_of(&key.0, key.1)
+    if shard.replication().role_of(&key.0, key.1)
         != Some(super::manager::RoleSummary::Follower(follower))
     {
         return true;

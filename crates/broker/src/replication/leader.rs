@@ -1,8 +1,11 @@
 //! The leader's side of replication on its shard: ISR changes proposed to
-//! the controller in the background, the periodic ISR shrink check, and
-//! acks=all waits for the high watermark.
+//! the controller in the background, the periodic ISR shrink check, and the
+//! one path from an appended batch to its acknowledgement (written, synced
+//! as asked, high watermark advanced, replicated for acks=all), which
+//! Produce and the group coordinator's writes both take.
 use super::isr::IsrChange;
 use super::manager::TopicPartition;
+use crate::error_codes::storage_error_code;
 use crate::shard::Shard;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -21,12 +24,12 @@ pub fn propose_isr(
     leader_epoch: i32,
     partition_epoch: i32,
 ) {
-    let Some(agent) = shard.replication.agent() else {
-        shard.replication.on_isr_answer(&key, leader_epoch, None);
+    let Some(agent) = shard.replication().agent() else {
+        shard.replication().on_isr_answer(&key, leader_epoch, None);
         return;
     };
     let shard = shard.clone();
-    let local_id = shard.replication.settings.local_id;
+    let local_id = shard.replication().settings.local_id;
     glommio::spawn_local(async move {
         let (topic, partition) = key.clone();
         let epochs = (leader_epoch, partition_epoch);
@@ -37,10 +40,10 @@ pub fn propose_isr(
             tracing::warn!(topic = %key.0, partition = key.1, error = %e, "ISR change not accepted");
         }
         shard
-            .replication
+            .replication()
             .on_isr_answer(&key, leader_epoch, answer.as_ref().ok());
         if let Some(log) = shard.log(&key.0, key.1) {
-            shard.replication.advance_high_watermark(&log);
+            shard.replication().advance_high_watermark(&log);
         }
     })
     .detach();
@@ -52,11 +55,59 @@ pub async fn isr_check_loop(shard: Rc<Shard>) {
     while !shard.is_stopping() {
         glommio::timer::sleep(ISR_CHECK_INTERVAL).await;
         let now = storage::now_ms();
-        for (key, change, leader_epoch, partition_epoch) in shard.replication.due_isr_shrinks(now) {
+        for (key, change, leader_epoch, partition_epoch) in shard.replication().due_isr_shrinks(now)
+        {
             tracing::info!(topic = %key.0, partition = key.1, isr = ?change.new_isr, "shrinking ISR");
             propose_isr(&shard, key, change, leader_epoch, partition_epoch);
         }
     }
+}
+
+/// What an append must reach before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// Synced to disk (fdatasync), not only written.
+    pub synced: bool,
+    /// In a cluster, on every ISR member (the high watermark covers it).
+    pub replicated: bool,
+}
+
+impl Acknowledgement {
+    /// What a Produce with `acks` waits for, as the flush policy says.
+    pub fn of_produce(log: &PartitionLog, acks: i16) -> Acknowledgement {
+        Acknowledgement {
+            synced: log.needs_sync(acks),
+            replicated: acks == -1,
+        }
+    }
+
+    /// Group records are acks=all writes of the partition's leader (Kafka's
+    /// GroupMetadataManager appends with acks=-1), always synced.
+    pub const GROUP_WRITE: Acknowledgement = Acknowledgement {
+        synced: true,
+        replicated: true,
+    };
+}
+
+/// Waits until an append ending at `end_offset` may be acknowledged as
+/// `wanted` says: written (and synced if asked), the high watermark moved
+/// past it where the ISR allows, and, for a replicated acknowledgement in a
+/// cluster, on every ISR member. Errors are Kafka error codes.
+pub async fn wait_acknowledged(
+    shard: &Rc<Shard>,
+    log: &Rc<PartitionLog>,
+    end_offset: u64,
+    wanted: Acknowledgement,
+    timeout_ms: i32,
+) -> Result<(), i16> {
+    log.wait_written(end_offset, wanted.synced)
+        .await
+        .map_err(|e| storage_error_code(&e))?;
+    shard.replication().advance_high_watermark(log);
+    if wanted.replicated && shard.replication().in_cluster() {
+        wait_replicated(shard, log, end_offset, timeout_ms).await?;
+    }
+    Ok(())
 }
 
 /// acks=all in a cluster: waits until the high watermark covers
@@ -64,7 +115,7 @@ pub async fn isr_check_loop(shard: Rc<Shard>) {
 /// produce does. Fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR
 /// shrinks below min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if
 /// leadership moves, and REQUEST_TIMED_OUT at the request's timeout.
-pub async fn wait_replicated(
+async fn wait_replicated(
     shard: &Rc<Shard>,
     log: &Rc<PartitionLog>,
     end_offset: u64,
@@ -76,7 +127,7 @@ pub async fn wait_replicated(
             return Ok(());
         }
         let isr_ok = shard
-            .replication
+            .replication()
             .check_produce(&log.topic, log.partition, -1);
         match isr_ok {
             Ok(_) => {}

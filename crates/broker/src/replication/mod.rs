@@ -22,5 +22,12 @@ pub mod manager;
 pub mod peer;
 pub mod view;
 
-pub use leader::{isr_check_loop, propose_isr, wait_replicated};
+pub use leader::{isr_check_loop, propose_isr, wait_acknowledged, Acknowledgement};
 pub use manager::{ReplicaManager, ReplicationSettings};
+
+impl crate::shard::Shard {
+    /// This shard's partition roles (installed by `server` on every shard).
+    pub fn replication(&self) -> &ReplicaManager {
+        self.service::<ReplicaManager>()
+    }
+}

@@ -9,9 +9,7 @@
 use super::fetcher;
 use super::isr::LeaderReplicaState;
 use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
-use crate::broker::open_log;
-use crate::group::OFFSETS_TOPIC;
-use crate::shard::Shard;
+use crate::shard::{LeadershipChange, Shard};
 use quorum::changes::ViewChanges;
 use quorum::model::{ClusterView, PartitionState, TopicState};
 use std::collections::BTreeSet;
@@ -23,7 +21,7 @@ pub async fn apply_view(
     view: Arc<ClusterView>,
     changes: Option<Arc<ViewChanges>>,
 ) {
-    shard.replication.set_view(view.clone());
+    shard.replication().set_view(view.clone());
     let changes = changes.filter(|c| !c.brokers_changed);
     let drops = changes
         .as_ref()
@@ -58,7 +56,7 @@ pub async fn apply_view(
 /// Opens together the logs this shard must now hold for `topics`, so that
 /// a change creating many topics shares the cache out once, not per topic.
 async fn open_new_replicas(shard: &Rc<Shard>, topics: &[&TopicState]) {
-    let local_id = shard.replication.settings.local_id;
+    let local_id = shard.replication().settings.local_id;
     let mut wanted = Vec::new();
     for topic in topics {
         for (index, p) in topic.partitions.iter().enumerate() {
@@ -104,7 +102,7 @@ async fn apply_topic(shard: &Rc<Shard>, topic: &TopicState, leaders: &mut BTreeS
 fn drop_deleted_topics(shard: &Rc<Shard>, view: &ClusterView) {
     let current_id = |name: &str| view.topics.get(name).map(|t| t.topic_id);
     let replaced = shard.topics_of_other_incarnations(current_id);
-    let gone = shard.replication.with_roles(|roles| {
+    let gone = shard.replication().with_roles(|roles| {
         roles.retain_topics(|t| view.topics.contains_key(t) && !replaced.iter().any(|r| r == t))
     });
     let mut stale: BTreeSet<String> = gone.into_iter().collect();
@@ -122,24 +120,22 @@ async fn apply_partition(
     (partition, p): (i32, &PartitionState),
     min_isr: i32,
 ) -> Option<i32> {
-    let replication = &shard.replication;
+    let replication = &shard.replication();
     let local_id = replication.settings.local_id;
     let key = (topic.name.clone(), partition);
     let wanted = role_in_view(p, local_id);
     let current = replication.role_of(&topic.name, partition);
-    if topic.name == OFFSETS_TOPIC {
-        move_group_coordination(shard, partition, current, wanted);
-    }
+    publish_leadership(shard, (&topic.name, partition), current, wanted);
     let Some(wanted) = wanted else {
         if current.is_some() {
             replication.with_roles(|roles| roles.remove(&key.0, key.1));
         }
         return None;
     };
-    let log = match open_log(shard, &topic.name, partition).await {
+    let log = match shard.open_log(&topic.name, partition).await {
         Ok(log) => log,
-        Err(code) => {
-            tracing::error!(topic = %topic.name, partition, code, "cannot open a replica's log");
+        Err(e) => {
+            tracing::error!(topic = %topic.name, partition, error = %e, "cannot open a replica's log");
             return None;
         }
     };
@@ -161,23 +157,33 @@ async fn apply_partition(
     }
 }
 
-/// The groups of a `__consumer_offsets` partition move with its leadership:
-/// a new leader loads them (after its role is set, below), a former leader
-/// forgets them.
-fn move_group_coordination(
+/// Tells the shard's leadership listeners (the group coordinator, for
+/// `__consumer_offsets`) that this broker gained or lost a partition's
+/// leadership. Listeners spawn their work, so it runs after the role below
+/// is set.
+fn publish_leadership(
     shard: &Rc<Shard>,
-    partition: i32,
+    (topic, partition): (&str, i32),
     current: Option<RoleSummary>,
     wanted: Option<RoleSummary>,
 ) {
     let was_leader = matches!(current, Some(RoleSummary::Leader { .. }));
-    let leads = matches!(wanted, Some(RoleSummary::Leader { .. }));
-    if leads && current != wanted {
-        glommio::spawn_local(crate::group::take_over_partition(shard.clone(), partition)).detach();
-    } else if was_leader && !leads {
-        let partitions = shard.config.offsets_topic_partitions;
-        shard.groups.unload_partition(partition, partitions);
-    }
+    let change = match wanted {
+        Some(RoleSummary::Leader { leader_epoch }) if current != wanted => {
+            LeadershipChange::Gained {
+                topic: topic.to_string(),
+                partition,
+                leader_epoch,
+            }
+        }
+        Some(RoleSummary::Leader { .. }) => return,
+        _ if was_leader => LeadershipChange::Lost {
+            topic: topic.to_string(),
+            partition,
+        },
+        _ => return,
+    };
+    shard.leadership.publish(&change);
 }
 
 fn become_leader(
@@ -187,7 +193,7 @@ fn become_leader(
     leader_epoch: i32,
     min_insync_replicas: i32,
 ) {
-    let settings = &shard.replication.settings;
+    let settings = &shard.replication().settings;
     // What this broker knew to be committed; records above it become
     // committed once the ISR has them (a fresh start knows nothing yet).
     let high_watermark = log.high_watermark_limit().unwrap_or(log.log_start_offset());
@@ -209,10 +215,10 @@ fn become_leader(
     });
     let key = (log.topic.clone(), log.partition);
     shard
-        .replication
+        .replication()
         .with_roles(|roles| roles.insert(key, role));
     log.set_high_watermark_limit(Some(high_watermark));
-    shard.replication.advance_high_watermark(log);
+    shard.replication().advance_high_watermark(log);
     // Long polls parked on this log answer under the new role.
     log.wake_waiters();
 }
@@ -224,7 +230,7 @@ fn refresh_leader(
     p: &PartitionState,
     min_insync_replicas: i32,
 ) {
-    shard.replication.with_roles(|roles| {
+    shard.replication().with_roles(|roles| {
         if let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) {
             l.min_insync_replicas = min_insync_replicas;
             if p.partition_epoch > l.partition_epoch {
@@ -234,7 +240,7 @@ fn refresh_leader(
         }
     });
     if let Some(log) = shard.log(&key.0, key.1) {
-        shard.replication.advance_high_watermark(&log);
+        shard.replication().advance_high_watermark(&log);
     }
 }
 
@@ -244,7 +250,7 @@ fn become_follower(shard: &Rc<Shard>, log: &Rc<storage::PartitionLog>, f: Follow
     log.set_high_watermark_limit(Some(limit));
     let key = (log.topic.clone(), log.partition);
     shard
-        .replication
+        .replication()
         .with_roles(|roles| roles.insert(key, Role::Follower(f)));
     // Consumers' long polls answer NOT_LEADER_OR_FOLLOWER now, not at max_wait.
     log.wake_waiters();

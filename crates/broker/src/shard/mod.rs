@@ -9,10 +9,10 @@
 //! task from another thread). One job per target shard per request keeps
 //! cross-shard wake-ups to one per request.
 mod replies;
-mod runtime;
+mod services;
 
 pub use replies::{register_reply, send_to_thread, PendingReply, ReplyTo};
-pub use runtime::{start_shards, ShardSet};
+pub use services::{LeadershipChange, LeadershipListeners, ShardServices};
 
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
@@ -39,6 +39,16 @@ pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
 /// Work sent to another shard.
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
 
+/// Why a partition's log could not be opened on its shard.
+#[derive(Debug, Error)]
+pub enum OpenLogError {
+    /// The registry knows no such topic, or the topic has fewer partitions.
+    #[error("unknown topic or partition")]
+    UnknownPartition,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 #[derive(Debug, Error)]
 #[error("shard {0} is gone (shutting down)")]
 pub struct ShardGone(pub usize);
@@ -49,10 +59,10 @@ pub struct Shard {
     pub count: usize,
     pub config: Arc<BrokerConfig>,
     pub metadata: Arc<MetadataStore>,
-    /// The consumer groups whose `__consumer_offsets` partitions this shard owns.
-    pub groups: crate::group::GroupCoordinator,
-    /// Each owned partition's replication role (cluster brokers only).
-    pub replication: crate::replication::ReplicaManager,
+    /// What the layers above keep per shard (see services.rs).
+    services: ShardServices,
+    /// Who hears of this broker gaining or losing a partition's leadership.
+    pub leadership: LeadershipListeners,
     inboxes: Vec<flume::Sender<Job>>,
     /// Answers of the jobs this shard sent to others.
     replies: Rc<replies::ReplyRouter>,
@@ -73,6 +83,7 @@ impl Shard {
         config: Arc<BrokerConfig>,
         metadata: Arc<MetadataStore>,
         inboxes: Vec<flume::Sender<Job>>,
+        services: ShardServices,
     ) -> Self {
         let disk_space = Rc::new(DiskSpace::new(
             &config.data_dir,
@@ -82,8 +93,8 @@ impl Shard {
             id,
             disk_space,
             count: inboxes.len(),
-            groups: crate::group::GroupCoordinator::new(crate::group::membership::GroupLimits::from_config(&config)),
-            replication: crate::replication::ReplicaManager::new(crate::replication::ReplicationSettings::from_config(&config)),
+            services,
+            leadership: LeadershipListeners::default(),
             config,
             metadata,
             inboxes,
@@ -97,6 +108,19 @@ impl Shard {
 
     pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
         owner_shard(topic, partition, self.count)
+    }
+
+    /// A service the composition root installed on this shard. Every shard
+    /// gets all of them at start, so a missing one is a wiring bug.
+    pub fn service<T: 'static>(&self) -> &T {
+        match self.services.get::<T>() {
+            Some(service) => service,
+            None => panic!(
+                "{} is not installed on shard {}",
+                std::any::type_name::<T>(),
+                self.id
+            ),
+        }
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -130,7 +154,7 @@ impl Shard {
     }
 
     /// Starts the tasks that deliver other shards' answers (at shard start).
-    pub(crate) fn start_reply_router(&self) {
+    pub fn start_reply_router(&self) {
         self.replies.start();
     }
 
@@ -254,6 +278,30 @@ impl Shard {
                 .insert(topic.to_string(), meta.id);
         }
         Ok(())
+    }
+
+    /// Opens (creating if needed) this shard's log of a partition the
+    /// registry knows (it may have been created by another shard a moment
+    /// ago).
+    pub async fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Rc<PartitionLog>, OpenLogError> {
+        if let Some(log) = self.log(topic, partition) {
+            return Ok(log);
+        }
+        let meta = self
+            .metadata
+            .topic(topic)
+            .ok_or(OpenLogError::UnknownPartition)?;
+        if partition < 0 || partition >= meta.partitions {
+            return Err(OpenLogError::UnknownPartition);
+        }
+        self.open_partitions(topic, partition..partition + 1)
+            .await?;
+        self.log(topic, partition)
+            .ok_or(OpenLogError::UnknownPartition)
     }
 
     /// Puts a reopened log (after truncation) in place of the old one.

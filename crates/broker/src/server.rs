@@ -1,11 +1,17 @@
-//! Starting and stopping the shards: one pinned glommio executor per shard,
-//! each recovering the logs it owns, binding the Kafka port (SO_REUSEPORT, so
-//! the kernel spreads connections over shards) and serving its inbox of jobs
-//! from other shards. Runs on the main thread; the closures run on the shards.
-use super::{Job, Shard};
+//! The composition root: starts and stops the shards, one pinned glommio
+//! executor per shard, builds each shard's services (replica manager, group
+//! coordinator) and wires them (the groups hear of leadership changes),
+//! recovers the logs it owns, binds the Kafka port (SO_REUSEPORT, so the
+//! kernel spreads connections over shards) and serves its inbox of jobs from
+//! other shards. The only module that sees every other one. Runs on the main
+//! thread; the closures run on the shards.
 use crate::config::BrokerConfig;
+use crate::group::membership::GroupLimits;
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataStore;
 use crate::replication::agent::AgentHandle;
+use crate::replication::{ReplicaManager, ReplicationSettings};
+use crate::shard::{Job, Shard, ShardServices};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -91,10 +97,9 @@ pub fn start_shards(
         }
         let handle = builder
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id, config, metadata, senders));
-                if let Some(agent) = agent {
-                    shard.replication.set_agent(agent);
-                }
+                let services = shard_services(&config, agent);
+                let shard = Rc::new(Shard::new(id, config, metadata, senders, services));
+                crate::group::follow_leadership(&shard);
                 run_shard(shard, inbox, stop_rx, ready, connections).await;
             })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -123,6 +128,18 @@ pub fn start_shards(
     })
 }
 
+/// What each shard carries for the layers above it.
+fn shard_services(config: &BrokerConfig, agent: Option<AgentHandle>) -> ShardServices {
+    let replication = ReplicaManager::new(ReplicationSettings::from_config(config));
+    if let Some(agent) = agent {
+        replication.set_agent(agent);
+    }
+    let mut services = ShardServices::default();
+    services.insert(replication);
+    services.insert(GroupCoordinator::new(GroupLimits::from_config(config)));
+    services
+}
+
 async fn run_shard(
     shard: Rc<Shard>,
     inbox: flume::Receiver<Job>,
@@ -142,7 +159,7 @@ async fn run_shard(
     glommio::spawn_local(serve_once_ready(shard.clone(), listener, connections)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
-    if shard.replication.in_cluster() {
+    if shard.replication().in_cluster() {
         glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
     }
     loop {
@@ -170,7 +187,7 @@ async fn serve_once_ready(
     connections: Arc<crate::net::ConnectionTracker>,
 ) {
     const VIEW_POLL: Duration = Duration::from_millis(5);
-    while shard.replication.in_cluster() && shard.replication.view().is_none() {
+    while shard.replication().in_cluster() && shard.replication().view().is_none() {
         if shard.is_stopping() {
             return;
         }
