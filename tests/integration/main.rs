@@ -33,3 +33,4 @@ mod protocol;
 mod quorum;
 mod roundtrip;
 mod topic_configs;
+mod upgrade;

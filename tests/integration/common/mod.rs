@@ -44,6 +44,14 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 const LOG_LINES_MAX: usize = 4000;
 
 /// Returns a port on 127.0.0.1 that was free a moment ago.
+/// A new empty directory for a broker's data, removed when dropped.
+pub fn temporary_data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tidemark-test-")
+        .tempdir()
+        .expect("create a temporary data dir")
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
@@ -79,11 +87,21 @@ impl Broker {
         Broker::launch(settings, Some((broker_id, quorum.to_string())))
     }
 
+    /// Starts `tidemark dev` on a data dir that already holds data (one
+    /// written by an earlier release, say).
+    pub fn start_in(data_dir: tempfile::TempDir, settings: &[(&str, &str)]) -> Broker {
+        Broker::launch_in(data_dir, settings, None)
+    }
+
     fn launch(settings: &[(&str, &str)], member_of: Option<(i32, String)>) -> Broker {
-        let data_dir = tempfile::Builder::new()
-            .prefix("tidemark-test-")
-            .tempdir()
-            .expect("create a temporary data dir");
+        Broker::launch_in(temporary_data_dir(), settings, member_of)
+    }
+
+    fn launch_in(
+        data_dir: tempfile::TempDir,
+        settings: &[(&str, &str)],
+        member_of: Option<(i32, String)>,
+    ) -> Broker {
         let mut broker = Broker {
             child: None,
             port: free_port(),
