@@ -2,7 +2,7 @@
 //! topic registry, start the shards, and stop them cleanly on SIGINT/SIGTERM.
 //! Runs on the main thread.
 use broker::config::{BrokerConfig, ConfigError};
-use broker::metadata::MetadataStore;
+use broker::metadata::{standalone, MetadataStore};
 use broker::replication::agent::{
     spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
 };
@@ -31,10 +31,6 @@ pub struct DevArgs {
     /// Override any config key: --set log.segment.bytes=1048576
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Run without the embedded single-node quorum: topics live in a local
-    /// registry file, as on a standalone `tidemark broker`.
-    #[arg(long)]
-    pub no_quorum: bool,
 }
 
 #[derive(Args, Debug)]
@@ -49,7 +45,8 @@ pub struct BrokerArgs {
     #[arg(long)]
     pub listen: Option<String>,
     /// The quorum service's endpoints, `host:port,host:port,...`
-    /// (`quorum.endpoints`); without it the broker is its own cluster.
+    /// (`quorum.endpoints`); without it the broker runs its own single-node
+    /// quorum in its process, as `tidemark dev` does.
     #[arg(long)]
     pub quorum: Option<String>,
     /// Where topics and records are stored (`log.dirs`).
@@ -90,10 +87,7 @@ pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
     }
     config.apply_overrides(&args.overrides)?;
     secret_from_environment(&mut config);
-    // Unless told to join a quorum (quorum.endpoints) or to stand alone,
-    // dev runs its own single-node quorum.
-    let embedded = !args.no_quorum && !config.in_cluster();
-    serve(config, embedded)
+    serve(config)
 }
 
 pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
@@ -115,7 +109,7 @@ pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {
     }
     config.apply_overrides(&args.overrides)?;
     secret_from_environment(&mut config);
-    serve(config, false)
+    serve(config)
 }
 
 /// As for `tidemark quorum`: the environment keeps the secret off command
@@ -133,9 +127,11 @@ fn secret_from_environment(config: &mut BrokerConfig) {
 /// the view arrives).
 const FIRST_VIEW_WAIT: Duration = Duration::from_secs(60);
 
-/// Runs a broker until SIGINT or SIGTERM; with `embedded_quorum`, also a
-/// single-node quorum in this process, which the broker joins.
-pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), StartError> {
+/// Runs a broker until SIGINT or SIGTERM. A broker always has a
+/// controller: the quorum service at `quorum.endpoints`, or, when none is
+/// configured, a single-node quorum in this process, which it joins.
+pub fn serve(mut config: BrokerConfig) -> Result<(), StartError> {
+    let embedded_quorum = !config.in_cluster();
     init_logging();
     keep_request_buffers_in_the_heap();
     return_freed_memory_in_the_background();
@@ -144,8 +140,9 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     let data_dir =
         std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    // A data dir that never had an embedded quorum may hold a standalone
-    // registry: its topics are handed to the new quorum, once.
+    // A data dir that never had an embedded quorum may hold the registry of
+    // the standalone mode of earlier releases: its topics are handed to the
+    // new quorum, once (tests/integration/upgrade.rs).
     let first_quorum_start = embedded_quorum && !embedded_quorum_exists(&data_dir);
     if embedded_quorum {
         let quorum = start_embedded_quorum(&data_dir, config.quorum_secret.clone())?;
@@ -159,25 +156,16 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
     } else {
         config.shards
     };
-    let metadata = Arc::new(MetadataStore::open(
-        &data_dir,
-        config.default_topic_config(),
-    )?);
-    let mut import = None;
-    if config.in_cluster() {
-        if first_quorum_start {
-            import = Some(LocalRegistry {
-                topics: metadata.topics(),
-                next_producer_id: metadata.next_producer_id_block(),
-            });
-        }
-        // The quorum service's view, not the local file, says which topics
-        // exist and which partitions this broker holds.
-        metadata.mirror_topics(Vec::new());
-    } else {
-        ensure_offsets_topic(&metadata, config.offsets_topic_partitions)?;
-        remove_orphan_partitions(&data_dir, &metadata);
-    }
+    // The quorum service's view says which topics exist and which
+    // partitions this broker holds; the agent fills this copy of it.
+    let metadata = Arc::new(MetadataStore::new(config.default_topic_config()));
+    let import = match first_quorum_start {
+        true => standalone::read(&data_dir)?.map(|registry| LocalRegistry {
+            topics: registry.topics.into_values().collect(),
+            next_producer_id: registry.next_producer_id_block,
+        }),
+        false => None,
+    };
     let (host, port) = config.advertised_addr()?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -188,31 +176,25 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
         data_dir: data_dir.clone(),
         ..config
     });
-    let (agent, calls) = if config.in_cluster() {
-        let (tx, rx) = flume::bounded(AGENT_QUEUE_MAX);
-        (Some(AgentHandle::new(tx)), Some(rx))
-    } else {
-        (None, None)
-    };
+    let (agent_calls_tx, agent_calls) = flume::bounded(AGENT_QUEUE_MAX);
+    let agent = AgentHandle::new(agent_calls_tx);
     let shards = start_shards(config.clone(), metadata.clone(), shard_count, agent)
         .map_err(StartError::Shards)?;
-    if let Some(calls) = calls {
-        let (ready, first_view) = std::sync::mpsc::channel();
-        spawn_agent(AgentSetup {
-            config: config.clone(),
-            metadata: metadata.clone(),
-            inboxes: shards.inboxes(),
-            calls,
-            import,
-            ready,
-        })
-        .map_err(StartError::Agent)?;
-        if first_view.recv_timeout(FIRST_VIEW_WAIT).is_ok() {
-            // Only a view says what is orphaned: without one, keep everything.
-            remove_orphan_partitions(&data_dir, &metadata);
-        } else {
-            tracing::warn!("no cluster view from the quorum yet: serving without one");
-        }
+    let (ready, first_view) = std::sync::mpsc::channel();
+    spawn_agent(AgentSetup {
+        config: config.clone(),
+        metadata: metadata.clone(),
+        inboxes: shards.inboxes(),
+        calls: agent_calls,
+        import,
+        ready,
+    })
+    .map_err(StartError::Agent)?;
+    if first_view.recv_timeout(FIRST_VIEW_WAIT).is_ok() {
+        // Only a view says what is orphaned: without one, keep everything.
+        remove_orphan_partitions(&data_dir, &metadata);
+    } else {
+        tracing::warn!("no cluster view from the quorum yet: serving without one");
     }
     println!(
         "tidemark: listening on {} (advertised as {host}:{port}), {shard_count} shards, data in {}, {} topics",
@@ -224,18 +206,6 @@ pub fn serve(mut config: BrokerConfig, embedded_quorum: bool) -> Result<(), Star
     println!("tidemark: stopping (flushing and closing logs)");
     shards.shutdown();
     println!("tidemark: stopped");
-    Ok(())
-}
-
-/// Creates `__consumer_offsets` on first start: compacted, so that it keeps
-/// the newest commit of each (group, topic, partition) and the newest metadata
-/// of each group.
-fn ensure_offsets_topic(metadata: &MetadataStore, partitions: i32) -> Result<(), StartError> {
-    if metadata.topic(broker::group::OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let configs = broker::group::offsets_topic_configs();
-    metadata.create_topic(broker::group::OFFSETS_TOPIC, partitions, 1, configs)?;
     Ok(())
 }
 

@@ -391,3 +391,95 @@ fn kafka_verifiable_producer_and_consumer_lose_nothing_when_the_leader_is_killed
     assert_eq!(consumed.len(), end as usize, "the whole log read");
     assert_read_back_once(&run.acked, &consumed);
 }
+
+/// Topic identity holds in a cluster: a topic deleted and created again
+/// while one of its replicas is down is placed on that broker again (its
+/// session has not lapsed yet), and when the broker returns with the old
+/// incarnation's directory, it never serves those records: it discards the
+/// directory, copies the new topic from its leader, and once it leads, its
+/// consumers read the new records at their offsets and nothing older.
+#[test]
+fn a_topic_recreated_while_a_replica_is_down_is_never_served_from_its_old_files() {
+    let mut cluster = TestCluster::start();
+    let topic = topic_name("reborn");
+    create_topic(cluster.broker(1), &topic, 1, &[]);
+    // Two failovers raise the first incarnation's leader epoch above the
+    // second's, so that the follower's divergence check (KIP-101) alone
+    // would keep the old records: only the directory's topic id tells them
+    // apart.
+    for _ in 0..2 {
+        let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+        let other = if leader == 1 { 2 } else { 1 };
+        cluster.broker_mut(leader).kill9();
+        wait_until(FAILOVER_WAIT, "a new leader", || {
+            let (l, _, _) = partition_state(cluster.broker(other), &topic, 0)?;
+            (l > 0 && l != leader).then_some(())
+        });
+        cluster.broker_mut(leader).restart();
+    }
+    wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let old: Vec<common::Rec> = (0..50)
+        .map(|i| common::Rec::value(format!("old-{i}")).to(0))
+        .collect();
+    common::produce_ok(
+        &producer(cluster.broker(1), &[("acks", "all")]),
+        &topic,
+        &old,
+    );
+
+    cluster.broker_mut(3).kill9();
+    let admin = common::admin(cluster.broker(1));
+    let deleted = futures::executor::block_on(
+        admin.delete_topics(&[topic.as_str()], &common::admin_options()),
+    )
+    .expect("DeleteTopics");
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    // Within broker 3's session timeout, so the controller still counts it.
+    create_topic(cluster.broker(1), &topic, 1, &[]);
+    let (_, replicas, _) = wait_until(FAILOVER_WAIT, "the new topic's metadata", || {
+        partition_state(cluster.broker(1), &topic, 0).filter(|(leader, _, _)| *leader > 0)
+    });
+    assert_eq!(
+        replicas,
+        vec![1, 2, 3],
+        "the new topic is placed on broker 3 too"
+    );
+    let live = wait_until(FAILOVER_WAIT, "a live leader of the new topic", || {
+        let (leader, _, _) = partition_state(cluster.broker(1), &topic, 0)?;
+        (leader == 1 || leader == 2).then_some(leader)
+    });
+    let first: Vec<common::Rec> = (0..5)
+        .map(|i| common::Rec::value(format!("new-{i}")).to(0))
+        .collect();
+    common::produce_ok(
+        &producer(cluster.broker(live), &[("acks", "1")]),
+        &topic,
+        &first,
+    );
+
+    cluster.broker_mut(3).restart();
+    let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let more: Vec<common::Rec> = (5..10)
+        .map(|i| common::Rec::value(format!("new-{i}")).to(0))
+        .collect();
+    common::produce_ok(
+        &producer(cluster.broker(leader), &[("acks", "all")]),
+        &topic,
+        &more,
+    );
+
+    // Broker 3 alone is left, in the ISR: it becomes the leader.
+    cluster.broker_mut(1).kill9();
+    cluster.broker_mut(2).kill9();
+    wait_until(FAILOVER_WAIT, "broker 3 leads the new topic", || {
+        let (leader, _, _) = partition_state(cluster.broker(3), &topic, 0)?;
+        (leader == 3).then_some(())
+    });
+    let messages = consume_all(cluster.broker(3), &topic, &[0])
+        .remove(&0)
+        .unwrap();
+    common::assert_dense(&messages, 0, "the new topic's offsets on broker 3");
+    let values: Vec<String> = messages.iter().filter_map(common::value_str).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("new-{i}")).collect();
+    assert_eq!(values, expected, "broker 3 serves the new topic only");
+}

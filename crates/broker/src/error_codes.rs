@@ -36,7 +36,7 @@ pub fn metadata_error_code(e: &MetadataError) -> i16 {
             ResponseError::InvalidReplicationFactor.code()
         }
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        MetadataError::Persist { .. } | MetadataError::Corrupt { .. } | MetadataError::DiskFull => {
+        MetadataError::Read { .. } | MetadataError::Corrupt { .. } | MetadataError::DiskFull => {
             ResponseError::KafkaStorageError.code()
         }
         // Kafka's ProducerIdManager fails with a plain KafkaException here.

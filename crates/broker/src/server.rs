@@ -59,7 +59,7 @@ pub fn start_shards(
     config: Arc<BrokerConfig>,
     metadata: Arc<MetadataStore>,
     shard_count: usize,
-    agent: Option<AgentHandle>,
+    agent: AgentHandle,
 ) -> Result<ShardSet, String> {
     raise_memlock_limit();
     crate::net::raise_nofile_limit();
@@ -129,11 +129,8 @@ pub fn start_shards(
 }
 
 /// What each shard carries for the layers above it.
-fn shard_services(config: &BrokerConfig, agent: Option<AgentHandle>) -> ShardServices {
-    let replication = ReplicaManager::new(ReplicationSettings::from_config(config));
-    if let Some(agent) = agent {
-        replication.set_agent(agent);
-    }
+fn shard_services(config: &BrokerConfig, agent: AgentHandle) -> ShardServices {
+    let replication = ReplicaManager::new(ReplicationSettings::from_config(config), agent);
     let mut services = ShardServices::default();
     services.insert(replication);
     services.insert(GroupCoordinator::new(GroupLimits::from_config(config)));
@@ -159,9 +156,7 @@ async fn run_shard(
     glommio::spawn_local(serve_once_ready(shard.clone(), listener, connections)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
-    if shard.replication().in_cluster() {
-        glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
-    }
+    glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
     loop {
         let next = futures::future::select(inbox.recv_async(), stop.recv_async()).await;
         match next {
@@ -187,7 +182,7 @@ async fn serve_once_ready(
     connections: Arc<crate::net::ConnectionTracker>,
 ) {
     const VIEW_POLL: Duration = Duration::from_millis(5);
-    while shard.replication().in_cluster() && shard.replication().view().is_none() {
+    while shard.replication().view().is_none() {
         if shard.is_stopping() {
             return;
         }
@@ -196,18 +191,13 @@ async fn serve_once_ready(
     crate::net::accept_loop(shard, listener, connections).await;
 }
 
-/// Probes DMA, recovers the owned logs and binds the Kafka port.
+/// Probes DMA and binds the Kafka port (the owned logs are recovered as the
+/// first cluster view assigns them).
 async fn prepare_shard(shard: &Rc<Shard>) -> Result<glommio::net::TcpListener, String> {
     storage::probe_dma(&shard.config.data_dir)
         .await
         .map_err(|e| e.to_string())?;
-    for topic in shard.metadata.topics() {
-        shard
-            .open_partitions(&topic.name, 0..topic.partitions)
-            .await
-            .map_err(|e| format!("cannot open topic {}: {e}", topic.name))?;
-    }
-    crate::group::load(shard).await?;
+    // The logs are opened as the first cluster view assigns them.
     let addr = shard.config.listen_addr().map_err(|e| e.to_string())?;
     glommio::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
 }

@@ -28,67 +28,87 @@ fn reserved(layout: Layout) -> bool {
 // layout on allocation and deallocation.
 unsafe impl GlobalAlloc for ReservingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if !reserved(layout) {
-            return System.alloc(layout);
-        }
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            layout.size(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            std::ptr::null_mut()
-        } else {
-            p as *mut u8
+        // SAFETY: the caller keeps GlobalAlloc's contract (a live pointer
+        // allocated here with this layout); the comment on the impl says
+        // why each path is sound.
+        unsafe {
+            if !reserved(layout) {
+                return System.alloc(layout);
+            }
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                std::ptr::null_mut()
+            } else {
+                p as *mut u8
+            }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if reserved(layout) {
-            // Anonymous mappings are zero-filled.
-            self.alloc(layout)
-        } else {
-            System.alloc_zeroed(layout)
+        // SAFETY: the caller keeps GlobalAlloc's contract (a live pointer
+        // allocated here with this layout); the comment on the impl says
+        // why each path is sound.
+        unsafe {
+            if reserved(layout) {
+                // Anonymous mappings are zero-filled.
+                self.alloc(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if reserved(layout) {
-            libc::munmap(ptr as *mut libc::c_void, layout.size());
-        } else {
-            System.dealloc(ptr, layout)
+        // SAFETY: the caller keeps GlobalAlloc's contract (a live pointer
+        // allocated here with this layout); the comment on the impl says
+        // why each path is sound.
+        unsafe {
+            if reserved(layout) {
+                libc::munmap(ptr as *mut libc::c_void, layout.size());
+            } else {
+                System.dealloc(ptr, layout)
+            }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        match (reserved(layout), reserved(new_layout)) {
-            (false, false) => return System.realloc(ptr, layout, new_size),
-            (true, true) => {
-                // Move the mapping without touching its pages.
-                let p = libc::mremap(
-                    ptr as *mut libc::c_void,
-                    layout.size(),
-                    new_size,
-                    libc::MREMAP_MAYMOVE,
-                );
-                return if p == libc::MAP_FAILED {
-                    std::ptr::null_mut()
-                } else {
-                    p as *mut u8
-                };
+        // SAFETY: the caller keeps GlobalAlloc's contract (a live pointer
+        // allocated here with this layout); the comment on the impl says
+        // why each path is sound.
+        unsafe {
+            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+            match (reserved(layout), reserved(new_layout)) {
+                (false, false) => return System.realloc(ptr, layout, new_size),
+                (true, true) => {
+                    // Move the mapping without touching its pages.
+                    let p = libc::mremap(
+                        ptr as *mut libc::c_void,
+                        layout.size(),
+                        new_size,
+                        libc::MREMAP_MAYMOVE,
+                    );
+                    return if p == libc::MAP_FAILED {
+                        std::ptr::null_mut()
+                    } else {
+                        p as *mut u8
+                    };
+                }
+                _ => {}
             }
-            _ => {}
+            let new_ptr = self.alloc(new_layout);
+            if !new_ptr.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+            new_ptr
         }
-        let new_ptr = self.alloc(new_layout);
-        if !new_ptr.is_null() {
-            std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
-            self.dealloc(ptr, layout);
-        }
-        new_ptr
     }
 }
 
@@ -99,6 +119,8 @@ mod tests {
     #[test]
     fn huge_reservations_succeed_and_small_ones_use_the_system() {
         let a = ReservingAllocator;
+        // SAFETY: every pointer is used and freed with the layout it was
+        // allocated (or reallocated) with, and written only when not null.
         unsafe {
             let big = Layout::from_size_align(300 << 30, 8).unwrap();
             let p = a.alloc(big);

@@ -22,36 +22,7 @@ pub async fn create_topic(
     replication_factor: i16,
     configs: BTreeMap<String, String>,
 ) -> Result<TopicMeta, MetadataError> {
-    if shard.replication().in_cluster() {
-        return cluster_admin::create_topic(shard, name, partitions, replication_factor, configs)
-            .await;
-    }
-    let topic = shard
-        .metadata
-        .create_topic(name, partitions, replication_factor, configs)?;
-    open_everywhere(shard, name, 0..topic.partitions).await;
-    Ok(topic)
-}
-
-async fn open_everywhere(shard: &Rc<Shard>, name: &str, partitions: std::ops::Range<i32>) {
-    let name = name.to_string();
-    let results = shard
-        .run_on_all(move |s| {
-            let (name, partitions) = (name.clone(), partitions.clone());
-            async move {
-                s.open_partitions(&name, partitions)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-    for r in results {
-        match r {
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot open a new partition"),
-            Err(e) => tracing::error!(error = %e, "cannot reach a shard"),
-            Ok(Ok(())) => {}
-        }
-    }
+    cluster_admin::create_topic(shard, name, partitions, replication_factor, configs).await
 }
 
 pub async fn create_topics(
@@ -60,7 +31,7 @@ pub async fn create_topics(
     ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
-    let outcomes = if shard.replication().in_cluster() && !request.validate_only {
+    let outcomes = if !request.validate_only {
         create_in_cluster(shard, &request.topics).await
     } else {
         let mut outcomes = Vec::with_capacity(request.topics.len());
@@ -111,7 +82,7 @@ fn created_configs(
     super::configs::created_topic_configs(&config)
 }
 
-/// The replication factor a topic got (1 on a standalone broker).
+/// The replication factor a topic got (1 until the view lists it).
 fn replication_factor_of(shard: &Shard, topic: &str) -> i16 {
     shard
         .replication()
@@ -189,16 +160,11 @@ async fn create_one(
     }
     let partitions = partition_count(shard, topic)?;
     let configs = requested_configs(topic);
-    // In a cluster the controller checks the factor against live brokers.
-    let local_replication_factor = if shard.replication().in_cluster() {
-        -1
-    } else {
-        topic.replication_factor
-    };
+    // The controller checks the replication factor against live brokers.
     if validate_only {
         let configs = shard
             .metadata
-            .check_new_topic(name, partitions, local_replication_factor, &configs)
+            .check_new_topic(name, partitions, &configs)
             .map_err(fail)?;
         return Ok(TopicMeta {
             name: name.to_string(),
@@ -297,18 +263,7 @@ async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, Metada
     if is_internal_topic(name) {
         return Err(MetadataError::InternalTopic(name.to_string()));
     }
-    if shard.replication().in_cluster() {
-        return cluster_admin::delete_topic(shard, name).await;
-    }
-    let meta = shard.metadata.delete_topic(name)?;
-    let topic = name.to_string();
-    shard
-        .run_on_all(move |s| {
-            let topic = topic.clone();
-            async move { s.remove_topic_logs(&topic) }
-        })
-        .await;
-    Ok(meta)
+    cluster_admin::delete_topic(shard, name).await
 }
 
 pub async fn create_partitions(
@@ -347,21 +302,9 @@ async fn grow_topic(
     total: i32,
     validate_only: bool,
 ) -> Result<(), MetadataError> {
-    let before = shard
-        .metadata
-        .topic(name)
-        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?
-        .partitions;
-    if shard.replication().in_cluster() {
-        shard.metadata.add_partitions(name, total, true)?;
-        if validate_only {
-            return Ok(());
-        }
-        return cluster_admin::grow_topic(shard, name, total).await;
+    shard.metadata.check_partition_count(name, total)?;
+    if validate_only {
+        return Ok(());
     }
-    let after = shard.metadata.add_partitions(name, total, validate_only)?;
-    if !validate_only {
-        open_everywhere(shard, name, before..after.partitions).await;
-    }
-    Ok(())
+    cluster_admin::grow_topic(shard, name, total).await
 }

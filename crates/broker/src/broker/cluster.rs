@@ -1,8 +1,7 @@
 //! ApiVersions, Metadata (with topic auto-creation) and DescribeCluster: what
-//! the cluster looks like to a client. A standalone broker is the whole
-//! cluster: it leads every partition, with itself as the only replica. A
-//! cluster broker answers from the quorum service's latest view: every live
-//! broker, and each partition's leader, epoch, replicas and ISR.
+//! the cluster looks like to a client, from the quorum service's latest
+//! view: every live broker, and each partition's leader, epoch, replicas and
+//! ISR.
 use super::{admin, metadata_error_code, str_bytes, topic_name, RequestContext};
 use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
 use crate::shard::Shard;

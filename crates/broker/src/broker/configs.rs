@@ -418,37 +418,26 @@ async fn apply_changes(
         code: metadata_error_code(&e),
         message: e.to_string(),
     };
-    let in_cluster = shard.replication().in_cluster();
     let updated = shard
         .metadata
-        .alter_topic_configs(topic, &changes, validate_only || in_cluster)
+        .check_config_changes(topic, &changes)
         .map_err(metadata_error)?;
     if validate_only {
         return Ok(());
     }
-    if in_cluster {
-        // The controller keeps configs, in the canonical form the registry
-        // gave them; shards reload them with its view.
-        let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
-        for change in changes {
-            match change {
-                ConfigChange::Set(k, v) => {
-                    let canonical = updated.configs.get(&k).cloned().unwrap_or(v);
-                    set.insert(k, canonical);
-                }
-                ConfigChange::Delete(k) => delete.push(k),
+    // The controller keeps configs, in the canonical form the registry
+    // gave them; shards reload them with its view.
+    let (mut set, mut delete) = (BTreeMap::new(), Vec::new());
+    for change in changes {
+        match change {
+            ConfigChange::Set(k, v) => {
+                let canonical = updated.configs.get(&k).cloned().unwrap_or(v);
+                set.insert(k, canonical);
             }
+            ConfigChange::Delete(k) => delete.push(k),
         }
-        return crate::replication::cluster_admin::alter_topic_configs(shard, topic, set, delete)
-            .await
-            .map_err(metadata_error);
     }
-    let topic = topic.to_string();
-    shard
-        .run_on_all(move |s| {
-            let topic = topic.clone();
-            async move { s.reload_topic_config(&topic) }
-        })
-        .await;
-    Ok(())
+    crate::replication::cluster_admin::alter_topic_configs(shard, topic, set, delete)
+        .await
+        .map_err(metadata_error)
 }

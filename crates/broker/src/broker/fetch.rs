@@ -88,15 +88,6 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> FetchResponse {
     let (mut response, items) = plan(shard, &request, ctx.version);
-    if request.replica_id.0 >= 0 && !shard.replication().in_cluster() {
-        // Only brokers of a cluster fetch as replicas.
-        let code = ResponseError::NotLeaderOrFollower.code();
-        let outcomes = items
-            .iter()
-            .map(|i| (i.clone(), FetchOutcome::failed(code, -1, -1)));
-        fill_response(&mut response, outcomes.collect(), ctx.version);
-        return response;
-    }
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     let wanted = answer_max_bytes(request.max_bytes, shard.config.fetch_max_bytes);

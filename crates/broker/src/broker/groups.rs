@@ -125,9 +125,8 @@ fn legacy_error_message(code: i16) -> StrBytes {
     }
 }
 
-/// (broker id, host, port) of the coordinator of `group`. A standalone
-/// broker coordinates every group; in a cluster the leader of the group's
-/// `__consumer_offsets` partition does, and the topic is created (through
+/// (broker id, host, port) of the coordinator of `group`: the leader of the
+/// group's `__consumer_offsets` partition, and the topic is created (through
 /// the quorum service) by the first FindCoordinator that misses it.
 fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), i16> {
     let Some(view) = shard.replication().view() else {

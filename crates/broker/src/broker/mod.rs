@@ -306,7 +306,7 @@ pub(crate) async fn owned_log(
         return Ok(log);
     }
     let replication = &shard.replication();
-    if replication.in_cluster() && replication.role_of(topic, partition).is_none() {
+    if replication.role_of(topic, partition).is_none() {
         let known = shard.metadata.topic(topic).is_some();
         return Err(if known {
             ResponseError::NotLeaderOrFollower.code()

@@ -23,15 +23,12 @@ pub async fn init_producer_id(
 ) -> InitProducerIdResponse {
     let allocated = match check(&request) {
         Err(code) => Err(code),
-        Ok(()) if shard.replication().in_cluster() => {
-            crate::replication::cluster_admin::allocate_producer_id(shard)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot allocate a producer id");
-                    super::metadata_error_code(&e)
-                })
-        }
-        Ok(()) => allocate_locally(shard),
+        Ok(()) => crate::replication::cluster_admin::allocate_producer_id(shard)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot allocate a producer id");
+                super::metadata_error_code(&e)
+            }),
     };
     match allocated {
         Ok(id) => InitProducerIdResponse::default()
@@ -61,17 +58,4 @@ fn check(request: &InitProducerIdRequest) -> Result<(), i16> {
         return Err(ResponseError::InvalidRequest.code());
     }
     Ok(())
-}
-
-/// A new producer id from the local registry (a standalone broker).
-fn allocate_locally(shard: &Shard) -> Result<i64, i16> {
-    // Kafka's TransactionCoordinator.handleInitProducerId: without a
-    // transactional id the broker has no record of the producer's id and
-    // epoch to check, so it always answers a new id with epoch 0, also when
-    // the client asks to bump the epoch of its current id (KIP-360). Bumping
-    // an unchecked id would let any client fence any producer.
-    shard.metadata.allocate_producer_id().map_err(|e| {
-        tracing::error!(error = %e, "cannot allocate a producer id");
-        super::metadata_error_code(&e)
-    })
 }

@@ -456,14 +456,13 @@ fn parse_subscription(metadata: &[u8]) -> Vec<String> {
     topics
 }
 
-/// Whether this shard coordinates the groups of `partition`: always on a
-/// standalone broker; in a cluster, while this broker leads the partition.
+/// Whether this shard coordinates the groups of `partition`: while this
+/// broker leads the partition.
 pub fn leads_partition(shard: &Shard, partition: i32) -> bool {
-    !shard.replication().in_cluster()
-        || shard
-            .replication()
-            .leader_epoch(OFFSETS_TOPIC, partition)
-            .is_some()
+    shard
+        .replication()
+        .leader_epoch(OFFSETS_TOPIC, partition)
+        .is_some()
 }
 
 /// The log of a `__consumer_offsets` partition this shard owns.
@@ -553,27 +552,6 @@ async fn persist_tombstones(shard: &Rc<Shard>, groups: Vec<String>) {
             tracing::warn!(group = %group_id, code, "cannot delete expired group metadata");
         }
     }
-}
-
-/// Rebuilds this shard's groups and offsets from the `__consumer_offsets`
-/// partitions it owns (a standalone broker, at start).
-pub async fn load(shard: &Rc<Shard>) -> Result<(), String> {
-    if shard.metadata.topic(OFFSETS_TOPIC).is_none() {
-        return Ok(());
-    }
-    let partitions = shard.config.offsets_topic_partitions;
-    let mut loaded = 0usize;
-    for partition in (0..partitions).filter(|&p| shard.owner_of(OFFSETS_TOPIC, p) == shard.id) {
-        loaded += load_partition(shard, partition).await?;
-    }
-    if loaded > 0 {
-        tracing::info!(
-            shard = shard.id,
-            records = loaded,
-            "loaded consumer groups and offsets"
-        );
-    }
-    Ok(())
 }
 
 /// Makes the groups of each `__consumer_offsets` partition follow its

@@ -1,28 +1,24 @@
-//! The cluster's topic registry: which topics exist, their ids, partition
-//! counts and config overrides.
+//! The broker's copy of the cluster's topics: which topics exist, their ids,
+//! partition counts and config overrides, as the quorum service's view
+//! says (the agent mirrors every view change into it), and the checks a
+//! topic request passes before it is proposed to the controller. Shared by
+//! every shard behind a lock that is only taken on the control plane (topic
+//! admin and Metadata requests), never on the produce or fetch path.
 //!
-//! In this single-broker form it is a JSON file under
-//! `<data_dir>/__cluster_metadata/`, shared by every shard behind a lock that
-//! is only taken on the control plane (topic admin and Metadata requests),
-//! never on the produce or fetch path. The quorum service replaces the file
-//! as the source of truth when clusters arrive (issue 5).
-//!
-//! It also hands out producer ids (InitProducerId) in blocks: the file keeps
-//! the first id of the next unallocated block, so ids stay unique across
-//! restarts with one write per `PRODUCER_ID_BLOCK_SIZE` ids.
+//! It also holds the block of producer ids the controller gave this broker
+//! (InitProducerId). `standalone` reads the registry file of the standalone
+//! mode of earlier releases, for the import into the quorum on first start.
+pub mod standalone;
+
 use crate::config::{TopicConfig, TopicConfigError};
 use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 use thiserror::Error;
 use uuid::Uuid;
-
-/// Producer ids reserved per write of the registry: Kafka's
-/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
-pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -41,12 +37,12 @@ pub enum MetadataError {
     InternalTopic(String),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
-    #[error("invalid replication factor {0}: this broker holds one replica per partition")]
+    #[error("invalid replication factor {0}")]
     InvalidReplicationFactor(i16),
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
-    #[error("cannot persist topic metadata to {path}: {source}")]
-    Persist {
+    #[error("cannot read the standalone topic registry {path}: {source}")]
+    Read {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -72,13 +68,9 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct Registry {
     topics: BTreeMap<String, TopicMeta>,
-    /// The first producer id of the next block not handed out yet (absent in
-    /// files written before producer ids existed: 0).
-    #[serde(default)]
-    next_producer_id_block: i64,
 }
 
 /// A change to one topic config: set a value, or return to the default.
@@ -89,9 +81,8 @@ pub enum ConfigChange {
 }
 
 pub struct MetadataStore {
-    /// In a cluster: the newest quorum view every shard has applied.
+    /// The newest quorum view every shard has applied.
     applied_revision: std::sync::atomic::AtomicU64,
-    path: PathBuf,
     topic_defaults: TopicConfig,
     registry: RwLock<Registry>,
     /// The ids left in the block this process reserved last.
@@ -99,29 +90,14 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
-    /// Loads the registry from `data_dir`, or starts an empty one.
-    pub fn open(data_dir: &Path, topic_defaults: TopicConfig) -> Result<Self, MetadataError> {
-        let dir = data_dir.join("__cluster_metadata");
-        let path = dir.join("topics.json");
-        std::fs::create_dir_all(&dir).map_err(|source| MetadataError::Persist {
-            path: dir.clone(),
-            source,
-        })?;
-        let registry = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
-            Err(source) => return Err(MetadataError::Persist { path, source }),
-        };
-        Ok(MetadataStore {
+    /// An empty copy, filled by the first cluster view.
+    pub fn new(topic_defaults: TopicConfig) -> Self {
+        MetadataStore {
             applied_revision: std::sync::atomic::AtomicU64::new(0),
-            path,
             topic_defaults,
-            registry: RwLock::new(registry),
+            registry: RwLock::new(Registry::default()),
             producer_ids: Mutex::new(0..0),
-        })
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
@@ -166,7 +142,6 @@ impl MetadataStore {
         &self,
         name: &str,
         partitions: i32,
-        replication_factor: i16,
         configs: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, MetadataError> {
         validate_topic_name(name)?;
@@ -175,60 +150,18 @@ impl MetadataStore {
                 "{partitions} is not between 1 and {PARTITIONS_PER_TOPIC_MAX}"
             )));
         }
-        if replication_factor != 1 && replication_factor != -1 {
-            return Err(MetadataError::InvalidReplicationFactor(replication_factor));
-        }
         let canonical = TopicConfig::canonical_overrides(&self.topic_defaults, configs)?;
         check_not_taken(name, &self.read().topics)?;
         Ok(canonical)
     }
 
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, MetadataError> {
-        let configs = self.check_new_topic(name, partitions, replication_factor, &configs)?;
-        let mut registry = self.write();
-        check_not_taken(name, &registry.topics)?;
-        let topic = TopicMeta {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
-        };
-        registry.topics.insert(name.to_string(), topic.clone());
-        self.persist(&registry).inspect_err(|_| {
-            registry.topics.remove(name);
-        })?;
-        Ok(topic)
-    }
-
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
-        let mut registry = self.write();
+    /// Checks growing a topic to `total` partitions (Kafka never shrinks
+    /// one) before the controller is asked.
+    pub fn check_partition_count(&self, name: &str, total: i32) -> Result<(), MetadataError> {
+        let registry = self.read();
         let topic = registry
             .topics
-            .remove(name)
-            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        self.persist(&registry).inspect_err(|_| {
-            registry.topics.insert(name.to_string(), topic.clone());
-        })?;
-        Ok(topic)
-    }
-
-    /// Grows a topic to `total` partitions (Kafka never shrinks one).
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        total: i32,
-        validate_only: bool,
-    ) -> Result<TopicMeta, MetadataError> {
-        let mut registry = self.write();
-        let topic = registry
-            .topics
-            .get_mut(name)
+            .get(name)
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         if total <= topic.partitions || total > PARTITIONS_PER_TOPIC_MAX {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -236,28 +169,18 @@ impl MetadataStore {
                 topic.partitions
             )));
         }
-        if validate_only {
-            return Ok(topic.clone());
-        }
-        let before = topic.partitions;
-        topic.partitions = total;
-        let updated = topic.clone();
-        self.persist(&registry).inspect_err(|_| {
-            if let Some(t) = registry.topics.get_mut(name) {
-                t.partitions = before;
-            }
-        })?;
-        Ok(updated)
+        Ok(())
     }
 
-    /// Applies config changes to a topic, all or nothing.
-    pub fn alter_topic_configs(
+    /// The topic as config changes would leave it, all of them checked
+    /// (all or nothing), before the controller is asked; the configs come
+    /// back in canonical form.
+    pub fn check_config_changes(
         &self,
         name: &str,
         changes: &[ConfigChange],
-        validate_only: bool,
     ) -> Result<TopicMeta, MetadataError> {
-        let mut registry = self.write();
+        let registry = self.read();
         let topic = registry
             .topics
             .get(name)
@@ -277,19 +200,10 @@ impl MetadataStore {
         }
         let mut updated = topic.clone();
         updated.configs = TopicConfig::canonical_overrides(&self.topic_defaults, &configs)?;
-        if validate_only {
-            return Ok(updated);
-        }
-        let previous = registry.topics.insert(name.to_string(), updated.clone());
-        self.persist(&registry).inspect_err(|_| {
-            if let Some(p) = previous.clone() {
-                registry.topics.insert(name.to_string(), p);
-            }
-        })?;
         Ok(updated)
     }
 
-    /// In a cluster: takes the changed and removed topics of a quorum view
+    /// Takes the changed and removed topics of a quorum view
     /// change, leaving the others as they are (the cost is what changed).
     pub fn mirror_changes(&self, changed: Vec<TopicMeta>, removed: &[String]) {
         let mut registry = self.write();
@@ -301,8 +215,7 @@ impl MetadataStore {
         }
     }
 
-    /// In a cluster: takes the topics from the quorum service's view (the
-    /// local file is not the source of truth there and is left alone).
+    /// Takes the topics from the quorum service's view.
     pub fn mirror_topics(&self, topics: Vec<TopicMeta>) {
         let mut registry = self.write();
         let changed = registry.topics.len() != topics.len()
@@ -314,7 +227,7 @@ impl MetadataStore {
         }
     }
 
-    /// In a cluster: notes that every shard applied view `revision`.
+    /// Notes that every shard applied view `revision`.
     pub fn set_applied_revision(&self, revision: u64) {
         use std::sync::atomic::Ordering;
         self.applied_revision.fetch_max(revision, Ordering::SeqCst);
@@ -325,13 +238,8 @@ impl MetadataStore {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The first producer id this registry has not handed out.
-    pub fn next_producer_id_block(&self) -> i64 {
-        self.read().next_producer_id_block
-    }
-
-    /// In a cluster: the next id of the block the quorum service gave this
-    /// broker, if any is left.
+    /// The next id of the block the quorum service gave this broker, if any
+    /// is left.
     pub fn take_producer_id(&self) -> Option<i64> {
         let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
         let id = ids.clone().next()?;
@@ -339,46 +247,9 @@ impl MetadataStore {
         Some(id)
     }
 
-    /// In a cluster: a new block of producer ids from the quorum service.
+    /// A new block of producer ids from the quorum service.
     pub fn add_producer_id_block(&self, block: Range<i64>) {
         *self.producer_ids.lock().unwrap_or_else(|e| e.into_inner()) = block;
-    }
-
-    /// A producer id never handed out before, by this process or an earlier
-    /// one on the same data dir. Reserves (and persists) a new block when the
-    /// current one is used up.
-    pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
-        if ids.is_empty() {
-            *ids = self.reserve_producer_id_block()?;
-        }
-        let id = ids.start;
-        ids.start += 1;
-        Ok(id)
-    }
-
-    fn reserve_producer_id_block(&self) -> Result<Range<i64>, MetadataError> {
-        let mut registry = self.write();
-        let start = registry.next_producer_id_block.max(0);
-        let end = start
-            .checked_add(PRODUCER_ID_BLOCK_SIZE)
-            .ok_or(MetadataError::ProducerIdsExhausted)?;
-        registry.next_producer_id_block = end;
-        self.persist(&registry).inspect_err(|_| {
-            registry.next_producer_id_block = start;
-        })?;
-        Ok(start..end)
-    }
-
-    fn persist(&self, registry: &Registry) -> Result<(), MetadataError> {
-        let bytes = serde_json::to_vec_pretty(registry).map_err(|e| MetadataError::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        fsutil::write_file_atomically(&self.path, &bytes).map_err(|source| MetadataError::Persist {
-            path: self.path.clone(),
-            source,
-        })
     }
 }
 
@@ -416,68 +287,67 @@ fn check_not_taken(name: &str, topics: &BTreeMap<String, TopicMeta>) -> Result<(
 mod tests {
     use super::*;
 
-    #[test]
-    fn topics_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
-        let mut cfg = BTreeMap::new();
-        cfg.insert("retention.ms".into(), "1000".into());
-        let t = store.create_topic("orders", 3, 1, cfg).unwrap();
-        assert!(matches!(
-            store.create_topic("orders", 1, 1, BTreeMap::new()),
-            Err(MetadataError::TopicAlreadyExists(_))
-        ));
-        let again = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
-        assert_eq!(again.topic("orders").unwrap(), t);
-        assert_eq!(again.topic_config(&t).retention_ms, 1000);
-    }
-
-    #[test]
-    fn producer_ids_are_unique_across_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
-        let first: Vec<i64> = (0..1500)
-            .map(|_| store.allocate_producer_id().unwrap())
-            .collect();
-        assert_eq!(first, (0..1500).collect::<Vec<_>>());
-        store.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
-        drop(store);
-        let again = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
-        // The rest of the second block is skipped: it may have been handed out.
-        assert_eq!(again.allocate_producer_id().unwrap(), 2000);
-        assert!(again.topic("t").is_some());
+    fn store_with(topics: &[(&str, i32)]) -> MetadataStore {
+        let store = MetadataStore::new(TopicConfig::default());
+        store.mirror_topics(
+            topics
+                .iter()
+                .map(|&(name, partitions)| TopicMeta {
+                    name: name.to_string(),
+                    id: Uuid::new_v4(),
+                    partitions,
+                    configs: BTreeMap::new(),
+                })
+                .collect(),
+        );
+        store
     }
 
     #[test]
     fn names_and_counts_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
+        let store = store_with(&[("t", 2)]);
+        let none = BTreeMap::new();
         for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
-            assert!(
-                store.create_topic(bad, 1, 1, BTreeMap::new()).is_err(),
-                "{bad}"
-            );
+            assert!(store.check_new_topic(bad, 1, &none).is_err(), "{bad}");
         }
-        assert!(store.create_topic("t", 0, 1, BTreeMap::new()).is_err());
-        assert!(store.create_topic("t", 1, 3, BTreeMap::new()).is_err());
-        store.create_topic("t", 2, 1, BTreeMap::new()).unwrap();
-        assert!(store.add_partitions("t", 1, false).is_err());
-        assert_eq!(store.add_partitions("t", 4, false).unwrap().partitions, 4);
+        assert!(store.check_new_topic("u", 0, &none).is_err());
+        assert!(store
+            .check_new_topic("u", PARTITIONS_PER_TOPIC_MAX + 1, &none)
+            .is_err());
+        assert!(matches!(
+            store.check_new_topic("t", 1, &none),
+            Err(MetadataError::TopicAlreadyExists(_))
+        ));
+        assert!(store.check_new_topic("u", 3, &none).is_ok());
+        assert!(store.check_partition_count("t", 1).is_err());
+        assert!(store.check_partition_count("t", 4).is_ok());
+        assert!(store.check_partition_count("missing", 4).is_err());
     }
 
     #[test]
-    fn config_changes_are_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), TopicConfig::default()).unwrap();
-        store.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
+    fn config_changes_are_checked_all_or_nothing() {
+        let store = store_with(&[("t", 1)]);
         let bad = [
             ConfigChange::Set("retention.ms".into(), "5".into()),
             ConfigChange::Set("segment.bytes".into(), "x".into()),
         ];
-        assert!(store.alter_topic_configs("t", &bad, false).is_err());
-        assert!(store.topic("t").unwrap().configs.is_empty());
+        assert!(store.check_config_changes("t", &bad).is_err());
         let good = [ConfigChange::Set("retention.ms".into(), "5".into())];
-        let t = store.alter_topic_configs("t", &good, false).unwrap();
+        let t = store.check_config_changes("t", &good).unwrap();
         assert_eq!(t.configs["retention.ms"], "5");
+        assert!(
+            store.topic("t").unwrap().configs.is_empty(),
+            "a check changes nothing"
+        );
+    }
+
+    #[test]
+    fn producer_ids_come_from_the_block_given() {
+        let store = MetadataStore::new(TopicConfig::default());
+        assert_eq!(store.take_producer_id(), None);
+        store.add_producer_id_block(5..7);
+        assert_eq!(store.take_producer_id(), Some(5));
+        assert_eq!(store.take_producer_id(), Some(6));
+        assert_eq!(store.take_producer_id(), None);
     }
 }

@@ -31,7 +31,7 @@ const WATCH_POLL: Duration = Duration::from_secs(10);
 /// Pause before retrying after the quorum could not be reached.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Producer ids asked of the quorum at a time (Kafka's block size).
-pub const PRODUCER_ID_BLOCK: i64 = crate::metadata::PRODUCER_ID_BLOCK_SIZE;
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Debug, Clone, Error)]
 pub enum AgentError {

@@ -47,10 +47,7 @@ fn to_metadata_error(e: AgentError) -> MetadataError {
 
 /// Proposes `command` and waits until this shard has applied its result.
 async fn propose(shard: &Rc<Shard>, command: Command) -> Result<(), MetadataError> {
-    let agent = shard
-        .replication()
-        .agent()
-        .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
+    let agent = shard.replication().agent();
     let applied = agent.write(command).await.map_err(to_metadata_error)?;
     wait_for_revision(shard, applied.revision).await;
     Ok(())
@@ -102,9 +99,7 @@ pub fn prepare_topic(
     replication_factor: i16,
     configs: &BTreeMap<String, String>,
 ) -> Result<NewTopic, MetadataError> {
-    let configs = shard
-        .metadata
-        .check_new_topic(name, partitions, -1, configs)?;
+    let configs = shard.metadata.check_new_topic(name, partitions, configs)?;
     let replication_factor = if replication_factor == -1 {
         shard.config.default_replication_factor
     } else {
@@ -124,10 +119,7 @@ pub async fn create_topics(
     shard: &Rc<Shard>,
     topics: &[NewTopic],
 ) -> Vec<Result<TopicMeta, MetadataError>> {
-    let Some(agent) = shard.replication().agent() else {
-        let no = || Err(MetadataError::Controller("not in a cluster".to_string()));
-        return topics.iter().map(|_| no()).collect();
-    };
+    let agent = shard.replication().agent();
     let mut created: Vec<Result<(), MetadataError>> = Vec::with_capacity(topics.len());
     let mut revision = 0;
     for chunk in topics.chunks(CREATE_BATCH_TOPICS) {
@@ -227,10 +219,7 @@ pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, MetadataErro
     if let Some(id) = shard.metadata.take_producer_id() {
         return Ok(id);
     }
-    let agent = shard
-        .replication()
-        .agent()
-        .ok_or_else(|| MetadataError::Controller("not in a cluster".to_string()))?;
+    let agent = shard.replication().agent();
     let (first, count) = agent
         .allocate_producer_ids()
         .await

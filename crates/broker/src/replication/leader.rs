@@ -24,10 +24,7 @@ pub fn propose_isr(
     leader_epoch: i32,
     partition_epoch: i32,
 ) {
-    let Some(agent) = shard.replication().agent() else {
-        shard.replication().on_isr_answer(&key, leader_epoch, None);
-        return;
-    };
+    let agent = shard.replication().agent().clone();
     let shard = shard.clone();
     let local_id = shard.replication().settings.local_id;
     glommio::spawn_local(async move {
@@ -104,7 +101,7 @@ pub async fn wait_acknowledged(
         .await
         .map_err(|e| storage_error_code(&e))?;
     shard.replication().advance_high_watermark(log);
-    if wanted.replicated && shard.replication().in_cluster() {
+    if wanted.replicated {
         wait_replicated(shard, log, end_offset, timeout_ms).await?;
     }
     Ok(())

@@ -4,8 +4,9 @@
 //! `LeaderReplicaState`: ISR, high watermark), a follower (a fetcher copies
 //! the leader's log), or neither (not a replica, or no leader elected).
 //!
-//! Standalone brokers (no quorum configured) have no view: every partition
-//! is led here at epoch 0 and nothing is replicated, as before clusters.
+//! Every broker has a controller (the embedded single-node quorum under
+//! `tidemark dev`), so every role comes from a view; before the first view
+//! this shard leads nothing (and takes no connections).
 //!
 //! Runs on its shard only; state sits in `RefCell`s never held across an
 //! `.await`.
@@ -17,9 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use storage::PartitionLog;
 use wire::ResponseError;
-
-/// The leader epoch of every partition of a standalone broker.
-pub const STANDALONE_LEADER_EPOCH: i32 = 0;
 
 pub type TopicPartition = (String, i32);
 
@@ -66,7 +64,8 @@ pub struct ReplicaManager {
     pub settings: ReplicationSettings,
     view: RefCell<Option<Arc<ClusterView>>>,
     roles: RefCell<RoleTable>,
-    agent: RefCell<Option<AgentHandle>>,
+    /// The link to the controller (the quorum service).
+    agent: AgentHandle,
     /// Bumped by every applied view, so fetchers notice changes.
     generation: Cell<u64>,
     /// Leaders this shard runs a fetcher for.
@@ -76,33 +75,25 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    pub fn new(settings: ReplicationSettings) -> ReplicaManager {
+    pub fn new(settings: ReplicationSettings, agent: AgentHandle) -> ReplicaManager {
         ReplicaManager {
             settings,
             view: RefCell::new(None),
             roles: RefCell::new(RoleTable::default()),
-            agent: RefCell::new(None),
+            agent,
             generation: Cell::new(0),
             fetchers: RefCell::new(HashSet::new()),
             creating_offsets_topic: Cell::new(false),
         }
     }
 
-    pub fn set_agent(&self, agent: AgentHandle) {
-        *self.agent.borrow_mut() = Some(agent);
+    pub fn agent(&self) -> &AgentHandle {
+        &self.agent
     }
 
-    pub fn agent(&self) -> Option<AgentHandle> {
-        self.agent.borrow().clone()
-    }
-
-    /// The latest cluster view, `None` for a standalone broker.
+    /// The latest cluster view, `None` until the first one arrives.
     pub fn view(&self) -> Option<Arc<ClusterView>> {
         self.view.borrow().clone()
-    }
-
-    pub fn in_cluster(&self) -> bool {
-        self.agent.borrow().is_some()
     }
 
     pub fn generation(&self) -> u64 {
@@ -171,9 +162,6 @@ impl ReplicaManager {
     /// Kafka error (NOT_LEADER_OR_FOLLOWER; NOT_ENOUGH_REPLICAS for acks=all
     /// when the ISR is smaller than min.insync.replicas).
     pub fn check_produce(&self, topic: &str, partition: i32, acks: i16) -> Result<i32, i16> {
-        if !self.in_cluster() {
-            return Ok(STANDALONE_LEADER_EPOCH);
-        }
         let roles = self.roles.borrow();
         match roles.get(topic, partition) {
             Some(Role::Leader(l)) => {
@@ -205,9 +193,6 @@ impl ReplicaManager {
 
     /// This broker's leader epoch of a partition it leads.
     pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
-        if !self.in_cluster() {
-            return Some(STANDALONE_LEADER_EPOCH);
-        }
         match self.roles.borrow().get(topic, partition) {
             Some(Role::Leader(l)) => Some(l.state.leader_epoch),
             _ => None,
@@ -217,9 +202,6 @@ impl ReplicaManager {
     /// After a write on a leader, or a follower's fetch: moves the high
     /// watermark if the ISR allows, and tells the log.
     pub fn advance_high_watermark(&self, log: &PartitionLog) {
-        if !self.in_cluster() {
-            return;
-        }
         let moved = match self.roles.borrow_mut().get_mut(&log.topic, log.partition) {
             Some(Role::Leader(l)) => l.state.advance_high_watermark(log.written_end()),
             _ => None,
