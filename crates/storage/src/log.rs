@@ -193,13 +193,15 @@ struct LogState {
     log_start_offset: u64,
     /// The offset the next appended batch gets (log end offset).
     next_offset: u64,
-    /// Everything below is written to a segment file (the name is older
-    /// than replication: it is the local written end; what clients may read
-    /// is `visible_end`).
-    high_watermark: u64,
-    /// In a replicated partition, the high watermark the ISR has reached:
-    /// consumers read no further. `None` when the broker is its own cluster.
-    high_watermark_limit: Option<u64>,
+    /// Everything below is written to a segment file on this broker (not
+    /// necessarily synced: see `durable_offset`). Invariant:
+    /// `durable_offset <= written_end <= next_offset`.
+    written_end: u64,
+    /// The high watermark the ISR has reached, as replication last set it:
+    /// consumers read no further. `None` until this broker's role gives one.
+    /// Consumers read up to `high_watermark()`, the lower of this and
+    /// `written_end`.
+    replicated_high_watermark: Option<u64>,
     /// Everything below has been fdatasync'd.
     durable_offset: u64,
     pending: VecDeque<PendingBatch>,
@@ -271,10 +273,10 @@ impl LogState {
     /// Counts a write of `bytes` that ends at `end_offset`, before the
     /// written end moves there.
     fn record_write(&mut self, end_offset: u64, bytes: u64) {
-        if self.high_watermark_limit.is_some() {
+        if self.replicated_high_watermark.is_some() {
             if self.write_marks.is_empty() {
                 // Where the bytes stood before: consumers may be below it.
-                let before = (self.high_watermark, self.appended_bytes);
+                let before = (self.written_end, self.appended_bytes);
                 self.write_marks.push_back(before);
             }
             self.write_marks
@@ -317,7 +319,7 @@ impl LogState {
     /// end): exact while the marks reach back that far, else an estimate.
     fn visible_bytes(&self) -> u64 {
         let visible = self.visible_end();
-        if visible >= self.high_watermark {
+        if visible >= self.written_end {
             return self.appended_bytes;
         }
         let below = self
@@ -341,7 +343,7 @@ impl LogState {
         {
             self.write_marks.pop_front();
         }
-        if self.high_watermark_limit.is_none() {
+        if self.replicated_high_watermark.is_none() {
             self.write_marks.clear();
         }
     }
@@ -354,11 +356,27 @@ impl LogState {
         }
     }
 
-    /// The high watermark clients see: written, and (when replicated)
-    /// reached by the ISR.
+    /// The high watermark clients see: written here, and reached by the
+    /// ISR.
     fn visible_end(&self) -> u64 {
-        self.high_watermark_limit
-            .map_or(self.high_watermark, |limit| limit.min(self.high_watermark))
+        self.replicated_high_watermark
+            .map_or(self.written_end, |limit| limit.min(self.written_end))
+    }
+
+    /// The offsets' order, checked wherever one of them moves: what is
+    /// synced was written, what is written was appended, and the log starts
+    /// at or before its end.
+    fn assert_offsets_ordered(&self) {
+        assert!(
+            self.durable_offset <= self.written_end
+                && self.written_end <= self.next_offset
+                && self.log_start_offset <= self.next_offset,
+            "log offsets out of order: start {} durable {} written {} next {}",
+            self.log_start_offset,
+            self.durable_offset,
+            self.written_end,
+            self.next_offset
+        );
     }
 
     /// Where a read of `offset` starts: the segment that holds it, or, when
@@ -385,7 +403,7 @@ impl LogState {
     fn read_bound(&self, reader: Reader) -> u64 {
         match reader {
             Reader::Consumer => self.visible_end(),
-            Reader::Follower => self.high_watermark,
+            Reader::Follower => self.written_end,
         }
     }
 }
@@ -465,8 +483,8 @@ impl PartitionLog {
             segments,
             log_start_offset: recovered.log_start_offset,
             next_offset,
-            high_watermark: next_offset,
-            high_watermark_limit: None,
+            written_end: next_offset,
+            replicated_high_watermark: None,
             durable_offset: 0,
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
@@ -533,20 +551,20 @@ impl PartitionLog {
 
     /// The end of what is written to this broker's segments.
     pub fn written_end(&self) -> u64 {
-        self.state.borrow().high_watermark
+        self.state.borrow().written_end
     }
 
-    /// The replicated high watermark, if the log is replicated.
-    pub fn high_watermark_limit(&self) -> Option<u64> {
-        self.state.borrow().high_watermark_limit
+    /// The high watermark replication last set, if it set one.
+    pub fn replicated_high_watermark(&self) -> Option<u64> {
+        self.state.borrow().replicated_high_watermark
     }
 
-    /// Sets the replicated high watermark (`None`: not replicated). Long
+    /// Sets the high watermark the ISR reached (`None`: none known). Long
     /// polls and acks=all waiters wake when it moves.
-    pub fn set_high_watermark_limit(&self, limit: Option<u64>) {
+    pub fn set_replicated_high_watermark(&self, limit: Option<u64>) {
         let mut st = self.state.borrow_mut();
-        if st.high_watermark_limit != limit {
-            st.high_watermark_limit = limit;
+        if st.replicated_high_watermark != limit {
+            st.replicated_high_watermark = limit;
             st.prune_write_marks();
             st.wake_after_limit_moved();
         }
@@ -636,6 +654,7 @@ impl PartitionLog {
         let max_timestamp = header.max_timestamp;
         st.pending.push_back(PendingBatch { header, bytes });
         st.next_offset = end_offset;
+        st.assert_offsets_ordered();
         Ok(AppendOutcome::Appended(AppendResult {
             base_offset,
             end_offset,
@@ -682,6 +701,7 @@ impl PartitionLog {
             bytes: batch.clone(),
         });
         st.next_offset = end_offset;
+        st.assert_offsets_ordered();
         Ok(AppendResult {
             base_offset,
             end_offset,
@@ -889,7 +909,7 @@ impl PartitionLog {
         };
         // A replicated log's segments hold more than the ISR has: a consumer's
         // records stop at the high watermark seen above.
-        let replicated = self.state.borrow().high_watermark_limit.is_some();
+        let replicated = self.state.borrow().replicated_high_watermark.is_some();
         let trim_at = (reader == Reader::Consumer && replicated).then_some(high_watermark);
         let offset = offset as u64;
         // Compaction can remove every record from `offset` to the end of a
@@ -1568,7 +1588,7 @@ mod tests {
         run(move || async move {
             let log = open(&path, small_segments()).await;
             fill(&log, 4).await;
-            log.set_high_watermark_limit(Some(6));
+            log.set_replicated_high_watermark(Some(6));
             assert_eq!(log.high_watermark(), 6);
             assert_eq!(log.written_end(), 12);
             // From the cache, then from disk once the cache is emptied.
@@ -1594,7 +1614,7 @@ mod tests {
                 );
                 log.state.borrow_mut().cache.clear();
             }
-            log.set_high_watermark_limit(None);
+            log.set_replicated_high_watermark(None);
             assert_eq!(log.high_watermark(), 12);
         });
     }
@@ -1775,7 +1795,7 @@ mod tests {
             assert_eq!(waiter.try_recv(), Ok(Some(())), "at its threshold");
             assert_eq!(log.appended_bytes(), 2 * len);
             // Replicated: consumers see the bytes below the limit only.
-            log.set_high_watermark_limit(Some(6));
+            log.set_replicated_high_watermark(Some(6));
             fill(&log, 1).await;
             fill(&log, 1).await;
             assert_eq!(log.appended_bytes(), 4 * len);
@@ -1784,10 +1804,10 @@ mod tests {
             let mut consumer = log.subscribe_bytes(Reader::Consumer, 4 * len);
             let mut follower = log.subscribe_bytes(Reader::Follower, 4 * len);
             assert_eq!(follower.try_recv(), Ok(Some(())), "a follower sees all");
-            log.set_high_watermark_limit(Some(9));
+            log.set_replicated_high_watermark(Some(9));
             assert_eq!(consumer.try_recv(), Ok(None), "3 batches visible of 4");
             assert_eq!(log.readable_bytes(Reader::Consumer), 3 * len);
-            log.set_high_watermark_limit(Some(12));
+            log.set_replicated_high_watermark(Some(12));
             assert_eq!(consumer.try_recv(), Ok(Some(())), "all 4 visible");
             assert_eq!(log.readable_bytes(Reader::Consumer), 4 * len);
             log.close().await.unwrap();

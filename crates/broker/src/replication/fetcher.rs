@@ -221,11 +221,11 @@ async fn truncate_divergent(
 }
 
 async fn replace_with_truncated(shard: &Rc<Shard>, log: &Rc<PartitionLog>, target: u64) -> bool {
-    let limit = log.high_watermark_limit();
+    let limit = log.replicated_high_watermark();
     match log.truncate_to(target).await {
         Ok(new_log) => {
             let end = new_log.log_end_offset();
-            new_log.set_high_watermark_limit(Some(limit.unwrap_or(0).min(end)));
+            new_log.set_replicated_high_watermark(Some(limit.unwrap_or(0).min(end)));
             shard.replace_log(new_log);
             true
         }
@@ -338,8 +338,8 @@ async fn apply_fetched(
     }
     let end = log.log_end_offset();
     let hw = (fetched.high_watermark.max(0) as u64).min(end);
-    log.set_high_watermark_limit(Some(
-        hw.max(log.high_watermark_limit().unwrap_or(0).min(end)),
+    log.set_replicated_high_watermark(Some(
+        hw.max(log.replicated_high_watermark().unwrap_or(0).min(end)),
     ));
     follow_log_start(&log, fetched.log_start_offset).await;
     true
@@ -366,7 +366,7 @@ async fn restart_if_behind(shard: &Rc<Shard>, log: &Rc<PartitionLog>, leader_sta
     tracing::info!(topic = %log.topic, partition = log.partition, leader_start, "log is behind the leader's log start: starting over");
     match log.restart_at(leader_start as u64).await {
         Ok(new_log) => {
-            new_log.set_high_watermark_limit(Some(leader_start as u64));
+            new_log.set_replicated_high_watermark(Some(leader_start as u64));
             shard.replace_log(new_log);
         }
         Err(e) => {

@@ -207,7 +207,7 @@ impl ReplicaManager {
             _ => None,
         };
         if let Some(hw) = moved {
-            log.set_high_watermark_limit(Some(hw));
+            log.set_replicated_high_watermark(Some(hw));
         }
     }
 

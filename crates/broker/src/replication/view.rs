@@ -196,7 +196,9 @@ fn become_leader(
     let settings = &shard.replication().settings;
     // What this broker knew to be committed; records above it become
     // committed once the ISR has them (a fresh start knows nothing yet).
-    let high_watermark = log.high_watermark_limit().unwrap_or(log.log_start_offset());
+    let high_watermark = log
+        .replicated_high_watermark()
+        .unwrap_or(log.log_start_offset());
     let state = LeaderReplicaState::new(
         settings.local_id,
         leader_epoch,
@@ -217,7 +219,7 @@ fn become_leader(
     shard
         .replication()
         .with_roles(|roles| roles.insert(key, role));
-    log.set_high_watermark_limit(Some(high_watermark));
+    log.set_replicated_high_watermark(Some(high_watermark));
     shard.replication().advance_high_watermark(log);
     // Long polls parked on this log answer under the new role.
     log.wake_waiters();
@@ -246,8 +248,10 @@ fn refresh_leader(
 
 fn become_follower(shard: &Rc<Shard>, log: &Rc<storage::PartitionLog>, f: FollowerRole) {
     tracing::info!(topic = %log.topic, partition = log.partition, leader = f.leader_id, leader_epoch = f.leader_epoch, "following partition");
-    let limit = log.high_watermark_limit().unwrap_or(log.log_start_offset());
-    log.set_high_watermark_limit(Some(limit));
+    let limit = log
+        .replicated_high_watermark()
+        .unwrap_or(log.log_start_offset());
+    log.set_replicated_high_watermark(Some(limit));
     let key = (log.topic.clone(), log.partition);
     shard
         .replication()

@@ -112,9 +112,9 @@ impl PartitionLog {
                 let mark = if sync {
                     st.durable_offset
                 } else {
-                    st.high_watermark
+                    st.written_end
                 };
-                (mark >= end_offset, st.high_watermark >= end_offset)
+                (mark >= end_offset, st.written_end >= end_offset)
             };
             if covered {
                 return Ok(());
@@ -277,7 +277,8 @@ impl PartitionLog {
         st.cache.detach_written(end);
         let bytes: usize = batches.iter().map(|b| b.bytes.len()).sum();
         st.record_write(end, bytes as u64);
-        st.high_watermark = end;
+        st.written_end = end;
+        st.assert_offsets_ordered();
         st.wake_after_write();
     }
 
@@ -315,7 +316,7 @@ impl PartitionLog {
         let (file, target, path) = {
             let st = self.state.borrow();
             let active = st.active();
-            (active.file.clone(), st.high_watermark, active.log_path())
+            (active.file.clone(), st.written_end, active.log_path())
         };
         if self.state.borrow().durable_offset >= target {
             return Ok(());
@@ -325,6 +326,7 @@ impl PartitionLog {
         }
         let mut st = self.state.borrow_mut();
         st.durable_offset = st.durable_offset.max(target);
+        st.assert_offsets_ordered();
         Ok(())
     }
 
@@ -355,6 +357,7 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.segments.insert(next_base, segment);
         st.durable_offset = st.durable_offset.max(next_base);
+        st.assert_offsets_ordered();
         Ok(())
     }
 }
