@@ -21,6 +21,7 @@ pub mod disk_space;
 pub mod epochs;
 mod index;
 mod log;
+mod off_shard;
 mod partition_dir;
 mod producer_state;
 mod readahead;

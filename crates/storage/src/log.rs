@@ -21,12 +21,13 @@ use super::cache::BatchCache;
 use super::cleaner::{clean_segments, cleaned_path, CleanedSegment, SealedSegment};
 use super::disk_space::DiskSpace;
 use super::epochs::LeaderEpochCache;
+use super::off_shard::{run_off_shard, write_off_shard};
 use super::producer_state::{
-    write_snapshot, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
+    write_snapshot_bytes, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
 use super::readahead::ReadAhead;
 use super::recovery::{
-    recover_partition, remove_segment_files, segment_path, write_checkpoint, LOG_START_FILE,
+    checkpoint_file, recover_partition, remove_segment_files, segment_path, LOG_START_FILE,
     RECOVERY_POINT_FILE,
 };
 use super::segment::Segment;
@@ -779,12 +780,28 @@ impl PartitionLog {
     /// Saves the producer state of the written batches as of `offset` (the
     /// log end of what is written). A failure only costs a longer replay at
     /// the next start, so it is logged, not returned.
-    fn save_producer_snapshot(&self, offset: u64) {
-        let st = self.state.borrow();
-        debug_assert_eq!(st.active().meta.next_offset, offset);
-        if let Err(e) = write_snapshot(&self.dir, offset, &st.written_producers) {
+    /// Writes, off the shard, what a sealed (or closed) active segment
+    /// leaves behind: its indexes and the producer-state snapshot as of
+    /// `end`, the segment's end. A snapshot that cannot be written only
+    /// costs a longer recovery, so it is logged, not failed.
+    async fn save_sealed_files(&self, end: u64) -> Result<(), StorageError> {
+        let (indexes, snapshot) = {
+            let mut st = self.state.borrow_mut();
+            assert_eq!(
+                st.active().meta.next_offset,
+                end,
+                "sealing the segment at its end"
+            );
+            let indexes = st.active_mut().index_files();
+            (indexes, st.written_producers.to_snapshot(end))
+        };
+        write_off_shard(indexes).await?;
+        let dir = self.dir.clone();
+        let written = run_off_shard(move || write_snapshot_bytes(&dir, end, &snapshot)).await;
+        if let Err(e) = written {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot write a producer-state snapshot");
         }
+        Ok(())
     }
 
     fn go_offline(&self, context: &'static str, path: &Path, e: std::io::Error) -> StorageError {
@@ -1066,7 +1083,7 @@ impl PartitionLog {
             st.cache.evict_below(start);
             start
         };
-        write_checkpoint(&self.dir, LOG_START_FILE, new_start)?;
+        write_off_shard(vec![checkpoint_file(&self.dir, LOG_START_FILE, new_start)]).await?;
         self.remove_old_segments(now_ms()).await;
         Ok(new_start)
     }
@@ -1076,7 +1093,8 @@ impl PartitionLog {
     pub async fn enforce_retention(&self, now: i64) -> Result<(), StorageError> {
         let removed = self.remove_old_segments(now).await;
         if removed > 0 {
-            write_checkpoint(&self.dir, LOG_START_FILE, self.log_start_offset())?;
+            let log_start = checkpoint_file(&self.dir, LOG_START_FILE, self.log_start_offset());
+            write_off_shard(vec![log_start]).await?;
         }
         Ok(())
     }
@@ -1199,7 +1217,7 @@ impl PartitionLog {
         let mut meta = cleaned.meta;
         meta.next_offset = next_offset;
         let mut segment = Segment::open(&self.dir, meta).await?;
-        segment.save_indexes()?;
+        write_off_shard(segment.index_files()).await?;
         self.read_ahead.clear();
         self.state.borrow_mut().segments.insert(base, segment);
         Ok(())
@@ -1243,13 +1261,13 @@ impl PartitionLog {
         file.truncate(size)
             .await
             .map_err(|e| StorageError::io("cannot truncate segment", &path, e))?;
-        self.state.borrow_mut().active_mut().save_indexes()?;
         let (active_base, written_end) = {
             let st = self.state.borrow();
             (st.active().base_offset(), st.active().meta.next_offset)
         };
-        self.save_producer_snapshot(written_end);
-        write_checkpoint(&self.dir, RECOVERY_POINT_FILE, active_base)?;
+        self.save_sealed_files(written_end).await?;
+        let recovery_point = checkpoint_file(&self.dir, RECOVERY_POINT_FILE, active_base);
+        write_off_shard(vec![recovery_point]).await?;
         Ok(())
     }
 

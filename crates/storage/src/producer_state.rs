@@ -390,14 +390,14 @@ pub fn read_snapshot(dir: &Path, offset: u64) -> Result<ProducerStateMap, Snapsh
     }
 }
 
-/// Writes the snapshot of `state` at `offset` (atomically), then removes all
-/// but the newest `SNAPSHOTS_KEPT` snapshots.
-pub fn write_snapshot(
+/// Writes a snapshot made earlier (`ProducerStateMap::to_snapshot`) and
+/// removes the older ones past those kept; blocking.
+pub fn write_snapshot_bytes(
     dir: &Path,
     offset: u64,
-    state: &ProducerStateMap,
+    snapshot: &[u8],
 ) -> Result<(), std::io::Error> {
-    fsutil::write_file_atomically(&snapshot_path(dir, offset), &state.to_snapshot(offset))?;
+    fsutil::write_file_atomically(&snapshot_path(dir, offset), snapshot)?;
     let all = list_snapshots(dir);
     let stale = all.len().saturating_sub(SNAPSHOTS_KEPT);
     for &old in &all[..stale] {
@@ -590,7 +590,7 @@ mod tests {
         let mut m = ProducerStateMap::default();
         append(&mut m, batch(1, 0, 0, 1), 0);
         for offset in [1, 5, 9] {
-            write_snapshot(dir.path(), offset, &m).unwrap();
+            write_snapshot_bytes(dir.path(), offset, &m.to_snapshot(offset)).unwrap();
         }
         assert_eq!(list_snapshots(dir.path()), vec![5, 9]);
         assert_eq!(read_snapshot(dir.path(), 9).unwrap(), m);

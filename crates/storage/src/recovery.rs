@@ -12,6 +12,7 @@
 //! Runs once per partition on its owning shard before the shard takes
 //! traffic; it uses blocking std I/O, which is fine while nothing else runs.
 use super::index::{OffsetIndex, SegmentMeta, TimeIndex};
+use super::off_shard::FileWrite;
 use super::producer_state::{list_snapshots, read_snapshot, remove_snapshot, ProducerStateMap};
 use super::StorageError;
 use std::io::{BufReader, Read};
@@ -59,9 +60,16 @@ pub fn read_checkpoint(dir: &Path, name: &str) -> Option<u64> {
 }
 
 pub fn write_checkpoint(dir: &Path, name: &str, value: u64) -> Result<(), StorageError> {
-    let path = dir.join(name);
-    fsutil::write_file_atomically(&path, value.to_string().as_bytes())
-        .map_err(|e| StorageError::io("cannot write checkpoint", &path, e))
+    checkpoint_file(dir, name, value).write_here()
+}
+
+/// A checkpoint file's new content, to write off the shard.
+pub fn checkpoint_file(dir: &Path, name: &str, value: u64) -> FileWrite {
+    FileWrite {
+        path: dir.join(name),
+        bytes: value.to_string().into_bytes(),
+        context: "cannot write checkpoint",
+    }
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.

@@ -2,9 +2,9 @@
 //! (O_DIRECT writes whole aligned blocks, so the tail block is rewritten with
 //! the next append), and its `SegmentMeta`.
 use super::index::SegmentMeta;
+use super::off_shard::FileWrite;
 use super::recovery::segment_path;
 use super::StorageError;
-use fsutil::write_file_atomically;
 use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -96,15 +96,21 @@ impl Segment {
         })
     }
 
-    /// Writes `.index` and `.timeindex`.
-    pub fn save_indexes(&mut self) -> Result<(), StorageError> {
+    /// `.index` and `.timeindex` as they stand, to write elsewhere.
+    pub fn index_files(&mut self) -> Vec<FileWrite> {
         let base = self.meta.base_offset;
-        let index_path = segment_path(&self.dir, base, "index");
-        write_file_atomically(&index_path, &self.meta.index.to_bytes())
-            .map_err(|e| StorageError::io("cannot write index", &index_path, e))?;
-        let time_path = segment_path(&self.dir, base, "timeindex");
-        write_file_atomically(&time_path, &self.meta.final_time_index().to_bytes())
-            .map_err(|e| StorageError::io("cannot write time index", &time_path, e))
+        vec![
+            FileWrite {
+                path: segment_path(&self.dir, base, "index"),
+                bytes: self.meta.index.to_bytes(),
+                context: "cannot write index",
+            },
+            FileWrite {
+                path: segment_path(&self.dir, base, "timeindex"),
+                bytes: self.meta.final_time_index().to_bytes(),
+                context: "cannot write time index",
+            },
+        ]
     }
 }
 

@@ -27,7 +27,8 @@
 //! cannot abandon a write halfway. fdatasync (group commit for acks=all) runs
 //! beside the writes, one at a time per log, and covers every committed write.
 use super::{LogState, PartitionLog, PendingBatch};
-use crate::recovery::{write_checkpoint, RECOVERY_POINT_FILE};
+use crate::off_shard::write_off_shard;
+use crate::recovery::{checkpoint_file, RECOVERY_POINT_FILE};
 use crate::segment::{align_down, align_up, Segment, BLOCK_BYTES};
 use crate::{now_ms, StorageError};
 use glommio::io::{DmaBuffer, DmaFile};
@@ -350,10 +351,10 @@ impl PartitionLog {
         if let Err(e) = file.truncate(size).await {
             return Err(self.go_offline("cannot truncate segment", &path, e.into()));
         }
-        self.state.borrow_mut().active_mut().save_indexes()?;
-        self.save_producer_snapshot(next_base);
+        self.save_sealed_files(next_base).await?;
         let segment = Segment::create(&self.dir, next_base).await?;
-        write_checkpoint(&self.dir, RECOVERY_POINT_FILE, next_base)?;
+        let recovery_point = checkpoint_file(&self.dir, RECOVERY_POINT_FILE, next_base);
+        write_off_shard(vec![recovery_point]).await?;
         let mut st = self.state.borrow_mut();
         st.segments.insert(next_base, segment);
         st.durable_offset = st.durable_offset.max(next_base);
