@@ -10,8 +10,8 @@
 //! lines). A new epoch is rare (one per leader change), so every change is
 //! written with a blocking fsync'd atomic replace before the batch that opens
 //! the epoch is queued.
+use super::off_shard::FileWrite;
 use super::StorageError;
-use fsutil::write_file_atomically;
 use std::path::{Path, PathBuf};
 
 pub const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
@@ -110,14 +110,23 @@ impl LeaderEpochCache {
         }
     }
 
+    /// Writes the checkpoint on the calling thread (start-up, truncation on
+    /// the blocking pool).
     pub fn save(&self, dir: &Path) -> Result<(), StorageError> {
-        let path = checkpoint_path(dir);
+        self.checkpoint_file(dir).write_here()
+    }
+
+    /// The checkpoint as it stands, to write off the shard.
+    pub fn checkpoint_file(&self, dir: &Path) -> FileWrite {
         let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        write_file_atomically(&path, text.as_bytes())
-            .map_err(|e| StorageError::io("cannot write leader-epoch checkpoint", &path, e))
+        FileWrite {
+            path: checkpoint_path(dir),
+            bytes: text.into_bytes(),
+            context: "cannot write leader-epoch checkpoint",
+        }
     }
 }
 

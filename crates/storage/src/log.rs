@@ -205,6 +205,9 @@ struct LogState {
     replicated_high_watermark: Option<u64>,
     /// Everything below has been fdatasync'd.
     durable_offset: u64,
+    /// The epoch cache changed since its checkpoint was last written: the
+    /// next write takes the checkpoint along, ahead of its batches.
+    epochs_unsaved: bool,
     pending: VecDeque<PendingBatch>,
     cache: BatchCache,
     data_waiters: Vec<oneshot::Sender<()>>,
@@ -487,6 +490,7 @@ impl PartitionLog {
             written_end: next_offset,
             replicated_high_watermark: None,
             durable_offset: 0,
+            epochs_unsaved: false,
             pending: VecDeque::new(),
             cache: BatchCache::new(options.cache_bytes),
             data_waiters: Vec::new(),
@@ -633,7 +637,8 @@ impl PartitionLog {
         let base_offset = st.next_offset;
         let end_offset = base_offset + header.last_offset_delta as u64 + 1;
         if st.epochs.assign(leader_epoch, base_offset) {
-            st.epochs.save(&self.dir)?;
+            // Written off the shard before the batch that opens the epoch.
+            st.epochs_unsaved = true;
         }
         // No copy here: the offsets are written into the batch as it is copied
         // into the DMA buffer, and into the cache's copy when it is first read.
@@ -683,7 +688,8 @@ impl PartitionLog {
         }
         let end_offset = header.last_offset() as u64 + 1;
         if st.epochs.assign(header.leader_epoch, base_offset) {
-            st.epochs.save(&self.dir)?;
+            // Written off the shard before the batch that opens the epoch.
+            st.epochs_unsaved = true;
         }
         st.producers.replay(header);
         // The batch is a slice of the whole fetch answer: the cache copies it
@@ -733,7 +739,8 @@ impl PartitionLog {
     /// old log with the returned one; the old one answers `Offline` from now on.
     pub async fn truncate_to(&self, offset: u64) -> Result<Rc<PartitionLog>, StorageError> {
         self.close_for_replacement().await?;
-        let new_end = truncate_log_files(&self.dir, offset)?;
+        let dir = self.dir.clone();
+        let new_end = run_off_shard(move || truncate_log_files(&dir, offset)).await?;
         tracing::info!(topic = %self.topic, partition = self.partition, offset, new_end, "truncated log");
         self.reopen().await
     }
@@ -742,7 +749,8 @@ impl PartitionLog {
     /// same way `truncate_to` replaces it.
     pub async fn restart_at(&self, offset: u64) -> Result<Rc<PartitionLog>, StorageError> {
         self.close_for_replacement().await?;
-        restart_log_files_at(&self.dir, offset)?;
+        let dir = self.dir.clone();
+        run_off_shard(move || restart_log_files_at(&dir, offset)).await?;
         tracing::info!(topic = %self.topic, partition = self.partition, offset, "restarted log");
         self.reopen().await
     }

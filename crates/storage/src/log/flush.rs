@@ -27,13 +27,13 @@
 //! cannot abandon a write halfway. fdatasync (group commit for acks=all) runs
 //! beside the writes, one at a time per log, and covers every committed write.
 use super::{LogState, PartitionLog, PendingBatch};
-use crate::off_shard::write_off_shard;
+use crate::off_shard::{write_off_shard, FileWrite};
 use crate::recovery::{checkpoint_file, RECOVERY_POINT_FILE};
 use crate::segment::{align_down, align_up, Segment, BLOCK_BYTES};
 use crate::{now_ms, StorageError};
 use glommio::io::{DmaBuffer, DmaFile};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use wire::batch::{patch_stored_fields, BatchHeader, BATCH_HEADER_LEN};
 
@@ -83,6 +83,9 @@ struct WritePlan {
     buffers: PlannedBuffers,
     batches: Vec<PendingBatch>,
     path: PathBuf,
+    /// The leader-epoch checkpoint, when one of `batches` opened an epoch:
+    /// written before them.
+    epochs: Option<Box<FileWrite>>,
 }
 
 enum PlannedBuffers {
@@ -192,7 +195,7 @@ impl PartitionLog {
         if in_flight > 0 && bytes < MIN_OVERLAPPED_WRITE_BYTES {
             return Step::Idle;
         }
-        Step::Write(st.plan_write(take, bytes))
+        Step::Write(st.plan_write(take, bytes, &self.dir))
     }
 
     async fn run_write(self: Rc<Self>, plan: WritePlan) {
@@ -204,7 +207,15 @@ impl PartitionLog {
             buffers,
             batches,
             path,
+            epochs,
         } = plan;
+        if let Some(checkpoint) = epochs {
+            if let Err(e) = write_off_shard(vec![*checkpoint]).await {
+                self.take_offline("cannot write the leader-epoch checkpoint", &e);
+                self.state.borrow_mut().writes.in_flight -= 1;
+                return;
+            }
+        }
         if let Some(length) = allocate_to {
             // Only an optimisation: a filesystem without fallocate, or a
             // full disk, shows up in the write itself.
@@ -387,7 +398,9 @@ fn batches_for_one_write(
 impl LogState {
     /// Takes the first `take` queued batches (`bytes` long) into a write
     /// behind the active segment's planned tail block.
-    fn plan_write(&mut self, take: usize, bytes: u64) -> WritePlan {
+    fn plan_write(&mut self, take: usize, bytes: u64, dir: &Path) -> WritePlan {
+        let epochs = std::mem::take(&mut self.epochs_unsaved)
+            .then(|| Box::new(self.epochs.checkpoint_file(dir)));
         let segment_bytes = self.config.roll_bytes() as u64;
         let batches: Vec<PendingBatch> = self.pending.drain(..take).collect();
         let seq = self.writes.next_seq;
@@ -434,6 +447,7 @@ impl LogState {
             buffers,
             batches,
             path: active.log_path(),
+            epochs,
         }
     }
 }
