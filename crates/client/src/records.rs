@@ -2,7 +2,7 @@
 //! (any compression) and decoding the record bytes of a Fetch response, which
 //! may end in a truncated batch. Pure functions; run on the CLI's main thread.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
@@ -10,19 +10,9 @@ use kafka_protocol::records::{
 };
 
 use super::error::{protocol_error, ClientError};
+// The RecordBatch v2 layout is the broker's own (one definition, in wire).
+use wire::batch::{BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
 
-/// Bytes before the batch length: baseOffset (8) + batchLength (4).
-const BATCH_LOG_OVERHEAD: usize = 12;
-/// The fixed RecordBatch v2 header, from baseOffset to the record count.
-const BATCH_HEADER_BYTES: usize = 61;
-/// Offset of the magic byte in a batch.
-const MAGIC_OFFSET: usize = 16;
-/// Offset of the attributes in a batch.
-const ATTRIBUTES_OFFSET: usize = 21;
-/// Offset of lastOffsetDelta in a batch.
-const LAST_OFFSET_DELTA_OFFSET: usize = 23;
-/// Offset of the record count in a batch.
-const RECORD_COUNT_OFFSET: usize = 57;
 /// The smallest encoded record: seven one-byte varints and attributes.
 const RECORD_BYTES_MIN: usize = 7;
 /// Bound on the record count of a compressed batch (it is checked before any
@@ -126,9 +116,9 @@ pub fn decode_fetched(data: Bytes, fetch_offset: i64) -> Result<DecodedRecords, 
             out.truncated = true;
             break;
         };
-        let header = BatchHeader::parse(&batch)?;
-        out.next_offset = Some(header.next_offset());
-        if header.control {
+        let header = parse_header(&batch)?;
+        out.next_offset = Some(next_offset(&header));
+        if header.is_control() {
             continue;
         }
         decode_batch_into(batch, &header, fetch_offset, &mut out.records)?;
@@ -139,14 +129,14 @@ pub fn decode_fetched(data: Bytes, fetch_offset: i64) -> Result<DecodedRecords, 
 /// Takes one whole batch off the front of `rest`; `None` when the rest is a
 /// truncated batch.
 fn split_batch(rest: &mut Bytes) -> Result<Option<Bytes>, ClientError> {
-    if rest.len() < BATCH_LOG_OVERHEAD {
+    if rest.len() < LOG_OVERHEAD {
         return Ok(None);
     }
     let length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
     let length = usize::try_from(length)
         .map_err(|_| ClientError::Protocol(format!("negative batch length {length}")))?;
-    let total = BATCH_LOG_OVERHEAD + length;
-    if total < BATCH_HEADER_BYTES {
+    let total = LOG_OVERHEAD + length;
+    if total < BATCH_HEADER_LEN {
         return Err(ClientError::Protocol(format!(
             "batch length {length} too small"
         )));
@@ -157,64 +147,44 @@ fn split_batch(rest: &mut Bytes) -> Result<Option<Bytes>, ClientError> {
     Ok(Some(rest.split_to(total)))
 }
 
-/// The fields of a batch header the client needs before decoding records.
-#[derive(Debug, Clone, Copy)]
-struct BatchHeader {
-    base_offset: i64,
-    last_offset_delta: i32,
-    record_count: usize,
-    compressed: bool,
-    control: bool,
-    length: usize,
+/// A whole batch's header, as wire reads it; only v2 is decoded.
+fn parse_header(batch: &Bytes) -> Result<BatchHeader, ClientError> {
+    let header = BatchHeader::parse(batch).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    if header.magic != 2 {
+        return Err(ClientError::Protocol(format!(
+            "record batch magic {} unsupported (only v2)",
+            header.magic
+        )));
+    }
+    if header.record_count < 0 {
+        return Err(ClientError::Protocol(format!(
+            "negative record count {}",
+            header.record_count
+        )));
+    }
+    Ok(header)
 }
 
-impl BatchHeader {
-    fn parse(batch: &Bytes) -> Result<Self, ClientError> {
-        let magic = batch[MAGIC_OFFSET] as i8;
-        if magic != 2 {
-            return Err(ClientError::Protocol(format!(
-                "record batch magic {magic} unsupported (only v2)"
-            )));
-        }
-        let at = |offset: usize| batch.slice(offset..);
-        let base_offset = at(0).get_i64();
-        let attributes = at(ATTRIBUTES_OFFSET).get_i16();
-        let last_offset_delta = at(LAST_OFFSET_DELTA_OFFSET).get_i32();
-        let record_count = at(RECORD_COUNT_OFFSET).get_i32();
-        let record_count = usize::try_from(record_count)
-            .map_err(|_| ClientError::Protocol(format!("negative record count {record_count}")))?;
-        Ok(BatchHeader {
-            base_offset,
-            last_offset_delta,
-            record_count,
-            compressed: attributes & 0x7 != 0,
-            control: attributes & (1 << 5) != 0,
-            length: batch.len(),
-        })
-    }
+/// The offset after a batch.
+fn next_offset(header: &BatchHeader) -> i64 {
+    header.last_offset().saturating_add(1)
+}
 
-    fn next_offset(&self) -> i64 {
-        self.base_offset
-            .saturating_add(i64::from(self.last_offset_delta))
-            .saturating_add(1)
+/// Refuses record counts the batch cannot hold, so the decoder never
+/// reserves memory for an absurd count.
+fn check_record_count(header: &BatchHeader) -> Result<(), ClientError> {
+    let limit = if header.is_compressed() {
+        COMPRESSED_RECORDS_MAX
+    } else {
+        header.size.saturating_sub(BATCH_HEADER_LEN) / RECORD_BYTES_MIN
+    };
+    if header.record_count as usize > limit {
+        return Err(ClientError::Protocol(format!(
+            "batch at offset {} claims {} records, more than it can hold",
+            header.base_offset, header.record_count
+        )));
     }
-
-    /// Refuses record counts the batch cannot hold, so the decoder never
-    /// reserves memory for an absurd count.
-    fn check_record_count(&self) -> Result<(), ClientError> {
-        let limit = if self.compressed {
-            COMPRESSED_RECORDS_MAX
-        } else {
-            (self.length - BATCH_HEADER_BYTES) / RECORD_BYTES_MIN
-        };
-        if self.record_count > limit {
-            return Err(ClientError::Protocol(format!(
-                "batch at offset {} claims {} records, more than it can hold",
-                self.base_offset, self.record_count
-            )));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn decode_batch_into(
@@ -223,7 +193,7 @@ fn decode_batch_into(
     fetch_offset: i64,
     out: &mut Vec<ConsumerRecord>,
 ) -> Result<(), ClientError> {
-    header.check_record_count()?;
+    check_record_count(header)?;
     let set = RecordBatchDecoder::decode(&mut batch)
         .map_err(|e| protocol_error("decoding record batch", e))?;
     let wanted = set.records.into_iter().filter(|r| r.offset >= fetch_offset);
@@ -262,10 +232,10 @@ pub fn scan_batches(data: &Bytes, fetch_offset: i64) -> Result<BatchScan, Client
             scan.truncated = true;
             break;
         };
-        let header = BatchHeader::parse(&batch)?;
-        let next = header.next_offset();
+        let header = parse_header(&batch)?;
+        let next = next_offset(&header);
         let first = header.base_offset.max(fetch_offset);
-        if !header.control && next > first {
+        if !header.is_control() && next > first {
             scan.records += u64::try_from(next - first).unwrap_or(0);
         }
         scan.batches += 1;
@@ -289,8 +259,7 @@ pub fn for_each_batch(
 
 /// Whether a whole batch is compressed (attributes bits 0..2).
 pub fn batch_is_compressed(batch: &[u8]) -> bool {
-    batch.len() >= BATCH_HEADER_BYTES
-        && i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]) & 0x7 != 0
+    BatchHeader::parse(batch).is_ok_and(|h| h.is_compressed())
 }
 
 /// Where the value of the first record of an uncompressed batch starts, and
@@ -300,7 +269,7 @@ pub fn first_value_span(batch: &[u8]) -> Option<(usize, usize)> {
     if batch_is_compressed(batch) {
         return None;
     }
-    let mut at = BATCH_HEADER_BYTES;
+    let mut at = BATCH_HEADER_LEN;
     let _record_length = read_varint(batch, &mut at)?;
     at += 1; // attributes
     let _timestamp_delta = read_varint(batch, &mut at)?;
@@ -331,6 +300,10 @@ fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// Field positions in a v2 batch, for tests that break them by hand.
+    const MAGIC_OFFSET: usize = 16;
+    const ATTRIBUTES_OFFSET: usize = 21;
+    const RECORD_COUNT_OFFSET: usize = 57;
 
     fn sample(n: usize) -> Vec<ProducerRecord> {
         (0..n)
