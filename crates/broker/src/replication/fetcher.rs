@@ -10,6 +10,7 @@
 //! acknowledged record is on every ISR member's disk), and takes the
 //! leader's high watermark. The task ends when the shard follows nothing
 //! from that leader any more.
+use super::follower::{truncation_point, FollowerLog, LeaderEpochEnd, Truncation};
 use super::manager::{FollowerRole, TopicPartition};
 use super::peer::{PeerConnection, PeerError};
 use crate::shard::Shard;
@@ -25,7 +26,6 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
-use storage::epochs::UNDEFINED_EPOCH_OFFSET;
 use storage::PartitionLog;
 use wire::batch::BatchHeader;
 use wire::ResponseError;
@@ -198,26 +198,25 @@ async fn truncate_divergent(
     {
         return false;
     }
-    let log_end = log.log_end_offset();
-    let target = if leader_end == UNDEFINED_EPOCH_OFFSET {
-        // The leader knows no epoch this old: keep only what was committed.
-        log.high_watermark()
-    } else {
-        // KIP-279: the leader's epoch may be older than ours; cut at the
-        // end of that epoch in our log, or the leader's end, whichever is lower.
-        let (ours, our_end) = log.end_offset_for_epoch(leader_epoch);
-        let ours_end = if ours == leader_epoch && our_end >= 0 {
-            our_end as u64
-        } else {
-            log_end
-        };
-        (leader_end.max(0) as u64).min(ours_end).min(log_end)
+    let local = FollowerLog {
+        log_end: log.log_end_offset(),
+        high_watermark: log.high_watermark(),
     };
-    if target >= log_end {
-        return true;
+    let answer = LeaderEpochEnd {
+        leader_epoch,
+        end_offset: leader_end,
+    };
+    let (target, settled) =
+        match truncation_point(answer, local, |epoch| log.end_offset_for_epoch(epoch)) {
+            Truncation::Settled(None) => return true,
+            Truncation::Settled(Some(target)) => (target, true),
+            Truncation::AskAgain(target) => (target, false),
+        };
+    if target >= local.log_end {
+        return settled;
     }
-    tracing::info!(topic = %key.0, partition = key.1, from = log_end, to = target, "truncating a divergent tail");
-    replace_with_truncated(shard, &log, target).await
+    tracing::info!(topic = %key.0, partition = key.1, from = local.log_end, to = target, "truncating a divergent tail");
+    replace_with_truncated(shard, &log, target).await && settled
 }
 
 async fn replace_with_truncated(shard: &Rc<Shard>, log: &Rc<PartitionLog>, target: u64) -> bool {

@@ -9,6 +9,7 @@
 //! - `manager`: each shard's partition roles (leader, follower).
 //! - `view`: applying a cluster view from the quorum service to a shard.
 //! - `leader`: ISR proposals, the ISR check loop, acks=all waits.
+//! - `follower`: the follower's divergence decision (pure).
 //! - `fetcher`, `peer`: followers copying their leaders' logs.
 //! - `agent`: the broker's thread that talks to the quorum service.
 //!
@@ -16,6 +17,7 @@
 pub mod agent;
 pub mod cluster_admin;
 pub mod fetcher;
+pub mod follower;
 pub mod isr;
 pub mod leader;
 pub mod manager;
