@@ -208,11 +208,14 @@ async fn truncate_divergent(
     };
     let (target, settled) =
         match truncation_point(answer, local, |epoch| log.end_offset_for_epoch(epoch)) {
-            Truncation::Settled(None) => return true,
+            Truncation::Settled(None) => (local.log_end, true),
             Truncation::Settled(Some(target)) => (target, true),
             Truncation::AskAgain(target) => (target, false),
         };
     if target >= local.log_end {
+        // Nothing to cut but an epoch this broker began as leader and never
+        // wrote in (Kafka's truncateTo does the same).
+        log.forget_epochs_without_records();
         return settled;
     }
     tracing::info!(topic = %key.0, partition = key.1, from = local.log_end, to = target, "truncating a divergent tail");

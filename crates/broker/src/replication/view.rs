@@ -199,6 +199,7 @@ fn become_leader(
     let high_watermark = log
         .replicated_high_watermark()
         .unwrap_or(log.log_start_offset());
+    log.begin_leader_epoch(leader_epoch);
     let state = LeaderReplicaState::new(
         settings.local_id,
         leader_epoch,

@@ -122,6 +122,35 @@ impl PartitionLog {
         }))
     }
 
+    /// A new leader's epoch begins at the log end, before it writes (as
+    /// Kafka's `Partition.makeLeader` assigns it): a follower whose latest
+    /// epoch is newer than any this log wrote (an epoch whose leader wrote
+    /// only what never reached here) is then told where that epoch's
+    /// records stop matching, instead of "undefined", which would leave the
+    /// follower its divergent records up to its own high watermark. The
+    /// checkpoint is written with the next write; an epoch that wrote
+    /// nothing before a crash is not needed after it.
+    pub fn begin_leader_epoch(&self, leader_epoch: i32) {
+        let mut st = self.state.borrow_mut();
+        let start = st.next_offset;
+        if st.epochs.assign(leader_epoch, start) {
+            st.epochs_unsaved = true;
+        }
+    }
+
+    /// Forgets epochs that start at the log end and so wrote nothing here:
+    /// a follower's truncation that cuts nothing still does this (as
+    /// Kafka's `truncateTo` past the log end does), because the epoch this
+    /// broker began as a leader without writing would otherwise be taken
+    /// for the epoch of the older records the new leader sends next.
+    pub fn forget_epochs_without_records(&self) {
+        let mut st = self.state.borrow_mut();
+        let end = st.next_offset;
+        if st.epochs.truncate_from_end(end) {
+            st.epochs_unsaved = true;
+        }
+    }
+
     /// Queues a batch a follower fetched from its leader: its offsets and
     /// leader epoch are the leader's and must continue this log exactly.
     /// Producer state and the epoch cache follow it as they would on the leader.
@@ -191,6 +220,48 @@ mod tests {
             at += header.size;
         }
         batches
+    }
+
+    /// A leader at epoch 4 that has not written yet answers a follower's
+    /// epoch 3 (which it never had) with where its own epoch 0 ends, not
+    /// with "undefined".
+    #[test]
+    fn a_new_leader_epoch_starts_at_the_log_end_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill_at_epoch(&log, 2, 0).await; // offsets 0..6 at epoch 0
+            assert_eq!(log.end_offset_for_epoch(3), (-1, -1));
+            log.begin_leader_epoch(4);
+            assert_eq!(log.latest_epoch(), Some(4));
+            assert_eq!(log.end_offset_for_epoch(3), (0, 6));
+            assert_eq!(log.end_offset_for_epoch(4), (4, 6));
+            // An older epoch than the latest changes nothing.
+            log.begin_leader_epoch(2);
+            assert_eq!(log.latest_epoch(), Some(4));
+            fill_at_epoch(&log, 1, 4).await;
+            assert_eq!(log.end_offset_for_epoch(3), (0, 6));
+            assert_eq!(log.end_offset_for_epoch(4), (4, 9));
+        });
+    }
+
+    /// A leader of epoch 5 that wrote nothing, now a follower: the epoch
+    /// goes, and epoch 4's entry (which has records) stays.
+    #[test]
+    fn epochs_that_wrote_nothing_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        run(move || async move {
+            let log = open(&path, small_segments()).await;
+            fill_at_epoch(&log, 1, 4).await;
+            log.begin_leader_epoch(5);
+            log.forget_epochs_without_records();
+            assert_eq!(log.latest_epoch(), Some(4));
+            log.forget_epochs_without_records();
+            assert_eq!(log.latest_epoch(), Some(4));
+            assert_eq!(log.end_offset_for_epoch(4), (4, 3));
+        });
     }
 
     #[test]
