@@ -1,7 +1,9 @@
 //! The Kafka error codes of the errors of the layers below the API handlers
-//! (the partition log, the topic registry), so that the handlers, the
-//! group coordinator and replication answer them alike. Pure code.
+//! (the partition log, the topic registry, replication), so that the
+//! handlers and the group coordinator answer them alike. The layers below
+//! know no error numbers. Pure code.
 use crate::metadata::MetadataError;
+use crate::replication::ReplicationError;
 use storage::StorageError;
 use wire::ResponseError;
 
@@ -17,6 +19,23 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         // Only a follower's own fetcher appends replicated batches.
         StorageError::NonContiguousReplica { .. } => ResponseError::UnknownServerError.code(),
+    }
+}
+
+/// The Kafka error code of a replication error.
+pub fn replication_error_code(e: &ReplicationError) -> i16 {
+    match e {
+        ReplicationError::NotLeader | ReplicationError::NotAFollower(_) => {
+            ResponseError::NotLeaderOrFollower.code()
+        }
+        ReplicationError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch.code(),
+        ReplicationError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch.code(),
+        ReplicationError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+        ReplicationError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend.code()
+        }
+        ReplicationError::TimedOut { .. } => ResponseError::RequestTimedOut.code(),
+        ReplicationError::Storage(e) => storage_error_code(e),
     }
 }
 

@@ -92,14 +92,18 @@ impl Oracle {
             for (&offset, &value) in records {
                 match log.get(offset as usize) {
                     Some(entry) if entry.value == value => {}
-                    Some(entry) => return Err(format!(
+                    Some(entry) => {
+                        return Err(format!(
                         "{who} holds record {} at offset {offset}, where record {value} was {kind}",
                         entry.value
-                    )),
-                    None => return Err(format!(
+                    ))
+                    }
+                    None => {
+                        return Err(format!(
                         "{who}'s log ends at {}: it lost {kind} record {value} at offset {offset}",
                         log.len()
-                    )),
+                    ))
+                    }
                 }
             }
         }

@@ -13,7 +13,8 @@
 //! reserves its bytes from the connection's budget (`budget.rs`), so
 //! pipelined fetches that a client never reads cannot exhaust memory.
 use super::budget::{ConnectionBudget, Hold};
-use super::{owned_log, storage_error_code, topic_name, RequestContext};
+use super::{owned_log, replication_error_code, storage_error_code, topic_name, RequestContext};
+use crate::replication::ReplicationError;
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -267,16 +268,16 @@ async fn read_one(
         // A follower: it must fetch from the leader it was told of, and its
         // fetch offset is its log end, which moves the ISR and high watermark.
         let fetch_offset = item.offset.max(0) as u64;
-        if let Err(code) = serve_follower(shard, &log, item, fetch_offset) {
-            return failed(code, -1, -1);
+        if let Err(e) = serve_follower(shard, &log, item, fetch_offset) {
+            return failed(replication_error_code(&e), -1, -1);
         }
         Reader::Follower
     } else {
         let replication = &shard.replication();
-        if let Err(code) =
+        if let Err(e) =
             replication.check_leader(&item.topic, item.partition, item.current_leader_epoch)
         {
-            return failed(code, -1, -1);
+            return failed(replication_error_code(&e), -1, -1);
         }
         Reader::Consumer
     };
@@ -313,7 +314,7 @@ fn serve_follower(
     log: &Rc<PartitionLog>,
     item: &FetchItem,
     fetch_offset: u64,
-) -> Result<(), i16> {
+) -> Result<(), ReplicationError> {
     let replication = &shard.replication();
     let change = replication.on_follower_fetch(
         log,

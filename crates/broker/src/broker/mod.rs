@@ -16,7 +16,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 
-pub use crate::error_codes::{metadata_error_code, storage_error_code};
+pub use crate::error_codes::{metadata_error_code, replication_error_code, storage_error_code};
 use crate::shard::{OpenLogError, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;

@@ -1,7 +1,7 @@
 //! ListOffsets (earliest, latest, max timestamp, by timestamp),
 //! DeleteRecords and OffsetForLeaderEpoch, each answered by the shard that
 //! owns the partition.
-use super::{owned_log, storage_error_code, RequestContext};
+use super::{owned_log, replication_error_code, storage_error_code, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -79,8 +79,8 @@ async fn list_one(
     (timestamp, current_leader_epoch): (i64, i32),
 ) -> (i16, i64, i64, i32) {
     let replication = &shard.replication();
-    if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
-        return (code, -1, -1, -1);
+    if let Err(e) = replication.check_leader(&topic, partition, current_leader_epoch) {
+        return (replication_error_code(&e), -1, -1, -1);
     }
     let epoch = replication.leader_epoch(&topic, partition).unwrap_or(-1);
     let (code, timestamp, offset) = list_on_leader(&shard, &topic, partition, timestamp).await;
@@ -166,8 +166,8 @@ pub async fn list_offsets(
 
 /// (error code, low watermark) for one DeleteRecords partition.
 async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64) -> (i16, i64) {
-    if let Err(code) = shard.replication().check_leader(&topic, partition, -1) {
-        return (code, -1);
+    if let Err(e) = shard.replication().check_leader(&topic, partition, -1) {
+        return (replication_error_code(&e), -1);
     }
     let log = match owned_log(&shard, &topic, partition).await {
         Ok(log) => log,
@@ -227,8 +227,8 @@ async fn epoch_end_one(
     // KIP-320: a caller that knows a leader epoch is checked against ours,
     // so a stale or a too-new view gets a retriable error, not an answer.
     let replication = &shard.replication();
-    if let Err(code) = replication.check_leader(&topic, partition, current_leader_epoch) {
-        return (code, -1, -1);
+    if let Err(e) = replication.check_leader(&topic, partition, current_leader_epoch) {
+        return (replication_error_code(&e), -1, -1);
     }
     let (epoch, end_offset) = log.end_offset_for_epoch(requested_epoch);
     (0, epoch, end_offset)

@@ -19,7 +19,7 @@
 //! A batch refused for some of its records (records without a key for a
 //! compacted topic) names them in `record_errors`, with the summary in
 //! `error_message` (KIP-467, Produce v8+), in Kafka's words.
-use super::{owned_log, storage_error_code, RequestContext};
+use super::{owned_log, replication_error_code, storage_error_code, RequestContext};
 use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
 use crate::replication::{wait_acknowledged, Acknowledgement};
@@ -194,7 +194,7 @@ async fn produce_on_owner(
                         log_append_time_ms: log_append_time(&outcome, timestamp_type),
                         keyless: None,
                     },
-                    Err(code) => ProduceOutcome::error(code),
+                    Err(e) => ProduceOutcome::error(replication_error_code(&e)),
                 }
             }
         }
@@ -290,7 +290,8 @@ async fn append_one(
     let log = owned_log(shard, &item.topic, item.partition).await?;
     let leader_epoch = shard
         .replication()
-        .check_produce(&item.topic, item.partition, acks)?;
+        .check_produce(&item.topic, item.partition, acks)
+        .map_err(|e| ProduceOutcome::error(replication_error_code(&e)))?;
     let records = item
         .records
         .as_ref()

@@ -12,8 +12,8 @@
 pub mod membership;
 pub mod records;
 
-use crate::error_codes::storage_error_code;
-use crate::replication::{wait_acknowledged, Acknowledgement};
+use crate::error_codes::{replication_error_code, storage_error_code};
+use crate::replication::{wait_acknowledged, Acknowledgement, ReplicationError};
 use crate::shard::{LeadershipChange, Shard};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
@@ -493,7 +493,7 @@ pub async fn append_records(
     let replication = &shard.replication();
     let leader_epoch = replication
         .check_produce(OFFSETS_TOPIC, partition, -1)
-        .map_err(coordinator_error)?;
+        .map_err(|e| coordinator_error(&e))?;
     let appended = log
         .append(&batch, &header, leader_epoch)
         .map_err(|e| storage_error_code(&e))?;
@@ -501,20 +501,21 @@ pub async fn append_records(
     let wanted = Acknowledgement::GROUP_WRITE;
     wait_acknowledged(shard, &log, end_offset, wanted, GROUP_WRITE_TIMEOUT_MS)
         .await
-        .map_err(coordinator_error)
+        .map_err(|e| coordinator_error(&e))
 }
 
-/// Kafka's mapping of append errors for group writes.
-fn coordinator_error(code: i16) -> i16 {
-    if code == ResponseError::NotLeaderOrFollower.code() {
-        ResponseError::NotCoordinator.code()
-    } else if code == ResponseError::NotEnoughReplicas.code()
-        || code == ResponseError::NotEnoughReplicasAfterAppend.code()
-        || code == ResponseError::RequestTimedOut.code()
-    {
-        ResponseError::CoordinatorNotAvailable.code()
-    } else {
-        code
+/// Kafka's mapping of append errors for group writes: a group's
+/// coordinator is its partition's leader, and an ISR too small or too slow
+/// makes the coordinator unavailable, not the write refused.
+fn coordinator_error(e: &ReplicationError) -> i16 {
+    match e {
+        ReplicationError::NotLeader | ReplicationError::NotAFollower(_) => {
+            ResponseError::NotCoordinator.code()
+        }
+        ReplicationError::NotEnoughReplicas { .. }
+        | ReplicationError::NotEnoughReplicasAfterAppend { .. }
+        | ReplicationError::TimedOut { .. } => ResponseError::CoordinatorNotAvailable.code(),
+        other => replication_error_code(other),
     }
 }
 

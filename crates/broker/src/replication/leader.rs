@@ -3,14 +3,13 @@
 //! one path from an appended batch to its acknowledgement (written, synced
 //! as asked, high watermark advanced, replicated for acks=all), which
 //! Produce and the group coordinator's writes both take.
+use super::error::ReplicationError;
 use super::isr::IsrChange;
 use super::manager::TopicPartition;
-use crate::error_codes::storage_error_code;
 use crate::shard::Shard;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use storage::PartitionLog;
-use wire::ResponseError;
 
 /// How often leaders look for followers that fell out of the ISR.
 pub const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -89,17 +88,15 @@ impl Acknowledgement {
 /// Waits until an append ending at `end_offset` may be acknowledged as
 /// `wanted` says: written (and synced if asked), the high watermark moved
 /// past it where the ISR allows, and, for a replicated acknowledgement in a
-/// cluster, on every ISR member. Errors are Kafka error codes.
+/// cluster, on every ISR member.
 pub async fn wait_acknowledged(
     shard: &Rc<Shard>,
     log: &Rc<PartitionLog>,
     end_offset: u64,
     wanted: Acknowledgement,
     timeout_ms: i32,
-) -> Result<(), i16> {
-    log.wait_written(end_offset, wanted.synced)
-        .await
-        .map_err(|e| storage_error_code(&e))?;
+) -> Result<(), ReplicationError> {
+    log.wait_written(end_offset, wanted.synced).await?;
     shard.replication().advance_high_watermark(log);
     if wanted.replicated {
         wait_replicated(shard, log, end_offset, timeout_ms).await?;
@@ -109,15 +106,15 @@ pub async fn wait_acknowledged(
 
 /// acks=all in a cluster: waits until the high watermark covers
 /// `end_offset` (every ISR member has the records), as Kafka's delayed
-/// produce does. Fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR
-/// shrinks below min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if
-/// leadership moves, and REQUEST_TIMED_OUT at the request's timeout.
+/// produce does. Fails if the ISR shrinks below min.insync.replicas
+/// meanwhile (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND), if leadership
+/// moves, and at the request's timeout.
 async fn wait_replicated(
     shard: &Rc<Shard>,
     log: &Rc<PartitionLog>,
     end_offset: u64,
     timeout_ms: i32,
-) -> Result<(), i16> {
+) -> Result<(), ReplicationError> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
     loop {
         if log.high_watermark() >= end_offset {
@@ -128,14 +125,14 @@ async fn wait_replicated(
             .check_produce(&log.topic, log.partition, -1);
         match isr_ok {
             Ok(_) => {}
-            Err(code) if code == ResponseError::NotEnoughReplicas.code() => {
-                return Err(ResponseError::NotEnoughReplicasAfterAppend.code());
+            Err(ReplicationError::NotEnoughReplicas { min, .. }) => {
+                return Err(ReplicationError::NotEnoughReplicasAfterAppend { min });
             }
-            Err(code) => return Err(code),
+            Err(e) => return Err(e),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(ResponseError::RequestTimedOut.code());
+            return Err(ReplicationError::TimedOut { timeout_ms });
         }
         let moved = log.subscribe();
         // Leadership and ISR changes do not touch the log: look again now

@@ -11,13 +11,13 @@
 //! Runs on its shard only; state sits in `RefCell`s never held across an
 //! `.await`.
 use super::agent::AgentHandle;
+use super::error::ReplicationError;
 use super::isr::{IsrChange, LeaderReplicaState};
 use quorum::model::{ClusterView, PartitionState, NO_LEADER};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use storage::PartitionLog;
-use wire::ResponseError;
 
 pub type TopicPartition = (String, i32);
 
@@ -158,37 +158,42 @@ impl ReplicaManager {
         f(&mut self.roles.borrow_mut())
     }
 
-    /// Produce may go ahead here: returns the leader epoch to stamp, or the
-    /// Kafka error (NOT_LEADER_OR_FOLLOWER; NOT_ENOUGH_REPLICAS for acks=all
-    /// when the ISR is smaller than min.insync.replicas).
-    pub fn check_produce(&self, topic: &str, partition: i32, acks: i16) -> Result<i32, i16> {
+    /// Produce may go ahead here: returns the leader epoch to stamp, or why
+    /// not (not the leader; for acks=all, an ISR smaller than
+    /// min.insync.replicas).
+    pub fn check_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+    ) -> Result<i32, ReplicationError> {
         let roles = self.roles.borrow();
         match roles.get(topic, partition) {
             Some(Role::Leader(l)) => {
-                if acks == -1 && (l.state.isr().len() as i32) < l.min_insync_replicas {
-                    return Err(ResponseError::NotEnoughReplicas.code());
+                let isr = l.state.isr().len();
+                let min = l.min_insync_replicas;
+                if acks == -1 && (isr as i32) < min {
+                    return Err(ReplicationError::NotEnoughReplicas { isr, min });
                 }
                 Ok(l.state.leader_epoch)
             }
-            _ => Err(ResponseError::NotLeaderOrFollower.code()),
+            _ => Err(ReplicationError::NotLeader),
         }
     }
 
     /// A consumer's Fetch or ListOffsets may be served here: this broker
     /// leads the partition (and, when the client says which leader epoch it
     /// knows, it is this one: KIP-320).
-    pub fn check_leader(&self, topic: &str, partition: i32, client_epoch: i32) -> Result<(), i16> {
-        let ours = match self.leader_epoch(topic, partition) {
-            Some(epoch) => epoch,
-            None => return Err(ResponseError::NotLeaderOrFollower.code()),
-        };
-        if client_epoch >= 0 && client_epoch < ours {
-            return Err(ResponseError::FencedLeaderEpoch.code());
-        }
-        if client_epoch > ours {
-            return Err(ResponseError::UnknownLeaderEpoch.code());
-        }
-        Ok(())
+    pub fn check_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        client_epoch: i32,
+    ) -> Result<(), ReplicationError> {
+        let ours = self
+            .leader_epoch(topic, partition)
+            .ok_or(ReplicationError::NotLeader)?;
+        check_epoch(client_epoch, ours)
     }
 
     /// This broker's leader epoch of a partition it leads.
@@ -212,8 +217,8 @@ impl ReplicaManager {
     }
 
     /// A follower fetched `fetch_offset` of a partition led here. Returns the
-    /// ISR expansion to propose, or the Kafka error when this broker is not
-    /// the leader the follower thinks (or the follower is not a replica).
+    /// ISR expansion to propose, or why not: this broker is not the leader
+    /// the follower thinks, or the follower is not a replica.
     pub fn on_follower_fetch(
         &self,
         log: &PartitionLog,
@@ -221,19 +226,14 @@ impl ReplicaManager {
         fetch_offset: u64,
         follower_epoch: i32,
         now_ms: i64,
-    ) -> Result<Option<(IsrChange, i32, i32)>, i16> {
+    ) -> Result<Option<(IsrChange, i32, i32)>, ReplicationError> {
         let mut roles = self.roles.borrow_mut();
         let Some(Role::Leader(l)) = roles.get_mut(&log.topic, log.partition) else {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(ReplicationError::NotLeader);
         };
-        if follower_epoch >= 0 && follower_epoch < l.state.leader_epoch {
-            return Err(ResponseError::FencedLeaderEpoch.code());
-        }
-        if follower_epoch > l.state.leader_epoch {
-            return Err(ResponseError::UnknownLeaderEpoch.code());
-        }
+        check_epoch(follower_epoch, l.state.leader_epoch)?;
         if !l.state.is_follower(replica_id) {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(ReplicationError::NotAFollower(replica_id));
         }
         let change =
             l.state
@@ -277,6 +277,17 @@ impl ReplicaManager {
             _ => l.state.on_isr_change_failed(),
         }
     }
+}
+
+/// KIP-320: an epoch the caller knows (-1: none) must be this leader's.
+fn check_epoch(given: i32, current: i32) -> Result<(), ReplicationError> {
+    if given >= 0 && given < current {
+        return Err(ReplicationError::FencedLeaderEpoch { given, current });
+    }
+    if given > current {
+        return Err(ReplicationError::UnknownLeaderEpoch { given, current });
+    }
+    Ok(())
 }
 
 /// Roles by topic, then partition: looked up by `&str` on every produce

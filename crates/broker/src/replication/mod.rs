@@ -10,12 +10,14 @@
 //! - `view`: applying a cluster view from the quorum service to a shard.
 //! - `leader`: ISR proposals, the ISR check loop, acks=all waits.
 //! - `follower`: the follower's divergence decision (pure).
+//! - `error`: why replication refused an operation (no Kafka codes here).
 //! - `fetcher`, `peer`: followers copying their leaders' logs.
 //! - `agent`: the broker's thread that talks to the quorum service.
 //!
 //! Everything but the agent runs on the shard that owns the partition.
 pub mod agent;
 pub mod cluster_admin;
+pub mod error;
 pub mod fetcher;
 pub mod follower;
 pub mod isr;
@@ -24,6 +26,7 @@ pub mod manager;
 pub mod peer;
 pub mod view;
 
+pub use error::ReplicationError;
 pub use leader::{isr_check_loop, propose_isr, wait_acknowledged, Acknowledgement};
 pub use manager::{ReplicaManager, ReplicationSettings};
 

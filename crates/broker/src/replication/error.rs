@@ -1,0 +1,25 @@
+//! Why replication refused or failed an operation on a partition. The Kafka
+//! API layer answers each with its Kafka error (`error_codes`); replication
+//! itself knows no error numbers. Pure data, used on the partition's
+//! owning shard.
+use storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    #[error("broker {0} is not a follower of the partition")]
+    NotAFollower(i32),
+    #[error("leader epoch {given} is older than the leader's {current}")]
+    FencedLeaderEpoch { given: i32, current: i32 },
+    #[error("leader epoch {given} is newer than the leader's {current}")]
+    UnknownLeaderEpoch { given: i32, current: i32 },
+    #[error("the ISR has {isr} members, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: i32 },
+    #[error("the ISR shrank below min.insync.replicas={min} after the append")]
+    NotEnoughReplicasAfterAppend { min: i32 },
+    #[error("the ISR did not have the records within {timeout_ms} ms")]
+    TimedOut { timeout_ms: i32 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
