@@ -8,12 +8,11 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::{Request, StrBytes};
 
-use super::error::{codes, protocol_error, ClientError};
+use super::error::{codes, ClientError};
+use wire::request_codec;
 
 /// The largest response frame the client accepts.
 pub const FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
@@ -104,50 +103,33 @@ impl ApiVersionTable {
     }
 }
 
-/// Encodes a whole request frame: size prefix, header, body.
+/// Encodes a whole request frame (`wire::request_codec`).
 pub fn encode_request<R: Request>(
     request: &R,
     version: i16,
     correlation_id: i32,
     client_id: &str,
 ) -> Result<Bytes, ClientError> {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
-    let header_version = R::header_version(version);
-    let mut buf = BytesMut::new();
-    buf.extend_from_slice(&[0u8; 4]);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(|e| protocol_error("encoding request header", e))?;
-    request
-        .encode(&mut buf, version)
-        .map_err(|e| protocol_error(api_name(R::KEY), e))?;
-    let body_len = i32::try_from(buf.len() - 4)
-        .map_err(|_| ClientError::Protocol("request larger than 2 GiB".to_owned()))?;
-    buf[..4].copy_from_slice(&body_len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(request_codec::encode_request(
+        request,
+        version,
+        correlation_id,
+        client_id,
+    )?)
 }
 
-/// Decodes a response frame (without its size prefix) and checks its correlation id.
+/// Decodes a response frame and checks its correlation id
+/// (`wire::request_codec`).
 pub fn decode_response<R: Request>(
-    mut frame: Bytes,
+    frame: Bytes,
     version: i16,
     expected_correlation_id: i32,
 ) -> Result<R::Response, ClientError> {
-    let header_version = <R::Response as HeaderVersion>::header_version(version);
-    let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| protocol_error("decoding response header", e))?;
-    if header.correlation_id != expected_correlation_id {
-        return Err(ClientError::CorrelationMismatch {
-            expected: expected_correlation_id,
-            received: header.correlation_id,
-        });
-    }
-    <R::Response as Decodable>::decode(&mut frame, version)
-        .map_err(|e| protocol_error(api_name(R::KEY), e))
+    Ok(request_codec::decode_response::<R>(
+        frame,
+        version,
+        expected_correlation_id,
+    )?)
 }
 
 /// Validates a frame size read from the wire.
@@ -428,9 +410,10 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::{
-        FetchRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+        FetchRequest, MetadataRequest, MetadataResponse, ProduceRequest, ResponseHeader, TopicName,
     };
     use kafka_protocol::protocol::decode_request_header_from_buffer;
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
     fn table(entries: &[(i16, i16, i16)]) -> ApiVersionTable {
         let response = ApiVersionsResponse::default().with_api_keys(

@@ -4,6 +4,18 @@
 
 use kafka_protocol::error::ResponseError;
 
+impl From<wire::request_codec::CodecError> for ClientError {
+    fn from(e: wire::request_codec::CodecError) -> ClientError {
+        use wire::request_codec::CodecError;
+        match e {
+            CodecError::CorrelationMismatch { expected, received } => {
+                ClientError::CorrelationMismatch { expected, received }
+            }
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+}
+
 /// Everything that can go wrong while talking to a Kafka-compatible cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod frame;
 pub mod recompress;
 pub mod records;
+pub mod request_codec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -1,9 +1,7 @@
 //! One Kafka-protocol connection from a follower's shard to its leader
 //! broker, on glommio's TcpStream: a request at a time, each bounded by a
 //! timeout. Requests are encoded and responses decoded by the same
-//! functions the blocking client uses (`client::conn`).
-use client::conn::{decode_response, encode_request};
-use client::ClientError;
+//! functions the blocking client uses (`wire::request_codec`).
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use kafka_protocol::protocol::Request;
@@ -11,6 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 use thiserror::Error;
 use wire::frame::{read_frame, FrameError};
+use wire::request_codec::{decode_response, encode_request, CodecError};
 
 /// Largest response a follower accepts from its leader.
 const RESPONSE_BYTES_MAX: u32 = 256 << 20;
@@ -26,7 +25,7 @@ pub enum PeerError {
     #[error("bad frame: {0}")]
     Frame(#[from] FrameError),
     #[error("{0}")]
-    Protocol(#[from] ClientError),
+    Protocol(#[from] CodecError),
     #[error("the leader closed the connection")]
     Closed,
 }
