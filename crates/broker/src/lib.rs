@@ -9,6 +9,7 @@
 //! - `broker`: the Kafka API handlers.
 //! - `group`: the consumer group coordinator and committed offsets.
 //! - `replication`: followers fetching from leaders, ISR, high watermark, the quorum agent.
+//! - `partition`: a led partition's one append-and-acknowledge path.
 //! - `server`: the composition root that builds and starts the shards.
 //!
 //! Below it in the crate graph: `storage` (the partition log), `quorum` (the
@@ -19,6 +20,7 @@ pub mod error_codes;
 pub mod group;
 pub mod metadata;
 pub mod net;
+pub mod partition;
 pub mod replication;
 pub mod server;
 pub mod shard;

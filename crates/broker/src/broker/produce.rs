@@ -19,10 +19,10 @@
 //! A batch refused for some of its records (records without a key for a
 //! compacted topic) names them in `record_errors`, with the summary in
 //! `error_message` (KIP-467, Produce v8+), in Kafka's words.
-use super::{owned_log, replication_error_code, storage_error_code, RequestContext};
+use super::{owned_log, replication_error_code, RequestContext};
 use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
-use crate::replication::{wait_acknowledged, Acknowledgement};
+use crate::partition::{Acknowledgement, BatchToAppend, Partition, PendingWrite};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
@@ -179,24 +179,19 @@ async fn produce_on_owner(
     for item in &items {
         appended.push(append_one(&shard, item, acks).await);
     }
-    let shard = &shard;
     let waits = appended.into_iter().map(|a| async move {
         match a {
             Err(refused) => refused,
-            Ok((log, outcome, timestamp_type)) => {
-                let result = *outcome.result();
-                let wanted = Acknowledgement::of_produce(&log, acks);
-                match wait_acknowledged(shard, &log, result.end_offset, wanted, timeout_ms).await {
-                    Ok(()) => ProduceOutcome {
-                        error_code: 0,
-                        base_offset: result.base_offset as i64,
-                        log_start_offset: result.log_start_offset as i64,
-                        log_append_time_ms: log_append_time(&outcome, timestamp_type),
-                        keyless: None,
-                    },
-                    Err(e) => ProduceOutcome::error(replication_error_code(&e)),
-                }
-            }
+            Ok((pending, timestamp_type)) => match pending.acknowledged(timeout_ms).await {
+                Ok(outcome) => ProduceOutcome {
+                    error_code: 0,
+                    base_offset: outcome.result().base_offset as i64,
+                    log_start_offset: outcome.result().log_start_offset as i64,
+                    log_append_time_ms: log_append_time(&outcome, timestamp_type),
+                    keyless: None,
+                },
+                Err(e) => ProduceOutcome::error(replication_error_code(&e)),
+            },
         }
     });
     futures::future::join_all(waits).await
@@ -278,7 +273,7 @@ fn batch_error_code(error: &BatchError) -> i16 {
     }
 }
 
-type Appended = (Rc<storage::PartitionLog>, AppendOutcome, TimestampType);
+type Appended = (PendingWrite, TimestampType);
 
 /// Checks one batch as Apache Kafka's log validator does, then appends it;
 /// the error is the partition's answer.
@@ -288,9 +283,9 @@ async fn append_one(
     acks: i16,
 ) -> Result<Appended, ProduceOutcome> {
     let log = owned_log(shard, &item.topic, item.partition).await?;
-    let leader_epoch = shard
-        .replication()
-        .check_produce(&item.topic, item.partition, acks)
+    let partition = Partition::new(shard, log.clone());
+    let leader_epoch = partition
+        .check_write(acks)
         .map_err(|e| ProduceOutcome::error(replication_error_code(&e)))?;
     let records = item
         .records
@@ -309,11 +304,16 @@ async fn append_one(
     if stored.bytes.len() > settings.max_message_bytes.max(0) as usize {
         return Err(ResponseError::MessageTooLarge.code().into());
     }
-    let shares = item.shares_request && !stored.rewritten;
-    let result = log
-        .append_slice(&stored.bytes, &stored.header, leader_epoch, shares)
-        .map_err(|e| storage_error_code(&e))?;
-    Ok((log, result, settings.timestamp_type))
+    let batch = BatchToAppend {
+        bytes: &stored.bytes,
+        header: &stored.header,
+        shares_buffer: item.shares_request && !stored.rewritten,
+    };
+    let wanted = Acknowledgement::of_produce(&log, acks);
+    let pending = partition
+        .append(batch, leader_epoch, wanted)
+        .map_err(|e| replication_error_code(&e))?;
+    Ok((pending, settings.timestamp_type))
 }
 
 /// The record checks a topic's configs ask for, as of `now_ms`.

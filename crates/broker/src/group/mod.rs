@@ -12,8 +12,9 @@
 pub mod membership;
 pub mod records;
 
-use crate::error_codes::{replication_error_code, storage_error_code};
-use crate::replication::{wait_acknowledged, Acknowledgement, ReplicationError};
+use crate::error_codes::replication_error_code;
+use crate::partition::{Acknowledgement, BatchToAppend, Partition};
+use crate::replication::ReplicationError;
 use crate::shard::{LeadershipChange, Shard};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
@@ -490,17 +491,22 @@ pub async fn append_records(
     let batch = encode_batch(entries).ok_or(not_available)?;
     let header = validate_producer_batch(&batch).map_err(|_| not_available)?;
     // The replication errors become the ones group clients expect.
-    let replication = &shard.replication();
-    let leader_epoch = replication
-        .check_produce(OFFSETS_TOPIC, partition, -1)
+    let partition = Partition::new(shard, log);
+    let leader_epoch = partition
+        .check_write(-1)
         .map_err(|e| coordinator_error(&e))?;
-    let appended = log
-        .append(&batch, &header, leader_epoch)
-        .map_err(|e| storage_error_code(&e))?;
-    let end_offset = appended.result().end_offset;
-    let wanted = Acknowledgement::GROUP_WRITE;
-    wait_acknowledged(shard, &log, end_offset, wanted, GROUP_WRITE_TIMEOUT_MS)
+    let batch = BatchToAppend {
+        bytes: &batch,
+        header: &header,
+        shares_buffer: true,
+    };
+    let pending = partition
+        .append(batch, leader_epoch, Acknowledgement::GROUP_WRITE)
+        .map_err(|e| replication_error_code(&e))?;
+    pending
+        .acknowledged(GROUP_WRITE_TIMEOUT_MS)
         .await
+        .map(|_| ())
         .map_err(|e| coordinator_error(&e))
 }
 

@@ -8,7 +8,7 @@
 //! - `isr`: the leader's pure state machine (ISR, high watermark).
 //! - `manager`: each shard's partition roles (leader, follower).
 //! - `view`: applying a cluster view from the quorum service to a shard.
-//! - `leader`: ISR proposals, the ISR check loop, acks=all waits.
+//! - `leader`: ISR proposals, the ISR check loop.
 //! - `follower`: the follower's divergence decision (pure).
 //! - `error`: why replication refused an operation (no Kafka codes here).
 //! - `fetcher`, `peer`: followers copying their leaders' logs.
@@ -27,7 +27,7 @@ pub mod peer;
 pub mod view;
 
 pub use error::ReplicationError;
-pub use leader::{isr_check_loop, propose_isr, wait_acknowledged, Acknowledgement};
+pub use leader::{isr_check_loop, propose_isr};
 pub use manager::{ReplicaManager, ReplicationSettings};
 
 impl crate::shard::Shard {
