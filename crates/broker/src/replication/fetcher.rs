@@ -282,6 +282,7 @@ async fn fetch_once(
     let roles: HashMap<&TopicPartition, FollowerRole> =
         partitions.iter().map(|(k, f)| (k, *f)).collect();
     let mut unsettle = Vec::new();
+    let (mut answered, mut refused) = (0, 0);
     for topic in response.responses {
         let name = topic.topic.0.to_string();
         for p in topic.partitions {
@@ -289,6 +290,10 @@ async fn fetch_once(
             let Some(&f) = roles.get(&key) else {
                 continue;
             };
+            answered += 1;
+            // Out of range is answered at once: it sends us to reconcile.
+            let out_of_range = p.error_code == ResponseError::OffsetOutOfRange.code();
+            refused += usize::from(p.error_code != 0 && !out_of_range);
             let records = p.records.unwrap_or_default();
             let outcome = PartitionFetch {
                 error_code: p.error_code,
@@ -300,6 +305,12 @@ async fn fetch_once(
                 unsettle.push(key);
             }
         }
+    }
+    if answered > 0 && refused == answered {
+        // The leader refused every partition (its view is behind or ahead
+        // of ours): wait before asking again, as Kafka's
+        // replica.fetch.backoff.ms does, instead of asking at network speed.
+        glommio::timer::sleep(RETRY_BACKOFF).await;
     }
     Ok(unsettle)
 }
