@@ -105,9 +105,7 @@ impl Controller {
                 let info = broker_info(from, incarnation);
                 if self.commit(Command::RegisterBroker { info }, fx).is_ok() {
                     self.last_heard.insert(from, now_ms);
-                    // A registration that changed nothing pushes nothing:
-                    // the broker still needs the view.
-                    fx.send(from, Message::View(Box::new(self.view.clone())));
+                    fx.send(from, Message::Registered(Box::new(self.view.clone())));
                 }
             }
             Message::Heartbeat {

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tidemark_sim::{run_seed, Failure, SimConfig};
 
-const USAGE: &str = "usage: tidemark-sim [--seeds N] [--first S] [--seed S] [--trace] [--fault-ms MS] [--heal-ms MS]
+const USAGE: &str = "usage: tidemark-sim [--seeds N] [--first S] [--seed S] [--trace] [--fault-ms MS] [--heal-ms MS] [--brokers N] [--min-insync N]
   --seeds N     run N seeds (default 100), from --first (default 0)
   --seed S      run seed S alone and print its summary
-  --trace       with --seed: print the whole trace of the run";
+  --trace       with --seed: print the whole trace of the run
+  --brokers N   brokers and replicas (default 3)
+  --min-insync N  the most min.insync.replicas a seed draws (default 2)";
 
 struct Args {
     seeds: u64,
@@ -44,6 +46,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--seed" => parsed.one = Some(number()?),
             "--fault-ms" => parsed.config.fault_ms = number()?,
             "--heal-ms" => parsed.config.heal_ms = number()?,
+            "--brokers" => parsed.config.brokers = number()?.clamp(2, 9) as usize,
+            "--min-insync" => parsed.config.min_insync_replicas = number()?.max(1) as usize,
             "--trace" => parsed.trace = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),

@@ -48,6 +48,8 @@ pub enum Message {
         new_isr: Vec<i32>,
     },
     // Controller -> broker.
+    /// The registration is applied; the view after it.
+    Registered(Box<ClusterView>),
     View(Box<ClusterView>),
     /// The broker's session is unknown (expired): it registers again.
     SessionUnknown,
@@ -109,6 +111,8 @@ pub struct FetchedEntries {
 /// A timer a broker sets; it fires only in the incarnation that set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
+    /// Registers again unless the controller answered the registration.
+    RegisterRetry,
     Heartbeat,
     IsrCheck,
     /// The fetcher sends its next request (after a backoff).

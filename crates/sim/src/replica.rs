@@ -117,6 +117,10 @@ pub struct Replica {
     /// after a start).
     replicated_high_watermark: Option<u64>,
     view_revision: u64,
+    /// The controller applied this incarnation's registration. Until then
+    /// views are not applied: they may still name the previous process as
+    /// leader (the real agent registers before it starts watching).
+    registered: bool,
     role: Option<Role>,
     next_request: u64,
     timings: Timings,
@@ -135,6 +139,7 @@ impl Replica {
             epochs: LeaderEpochCache::default(),
             replicated_high_watermark: None,
             view_revision: 0,
+            registered: false,
             role: None,
             next_request: 0,
             timings,
@@ -176,10 +181,16 @@ impl Replica {
             self.log.len(),
             self.epochs.entries()
         ));
+        self.register(fx);
+        fx.after(self.timings.isr_check_ms, Timer::IsrCheck);
+    }
+
+    /// Registers until the controller answers (the agent's `register`);
+    /// heartbeats start once it has.
+    fn register(&mut self, fx: &mut Effects) {
         let incarnation = self.incarnation;
         fx.send(CONTROLLER, Message::Register { incarnation });
-        fx.after(self.timings.heartbeat_ms, Timer::Heartbeat);
-        fx.after(self.timings.isr_check_ms, Timer::IsrCheck);
+        fx.after(self.timings.retry_backoff_ms, Timer::RegisterRetry);
     }
 
     /// The process dies: the unsynced tail of the log is lost with it.
@@ -197,6 +208,7 @@ impl Replica {
         self.syncing = false;
         self.replicated_high_watermark = None;
         self.view_revision = 0;
+        self.registered = false;
     }
 
     /// What recovery makes of the disk: the epochs of the records that
@@ -275,6 +287,8 @@ impl Replica {
 
     pub fn on_timer(&mut self, timer: Timer, now_ms: u64, fx: &mut Effects) {
         match timer {
+            Timer::RegisterRetry if !self.registered => self.register(fx),
+            Timer::RegisterRetry => {}
             Timer::Heartbeat => {
                 let (incarnation, known_revision) = (self.incarnation, self.view_revision);
                 fx.send(
@@ -300,8 +314,17 @@ impl Replica {
 
     pub fn on_message(&mut self, from: NodeId, message: Message, now_ms: u64, fx: &mut Effects) {
         match message {
-            Message::View(view) => self.apply_view(&view, now_ms, fx),
+            Message::Registered(view) => {
+                if !self.registered {
+                    self.registered = true;
+                    fx.after(self.timings.heartbeat_ms, Timer::Heartbeat);
+                }
+                self.apply_view(&view, now_ms, fx);
+            }
+            Message::View(view) if self.registered => self.apply_view(&view, now_ms, fx),
+            Message::View(_) => {}
             Message::SessionUnknown => {
+                // The heartbeat loop registers again; views keep coming.
                 let incarnation = self.incarnation;
                 fx.send(CONTROLLER, Message::Register { incarnation });
             }
