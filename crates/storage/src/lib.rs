@@ -34,6 +34,7 @@ pub use partition_dir::{
     claim_partition_dir, partition_dir, remove_retired, retire_partition_dir, sweep,
 };
 pub use producer_state::ProducerStateError;
+pub use readahead::{ReadAheadBudget, SHARD_BUDGET_BYTES};
 pub use recovery::probe_dma;
 
 use std::path::{Path, PathBuf};

@@ -9,13 +9,18 @@
 //! consecutive byte ranges that need not end on a batch boundary: the partial
 //! batch at the end of one answer is kept and joined to the next chunk, which
 //! is read into a buffer with room in front for it (no second copy of the
-//! chunk). Each log keeps at most one stream.
+//! chunk). Each log keeps at most one stream ([`ReadAhead`], owned by the
+//! log).
 //!
-//! Memory is bounded per shard: all chunks of one shard together hold at most
-//! [`SHARD_BUDGET_BYTES`]. When the budget is full, streams not used for
-//! [`STALE_AFTER`] (their consumer went away or moved) are dropped to make
-//! room; otherwise fewer chunks are read ahead, down to none (fetches then
-//! read serially).
+//! Memory is bounded per shard by a [`ReadAheadBudget`]: the shard creates
+//! one (of [`SHARD_BUDGET_BYTES`]) and hands it to each of its logs through
+//! `LogOptions`, so all chunks of that shard's logs together hold at most its
+//! limit. The budget knows the streams of those logs: when it is full,
+//! streams not used for [`STALE_AFTER`] (their consumer went away or moved)
+//! are dropped to make room; otherwise fewer chunks are read ahead, down to
+//! none (fetches then read serially). Budget, streams and the reservations
+//! that give bytes back when a chunk is dropped all live on the shard's
+//! thread (`Rc`, `Cell`), like the logs that hold them.
 use super::StorageError;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -26,72 +31,112 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 use wire::batch::BatchIter;
 
-/// All read-ahead chunks of one shard together.
+/// All read-ahead chunks of one shard together (the budget a shard creates).
 pub const SHARD_BUDGET_BYTES: usize = 128 << 20;
 /// A stream unused for this long may be dropped for another log's.
 const STALE_AFTER: Duration = Duration::from_secs(1);
 /// One chunk is read as DMA reads of at most this many bytes, issued at once.
 const PIECE_BYTES: usize = 2 << 20;
 
-thread_local! {
-    /// Bytes held or being read by this shard's chunks.
-    static USED_BYTES: Cell<usize> = const { Cell::new(0) };
+/// One log's stream slot, shared by the log's [`ReadAhead`] and (weakly) the
+/// budget that may reclaim it.
+type Slot = Rc<RefCell<Option<Stream>>>;
+
+/// The read-ahead memory of one shard, shared by every log of that shard:
+/// the bytes its chunks hold or are being read into, at most `limit`, and
+/// the slots that hold them, for reclaiming stale streams. Created once per
+/// shard and handed to its logs in `LogOptions`; used on that shard only.
+pub struct ReadAheadBudget {
+    limit: usize,
+    /// Bytes held or being read by the chunks reserved from this budget.
+    used: Cell<usize>,
     /// Slots that hold a chunk, for reclaiming stale ones.
-    static HOLDERS: RefCell<Vec<Weak<RefCell<Option<Stream>>>>> = const { RefCell::new(Vec::new()) };
+    holders: RefCell<Vec<Weak<RefCell<Option<Stream>>>>>,
 }
 
-/// Budget bytes held by one chunk, returned when it is dropped.
-struct Reservation(usize);
+impl std::fmt::Debug for ReadAheadBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAheadBudget")
+            .field("limit", &self.limit)
+            .field("used", &self.used.get())
+            .finish_non_exhaustive()
+    }
+}
 
-impl Reservation {
-    fn take(bytes: usize) -> Option<Reservation> {
-        if USED_BYTES.get() + bytes > SHARD_BUDGET_BYTES {
-            reclaim_stale();
+impl ReadAheadBudget {
+    pub fn new(limit: usize) -> ReadAheadBudget {
+        ReadAheadBudget {
+            limit,
+            used: Cell::new(0),
+            holders: RefCell::new(Vec::new()),
         }
-        if USED_BYTES.get() + bytes > SHARD_BUDGET_BYTES {
+    }
+
+    /// Bytes held or being read by the chunks reserved from this budget.
+    pub fn used_bytes(&self) -> usize {
+        self.used.get()
+    }
+
+    /// `bytes` of this budget for one chunk, after dropping stale streams
+    /// if they are needed to make room; `None` when there is no room.
+    fn reserve(self: &Rc<Self>, bytes: usize) -> Option<Reservation> {
+        if self.used.get() + bytes > self.limit {
+            self.reclaim_stale();
+        }
+        if self.used.get() + bytes > self.limit {
             return None;
         }
-        USED_BYTES.set(USED_BYTES.get() + bytes);
-        Some(Reservation(bytes))
+        self.used.set(self.used.get() + bytes);
+        Some(Reservation {
+            budget: self.clone(),
+            bytes,
+        })
     }
+
+    /// Drops every stream unused for [`STALE_AFTER`].
+    fn reclaim_stale(&self) {
+        let now = Instant::now();
+        let slots: Vec<_> = {
+            let mut holders = self.holders.borrow_mut();
+            holders.retain(|w| w.strong_count() > 0);
+            holders.iter().filter_map(Weak::upgrade).collect()
+        };
+        for slot in slots {
+            // A slot borrowed right now is in use: leave it.
+            let Ok(mut chunk) = slot.try_borrow_mut() else {
+                continue;
+            };
+            if chunk
+                .as_ref()
+                .is_some_and(|c| now.duration_since(c.last_used) >= STALE_AFTER)
+            {
+                *chunk = None;
+            }
+        }
+    }
+
+    /// Registers a log's slot once, forgetting the slots of dropped logs as
+    /// the list doubles, so the list stays within twice the live logs.
+    fn register(&self, slot: &Slot) {
+        let mut holders = self.holders.borrow_mut();
+        if holders.len() >= 64 && holders.len().is_power_of_two() {
+            holders.retain(|w| w.strong_count() > 0);
+        }
+        holders.push(Rc::downgrade(slot));
+    }
+}
+
+/// Budget bytes held by one chunk, given back to its budget when dropped.
+struct Reservation {
+    budget: Rc<ReadAheadBudget>,
+    bytes: usize,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        USED_BYTES.set(USED_BYTES.get().saturating_sub(self.0));
+        let used = &self.budget.used;
+        used.set(used.get().saturating_sub(self.bytes));
     }
-}
-
-/// Drops every stream unused for [`STALE_AFTER`].
-fn reclaim_stale() {
-    let now = Instant::now();
-    let slots: Vec<_> = HOLDERS.with_borrow_mut(|h| {
-        h.retain(|w| w.strong_count() > 0);
-        h.iter().filter_map(Weak::upgrade).collect()
-    });
-    for slot in slots {
-        // A slot borrowed right now is in use: leave it.
-        let Ok(mut chunk) = slot.try_borrow_mut() else {
-            continue;
-        };
-        if chunk
-            .as_ref()
-            .is_some_and(|c| now.duration_since(c.last_used) >= STALE_AFTER)
-        {
-            *chunk = None;
-        }
-    }
-}
-
-/// Registers a log's slot once, forgetting the slots of dropped logs as the
-/// list doubles, so the list stays within twice the live logs.
-fn register(slot: &Rc<RefCell<Option<Stream>>>) {
-    HOLDERS.with_borrow_mut(|h| {
-        if h.len() >= 64 && h.len().is_power_of_two() {
-            h.retain(|w| w.strong_count() > 0);
-        }
-        h.push(Rc::downgrade(slot));
-    });
 }
 
 /// Chunks read ahead of the consumer, per stream.
@@ -123,14 +168,23 @@ struct Stream {
     last_used: Instant,
 }
 
-/// One log's read-ahead stream.
-#[derive(Default)]
+/// One log's read-ahead stream, reserving its chunks from the shard's
+/// budget.
 pub struct ReadAhead {
-    slot: Rc<RefCell<Option<Stream>>>,
+    budget: Rc<ReadAheadBudget>,
+    slot: Slot,
     registered: Cell<bool>,
 }
 
 impl ReadAhead {
+    pub fn new(budget: Rc<ReadAheadBudget>) -> ReadAhead {
+        ReadAhead {
+            budget,
+            slot: Slot::default(),
+            registered: Cell::new(false),
+        }
+    }
+
     /// Starts a stream after an answer read from the segment directly: the
     /// next answer starts at `position` with `next_offset`.
     pub fn restart(&self, segment_base: u64, file: Rc<DmaFile>, position: u64, next_offset: u64) {
@@ -148,7 +202,7 @@ impl ReadAhead {
         self.clear();
         *self.slot.borrow_mut() = Some(stream);
         if !self.registered.replace(true) {
-            register(&self.slot);
+            self.budget.register(&self.slot);
         }
     }
 
@@ -162,7 +216,7 @@ impl ReadAhead {
         };
         while stream.chunks.len() < DEPTH && stream.read_end < segment_size && chunk_bytes > 0 {
             let len = (segment_size - stream.read_end).min(chunk_bytes as u64) as usize;
-            let Some(reservation) = Reservation::take(HEADROOM_BYTES + len) else {
+            let Some(reservation) = self.budget.reserve(HEADROOM_BYTES + len) else {
                 break;
             };
             let data = glommio::spawn_local(read_pieces(stream.file.clone(), stream.read_end, len));
@@ -328,5 +382,25 @@ mod tests {
     fn whole_batches_need_the_offset_in_a_whole_first_batch() {
         assert!(whole_batches(&Bytes::new(), 0, 100, true).is_none());
         assert!(whole_batches(&Bytes::from(vec![0u8; 30]), 0, 100, true).is_none());
+    }
+
+    #[test]
+    fn reservations_stay_within_their_budget_and_give_bytes_back() {
+        let budget = Rc::new(ReadAheadBudget::new(100));
+        let other = Rc::new(ReadAheadBudget::new(100));
+        let a = budget.reserve(60).expect("room for 60");
+        assert!(budget.reserve(41).is_none(), "over the limit");
+        let b = budget.reserve(40).expect("room for 40 more");
+        assert_eq!(budget.used_bytes(), 100);
+        // Another budget is not touched by this one's reservations.
+        let c = other.reserve(100).expect("a budget of its own");
+        assert_eq!(other.used_bytes(), 100);
+        drop(a);
+        assert_eq!(budget.used_bytes(), 40);
+        drop(b);
+        assert_eq!(budget.used_bytes(), 0);
+        assert_eq!(other.used_bytes(), 100);
+        drop(c);
+        assert_eq!(other.used_bytes(), 0);
     }
 }

@@ -1,6 +1,11 @@
 //! Shards: one glommio executor per core, each owning a fixed set of
 //! partition logs, and the messages that carry work between them.
 //!
+//! A `Shard` lives on its own executor's thread and owns what its logs share
+//! there: the free-space floor and the read-ahead budget (handed to every
+//! log it opens through `LogOptions`, so one shard's read-ahead memory is
+//! bounded whatever its number of logs).
+//!
 //! Ownership is a pure function of (topic, partition, shard count), so every
 //! shard computes it without asking anyone and without shared state. Work for
 //! another shard travels as a `Job`: a `Send` closure that the target shard
@@ -25,7 +30,7 @@ use std::sync::Arc;
 use storage::disk_space::DiskSpace;
 use storage::{
     claim_partition_dir, partition_dir, remove_retired, retire_partition_dir, LogOptions,
-    PartitionLog, StorageError,
+    PartitionLog, ReadAheadBudget, StorageError, SHARD_BUDGET_BYTES,
 };
 use thiserror::Error;
 
@@ -73,6 +78,8 @@ pub struct Shard {
     stopping: Cell<bool>,
     /// The free-space floor this shard's logs append above.
     disk_space: Rc<DiskSpace>,
+    /// The read-ahead memory all of this shard's logs share.
+    read_ahead: Rc<ReadAheadBudget>,
     /// Serializes opening logs, so two requests never open one log twice.
     open_lock: glommio::sync::Semaphore,
 }
@@ -92,6 +99,7 @@ impl Shard {
         Shard {
             id,
             disk_space,
+            read_ahead: Rc::new(ReadAheadBudget::new(SHARD_BUDGET_BYTES)),
             count: inboxes.len(),
             services,
             leadership: LeadershipListeners::default(),
@@ -193,6 +201,7 @@ impl Shard {
             flush_policy: self.config.flush_policy,
             writes_in_flight: self.config.writes_in_flight,
             disk_space: Some(self.disk_space.clone()),
+            read_ahead: self.read_ahead.clone(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! (recovering what a crash left behind), truncation and restart (a replica
 //! cutting its tail, by closing the log and opening it again), the failure
 //! state (writes failed, replaced, deleted) and what each still allows, a
-//! clean close, and deletion.
+//! clean close, and deletion. Open gives the log its read-ahead stream, on
+//! the shard's budget from `LogOptions`; a reopened log keeps the options.
 use super::flush;
 use super::waiters::ByteWaiters;
 use super::{LogOptions, LogState, PartitionLog};
@@ -108,6 +109,7 @@ impl PartitionLog {
             epochs,
             writes: flush::WritePipeline::default(),
         };
+        let read_ahead = ReadAhead::new(options.read_ahead.clone());
         let log = Rc::new_cyclic(|me| PartitionLog {
             me: me.clone(),
             topic: topic.to_string(),
@@ -117,7 +119,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             sync_lock: Semaphore::new(1),
             cleaned_through: Cell::new(None),
-            read_ahead: ReadAhead::default(),
+            read_ahead,
         });
         // What recovery kept is on disk but maybe not yet durable.
         log.sync_active().await?;

@@ -26,6 +26,10 @@
 //! `lifecycle` (open and recovery, truncation, the failure state, close,
 //! deletion). This file holds `LogState` with its named offsets and their
 //! asserted order, and the small accessors.
+//!
+//! A log owns its state; what it shares with the other logs of its shard
+//! comes in `LogOptions` from the shard that opens it: the free-space floor
+//! and the read-ahead budget that its read-ahead stream reserves from.
 mod append;
 mod flush;
 mod lifecycle;
@@ -42,7 +46,7 @@ use crate::cache::BatchCache;
 use crate::disk_space::DiskSpace;
 use crate::epochs::LeaderEpochCache;
 use crate::producer_state::ProducerStateMap;
-use crate::readahead::ReadAhead;
+use crate::readahead::{ReadAhead, ReadAheadBudget};
 use crate::segment::Segment;
 use crate::StorageError;
 use bytes::Bytes;
@@ -67,6 +71,8 @@ pub struct LogOptions {
     pub writes_in_flight: usize,
     /// The shard's free-space floor for appends (none: never refused).
     pub disk_space: Option<Rc<DiskSpace>>,
+    /// The shard's read-ahead memory, shared by all its logs.
+    pub read_ahead: Rc<ReadAheadBudget>,
 }
 
 struct PendingBatch {

@@ -377,6 +377,8 @@ fn first_record_at_or_after(
 mod tests {
     use super::*;
     use crate::log::testing::*;
+    use crate::log::LogOptions;
+    use crate::readahead::{ReadAheadBudget, SHARD_BUDGET_BYTES};
     use kafka_protocol::records::Compression;
     use model::topic_config::TopicConfig;
     use wire::testing::sample_batch;
@@ -469,6 +471,76 @@ mod tests {
                 assert_eq!(seen, (0..end).collect::<Vec<_>>(), "max_bytes {max_bytes}");
             }
             log.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn logs_of_one_budget_share_it_and_other_budgets_are_apart() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let shared = Rc::new(ReadAheadBudget::new(SHARD_BUDGET_BYTES));
+            let apart = Rc::new(ReadAheadBudget::new(SHARD_BUDGET_BYTES));
+            let with = |budget: &Rc<ReadAheadBudget>| LogOptions {
+                read_ahead: budget.clone(),
+                ..options()
+            };
+            let config = TopicConfig::default;
+            let a = open_with(&tmp.path().join("a-0"), config(), with(&shared)).await;
+            let b = open_with(&tmp.path().join("b-0"), config(), with(&shared)).await;
+            let c = open_with(&tmp.path().join("c-0"), config(), with(&apart)).await;
+            for log in [&a, &b, &c] {
+                fill(log, 300).await;
+            }
+            // One sequential read starts a stream, which reserves its chunks.
+            a.read(0, 700, true).await.unwrap();
+            let one_stream = shared.used_bytes();
+            assert!(one_stream > 0, "the stream read ahead");
+            b.read(0, 700, true).await.unwrap();
+            assert_eq!(
+                shared.used_bytes(),
+                2 * one_stream,
+                "a and b share one budget"
+            );
+            assert_eq!(apart.used_bytes(), 0, "another budget is not charged");
+            c.read(0, 700, true).await.unwrap();
+            assert_eq!(apart.used_bytes(), one_stream);
+            assert_eq!(shared.used_bytes(), 2 * one_stream);
+            // Closing a log gives its stream's bytes back to its own budget.
+            a.close().await.unwrap();
+            assert_eq!(shared.used_bytes(), one_stream);
+            assert_eq!(apart.used_bytes(), one_stream);
+
+            // A budget with room for one stream: the second log's reads get
+            // none while the first log's stream is in use, and are whole.
+            let small = Rc::new(ReadAheadBudget::new(one_stream));
+            let d = open_with(&tmp.path().join("d-0"), config(), with(&small)).await;
+            let e = open_with(&tmp.path().join("e-0"), config(), with(&small)).await;
+            fill(&d, 300).await;
+            fill(&e, 300).await;
+            d.read(0, 700, true).await.unwrap();
+            assert_eq!(small.used_bytes(), one_stream);
+            let mut next = 0;
+            for _ in 0..3 {
+                let got = offsets(&e.read(next, 700, true).await.unwrap().records);
+                assert_eq!(got.first().copied(), Some(next), "e reads on directly");
+                next = *got.last().unwrap() + 1;
+                assert_eq!(
+                    small.used_bytes(),
+                    one_stream,
+                    "d's stream keeps the budget"
+                );
+            }
+            d.close().await.unwrap();
+            assert_eq!(small.used_bytes(), 0);
+            e.read(next, 700, true).await.unwrap();
+            assert_eq!(
+                small.used_bytes(),
+                one_stream,
+                "e reads ahead once there is room"
+            );
+            for log in [&b, &c, &e] {
+                log.close().await.unwrap();
+            }
         });
     }
 

@@ -1,6 +1,9 @@
 //! What the log's tests share (test builds only): an executor to run them
-//! on, a log opened in a temporary directory, batches appended and read back.
+//! on, a log opened in a temporary directory (each with a read-ahead budget
+//! of its own unless a test passes one to share), batches appended and read
+//! back.
 use super::{AppendOutcome, LogOptions, PartitionLog};
+use crate::readahead::{ReadAheadBudget, SHARD_BUDGET_BYTES};
 use crate::StorageError;
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
@@ -27,6 +30,7 @@ pub(super) fn options() -> LogOptions {
         cache_bytes: 2048,
         flush_policy: FlushPolicy::AcksAll,
         writes_in_flight: 4,
+        read_ahead: Rc::new(ReadAheadBudget::new(SHARD_BUDGET_BYTES)),
     }
 }
 
@@ -38,8 +42,17 @@ pub(super) fn small_segments() -> TopicConfig {
 }
 
 pub(super) async fn open(dir: &Path, config: TopicConfig) -> Rc<PartitionLog> {
+    open_with(dir, config, options()).await
+}
+
+/// `open` with other options (a read-ahead budget shared with other logs).
+pub(super) async fn open_with(
+    dir: &Path,
+    config: TopicConfig,
+    options: LogOptions,
+) -> Rc<PartitionLog> {
     crate::probe_dma(dir.parent().unwrap()).await.unwrap();
-    PartitionLog::open(dir, "t", 0, config, options())
+    PartitionLog::open(dir, "t", 0, config, options)
         .await
         .unwrap()
 }
