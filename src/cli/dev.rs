@@ -3,9 +3,7 @@
 //! Runs on the main thread.
 use broker::config::{BrokerConfig, ConfigError};
 use broker::metadata::{standalone, MetadataStore};
-use broker::replication::agent::{
-    spawn_agent, AgentHandle, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX,
-};
+use broker::replication::agent::{spawn_agent, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX};
 use broker::server::start_shards;
 use clap::Args;
 use quorum::embedded::{embedded_quorum_exists, start_embedded_quorum};
@@ -177,9 +175,13 @@ pub fn serve(mut config: BrokerConfig) -> Result<(), StartError> {
         ..config
     });
     let (agent_calls_tx, agent_calls) = flume::bounded(AGENT_QUEUE_MAX);
-    let agent = AgentHandle::new(agent_calls_tx);
-    let shards = start_shards(config.clone(), metadata.clone(), shard_count, agent)
-        .map_err(StartError::Shards)?;
+    let shards = start_shards(
+        config.clone(),
+        metadata.clone(),
+        shard_count,
+        agent_calls_tx,
+    )
+    .map_err(StartError::Shards)?;
     let (ready, first_view) = std::sync::mpsc::channel();
     spawn_agent(AgentSetup {
         config: config.clone(),

@@ -1,17 +1,18 @@
 //! The composition root: starts and stops the shards, one pinned glommio
 //! executor per shard, builds each shard's services (replica manager, group
-//! coordinator) and wires them (the groups hear of leadership changes),
-//! recovers the logs it owns, binds the Kafka port (SO_REUSEPORT, so the
-//! kernel spreads connections over shards) and serves its inbox of jobs from
-//! other shards. The only module that sees every other one. Runs on the main
-//! thread; the closures run on the shards.
+//! coordinator) and its reply router (held by the shard and by the shard's
+//! `AgentHandle` in its replica manager) and wires them (the groups hear of
+//! leadership changes), recovers the logs it owns, binds the Kafka port
+//! (SO_REUSEPORT, so the kernel spreads connections over shards) and serves
+//! its inbox of jobs from other shards. The only module that sees every
+//! other one. Runs on the main thread; the closures run on the shards.
 use crate::config::BrokerConfig;
 use crate::group::membership::GroupLimits;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataStore;
-use crate::replication::agent::AgentHandle;
+use crate::replication::agent::{AgentCall, AgentHandle};
 use crate::replication::{ReplicaManager, ReplicationSettings};
-use crate::shard::{Job, Shard, ShardServices};
+use crate::shard::{Job, ReplyRouter, Shard, ShardServices};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -54,12 +55,13 @@ impl ShardSet {
 }
 
 /// Starts `shard_count` shards and returns once every one of them listens,
-/// or the first start-up error.
+/// or the first start-up error. Each shard's `AgentHandle` sends its calls
+/// to the quorum agent into `agent_calls`.
 pub fn start_shards(
     config: Arc<BrokerConfig>,
     metadata: Arc<MetadataStore>,
     shard_count: usize,
-    agent: AgentHandle,
+    agent_calls: flume::Sender<AgentCall>,
 ) -> Result<ShardSet, String> {
     raise_memlock_limit();
     crate::net::raise_nofile_limit();
@@ -81,12 +83,12 @@ pub fn start_shards(
         } else {
             Placement::Unbound
         };
-        let (config, metadata, senders, ready, agent, connections) = (
+        let (config, metadata, senders, ready, agent_calls, connections) = (
             config.clone(),
             metadata.clone(),
             senders.clone(),
             ready_tx.clone(),
-            agent.clone(),
+            agent_calls.clone(),
             connections.clone(),
         );
         let mut builder = LocalExecutorBuilder::new(placement)
@@ -97,8 +99,12 @@ pub fn start_shards(
         }
         let handle = builder
             .spawn(move || async move {
+                // The shard's reply router, held by the shard and by its
+                // handle to the agent (whose answers come home through it).
+                let replies = Rc::new(ReplyRouter::default());
+                let agent = AgentHandle::new(agent_calls, replies.clone());
                 let services = shard_services(&config, agent);
-                let shard = Rc::new(Shard::new(id, config, metadata, senders, services));
+                let shard = Rc::new(Shard::new(id, config, metadata, senders, replies, services));
                 crate::group::follow_leadership(&shard);
                 run_shard(shard, inbox, stop_rx, ready, connections).await;
             })

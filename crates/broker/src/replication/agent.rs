@@ -10,16 +10,22 @@
 //!   changes (`view::apply_view`), one at a time, in revision order;
 //! - calls from shards (`AgentHandle`): ISR changes, topic administration,
 //!   producer-id blocks.
+//!
+//! Each shard has an `AgentHandle` of its own (in its replica manager),
+//! built at shard setup with the shard's reply router, through which the
+//! agent's answers come home on that shard; all handles feed the one
+//! channel of calls (`AgentCall`) that the agent thread reads.
 use super::view::apply_view;
 use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, TopicMeta};
-use crate::shard::{register_reply, send_to_thread, Job, ReplyTo};
+use crate::shard::{send_to_thread, Job, ReplyRouter, ReplyTo};
 use futures::channel::oneshot;
 use quorum::changes::ViewChanges;
 use quorum::client::ViewChange;
 use quorum::client::{ClientError, QuorumClient};
 use quorum::model::{BrokerInfo, ClusterView, PartitionState};
 use quorum::state::{Applied, Command, CommandError};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -75,25 +81,29 @@ pub enum AgentCall {
     },
 }
 
-/// What shards hold to reach the agent.
+/// What a shard holds to reach the agent: the agent's channel of calls and
+/// the shard's reply router. One per shard, on that shard.
 #[derive(Clone)]
 pub struct AgentHandle {
     calls: flume::Sender<AgentCall>,
+    /// The router of the shard this handle belongs to.
+    replies: Rc<ReplyRouter>,
 }
 
 impl AgentHandle {
-    pub fn new(calls: flume::Sender<AgentCall>) -> AgentHandle {
-        AgentHandle { calls }
+    /// The handle of the shard whose reply router is `replies`.
+    pub fn new(calls: flume::Sender<AgentCall>, replies: Rc<ReplyRouter>) -> AgentHandle {
+        AgentHandle { calls, replies }
     }
 
     /// Sends a call and waits for its answer, which comes back through the
     /// shard's reply router (shard/replies.rs), not by waking this task from
-    /// the agent's thread. Only shards call the agent.
+    /// the agent's thread.
     async fn call<T: Send + 'static>(
         &self,
         make: impl FnOnce(ReplyTo<Result<T, AgentError>>) -> AgentCall,
     ) -> Result<T, AgentError> {
-        let (reply, answer) = register_reply().ok_or(AgentError::Gone)?;
+        let (reply, answer) = self.replies.register();
         send_to_thread(&self.calls, make(reply))
             .await
             .map_err(|_| AgentError::Gone)?;

@@ -4,7 +4,10 @@
 //! A `Shard` lives on its own executor's thread and owns what its logs share
 //! there: the free-space floor and the read-ahead budget (handed to every
 //! log it opens through `LogOptions`, so one shard's read-ahead memory is
-//! bounded whatever its number of logs).
+//! bounded whatever its number of logs). It also holds its reply router,
+//! which the shard setup (`server`) creates and also gives the shard's
+//! `AgentHandle`. No per-shard state is found through a thread-local: whoever
+//! needs it is handed it.
 //!
 //! Ownership is a pure function of (topic, partition, shard count), so every
 //! shard computes it without asking anyone and without shared state. Work for
@@ -16,7 +19,7 @@
 mod replies;
 mod services;
 
-pub use replies::{register_reply, send_to_thread, PendingReply, ReplyTo};
+pub use replies::{send_to_thread, PendingReply, ReplyRouter, ReplyTo};
 pub use services::{LeadershipChange, LeadershipListeners, ShardServices};
 
 use crate::config::BrokerConfig;
@@ -69,8 +72,9 @@ pub struct Shard {
     /// Who hears of this broker gaining or losing a partition's leadership.
     pub leadership: LeadershipListeners,
     inboxes: Vec<flume::Sender<Job>>,
-    /// Answers of the jobs this shard sent to others.
-    replies: Rc<replies::ReplyRouter>,
+    /// Answers of the jobs this shard sent to others (and of its calls to
+    /// the quorum agent, whose handle holds the same router).
+    replies: Rc<ReplyRouter>,
     logs: RefCell<HashMap<String, HashMap<i32, Rc<PartitionLog>>>>,
     /// The topic id each open topic's logs belong to (their directories'
     /// identity), so a topic deleted and created again is told apart.
@@ -90,6 +94,7 @@ impl Shard {
         config: Arc<BrokerConfig>,
         metadata: Arc<MetadataStore>,
         inboxes: Vec<flume::Sender<Job>>,
+        replies: Rc<ReplyRouter>,
         services: ShardServices,
     ) -> Self {
         let disk_space = Rc::new(DiskSpace::new(
@@ -106,7 +111,7 @@ impl Shard {
             config,
             metadata,
             inboxes,
-            replies: Rc::new(replies::ReplyRouter::default()),
+            replies,
             logs: RefCell::new(HashMap::new()),
             topic_ids: RefCell::new(HashMap::new()),
             stopping: Cell::new(false),

@@ -1,5 +1,5 @@
 //! Answers of cross-shard jobs, delivered without foreign wakers; one router
-//! per shard, on that shard.
+//! per shard, owned by that shard's `Shard` and used on its thread only.
 //!
 //! glommio 0.9 has a race when a thread other than a task's own drops the
 //! task's last waker: it decrements the count to zero and then takes a new
@@ -15,6 +15,11 @@
 //! that never completes cannot be freed or closed by that race), and the pump
 //! hands each answer to its waiting task through a oneshot used on this
 //! thread only: request tasks never give a waker to another thread.
+//!
+//! Whoever registers a call is handed the router by its shard: the shard's
+//! own `run_on`, and the shard's `AgentHandle` (replication/agent.rs), built
+//! with an `Rc` of the router when the shard is set up (server.rs). Nothing
+//! finds it through the thread it runs on.
 use futures::channel::oneshot;
 use glommio::Task;
 use std::any::Any;
@@ -22,11 +27,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
-
-thread_local! {
-    /// The router of the shard running on this thread.
-    static ROUTER: RefCell<Option<Rc<ReplyRouter>>> = const { RefCell::new(None) };
-}
 
 /// Sends into a bounded channel that another thread reads, without giving
 /// that thread this task's waker (see above): when the channel is full, the
@@ -46,18 +46,12 @@ pub async fn send_to_thread<T>(sender: &flume::Sender<T>, mut value: T) -> Resul
     }
 }
 
-/// A new call from the shard running on this thread (None elsewhere): the
-/// `ReplyTo` travels to whoever answers, on any thread; the `PendingReply`
-/// stays here and resolves to the answer.
-pub fn register_reply<T: Send + 'static>() -> Option<(ReplyTo<T>, PendingReply<T>)> {
-    ROUTER.with(|r| r.borrow().as_ref().map(|router| router.register()))
-}
-
 /// An answer on its way home: the waiting call's id and the value, or
 /// `None` when the job was dropped without answering (its shard stopped).
 type Reply = (u64, Option<AnyAnswer>);
 type AnyAnswer = Box<dyn Any + Send>;
 
+/// One shard's router of answers (see the module comment).
 pub struct ReplyRouter {
     next_id: Cell<u64>,
     waiting: RefCell<HashMap<u64, oneshot::Sender<Option<AnyAnswer>>>>,
@@ -86,7 +80,6 @@ impl ReplyRouter {
         let Some(receiver) = self.receiver.borrow_mut().take() else {
             return;
         };
-        ROUTER.with(|r| *r.borrow_mut() = Some(self.clone()));
         let router = self.clone();
         let pump = glommio::spawn_local(async move {
             while let Ok((id, value)) = receiver.recv_async().await {
@@ -102,8 +95,9 @@ impl ReplyRouter {
         }
     }
 
-    /// A new call: the `ReplyTo` travels with the job, the `PendingReply`
-    /// stays here and resolves to the answer.
+    /// A new call: the `ReplyTo` travels with the job to whoever answers,
+    /// on any thread; the `PendingReply` stays on this shard and resolves to
+    /// the answer.
     pub fn register<T: Send + 'static>(self: &Rc<Self>) -> (ReplyTo<T>, PendingReply<T>) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
