@@ -41,10 +41,6 @@ impl Partition {
         }
     }
 
-    pub fn log(&self) -> &Rc<PartitionLog> {
-        &self.log
-    }
-
     /// The leader epoch a write with `acks` is stamped with, or why this
     /// broker may not take it (not the leader; for acks=all, an ISR below
     /// min.insync.replicas).

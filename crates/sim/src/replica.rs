@@ -124,6 +124,10 @@ pub struct Replica {
     role: Option<Role>,
     next_request: u64,
     timings: Timings,
+    /// Divergent tails cut, over all incarnations.
+    pub truncations: u64,
+    /// Of those, cuts to where an epoch the leader never had begins.
+    pub asked_again: u64,
 }
 
 impl Replica {
@@ -143,6 +147,8 @@ impl Replica {
             role: None,
             next_request: 0,
             timings,
+            truncations: 0,
+            asked_again: 0,
         }
     }
 
@@ -261,6 +267,7 @@ impl Replica {
             self.log_end(),
             offset
         ));
+        self.truncations += 1;
         self.log.truncate(offset as usize);
         self.durable = self.durable.min(offset);
         self.generation += 1;
@@ -885,6 +892,7 @@ impl Replica {
                 true
             }
             Truncation::AskAgain(target) => {
+                self.asked_again += 1;
                 fx.note(format!(
                     "broker {}: the leader answered epoch {leader_epoch}, which this log never had: cut to {target} and ask again",
                     self.id

@@ -168,9 +168,6 @@ impl PartitionLog {
         .await
     }
 
-    /// Saves the producer state of the written batches as of `offset` (the
-    /// log end of what is written). A failure only costs a longer replay at
-    /// the next start, so it is logged, not returned.
     /// Writes, off the shard, what a sealed (or closed) active segment
     /// leaves behind: its indexes and the producer-state snapshot as of
     /// `end`, the segment's end. A snapshot that cannot be written only
