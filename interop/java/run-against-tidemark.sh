@@ -38,7 +38,7 @@ stop() {
 trap stop EXIT
 
 for _ in $(seq 1 300); do
-    grep -q "listening on 127.0.0.1:$port" "$log" 2>/dev/null && break
+    grep -q "listening on .*127.0.0.1:$port" "$log" 2>/dev/null && break
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "Tidemark exited before listening:" >&2
         cat "$log" >&2
@@ -46,7 +46,7 @@ for _ in $(seq 1 300); do
     fi
     sleep 0.1
 done
-if ! grep -q "listening on 127.0.0.1:$port" "$log"; then
+if ! grep -q "listening on .*127.0.0.1:$port" "$log"; then
     echo "Tidemark did not listen on 127.0.0.1:$port within 30 s:" >&2
     tail -20 "$log" >&2
     exit 1

@@ -200,7 +200,7 @@ pub fn serve(mut config: BrokerConfig) -> Result<(), StartError> {
     }
     println!(
         "tidemark: listening on {} (advertised as {host}:{port}), {shard_count} shards, data in {}, {} topics",
-        config.listen,
+        listener_summary(&config)?,
         data_dir.display(),
         metadata.topics().len()
     );
@@ -209,6 +209,17 @@ pub fn serve(mut config: BrokerConfig) -> Result<(), StartError> {
     shards.shutdown();
     println!("tidemark: stopped");
     Ok(())
+}
+
+/// `NAME://HOST:PORT` of each listener, for the start-up line.
+fn listener_summary(config: &BrokerConfig) -> Result<String, ConfigError> {
+    let listeners = config.listeners()?;
+    let each: Vec<String> = listeners
+        .all()
+        .iter()
+        .map(|l| format!("{}://{}", l.name, l.bind))
+        .collect();
+    Ok(each.join(","))
 }
 
 /// Partition directories of topics the registry (or the cluster's view,

@@ -195,6 +195,7 @@ const SECRET: &str = "hardening-secret";
 fn fake_broker(id: i32) -> BrokerInfo {
     BrokerInfo {
         incarnation: None,
+        listeners: Vec::new(),
         broker_id: id,
         host: "127.0.0.1".into(),
         port: 19000 + id as u16,

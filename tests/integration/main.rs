@@ -32,5 +32,6 @@ mod produce_configs;
 mod protocol;
 mod quorum;
 mod roundtrip;
+mod tls;
 mod topic_configs;
 mod upgrade;

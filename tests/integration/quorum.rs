@@ -40,6 +40,7 @@ impl Drop for FakeBroker {
 fn broker_info(id: i32) -> BrokerInfo {
     BrokerInfo {
         incarnation: None,
+        listeners: Vec::new(),
         broker_id: id,
         host: "127.0.0.1".into(),
         port: 19000 + id as u16,

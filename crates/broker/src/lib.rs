@@ -22,5 +22,6 @@ pub mod metadata;
 pub mod net;
 pub mod partition;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod shard;

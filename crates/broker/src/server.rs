@@ -2,14 +2,18 @@
 //! executor per shard, builds each shard's services (replica manager, group
 //! coordinator) and its reply router (held by the shard and by the shard's
 //! `AgentHandle` in its replica manager) and wires them (the groups hear of
-//! leadership changes), recovers the logs it owns, binds the Kafka port
-//! (SO_REUSEPORT, so the kernel spreads connections over shards) and serves
+//! leadership changes), recovers the logs it owns, binds each listener's
+//! port (SO_REUSEPORT, so the kernel spreads connections over shards; TLS
+//! listeners' certificates are loaded once, here) and serves
 //! its inbox of jobs from other shards. The only module that sees every
 //! other one. Runs on the main thread; the closures run on the shards.
-use crate::config::BrokerConfig;
+use crate::broker::budget::ShardBudget;
+use crate::config::{BrokerConfig, Listener, TlsSettings};
 use crate::group::membership::GroupLimits;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataStore;
+use crate::net::tls::TlsContext;
+use crate::net::ListenerContext;
 use crate::replication::agent::{AgentCall, AgentHandle};
 use crate::replication::{ReplicaManager, ReplicationSettings};
 use crate::shard::{Job, ReplyRouter, Shard, ShardServices};
@@ -65,7 +69,7 @@ pub fn start_shards(
 ) -> Result<ShardSet, String> {
     raise_memlock_limit();
     crate::net::raise_nofile_limit();
-    let connections = crate::net::ConnectionTracker::new(config.connection_settings());
+    let listeners = Arc::new(ListenerSet::load(&config)?);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -83,13 +87,13 @@ pub fn start_shards(
         } else {
             Placement::Unbound
         };
-        let (config, metadata, senders, ready, agent_calls, connections) = (
+        let (config, metadata, senders, ready, agent_calls, listeners) = (
             config.clone(),
             metadata.clone(),
             senders.clone(),
             ready_tx.clone(),
             agent_calls.clone(),
-            connections.clone(),
+            listeners.clone(),
         );
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
@@ -106,7 +110,7 @@ pub fn start_shards(
                 let services = shard_services(&config, agent);
                 let shard = Rc::new(Shard::new(id, config, metadata, senders, replies, services));
                 crate::group::follow_leadership(&shard);
-                run_shard(shard, inbox, stop_rx, ready, connections).await;
+                run_shard(shard, inbox, stop_rx, ready, listeners).await;
             })
             .map_err(|e| format!("cannot start shard {id}: {e}"))?;
         handles.push(handle);
@@ -148,18 +152,18 @@ async fn run_shard(
     inbox: flume::Receiver<Job>,
     stop: flume::Receiver<()>,
     ready: flume::Sender<Result<usize, String>>,
-    connections: Arc<crate::net::ConnectionTracker>,
+    listeners: Arc<ListenerSet>,
 ) {
     shard.start_reply_router();
-    let listener = match prepare_shard(&shard).await {
-        Ok(listener) => listener,
+    let sockets = match prepare_shard(&shard, &listeners).await {
+        Ok(sockets) => sockets,
         Err(message) => {
             let _ = ready.send(Err(format!("shard {}: {message}", shard.id)));
             return;
         }
     };
     let _ = ready.send(Ok(shard.id));
-    glommio::spawn_local(serve_once_ready(shard.clone(), listener, connections)).detach();
+    glommio::spawn_local(serve_once_ready(shard.clone(), sockets, listeners)).detach();
     glommio::spawn_local(housekeeping(shard.clone())).detach();
     glommio::spawn_local(crate::group::run_ticker(shard.clone())).detach();
     glommio::spawn_local(crate::replication::isr_check_loop(shard.clone())).detach();
@@ -176,6 +180,40 @@ async fn run_shard(
     shard.close_all_logs().await;
 }
 
+/// The listeners every shard binds, with what the main thread loaded for
+/// them (TLS configs), and the broker-wide connection limits.
+pub struct ListenerSet {
+    listeners: Vec<(Listener, Option<Arc<TlsContext>>)>,
+    connections: Arc<crate::net::ConnectionTracker>,
+}
+
+impl ListenerSet {
+    /// Loads the TLS listeners' certificates and starts the thread that
+    /// reloads them when they change.
+    fn load(config: &BrokerConfig) -> Result<ListenerSet, String> {
+        let listeners = config.listeners().map_err(|e| e.to_string())?;
+        let mut loaded = Vec::new();
+        for listener in listeners.all() {
+            let tls = match listener.protocol.uses_tls() {
+                false => None,
+                true => {
+                    let settings = TlsSettings::for_listener(&config.security, listener)
+                        .map_err(|e| e.to_string())?;
+                    Some(TlsContext::load(listener, settings).map_err(|e| e.to_string())?)
+                }
+            };
+            loaded.push((listener.clone(), tls));
+        }
+        let contexts = loaded.iter().filter_map(|(_, tls)| tls.clone()).collect();
+        crate::net::tls::watch_for_changes(contexts)
+            .map_err(|e| format!("cannot start the certificate watcher: {e}"))?;
+        Ok(ListenerSet {
+            listeners: loaded,
+            connections: crate::net::ConnectionTracker::new(config.connection_settings()),
+        })
+    }
+}
+
 /// Accepts connections, in a cluster only once this shard has the cluster's
 /// view: before it, Metadata could only answer a placeholder cluster id and
 /// no topics, which clients remember (librdkafka warns of a changed cluster
@@ -184,8 +222,8 @@ async fn run_shard(
 /// listen backlog.
 async fn serve_once_ready(
     shard: Rc<Shard>,
-    listener: glommio::net::TcpListener,
-    connections: Arc<crate::net::ConnectionTracker>,
+    sockets: Vec<glommio::net::TcpListener>,
+    listeners: Arc<ListenerSet>,
 ) {
     const VIEW_POLL: Duration = Duration::from_millis(5);
     while shard.replication().view().is_none() {
@@ -194,18 +232,41 @@ async fn serve_once_ready(
         }
         glommio::timer::sleep(VIEW_POLL).await;
     }
-    crate::net::accept_loop(shard, listener, connections).await;
+    let budget = ShardBudget::new(shard.config.shard_inflight_max_bytes);
+    for (socket, (listener, tls)) in sockets.into_iter().zip(&listeners.listeners) {
+        let context = ListenerContext {
+            name: Rc::from(listener.name.as_str()),
+            tls: tls.clone(),
+        };
+        let accept = crate::net::accept_loop(
+            shard.clone(),
+            socket,
+            context,
+            listeners.connections.clone(),
+            budget.clone(),
+        );
+        glommio::spawn_local(accept).detach();
+    }
 }
 
-/// Probes DMA and binds the Kafka port (the owned logs are recovered as the
-/// first cluster view assigns them).
-async fn prepare_shard(shard: &Rc<Shard>) -> Result<glommio::net::TcpListener, String> {
+/// Probes DMA and binds every listener's port (the owned logs are
+/// recovered as the first cluster view assigns them).
+async fn prepare_shard(
+    shard: &Rc<Shard>,
+    listeners: &ListenerSet,
+) -> Result<Vec<glommio::net::TcpListener>, String> {
     storage::probe_dma(&shard.config.data_dir)
         .await
         .map_err(|e| e.to_string())?;
-    // The logs are opened as the first cluster view assigns them.
-    let addr = shard.config.listen_addr().map_err(|e| e.to_string())?;
-    glommio::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+    listeners
+        .listeners
+        .iter()
+        .map(|(listener, _)| {
+            let addr = listener.bind;
+            glommio::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr} ({}): {e}", listener.name))
+        })
+        .collect()
 }
 
 /// Periodic work on each shard: retention of the logs it owns.

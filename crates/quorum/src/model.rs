@@ -23,6 +23,35 @@ pub struct BrokerInfo {
     /// epochs), so a broker that lost its disk never stays leader.
     #[serde(default)]
     pub incarnation: Option<uuid::Uuid>,
+    /// The address on each of the broker's listeners (Kafka's endpoints).
+    /// `host` and `port` are the inter-broker listener's. Empty in
+    /// registrations of earlier releases, which had one listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// Where a broker is reached on one of its listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// The listener's name, upper case (`PLAINTEXT`, `SSL`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerInfo {
+    /// The broker's (host, port) on the listener `name`: its registered
+    /// endpoint, or for a registration without endpoints (one listener)
+    /// its only address. `None`: it has no such listener.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// One partition's assignment and leadership, KRaft's `PartitionRecord` in short.

@@ -8,6 +8,7 @@ fn broker(id: i32) -> BrokerInfo {
         port: 9000 + id as u16,
         rack: None,
         incarnation: None,
+        listeners: Vec::new(),
     }
 }
 
@@ -227,6 +228,7 @@ fn a_restarted_broker_loses_leadership_and_isr_but_the_same_process_keeps_them()
     // A new process under the same id: its leadership goes to an ISR member.
     let restarted = BrokerInfo {
         incarnation: Some(uuid::Uuid::from_u128(7)),
+        listeners: Vec::new(),
         ..broker(1)
     };
     ok(&mut view, Command::RegisterBroker { info: restarted });

@@ -190,5 +190,6 @@ fn broker_info(broker_id: NodeId, incarnation: u64) -> BrokerInfo {
         port: 9092,
         rack: None,
         incarnation: Some(incarnation_id(broker_id, incarnation)),
+        listeners: Vec::new(),
     }
 }

@@ -26,8 +26,10 @@ const INITIAL_CAPACITY_BYTES: usize = 1 << 20;
 pub unsafe trait WritesOnly: AsyncRead + Unpin {}
 
 // SAFETY: futures' BufReader copies from its own buffer into `buf` or hands
-// `buf` to the inner reader; glommio's stream halves receive into it.
-unsafe impl WritesOnly for futures::io::BufReader<futures::io::ReadHalf<glommio::net::TcpStream>> {}
+// `buf` to the inner reader, which writes only.
+unsafe impl<R: WritesOnly> WritesOnly for futures::io::BufReader<R> {}
+// SAFETY: a read half hands `buf` to the stream it shares, which writes only.
+unsafe impl<S: WritesOnly + futures::io::AsyncWrite> WritesOnly for futures::io::ReadHalf<S> {}
 // SAFETY: glommio's stream receives into `buf` (recv); a follower's fetcher
 // reads its leader's answers from one.
 unsafe impl WritesOnly for glommio::net::TcpStream {}

@@ -266,8 +266,11 @@ impl Broker {
             .arg(self.addr())
             .arg("--data-dir")
             .arg(self.data_dir.path());
+        // `{port}` in a value is the broker's own port (picked here).
+        let port = self.port.to_string();
         for (key, value) in &self.settings {
-            cmd.arg("--set").arg(format!("{key}={value}"));
+            cmd.arg("--set")
+                .arg(format!("{key}={}", value.replace("{port}", &port)));
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -35,17 +35,19 @@ pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
         .with_api_keys(api_keys)
 }
 
-/// This broker's id and advertised address.
-fn self_endpoint(shard: &Shard) -> (i32, String, i32) {
-    let (host, port) = shard
-        .config
-        .advertised_addr()
-        .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
+/// This broker's id and advertised address on `listener`.
+fn self_endpoint(shard: &Shard, listener: &str) -> (i32, String, i32) {
+    let advertised = shard.config.listeners().ok().and_then(|all| {
+        all.get(listener)
+            .map(|l| (l.advertised_host.clone(), l.advertised_port as i32))
+    });
+    let (host, port) = advertised.unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
     (shard.config.node_id, host, port)
 }
 
-/// The cluster as clients see it: its id, brokers and controller, and each
-/// partition's replicas.
+/// The cluster as clients on one listener see it: its id, the brokers
+/// reachable on that listener (Kafka leaves out those without it) and the
+/// controller, and each partition's replicas.
 struct Shape {
     cluster_id: String,
     /// (id, host, port, rack)
@@ -57,8 +59,8 @@ struct Shape {
     node_id: i32,
 }
 
-fn shape(shard: &Shard) -> Shape {
-    let (node_id, host, port) = self_endpoint(shard);
+fn shape(shard: &Shard, listener: &str) -> Shape {
+    let (node_id, host, port) = self_endpoint(shard, listener);
     let Some(view) = shard.replication().view() else {
         return Shape {
             cluster_id: shard.config.cluster_id.clone(),
@@ -71,7 +73,10 @@ fn shape(shard: &Shard) -> Shape {
     let brokers: Vec<_> = view
         .brokers
         .values()
-        .map(|b| (b.broker_id, b.host.clone(), b.port as i32, b.rack.clone()))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some((b.broker_id, host.to_string(), port as i32, b.rack.clone()))
+        })
         .collect();
     Shape {
         cluster_id: view.cluster_id.clone(),
@@ -118,7 +123,7 @@ pub async fn metadata(
     ctx: &RequestContext,
 ) -> MetadataResponse {
     let v = ctx.version;
-    let shape = shape(shard);
+    let shape = shape(shard, &ctx.session.listener);
     let brokers = shape
         .brokers
         .iter()
@@ -163,7 +168,7 @@ pub async fn metadata(
         };
         let entry = match (found, by_name) {
             (Some(topic), _) => describe_topic(&topic, &shape, v),
-            (None, Some(name)) => auto_create(shard, &name, may_create, v).await,
+            (None, Some(name)) => auto_create(shard, &name, may_create, ctx).await,
             (None, None) => MetadataResponseTopic::default()
                 .with_topic_id(requested.topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -177,8 +182,9 @@ async fn auto_create(
     shard: &Rc<Shard>,
     name: &str,
     may_create: bool,
-    v: i16,
+    ctx: &RequestContext,
 ) -> MetadataResponseTopic {
+    let v = ctx.version;
     let failed = |code| {
         MetadataResponseTopic::default()
             .with_name(Some(topic_name(name)))
@@ -195,10 +201,10 @@ async fn auto_create(
     }
     let partitions = shard.config.default_partitions;
     match admin::create_topic(shard, name, partitions, -1, Default::default()).await {
-        Ok(topic) => describe_topic(&topic, &shape(shard), v),
+        Ok(topic) => describe_topic(&topic, &shape(shard, &ctx.session.listener), v),
         Err(crate::metadata::MetadataError::TopicAlreadyExists(_)) => {
             match shard.metadata.topic(name) {
-                Some(topic) => describe_topic(&topic, &shape(shard), v),
+                Some(topic) => describe_topic(&topic, &shape(shard, &ctx.session.listener), v),
                 None => failed(ResponseError::LeaderNotAvailable.code()),
             }
         }
@@ -236,9 +242,9 @@ fn describe_topic(topic: &TopicMeta, shape: &Shape, v: i16) -> MetadataResponseT
 pub async fn describe_cluster(
     shard: &Rc<Shard>,
     _request: DescribeClusterRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeClusterResponse {
-    let shape = shape(shard);
+    let shape = shape(shard, &ctx.session.listener);
     let brokers = shape
         .brokers
         .iter()

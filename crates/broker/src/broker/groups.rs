@@ -72,7 +72,7 @@ pub async fn find_coordinator(
         if request.key_type != KEY_TYPE_GROUP {
             return Err(COORDINATOR_GONE);
         }
-        coordinator_of(shard, key)
+        coordinator_of(shard, key, &ctx.session.listener)
     };
     let fields = |found: Result<(i32, String, i32), i16>| match found {
         Ok((node, host, port)) => (0, node, host, port),
@@ -125,16 +125,17 @@ fn legacy_error_message(code: i16) -> StrBytes {
     }
 }
 
-/// (broker id, host, port) of the coordinator of `group`: the leader of the
-/// group's `__consumer_offsets` partition, and the topic is created (through
-/// the quorum service) by the first FindCoordinator that misses it.
-fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), i16> {
+/// (broker id, host, port on `listener`) of the coordinator of `group`:
+/// the leader of the group's `__consumer_offsets` partition, and the topic
+/// is created (through the quorum service) by the first FindCoordinator
+/// that misses it.
+fn coordinator_of(
+    shard: &Rc<Shard>,
+    group: &str,
+    listener: &str,
+) -> Result<(i32, String, i32), i16> {
     let Some(view) = shard.replication().view() else {
-        let (host, port) = shard
-            .config
-            .advertised_addr()
-            .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
-        return Ok((shard.config.node_id, host, port));
+        return Err(COORDINATOR_GONE);
     };
     let partition = offsets_partition(group, shard.config.offsets_topic_partitions);
     let Some(state) = view.partition(OFFSETS_TOPIC, partition) else {
@@ -142,7 +143,8 @@ fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), 
         return Err(COORDINATOR_GONE);
     };
     let leader = view.brokers.get(&state.leader).ok_or(COORDINATOR_GONE)?;
-    Ok((leader.broker_id, leader.host.clone(), leader.port as i32))
+    let (host, port) = leader.endpoint(listener).ok_or(COORDINATOR_GONE)?;
+    Ok((leader.broker_id, host.to_string(), port as i32))
 }
 
 /// Asks the quorum for `__consumer_offsets` in the background, once at a

@@ -17,6 +17,7 @@ mod produce;
 mod producer_id;
 
 pub use crate::error_codes::{metadata_error_code, replication_error_code, storage_error_code};
+use crate::security::Session;
 use crate::shard::{OpenLogError, Shard};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
@@ -56,6 +57,8 @@ pub struct RequestContext {
     pub client_id: String,
     /// The peer's address as Kafka shows it ("/127.0.0.1").
     pub client_host: Rc<str>,
+    /// Who sent it, on which listener.
+    pub session: Rc<Session>,
     /// What the connection may still hold in answers (Fetch reserves from it).
     pub budget: Rc<budget::ConnectionBudget>,
 }
@@ -194,7 +197,7 @@ pub fn decode_request(mut buf: Bytes) -> Result<DecodedRequest, RequestError> {
 pub async fn handle_frame(
     shard: Rc<Shard>,
     frame: BytesMut,
-    client_host: Rc<str>,
+    session: Rc<Session>,
     budget: Rc<budget::ConnectionBudget>,
 ) -> Result<Option<Frame>, RequestError> {
     let (api_key, version, header, body) = match decode_request(frame.freeze())? {
@@ -217,7 +220,8 @@ pub async fn handle_frame(
         version,
         correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
-        client_host,
+        client_host: session.client_host.clone(),
+        session,
         budget,
     };
     macro_rules! answer {

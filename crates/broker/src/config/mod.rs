@@ -3,16 +3,20 @@
 //! Owns the typed view of the TOML config file (keys use Kafka's names, e.g.
 //! `log.dirs`, `num.partitions`, `log.segment.bytes`) and of per-topic configs
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
-//! shard starts; every shard gets an immutable copy.
+//! shard starts; every shard gets an immutable copy. `listeners` reads the
+//! listener keys, `tls` the `ssl.*` keys of TLS listeners.
+pub mod listeners;
+pub mod tls;
+
+pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use model::topic_config::{
     broker_synonym, kafka_synonym, CompressionLevels, ConfigOrigin, FlushPolicy, ProduceSettings,
     TimestampType, TopicCompression, TopicConfig, TopicConfigDef, TopicConfigError,
     TOPIC_CONFIG_DEFS,
 };
+pub use tls::{SecurityKeys, TlsSettings};
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -35,12 +39,25 @@ pub enum ConfigError {
 pub struct BrokerConfig {
     #[serde(rename = "node.id")]
     pub node_id: i32,
-    /// Where the broker listens for Kafka clients.
+    /// Where the broker listens for Kafka clients: `NAME://HOST:PORT,...`
+    /// (`listeners::parse`).
     #[serde(rename = "listeners")]
     pub listen: String,
-    /// The address clients are told to use; defaults to `listeners`.
+    /// The addresses clients are told to use; defaults to `listeners`.
     #[serde(rename = "advertised.listeners")]
     pub advertised: Option<String>,
+    /// Listener name to security protocol, `NAME:PROTOCOL,...`.
+    #[serde(rename = "listener.security.protocol.map")]
+    pub listener_protocol_map: Option<String>,
+    /// The listener other brokers replicate over.
+    #[serde(rename = "inter.broker.listener.name")]
+    pub inter_broker_listener_name: Option<String>,
+    /// Picks the inter-broker listener by its protocol instead.
+    #[serde(rename = "security.inter.broker.protocol")]
+    pub inter_broker_protocol: Option<String>,
+    /// The `ssl.*`, `sasl.*` and `listener.name.*` keys (`tls::SecurityKeys`).
+    #[serde(skip)]
+    pub security: SecurityKeys,
     #[serde(rename = "log.dirs")]
     pub data_dir: PathBuf,
     /// Number of shards (executors); 0 means one per available core.
@@ -170,6 +187,10 @@ impl Default for BrokerConfig {
             node_id: 1,
             listen: "127.0.0.1:9092".to_string(),
             advertised: None,
+            listener_protocol_map: None,
+            inter_broker_listener_name: None,
+            inter_broker_protocol: None,
+            security: SecurityKeys::default(),
             data_dir: PathBuf::from("./data"),
             shards: 0,
             auto_create_topics: true,
@@ -248,10 +269,36 @@ impl BrokerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        Self::from_table(table).map_err(parse_error)
+    }
+
+    /// The config of a TOML table: the security keys go to `security`, the
+    /// others to the typed fields.
+    fn from_table(mut table: toml::Table) -> Result<Self, String> {
+        let claimed: Vec<String> = table
+            .keys()
+            .filter(|k| SecurityKeys::claims(k))
+            .cloned()
+            .collect();
+        let mut security = SecurityKeys::default();
+        for key in claimed {
+            let value = table.remove(&key).expect("key listed from this table");
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            security.insert(key, text);
+        }
+        let mut config: BrokerConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        config.security = security;
+        Ok(config)
     }
 
     /// Applies `key=value` overrides given on the command line, with the same
@@ -260,7 +307,7 @@ impl BrokerConfig {
         if overrides.is_empty() {
             return Ok(());
         }
-        let mut table: BTreeMap<String, toml::Value> = BTreeMap::new();
+        let mut table = toml::Table::new();
         // The same Kafka key names serialize the current values.
         let current = toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid {
             key: "*".into(),
@@ -269,22 +316,26 @@ impl BrokerConfig {
         if let toml::Value::Table(t) = current {
             table.extend(t);
         }
+        let mut security = self.security.clone();
         for item in overrides {
             let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Invalid {
                 key: item.clone(),
                 message: "expected key=value".into(),
             })?;
-            let value = parse_override_value(raw);
-            table.insert(key.trim().to_string(), value);
+            let key = key.trim().to_string();
+            if SecurityKeys::claims(&key) {
+                // Kept as given: a password may look like a number.
+                security.insert(key, raw.trim().to_string());
+            } else {
+                table.insert(key, parse_override_value(raw));
+            }
         }
-        let text = toml::to_string(&table).map_err(|e| ConfigError::Invalid {
-            key: "*".into(),
-            message: e.to_string(),
-        })?;
-        *self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let mut config = Self::from_table(table).map_err(|message| ConfigError::Invalid {
             key: "--set".into(),
-            message: e.to_string(),
+            message,
         })?;
+        config.security = security;
+        *self = config;
         Ok(())
     }
 
@@ -325,9 +376,42 @@ impl BrokerConfig {
                 "must not exceed group.max.session.timeout.ms",
             ));
         }
-        self.listen_addr()?;
-        self.advertised_addr()?;
+        self.validate_listeners()?;
         Ok(())
+    }
+
+    /// The listeners parse, their security keys are known, and every
+    /// listener speaks a protocol Tidemark has built: a listener that names
+    /// SASL refuses to start rather than serve its port unauthenticated.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let listeners = self.listeners()?;
+        self.security.validate(&listeners)?;
+        for listener in listeners.all() {
+            if listener.protocol.uses_sasl() {
+                return Err(ConfigError::Invalid {
+                    key: "listeners".into(),
+                    message: format!(
+                        "listener {} is {}: SASL is not built yet, and Tidemark will not serve it without authentication",
+                        listener.name, listener.protocol
+                    ),
+                });
+            }
+            if listener.protocol.uses_tls() {
+                TlsSettings::for_listener(&self.security, listener)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The listeners (`listeners::parse`).
+    pub fn listeners(&self) -> Result<Listeners, ConfigError> {
+        listeners::parse(listeners::ListenerKeys {
+            listeners: &self.listen,
+            advertised: self.advertised.as_deref(),
+            protocol_map: self.listener_protocol_map.as_deref(),
+            inter_broker_name: self.inter_broker_listener_name.as_deref(),
+            inter_broker_protocol: self.inter_broker_protocol.as_deref(),
+        })
     }
 
     fn validate_connection_limits(&self) -> Result<(), ConfigError> {
@@ -378,28 +462,12 @@ impl BrokerConfig {
         }
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        parse_addr("listeners", &self.listen)
-    }
-
-    /// The (host, port) clients are told to connect to.
+    /// The (host, port) other brokers and the quorum know this broker by:
+    /// the inter-broker listener's advertised address.
     pub fn advertised_addr(&self) -> Result<(String, i32), ConfigError> {
-        let text = self.advertised.as_deref().unwrap_or(&self.listen);
-        let text = text.rsplit("://").next().unwrap_or(text);
-        let (host, port) = text.rsplit_once(':').ok_or_else(|| ConfigError::Invalid {
-            key: "advertised.listeners".into(),
-            message: format!("{text}: expected HOST:PORT"),
-        })?;
-        let port: u16 = port.parse().map_err(|_| ConfigError::Invalid {
-            key: "advertised.listeners".into(),
-            message: format!("{text}: bad port"),
-        })?;
-        let host = if host == "0.0.0.0" || host.is_empty() {
-            "127.0.0.1".to_string()
-        } else {
-            host.trim_matches(|c| c == '[' || c == ']').to_string()
-        };
-        Ok((host, port as i32))
+        let listeners = self.listeners()?;
+        let own = listeners.inter_broker();
+        Ok((own.advertised_host.clone(), own.advertised_port as i32))
     }
 
     /// The topic config a new topic gets when it sets nothing itself.
@@ -462,18 +530,6 @@ fn usable_memory_bytes() -> Option<u64> {
     Some(cgroup_limit.map_or(physical, |limit| limit.min(physical)))
 }
 
-fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
-    let text = text.rsplit("://").next().unwrap_or(text);
-    use std::net::ToSocketAddrs;
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut it| it.next())
-        .ok_or_else(|| ConfigError::Invalid {
-            key: key.to_string(),
-            message: format!("{text}: expected HOST:PORT"),
-        })
-}
-
 /// `--set key=value`: integers and booleans keep their type, anything else is a string.
 fn parse_override_value(raw: &str) -> toml::Value {
     let raw = raw.trim();
@@ -527,5 +583,36 @@ mod tests {
             ..BrokerConfig::default()
         };
         assert_eq!(c.advertised_addr().unwrap(), ("127.0.0.1".into(), 9092));
+    }
+
+    #[test]
+    fn security_keys_from_the_file_and_from_overrides() {
+        let table: toml::Table = toml::from_str(
+            r#"
+            "listeners" = "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093"
+            "ssl.keystore.location" = "/etc/tidemark/broker.pem"
+            "listener.name.ssl.ssl.client.auth" = "none"
+            "num.partitions" = 2
+            "#,
+        )
+        .unwrap();
+        let mut c = BrokerConfig::from_table(table).unwrap();
+        assert_eq!(c.default_partitions, 2);
+        c.apply_overrides(&["ssl.key.password=1234".into(), "num.partitions=4".into()])
+            .unwrap();
+        assert_eq!(c.default_partitions, 4);
+        let ssl = c.listeners().unwrap().get("SSL").cloned().unwrap();
+        let tls = TlsSettings::for_listener(&c.security, &ssl).unwrap();
+        assert_eq!(tls.key_password.as_deref(), Some("1234"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_sasl_listener_refuses_to_start() {
+        let mut c = BrokerConfig::default();
+        c.apply_overrides(&["listeners=SASL_SSL://127.0.0.1:19801".into()])
+            .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("SASL is not built yet"), "{err}");
     }
 }

@@ -3,16 +3,33 @@
 //! `accept` itself fails (out of descriptors: EMFILE, ENFILE), with one log
 //! line per interval instead of one per failure.
 //!
-//! Runs on every shard, each on its own SO_REUSEPORT listener.
+//! On a TLS listener the handshake runs in the connection's own task,
+//! within `socket.request.read.timeout.ms`; a failed handshake closes that
+//! connection only.
+//!
+//! Runs on every shard, one loop per listener, each on its own
+//! SO_REUSEPORT socket.
 use super::connection::serve_connection;
-use super::limits::ConnectionTracker;
+use super::limits::{ConnectionPermit, ConnectionTracker};
+use super::tls::TlsContext;
 use crate::broker::budget::ShardBudget;
+use crate::security::{Principal, Session};
 use crate::shard::Shard;
 use glommio::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What a shard serves on one listener.
+#[derive(Clone)]
+pub struct ListenerContext {
+    /// The listener's name, upper case.
+    pub name: Rc<str>,
+    /// Set on SSL listeners.
+    pub tls: Option<Arc<TlsContext>>,
+}
 
 /// First pause after a failed accept; it doubles up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -20,9 +37,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one log line per this interval for each kind of trouble.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Accepts connections until the shard stops.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tracker: Arc<ConnectionTracker>) {
-    let budget = ShardBudget::new(tracker.settings().shard_inflight_max_bytes);
+/// Accepts connections on one listener until the shard stops; `budget` is
+/// the shard's, shared by all its listeners.
+pub async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    context: ListenerContext,
+    tracker: Arc<ConnectionTracker>,
+    budget: Rc<ShardBudget>,
+) {
     let mut backoff = Backoff::default();
     let mut failures = RateLimitedLog::default();
     let mut refusals = RateLimitedLog::default();
@@ -30,7 +53,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tracker: Arc<C
         match listener.accept().await {
             Ok(stream) => {
                 backoff.reset();
-                admit(&shard, stream, &tracker, &budget, &mut refusals);
+                admit(&shard, stream, &context, &tracker, &budget, &mut refusals);
             }
             Err(e) => {
                 if let Some(more) = failures.note() {
@@ -46,6 +69,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tracker: Arc<C
 fn admit(
     shard: &Rc<Shard>,
     stream: TcpStream,
+    context: &ListenerContext,
     tracker: &Arc<ConnectionTracker>,
     budget: &Rc<ShardBudget>,
     refusals: &mut RateLimitedLog,
@@ -56,12 +80,15 @@ fn admit(
     };
     match tracker.admit(peer.ip(), stream.as_raw_fd()) {
         Ok(permit) => {
-            let connection = serve_connection(shard.clone(), stream, peer, budget.clone());
-            glommio::spawn_local(async move {
-                connection.await;
-                drop(permit);
-            })
-            .detach();
+            let connection = open(
+                shard.clone(),
+                stream,
+                peer,
+                context.clone(),
+                budget.clone(),
+                permit,
+            );
+            glommio::spawn_local(connection).detach();
         }
         Err(refusal) => {
             if let Some(more) = refusals.note() {
@@ -70,6 +97,47 @@ fn admit(
             drop(stream);
         }
     }
+}
+
+/// Runs the TLS handshake if the listener has one, then serves the
+/// connection; the permit is held until it closes.
+async fn open(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: ListenerContext,
+    budget: Rc<ShardBudget>,
+    permit: ConnectionPermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let session = |principal| {
+        Rc::new(Session {
+            listener: context.name.clone(),
+            principal,
+            client_host: Rc::from(format!("/{}", peer.ip())),
+        })
+    };
+    match &context.tls {
+        None => {
+            let session = session(Principal::anonymous());
+            serve_connection(shard, stream, peer.to_string(), session, budget).await;
+        }
+        Some(tls) => {
+            let deadline =
+                Duration::from_millis(shard.config.connection_settings().frame_timeout_ms);
+            match tls.handshake(stream, deadline).await {
+                Ok((stream, principal)) => {
+                    tracing::debug!(%peer, listener = %context.name, %principal, "TLS connection");
+                    serve_connection(shard, stream, peer.to_string(), session(principal), budget)
+                        .await;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection");
+                }
+            }
+        }
+    }
+    drop(permit);
 }
 
 /// The pause after each of a run of failed accepts.

@@ -12,20 +12,20 @@
 //! frame closes that one connection and nothing else.
 use crate::broker::budget::{ConnectionBudget, Hold, ShardBudget};
 use crate::broker::{handle_frame, RequestError};
+use crate::security::Session;
 use crate::shard::Shard;
 use bytes::BytesMut;
 use futures::future::{select, Either};
-use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf};
+use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use futures::AsyncWrite;
 use futures::FutureExt;
 use glommio::channels::local_channel;
-use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use wire::frame::{read_frame, Frame, FrameError};
+use wire::frame::{read_frame, Frame, FrameError, WritesOnly};
 
 /// Socket read buffer: small frames arrive several per read call.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -65,18 +65,20 @@ impl Activity {
     }
 }
 
+/// A connection's byte stream: TCP, or TLS over TCP (`tls::TlsConnection`).
+pub trait Stream: WritesOnly + AsyncWrite + Unpin + 'static {}
+impl<S: WritesOnly + AsyncWrite + Unpin + 'static> Stream for S {}
+
 /// Serves one connection until the client closes it, a limit closes it,
 /// or a request must close it.
-pub async fn serve_connection(
+pub async fn serve_connection<S: Stream>(
     shard: Rc<Shard>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: S,
+    peer: String,
+    session: Rc<Session>,
     shard_budget: Rc<ShardBudget>,
 ) {
-    let _ = stream.set_nodelay(true);
     let settings = shard.config.connection_settings();
-    let client_host: Rc<str> = Rc::from(format!("/{}", peer.ip()));
-    let peer = peer.to_string();
     let budget = ConnectionBudget::new(settings.connection_inflight_max_bytes, shard_budget);
     let activity = Rc::new(Activity {
         last: Cell::new(Instant::now()),
@@ -108,7 +110,7 @@ pub async fn serve_connection(
             // connection): stop reading too.
             Either::Right(_) => return,
         };
-        let task = start_request(&shard, frame, &client_host, &budget, &activity);
+        let task = start_request(&shard, frame, &session, &budget, &activity);
         if queue.send(task).await.is_err() {
             return;
         }
@@ -153,20 +155,20 @@ struct Timeouts {
 fn start_request(
     shard: &Rc<Shard>,
     frame: BytesMut,
-    client_host: &Rc<str>,
+    session: &Rc<Session>,
     budget: &Rc<ConnectionBudget>,
     activity: &Rc<Activity>,
 ) -> JoinHandle<Answer> {
     let request_hold = budget.hold(frame.len());
     activity.handling.set(activity.handling.get() + 1);
-    let (shard, host, budget, activity) = (
+    let (shard, session, budget, activity) = (
         shard.clone(),
-        client_host.clone(),
+        session.clone(),
         budget.clone(),
         activity.clone(),
     );
     glommio::spawn_local(async move {
-        let answer = handle_frame(shard, frame, host, budget.clone()).await;
+        let answer = handle_frame(shard, frame, session, budget.clone()).await;
         drop(request_hold);
         activity.handling.set(activity.handling.get() - 1);
         activity.touch();
@@ -183,8 +185,8 @@ fn start_request(
 /// Waits (within the budget and the idle deadline) for the next frame to
 /// start, then reads it whole within the frame deadline. `Ok(None)` at a
 /// clean end of stream.
-async fn read_request(
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
+async fn read_request<S: Stream>(
+    reader: &mut BufReader<ReadHalf<S>>,
     budget: &ConnectionBudget,
     activity: &Activity,
     timeouts: &Timeouts,
@@ -219,8 +221,8 @@ fn frame_is_buffered(buffered: &[u8]) -> bool {
 
 /// Waits until the budget lets the reader read and a byte has arrived
 /// (true) or the stream ended (false), closing on the idle deadline.
-async fn wait_for_frame_start(
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
+async fn wait_for_frame_start<S: Stream>(
+    reader: &mut BufReader<ReadHalf<S>>,
     budget: &ConnectionBudget,
     activity: &Activity,
     idle: Duration,
@@ -253,9 +255,9 @@ async fn wait_for_frame_start(
 /// asks to close the connection. A frame's parts are written one after
 /// another (the socket has no vectored write): Fetch's record sets go out
 /// from the buffers they were read into.
-async fn write_answers(
+async fn write_answers<S: Stream>(
     answers: local_channel::LocalReceiver<JoinHandle<Answer>>,
-    mut socket: futures::io::WriteHalf<TcpStream>,
+    mut socket: WriteHalf<S>,
     peer: String,
     activity: Rc<Activity>,
 ) {
@@ -279,8 +281,8 @@ async fn write_answers(
     let _ = socket.close().await;
 }
 
-async fn write_frame(
-    socket: &mut futures::io::WriteHalf<TcpStream>,
+async fn write_frame<S: Stream>(
+    socket: &mut WriteHalf<S>,
     frame: &Frame,
     activity: &Activity,
 ) -> std::io::Result<()> {
@@ -290,5 +292,6 @@ async fn write_frame(
             activity.touch();
         }
     }
-    Ok(())
+    // TLS keeps the last records of a frame in its buffer until flushed.
+    socket.flush().await
 }

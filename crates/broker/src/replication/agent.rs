@@ -23,7 +23,7 @@ use futures::channel::oneshot;
 use quorum::changes::ViewChanges;
 use quorum::client::ViewChange;
 use quorum::client::{ClientError, QuorumClient};
-use quorum::model::{BrokerInfo, ClusterView, PartitionState};
+use quorum::model::{BrokerInfo, ClusterView, ListenerEndpoint, PartitionState};
 use quorum::state::{Applied, Command, CommandError};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -245,16 +245,32 @@ async fn import_registry(client: &mut QuorumClient, broker_id: i32, local: Local
     }
 }
 
+/// This broker as the quorum registers it: the inter-broker listener's
+/// address for the other brokers, and every listener's for clients.
 fn broker_info(config: &BrokerConfig) -> BrokerInfo {
     let (host, port) = config
         .advertised_addr()
         .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
+    let listeners = config
+        .listeners()
+        .map(|l| {
+            l.all()
+                .iter()
+                .map(|l| ListenerEndpoint {
+                    name: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     BrokerInfo {
         broker_id: config.node_id,
         host,
         port: port as u16,
         rack: config.rack.clone(),
         incarnation: Some(uuid::Uuid::new_v4()),
+        listeners,
     }
 }
 

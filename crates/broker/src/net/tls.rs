@@ -1,0 +1,335 @@
+//! TLS for a listener: the rustls server config built from its `ssl.*`
+//! settings (PEM keystore and truststore, `ssl.client.auth`, protocol
+//! versions), the handshake of one connection (bounded by a deadline, so a
+//! silent client costs only its own connection), and the principal its
+//! client certificate maps to.
+//!
+//! Certificates are reloaded without a restart: a watcher thread (not a
+//! shard: it reads files) looks at the PEM files' size and modification
+//! time every `RELOAD_CHECK` and, when they changed and still load, swaps
+//! the config that new handshakes use. Connections already open keep theirs.
+//! Built on the main thread at start; every shard reads the same context.
+use crate::config::tls::{ClientAuth, KeyStore, PemSource, TlsVersion};
+use crate::config::{Listener, TlsSettings};
+use crate::security::{Principal, PrincipalMappingError, SslPrincipalMapper};
+use futures::future::{select, Either};
+use futures::{AsyncRead, AsyncWrite};
+use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
+use glommio::net::TcpStream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// How often the watcher looks at the certificate files.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {message}")]
+    Pem { what: String, message: String },
+    #[error("listener {listener}: {message}")]
+    Config { listener: String, message: String },
+    #[error(transparent)]
+    Mapping(#[from] PrincipalMappingError),
+}
+
+/// Why a connection's handshake failed.
+#[derive(Debug, Error)]
+pub enum HandshakeError {
+    #[error("the TLS handshake did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Failed(std::io::Error),
+    #[error(transparent)]
+    Principal(#[from] PrincipalMappingError),
+}
+
+/// One TLS listener's config, shared by every shard.
+pub struct TlsContext {
+    listener: String,
+    settings: TlsSettings,
+    mapper: SslPrincipalMapper,
+    current: RwLock<Loaded>,
+}
+
+struct Loaded {
+    config: Arc<ServerConfig>,
+    files: Vec<FileStamp>,
+}
+
+/// What the watcher compares to see a file change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    path: PathBuf,
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+impl TlsContext {
+    /// Loads the listener's keystore and truststore.
+    pub fn load(listener: &Listener, settings: TlsSettings) -> Result<Arc<TlsContext>, TlsError> {
+        let mapper = SslPrincipalMapper::parse(&settings.principal_mapping_rules)?;
+        let loaded = load(&listener.name, &settings)?;
+        Ok(Arc::new(TlsContext {
+            listener: listener.name.clone(),
+            settings,
+            mapper,
+            current: RwLock::new(loaded),
+        }))
+    }
+
+    /// The acceptor new handshakes use.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        TlsAcceptor::from(current.config.clone())
+    }
+
+    /// Runs the server side of the handshake within `deadline`, then maps
+    /// the client certificate (if any) to the connection's principal:
+    /// `User:ANONYMOUS` without one, as Kafka.
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        deadline: Duration,
+    ) -> Result<(TlsConnection, Principal), HandshakeError> {
+        let accept = self.acceptor().accept(stream);
+        let timer = glommio::timer::sleep(deadline);
+        let stream = match select(accept, Box::pin(timer)).await {
+            Either::Left((Ok(stream), _)) => stream,
+            Either::Left((Err(e), _)) => return Err(HandshakeError::Failed(e)),
+            Either::Right(_) => return Err(HandshakeError::Timeout(deadline)),
+        };
+        let principal = match stream.get_ref().1.peer_certificates() {
+            Some([leaf, ..]) => self.mapper.principal_of(leaf.as_ref())?,
+            _ => Principal::anonymous(),
+        };
+        Ok((TlsConnection(stream), principal))
+    }
+
+    /// Reloads the config if a file it was built from changed. A change
+    /// that does not load (a half-written file) keeps the old config and
+    /// is tried again at the next check.
+    fn reload_if_changed(&self) {
+        let changed = {
+            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+            current.files.iter().any(|f| stamp(&f.path) != *f)
+        };
+        if !changed {
+            return;
+        }
+        match load(&self.listener, &self.settings) {
+            Ok(loaded) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+                tracing::info!(listener = %self.listener, "reloaded TLS certificates");
+            }
+            Err(e) => {
+                tracing::warn!(listener = %self.listener, error = %e, "changed TLS certificates do not load; keeping the old ones");
+            }
+        }
+    }
+}
+
+/// The server side of one TLS connection, after its handshake.
+pub struct TlsConnection(TlsStream<TcpStream>);
+
+// SAFETY: reading hands `buf` to rustls' plaintext reader, which copies
+// into it and never reads it (futures-rustls `Stream::poll_read`).
+unsafe impl wire::frame::WritesOnly for TlsConnection {}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// Starts the thread that reloads changed certificates of `contexts`.
+pub fn watch_for_changes(contexts: Vec<Arc<TlsContext>>) -> std::io::Result<()> {
+    if contexts.is_empty() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("tls-reload".into())
+        .spawn(move || loop {
+            std::thread::sleep(RELOAD_CHECK);
+            for context in &contexts {
+                context.reload_if_changed();
+            }
+        })
+        .map(|_| ())
+}
+
+fn load(listener: &str, settings: &TlsSettings) -> Result<Loaded, TlsError> {
+    let mut files = Vec::new();
+    let (chain, key) = match &settings.keystore {
+        KeyStore::File(path) => {
+            let text = read(path, &mut files)?;
+            (
+                certificates(&text, path)?,
+                private_key(&text, path, settings)?,
+            )
+        }
+        KeyStore::Inline { key, chain } => {
+            let what = Path::new("ssl.keystore.certificate.chain");
+            (
+                certificates(chain, what)?,
+                private_key(key, Path::new("ssl.keystore.key"), settings)?,
+            )
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
+        .versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let config_error = |message: String| TlsError::Config {
+        listener: listener.to_string(),
+        message,
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| config_error(e.to_string()))?;
+    let builder = match (&settings.truststore, settings.client_auth) {
+        (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
+        (Some(source), auth) => {
+            let roots = trusted_roots(source, &mut files)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match auth {
+                ClientAuth::Requested => verifier.allow_unauthenticated(),
+                _ => verifier,
+            };
+            builder.with_client_cert_verifier(
+                verifier.build().map_err(|e| config_error(e.to_string()))?,
+            )
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| config_error(format!("the keystore's key and certificate: {e}")))?;
+    Ok(Loaded {
+        config: Arc::new(config),
+        files,
+    })
+}
+
+fn read(path: &Path, files: &mut Vec<FileStamp>) -> Result<String, TlsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    files.push(stamp(path));
+    Ok(text)
+}
+
+fn stamp(path: &Path) -> FileStamp {
+    let meta = std::fs::metadata(path).ok();
+    FileStamp {
+        path: path.to_path_buf(),
+        modified: meta.as_ref().and_then(|m| m.modified().ok()),
+        len: meta.map_or(0, |m| m.len()),
+    }
+}
+
+fn pem_error(what: &Path, message: impl ToString) -> TlsError {
+    TlsError::Pem {
+        what: what.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn certificates(text: &str, what: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(what, e))?;
+    if chain.is_empty() {
+        return Err(pem_error(what, "holds no CERTIFICATE"));
+    }
+    Ok(chain)
+}
+
+/// The private key of a keystore: plain PEM (PKCS#8, PKCS#1 or SEC1), or
+/// an ENCRYPTED PRIVATE KEY decrypted with `ssl.key.password`.
+fn private_key(
+    text: &str,
+    what: &Path,
+    settings: &TlsSettings,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    if let Some(block) = pem_block(text, "ENCRYPTED PRIVATE KEY") {
+        let password = settings
+            .key_password
+            .as_deref()
+            .ok_or_else(|| pem_error(what, "the key is encrypted: set ssl.key.password"))?;
+        let (_, document) =
+            pkcs8::SecretDocument::from_pem(block).map_err(|e| pem_error(what, e))?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
+            .map_err(|e| pem_error(what, e))?;
+        let plain = encrypted
+            .decrypt(password)
+            .map_err(|_| pem_error(what, "cannot decrypt the key with ssl.key.password"))?;
+        return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
+    }
+    PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| pem_error(what, format!("no private key: {e}")))
+}
+
+/// The first `-----BEGIN <label>-----` block of `text`, with its markers.
+fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = text[start..].find(&end)? + start + end.len();
+    Some(&text[start..stop])
+}
+
+fn trusted_roots(
+    source: &PemSource,
+    files: &mut Vec<FileStamp>,
+) -> Result<RootCertStore, TlsError> {
+    let (text, what) = match source {
+        PemSource::File(path) => (read(path, files)?, path.clone()),
+        PemSource::Inline(text) => (text.clone(), PathBuf::from("ssl.truststore.certificates")),
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(&text, &what)? {
+        roots.add(cert).map_err(|e| pem_error(&what, e))?;
+    }
+    Ok(roots)
+}
