@@ -400,6 +400,16 @@ impl BrokerConfig {
                 TlsSettings::for_listener(&self.security, listener)?;
             }
         }
+        let inter_broker = listeners.inter_broker();
+        if self.in_cluster() && inter_broker.protocol != SecurityProtocol::Plaintext {
+            return Err(ConfigError::Invalid {
+                key: "inter.broker.listener.name".into(),
+                message: format!(
+                    "listener {} is {}: followers replicate in plaintext only so far; name a PLAINTEXT listener",
+                    inter_broker.name, inter_broker.protocol
+                ),
+            });
+        }
         Ok(())
     }
 
