@@ -4,7 +4,8 @@
 //! in one frame. Pure, no I/O: the quorum node builds deltas and pages from
 //! its applied view; brokers and the CLI (`QuorumClient`) apply and
 //! assemble them.
-use super::model::{BrokerInfo, ClusterView, TopicState};
+use super::credentials::SECURITY_TOUCHED;
+use super::model::{BrokerInfo, ClusterView, SecurityState, TopicState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -84,6 +85,9 @@ pub struct ViewDelta {
     pub changed: Vec<TopicState>,
     /// Topics deleted.
     pub removed: Vec<String>,
+    /// The security state, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityState>,
 }
 
 /// A part of the view: the cluster's fields and topics in name order.
@@ -96,6 +100,9 @@ pub struct ViewPage {
     pub topics: Vec<TopicState>,
     /// Ask for the page after this topic; `None` on the last page.
     pub next_after: Option<String>,
+    /// The security state, on the first page only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityState>,
 }
 
 /// What applying a delta changed, for those who apply only that.
@@ -147,6 +154,11 @@ pub fn delta(view: &ClusterView, log: &ChangeLog, from: u64) -> Option<ViewDelta
     };
     let mut bytes = json_len(&delta.brokers);
     for name in touched {
+        if name == SECURITY_TOUCHED {
+            bytes = bytes.saturating_add(json_len(&view.security));
+            delta.security = Some(view.security.clone());
+            continue;
+        }
         match view.topics.get(&name) {
             Some(topic) => {
                 bytes = bytes.saturating_add(json_len(topic));
@@ -177,9 +189,10 @@ pub fn page(view: &ClusterView, after: Option<&str>) -> ViewPage {
         revision: view.revision,
         brokers: view.brokers.clone(),
         next_producer_id: view.next_producer_id,
+        security: after.is_none().then(|| view.security.clone()),
         ..ViewPage::default()
     };
-    let mut bytes = json_len(&page.brokers);
+    let mut bytes = json_len(&page.brokers).saturating_add(json_len(&page.security));
     for (name, topic) in view.topics.range((start, Unbounded)) {
         let size = json_len(topic);
         if !page.topics.is_empty() && bytes.saturating_add(size) > PAGE_BYTES_MAX {
@@ -205,6 +218,9 @@ impl ClusterView {
         self.revision = delta.revision;
         self.brokers = delta.brokers;
         self.next_producer_id = delta.next_producer_id;
+        if let Some(security) = delta.security {
+            self.security = security;
+        }
         for name in delta.removed {
             if self.topics.remove(&name).is_some() {
                 changes.removed.push(name);
@@ -229,6 +245,7 @@ impl ClusterView {
             revision: page.revision,
             brokers: page.brokers,
             next_producer_id: page.next_producer_id,
+            security: page.security.unwrap_or_default(),
             ..ClusterView::default()
         };
         view.add_topics(page.topics);
@@ -296,6 +313,49 @@ mod tests {
         }
         assert!(pages > 4);
         assert_eq!(assembled, view);
+    }
+
+    #[test]
+    fn the_security_state_travels_when_it_changed_and_on_first_pages() {
+        use crate::model::StoredScramCredential;
+        let mut log = ChangeLog::starting_at(1);
+        let mut view = ClusterView {
+            revision: 1,
+            ..ClusterView::default()
+        };
+        let mut mirror = view.clone();
+        let credential = StoredScramCredential {
+            salt: vec![1; 8],
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+            iterations: 4096,
+        };
+        let mut touched = Vec::new();
+        crate::credentials::upsert_scram(
+            &mut view,
+            "alice",
+            "SCRAM-SHA-256",
+            &credential,
+            &mut touched,
+        )
+        .unwrap();
+        view.revision = 2;
+        log.record(2, touched);
+        view.add_topics(vec![topic("t", 1)]);
+        view.revision = 3;
+        log.record(3, vec!["t".into()]);
+        assert!(
+            delta(&view, &log, 2).unwrap().security.is_none(),
+            "unchanged since 2"
+        );
+        mirror.apply_delta(delta(&view, &log, 1).unwrap());
+        assert_eq!(mirror, view);
+        let first = page(&view, None);
+        assert_eq!(ClusterView::from_page(first).security, view.security);
+        assert!(page(&view, Some("a")).security.is_none());
+        // The stored form is base64 text, not number arrays.
+        let json = serde_json::to_string(&view.security).unwrap();
+        assert!(json.contains(r#""salt":"AQEBAQEBAQE=""#), "{json}");
     }
 
     #[test]

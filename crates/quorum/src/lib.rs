@@ -6,6 +6,7 @@
 //!
 //! - `model`: the metadata types shared with brokers (pure).
 //! - `state`: the replicated state machine and its commands (pure).
+//! - `credentials`: users' SCRAM credentials in the view (pure).
 //! - `changes`: the change log, deltas and pages of the view (pure).
 //! - `placement`: replica placement (pure).
 //! - `sessions`: broker session expiry on the leader (pure).
@@ -18,6 +19,7 @@
 pub mod changes;
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod embedded;
 pub mod model;
 pub mod node;

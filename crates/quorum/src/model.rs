@@ -98,6 +98,45 @@ pub struct ClusterView {
     pub topics: BTreeMap<String, TopicState>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// Users' SCRAM credentials (and, later, ACLs).
+    #[serde(default)]
+    pub security: SecurityState,
+}
+
+/// What the brokers authenticate and authorise with, kept whole in the
+/// view and sent to watchers only when it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityState {
+    /// user -> mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`) -> credential.
+    pub scram: BTreeMap<String, BTreeMap<String, StoredScramCredential>>,
+}
+
+/// A SCRAM credential as RFC 5802 has the server keep it: no password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredScramCredential {
+    #[serde(with = "base64_bytes")]
+    pub salt: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub stored_key: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub server_key: Vec<u8>,
+    pub iterations: u32,
+}
+
+/// Bytes as base64 text in JSON, a third of the size of a number array.
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl ClusterView {

@@ -2,8 +2,11 @@
 //! committed command into a new `ClusterView`. Pure, no I/O, no clock: every
 //! quorum node applies the same log to the same result. The controller's
 //! decisions (placement, leader election from the ISR, ISR changes) live here.
+use super::credentials;
 use super::model::UNCLEAN_LEADER_ELECTION;
-use super::model::{BrokerInfo, ClusterView, PartitionState, TopicState, NO_LEADER};
+use super::model::{
+    BrokerInfo, ClusterView, PartitionState, StoredScramCredential, TopicState, NO_LEADER,
+};
 use super::placement::{self, Candidate, PlacementError};
 use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use serde::{Deserialize, Serialize};
@@ -105,6 +108,16 @@ pub enum Command {
         broker_id: i32,
         count: i64,
     },
+    /// Sets a user's SCRAM credential for one mechanism (KIP-554).
+    UpsertScramCredential {
+        user: String,
+        mechanism: String,
+        credential: StoredScramCredential,
+    },
+    DeleteScramCredential {
+        user: String,
+        mechanism: String,
+    },
     /// Several commands in one log entry (CreateTopics of many topics), each
     /// applied on its own: one failing does not undo the others.
     Batch {
@@ -127,6 +140,7 @@ impl Command {
                     | Command::CreatePartitions { .. }
                     | Command::AlterTopicConfigs { .. }
                     | Command::AllocateProducerIds { .. }
+                    | Command::UpsertScramCredential { .. }
             ),
         }
     }
@@ -195,6 +209,12 @@ pub enum CommandError {
     InvalidIsr(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("unsupported SASL mechanism {0}")]
+    UnsupportedMechanism(String),
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(String),
+    #[error("user {user} has no {mechanism} credential")]
+    UnknownCredential { user: String, mechanism: String },
     /// Refused before it was proposed: the quorum's disk is full.
     #[error("the quorum's disk is full: only deletions are accepted")]
     DiskFull,
@@ -217,7 +237,10 @@ impl CommandError {
             CommandError::InvalidUpdateVersion { .. } => 96,
             CommandError::InvalidIsr(_) => 107, // INELIGIBLE_REPLICA
             CommandError::InvalidRequest(_) => 42,
-            CommandError::DiskFull => 56, // KAFKA_STORAGE_ERROR
+            CommandError::UnsupportedMechanism(_) => 33,
+            CommandError::UnacceptableCredential(_) => 93,
+            CommandError::UnknownCredential { .. } => 91, // RESOURCE_NOT_FOUND
+            CommandError::DiskFull => 56,                 // KAFKA_STORAGE_ERROR
         }
     }
 }
@@ -349,6 +372,14 @@ fn apply_command(
         Command::AllocateProducerIds { broker_id, count } => {
             allocate_producer_ids(view, *broker_id, *count)?
         }
+        Command::UpsertScramCredential {
+            user,
+            mechanism,
+            credential,
+        } => credentials::upsert_scram(view, user, mechanism, credential, touched)?,
+        Command::DeleteScramCredential { user, mechanism } => {
+            credentials::delete_scram(view, user, mechanism, touched)?
+        }
         Command::Batch { .. } => return Err(CommandError::InvalidRequest("nested batch".into())),
     };
     if let Some(name) = topic_of(command) {
@@ -421,6 +452,11 @@ fn register_broker(
 fn changes_nothing(view: &ClusterView, command: &Command) -> bool {
     match command {
         Command::RegisterBroker { info } => registration_changes_nothing(view, info),
+        Command::UpsertScramCredential {
+            user,
+            mechanism,
+            credential,
+        } => credentials::upsert_changes_nothing(view, user, mechanism, credential),
         Command::AlterTopicConfigs { name, set, delete } => {
             view.topics.get(name).is_some_and(|t| {
                 delete

@@ -15,6 +15,9 @@ mod groups;
 mod offsets;
 mod produce;
 mod producer_id;
+pub mod scram_users;
+
+pub use cluster::api_versions as api_versions_response;
 
 pub use crate::error_codes::{metadata_error_code, replication_error_code, storage_error_code};
 use crate::security::Session;
@@ -94,6 +97,10 @@ pub enum RequestBody {
     OffsetCommit(OffsetCommitRequest),
     OffsetFetch(OffsetFetchRequest),
     OffsetDelete(OffsetDeleteRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
 }
 
 /// A request frame as decoded, before any handler runs. Moved once, into
@@ -177,6 +184,17 @@ pub fn decode_request(mut buf: Bytes) -> Result<DecodedRequest, RequestError> {
         ApiKey::OffsetCommit => decode!(OffsetCommit, OffsetCommitRequest),
         ApiKey::OffsetFetch => decode!(OffsetFetch, OffsetFetchRequest),
         ApiKey::OffsetDelete => decode!(OffsetDelete, OffsetDeleteRequest),
+        ApiKey::SaslHandshake => decode!(SaslHandshake, SaslHandshakeRequest),
+        ApiKey::SaslAuthenticate => decode!(SaslAuthenticate, SaslAuthenticateRequest),
+        ApiKey::DescribeUserScramCredentials => {
+            decode!(
+                DescribeUserScramCredentials,
+                DescribeUserScramCredentialsRequest
+            )
+        }
+        ApiKey::AlterUserScramCredentials => {
+            decode!(AlterUserScramCredentials, AlterUserScramCredentialsRequest)
+        }
         other => {
             return Err(RequestError::UnsupportedVersion {
                 api: other,
@@ -285,6 +303,10 @@ pub async fn handle_frame(
         B::OffsetCommit(r) => answer!(r, group_offsets::offset_commit),
         B::OffsetFetch(r) => answer!(r, group_offsets::offset_fetch),
         B::OffsetDelete(r) => answer!(r, group_offsets::offset_delete),
+        B::SaslHandshake(r) => answer!(r, scram_users::sasl_handshake_out_of_place),
+        B::SaslAuthenticate(r) => answer!(r, scram_users::sasl_authenticate_out_of_place),
+        B::DescribeUserScramCredentials(r) => answer!(r, scram_users::describe),
+        B::AlterUserScramCredentials(r) => answer!(r, scram_users::alter),
     }
 }
 

@@ -127,6 +127,10 @@ pub struct BrokerConfig {
     /// process for this long is closed.
     #[serde(rename = "connections.max.idle.ms")]
     pub connections_max_idle_ms: u64,
+    /// A failed SASL authentication is answered after this delay, so that
+    /// guessing passwords is slow (Kafka's key and default).
+    #[serde(rename = "connection.failed.authentication.delay.ms")]
+    pub failed_authentication_delay_ms: u64,
     /// Once the first byte of a request frame arrives, the whole frame must
     /// arrive within this time, or the connection is closed (slowloris).
     #[serde(rename = "socket.request.read.timeout.ms")]
@@ -216,6 +220,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: i32::MAX as usize,
             connections_max_idle_ms: 600_000,
             socket_request_read_timeout_ms: 30_000,
+            failed_authentication_delay_ms: 100,
             log_fd_reserve: 1024,
             cluster_id: "tidemark-dev-cluster".to_string(),
             offsets_topic_partitions: 50,
@@ -381,20 +386,13 @@ impl BrokerConfig {
     }
 
     /// The listeners parse, their security keys are known, and every
-    /// listener speaks a protocol Tidemark has built: a listener that names
-    /// SASL refuses to start rather than serve its port unauthenticated.
+    /// listener's TLS and SASL settings are complete.
     fn validate_listeners(&self) -> Result<(), ConfigError> {
         let listeners = self.listeners()?;
         self.security.validate(&listeners)?;
         for listener in listeners.all() {
             if listener.protocol.uses_sasl() {
-                return Err(ConfigError::Invalid {
-                    key: "listeners".into(),
-                    message: format!(
-                        "listener {} is {}: SASL is not built yet, and Tidemark will not serve it without authentication",
-                        listener.name, listener.protocol
-                    ),
-                });
+                tls::SaslSettings::for_listener(&self.security, listener)?;
             }
             if listener.protocol.uses_tls() {
                 TlsSettings::for_listener(&self.security, listener)?;
@@ -618,11 +616,24 @@ mod tests {
     }
 
     #[test]
-    fn a_sasl_listener_refuses_to_start() {
+    fn a_sasl_ssl_listener_needs_its_keystore_and_known_mechanisms() {
         let mut c = BrokerConfig::default();
         c.apply_overrides(&["listeners=SASL_SSL://127.0.0.1:19801".into()])
             .unwrap();
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("SASL is not built yet"), "{err}");
+        assert!(err.contains("needs a keystore"), "{err}");
+        c.apply_overrides(&[
+            "listeners=SASL_PLAINTEXT://127.0.0.1:19801".into(),
+            "sasl.enabled.mechanisms=GSSAPI".into(),
+        ])
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("GSSAPI (Kerberos) is not built"), "{err}");
+        c.apply_overrides(&[
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512".into(),
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=x required;".into(),
+        ])
+        .unwrap();
+        c.validate().unwrap();
     }
 }

@@ -1,13 +1,15 @@
-//! The TLS settings of a listener, from Kafka's `ssl.*` keys, each of which
-//! may be given for one listener with Kafka's `listener.name.<name>.` prefix
-//! (the prefixed key wins). Pure: reads and checks the keys; the files they
-//! name are loaded by `net::tls` when the listener starts.
+//! The TLS and SASL settings of a listener, from Kafka's `ssl.*` and
+//! `sasl.*` keys, each of which may be given for one listener with Kafka's
+//! `listener.name.<name>.` prefix (the prefixed key wins). Pure: reads and
+//! checks the keys; the files they name are loaded by `net::tls` when the
+//! listener starts.
 //!
 //! Tidemark reads PEM only (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`,
 //! as Kafka 2.7+ allows); a JKS or PKCS12 store is refused at start with that
 //! reason, never ignored.
 use super::listeners::{Listener, Listeners};
 use super::ConfigError;
+use crate::security::sasl::SaslMechanism;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -103,13 +105,68 @@ fn check_known(key: &str, bare: &str) -> Result<(), ConfigError> {
     if let Some((_, reason)) = REFUSED_KEYS.iter().find(|(k, _)| *k == bare) {
         return Err(invalid(key, reason));
     }
-    if bare.starts_with("sasl.") {
-        return Err(invalid(key, "SASL is not built yet"));
+    if is_jaas_config(bare) {
+        return Ok(());
     }
-    if !KNOWN_KEYS.contains(&bare) {
+    if !KNOWN_KEYS.contains(&bare) && !SASL_KEYS.contains(&bare) {
         return Err(invalid(key, "unknown key"));
     }
     Ok(())
+}
+
+/// The `sasl.*` keys Tidemark reads.
+const SASL_KEYS: &[&str] = &[
+    "sasl.enabled.mechanisms",
+    // The mechanism of Kafka's inter-broker client; Tidemark's followers
+    // replicate over a PLAINTEXT listener, so it is accepted and unused.
+    "sasl.mechanism.inter.broker.protocol",
+];
+
+/// `sasl.jaas.config` or `<mechanism>.sasl.jaas.config`: Kafka's login
+/// modules. Accepted so that a Kafka config starts, and not used (a
+/// warning says so at start): Tidemark's users are the SCRAM credentials
+/// in the quorum, managed with AlterUserScramCredentials.
+pub fn is_jaas_config(bare: &str) -> bool {
+    bare == "sasl.jaas.config" || bare.ends_with(".sasl.jaas.config")
+}
+
+/// What a SASL listener offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    pub mechanisms: Vec<SaslMechanism>,
+}
+
+impl SaslSettings {
+    /// `sasl.enabled.mechanisms` of `listener`. Tidemark's default is
+    /// SCRAM-SHA-256 and SCRAM-SHA-512 (Kafka's, GSSAPI, is not built);
+    /// PLAIN must be enabled by name, as it sends the password itself.
+    pub fn for_listener(
+        keys: &SecurityKeys,
+        listener: &Listener,
+    ) -> Result<SaslSettings, ConfigError> {
+        let key = format!("{}sasl.enabled.mechanisms", listener.config_prefix());
+        let text = keys
+            .get(listener, "sasl.enabled.mechanisms")
+            .unwrap_or("SCRAM-SHA-256,SCRAM-SHA-512");
+        let mut mechanisms = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let mechanism = match (SaslMechanism::parse(name), name) {
+                (Some(m), _) => m,
+                (None, "GSSAPI") => return Err(invalid(&key, "GSSAPI (Kerberos) is not built")),
+                (None, "OAUTHBEARER") => return Err(invalid(&key, "OAUTHBEARER is not built yet")),
+                (None, other) => {
+                    return Err(invalid(&key, &format!("{other}: unknown SASL mechanism")))
+                }
+            };
+            if !mechanisms.contains(&mechanism) {
+                mechanisms.push(mechanism);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(invalid(&key, "names no mechanism"));
+        }
+        Ok(SaslSettings { mechanisms })
+    }
 }
 
 /// Where PEM text comes from: a file (reloaded when it changes) or the
@@ -328,7 +385,7 @@ mod tests {
             "ssl.cipher.suites",
             "listener.name.nope.ssl.client.auth",
             "listener.name.ssl",
-            "sasl.enabled.mechanisms",
+            "sasl.server.callback.handler.class",
         ] {
             assert!(keys(&[(bad, "x")]).validate(&listeners).is_err(), "{bad}");
         }

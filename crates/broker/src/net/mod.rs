@@ -6,10 +6,12 @@
 //! (`limits`: `max.connections`, `max.connections.per.ip`, the descriptors
 //! kept for the logs) and backs off when accepting fails; `connection` runs
 //! each connection's pipeline with its bounds and timeouts; `tls` builds a
-//! TLS listener's config and runs each connection's handshake.
+//! TLS listener's config and runs each connection's handshake; `sasl`
+//! authenticates a connection on a SASL listener before its pipeline starts.
 mod accept;
 mod connection;
 mod limits;
+pub mod sasl;
 pub mod tls;
 
 pub use accept::{accept_loop, ListenerContext};

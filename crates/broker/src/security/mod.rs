@@ -1,8 +1,11 @@
 //! Who a connection is: Kafka principals, and how a TLS client
-//! certificate's subject becomes one (`principal`). Pure: no I/O. `net`
+//! certificate's subject becomes one (`principal`); SCRAM and PLAIN
+//! exchanges over stored SCRAM credentials (`scram`, `sasl`). Pure: no I/O. `net`
 //! sets a connection's principal when it authenticates; the Kafka API
 //! layer reads it.
 pub mod principal;
+pub mod sasl;
+pub mod scram;
 
 pub use principal::{Principal, PrincipalMappingError, SslPrincipalMapper};
 

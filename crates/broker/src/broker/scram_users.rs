@@ -1,0 +1,352 @@
+//! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554):
+//! the users of SASL/SCRAM (and PLAIN, checked against them), kept in the
+//! quorum's view. An upsertion carries the client's salted password; the
+//! broker keeps only StoredKey and ServerKey, as Kafka does. Also the answer
+//! to SaslHandshake and SaslAuthenticate arriving after authentication (or
+//! on a listener without SASL): ILLEGAL_SASL_STATE, as Kafka answers them
+//! (re-authentication, KIP-368, is not built). Runs on the shard that got
+//! the request.
+use super::{str_bytes, RequestContext};
+use crate::replication::agent::AgentError;
+use crate::replication::cluster_admin::wait_for_revision;
+use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::shard::Shard;
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::*;
+use quorum::credentials::{SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
+use quorum::model::{ClusterView, StoredScramCredential};
+use quorum::state::{Command, Outcome};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use wire::ResponseError;
+
+pub async fn describe(
+    shard: &Rc<Shard>,
+    request: DescribeUserScramCredentialsRequest,
+    _ctx: &RequestContext,
+) -> DescribeUserScramCredentialsResponse {
+    let view = shard.replication().view().unwrap_or_default();
+    let users: Vec<String> = match &request.users {
+        // Null or empty: every user, as Kafka.
+        None => view.security.scram.keys().cloned().collect(),
+        Some(list) if list.is_empty() => view.security.scram.keys().cloned().collect(),
+        Some(list) => list.iter().map(|u| u.name.to_string()).collect(),
+    };
+    let mut seen = BTreeSet::new();
+    let duplicated: BTreeSet<&String> = users.iter().filter(|u| !seen.insert(*u)).collect();
+    let mut described = BTreeSet::new();
+    let mut results = Vec::new();
+    for user in &users {
+        if !described.insert(user) {
+            continue;
+        }
+        results.push(describe_user(&view, user, duplicated.contains(user)));
+    }
+    DescribeUserScramCredentialsResponse::default().with_results(results)
+}
+
+fn describe_user(
+    view: &ClusterView,
+    user: &str,
+    duplicated: bool,
+) -> DescribeUserScramCredentialsResult {
+    let result = DescribeUserScramCredentialsResult::default().with_user(str_bytes(user));
+    if duplicated {
+        return result
+            .with_error_code(ResponseError::DuplicateResource.code())
+            .with_error_message(Some(str_bytes(format!("Cannot describe SCRAM credentials for the same user twice in a single request: {user}"))));
+    }
+    let Some(credentials) = view.security.scram.get(user) else {
+        return result
+            .with_error_code(ResponseError::ResourceNotFound.code())
+            .with_error_message(Some(str_bytes(format!(
+                "Attempt to describe a user credential that does not exist: {user}"
+            ))));
+    };
+    let infos = credentials
+        .iter()
+        .filter_map(|(name, c)| {
+            let mechanism = ScramMechanism::from_name(name)?;
+            Some(
+                CredentialInfo::default()
+                    .with_mechanism(mechanism.kafka_id())
+                    .with_iterations(c.iterations as i32),
+            )
+        })
+        .collect();
+    result.with_credential_infos(infos)
+}
+
+/// One user's alterations, checked before any is proposed.
+#[derive(Debug, Default)]
+struct UserChange {
+    commands: Vec<Command>,
+    error: Option<(i16, String)>,
+}
+
+pub async fn alter(
+    shard: &Rc<Shard>,
+    request: AlterUserScramCredentialsRequest,
+    _ctx: &RequestContext,
+) -> AlterUserScramCredentialsResponse {
+    let view = shard.replication().view().unwrap_or_default();
+    let mut changes = plan(&view, &request);
+    let valid: Vec<(String, usize)> = changes
+        .iter()
+        .filter(|(_, c)| c.error.is_none())
+        .map(|(user, c)| (user.clone(), c.commands.len()))
+        .collect();
+    let commands: Vec<Command> = changes
+        .values_mut()
+        .filter(|c| c.error.is_none())
+        .flat_map(|c| std::mem::take(&mut c.commands))
+        .collect();
+    if !commands.is_empty() {
+        let outcomes = propose_all(shard, commands).await;
+        let mut outcomes = outcomes.into_iter();
+        for (user, count) in valid {
+            let failed = outcomes.by_ref().take(count).find_map(Result::err);
+            if let Some(error) = failed {
+                changes.entry(user).or_default().error = Some(error);
+            }
+        }
+    }
+    let results = changes
+        .into_iter()
+        .map(|(user, change)| {
+            let (code, message) = change.error.unwrap_or((0, String::new()));
+            AlterUserScramCredentialsResult::default()
+                .with_user(str_bytes(user))
+                .with_error_code(code)
+                .with_error_message((code != 0).then(|| str_bytes(message)))
+        })
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// Checks every deletion and upsertion as Kafka's controller does, per user:
+/// a user with one bad alteration gets none of its alterations applied.
+fn plan(
+    view: &ClusterView,
+    request: &AlterUserScramCredentialsRequest,
+) -> BTreeMap<String, UserChange> {
+    let mut changes: BTreeMap<String, UserChange> = BTreeMap::new();
+    let mut seen: BTreeSet<(String, i8)> = BTreeSet::new();
+    let mut refuse = |changes: &mut BTreeMap<String, UserChange>,
+                      user: &str,
+                      code: ResponseError,
+                      message: String| {
+        let change = changes.entry(user.to_string()).or_default();
+        if change.error.is_none() {
+            change.error = Some((code.code(), message));
+        }
+    };
+    let duplicates: BTreeSet<(String, i8)> = request
+        .deletions
+        .iter()
+        .map(|d| (d.name.to_string(), d.mechanism))
+        .chain(
+            request
+                .upsertions
+                .iter()
+                .map(|u| (u.name.to_string(), u.mechanism)),
+        )
+        .filter(|key| !seen.insert(key.clone()))
+        .collect();
+    for deletion in &request.deletions {
+        let user = deletion.name.to_string();
+        changes.entry(user.clone()).or_default();
+        let Some(mechanism) = checked(
+            &mut changes,
+            &mut refuse,
+            &user,
+            deletion.mechanism,
+            &duplicates,
+        ) else {
+            continue;
+        };
+        let exists = view
+            .security
+            .scram
+            .get(&user)
+            .is_some_and(|m| m.contains_key(mechanism.name()));
+        if !exists {
+            refuse(
+                &mut changes,
+                &user,
+                ResponseError::ResourceNotFound,
+                format!("Attempt to delete a user credential that does not exist: {user}"),
+            );
+            continue;
+        }
+        let command = Command::DeleteScramCredential {
+            user: user.clone(),
+            mechanism: mechanism.name().to_string(),
+        };
+        changes.entry(user).or_default().commands.push(command);
+    }
+    for upsertion in &request.upsertions {
+        let user = upsertion.name.to_string();
+        changes.entry(user.clone()).or_default();
+        let Some(mechanism) = checked(
+            &mut changes,
+            &mut refuse,
+            &user,
+            upsertion.mechanism,
+            &duplicates,
+        ) else {
+            continue;
+        };
+        if user.is_empty() {
+            refuse(
+                &mut changes,
+                &user,
+                ResponseError::UnacceptableCredential,
+                "Username must not be empty".into(),
+            );
+            continue;
+        }
+        let iterations = upsertion.iterations;
+        if !(SCRAM_ITERATIONS_MIN as i32..=SCRAM_ITERATIONS_MAX as i32).contains(&iterations) {
+            let message = format!("Iterations must be between {SCRAM_ITERATIONS_MIN} and {SCRAM_ITERATIONS_MAX}, not {iterations}");
+            refuse(
+                &mut changes,
+                &user,
+                ResponseError::UnacceptableCredential,
+                message,
+            );
+            continue;
+        }
+        if upsertion.salt.is_empty() || upsertion.salted_password.is_empty() {
+            refuse(
+                &mut changes,
+                &user,
+                ResponseError::UnacceptableCredential,
+                "The salt and the salted password must not be empty".into(),
+            );
+            continue;
+        }
+        let credential = ScramCredential::from_salted_password(
+            mechanism,
+            upsertion.salt.to_vec(),
+            &upsertion.salted_password,
+            iterations as u32,
+        );
+        let command = Command::UpsertScramCredential {
+            user: user.clone(),
+            mechanism: mechanism.name().to_string(),
+            credential: stored(credential),
+        };
+        changes.entry(user).or_default().commands.push(command);
+    }
+    changes
+}
+
+type Refuse<'a> = dyn FnMut(&mut BTreeMap<String, UserChange>, &str, ResponseError, String) + 'a;
+
+/// The mechanism of one alteration, unless it is unknown or named twice.
+fn checked(
+    changes: &mut BTreeMap<String, UserChange>,
+    refuse: &mut Refuse<'_>,
+    user: &str,
+    mechanism_id: i8,
+    duplicates: &BTreeSet<(String, i8)>,
+) -> Option<ScramMechanism> {
+    if duplicates.contains(&(user.to_string(), mechanism_id)) {
+        refuse(
+            changes,
+            user,
+            ResponseError::DuplicateResource,
+            format!("A user credential cannot be altered twice in the same request: {user}"),
+        );
+        return None;
+    }
+    let Some(mechanism) = ScramMechanism::from_kafka_id(mechanism_id) else {
+        refuse(
+            changes,
+            user,
+            ResponseError::UnsupportedSaslMechanism,
+            format!("Unknown SCRAM mechanism type {mechanism_id}"),
+        );
+        return None;
+    };
+    Some(mechanism)
+}
+
+/// The view's form of a credential.
+pub fn stored(credential: ScramCredential) -> StoredScramCredential {
+    StoredScramCredential {
+        salt: credential.salt,
+        stored_key: credential.stored_key,
+        server_key: credential.server_key,
+        iterations: credential.iterations,
+    }
+}
+
+/// Proposes `commands` as one batch and waits until this shard sees the
+/// result; one outcome per command, in order.
+async fn propose_all(shard: &Rc<Shard>, commands: Vec<Command>) -> Vec<Result<(), (i16, String)>> {
+    let count = commands.len();
+    let failed = |e: &AgentError| (ResponseError::UnknownServerError.code(), e.to_string());
+    match shard
+        .replication()
+        .agent()
+        .write(Command::Batch { commands })
+        .await
+    {
+        Ok(applied) => {
+            wait_for_revision(shard, applied.revision).await;
+            match applied.outcome {
+                Outcome::Batch(outcomes) => outcomes
+                    .into_iter()
+                    .map(|o| {
+                        o.map(|_| ())
+                            .map_err(|e| (e.kafka_error_code(), e.to_string()))
+                    })
+                    .collect(),
+                _ => vec![Ok(()); count],
+            }
+        }
+        Err(AgentError::Rejected(e)) => vec![Err((e.kafka_error_code(), e.to_string())); count],
+        Err(e) => vec![Err(failed(&e)); count],
+    }
+}
+
+/// SaslHandshake once the connection is past authentication, or on a
+/// listener without SASL: Kafka's ILLEGAL_SASL_STATE.
+pub async fn sasl_handshake_out_of_place(
+    _shard: &Rc<Shard>,
+    _request: SaslHandshakeRequest,
+    _ctx: &RequestContext,
+) -> SaslHandshakeResponse {
+    SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code())
+}
+
+pub async fn sasl_authenticate_out_of_place(
+    _shard: &Rc<Shard>,
+    _request: SaslAuthenticateRequest,
+    _ctx: &RequestContext,
+) -> SaslAuthenticateResponse {
+    SaslAuthenticateResponse::default()
+        .with_error_code(ResponseError::IllegalSaslState.code())
+        .with_error_message(Some(str_bytes("SaslAuthenticate is not expected on an authenticated connection or a listener without SASL")))
+}
+
+/// The view's credential store, for the SASL exchange.
+pub struct ViewCredentials(pub Arc<ClusterView>);
+
+impl crate::security::sasl::CredentialStore for ViewCredentials {
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        let c = self.0.security.scram.get(user)?.get(mechanism.name())?;
+        Some(ScramCredential {
+            salt: c.salt.clone(),
+            stored_key: c.stored_key.clone(),
+            server_key: c.server_key.clone(),
+            iterations: c.iterations,
+        })
+    }
+}

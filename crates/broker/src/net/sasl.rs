@@ -1,0 +1,283 @@
+//! SASL authentication of a connection on a SASL_PLAINTEXT or SASL_SSL
+//! listener, before its request pipeline starts: ApiVersions as often as
+//! the client likes, then SaslHandshake (v1: the tokens travel in
+//! SaslAuthenticate requests; v0: as bare length-prefixed frames, Kafka's
+//! oldest form), then the mechanism's rounds. Requests are read one at a
+//! time (clients do not pipeline while authenticating), so nothing is read
+//! past the last SASL frame and the pipeline takes the stream as it is.
+//!
+//! Refusals, as Kafka answers them: an unknown mechanism gets
+//! UNSUPPORTED_SASL_MECHANISM with the enabled list, SaslAuthenticate before
+//! a handshake ILLEGAL_SASL_STATE, bad credentials SASL_AUTHENTICATION_FAILED
+//! after `connection.failed.authentication.delay.ms`; any other request, a
+//! bad frame or a silence longer than `socket.request.read.timeout.ms`
+//! closes the connection. Each costs only that connection. Runs on the
+//! connection's shard.
+use super::connection::Stream;
+use crate::broker::scram_users::ViewCredentials;
+use crate::broker::{decode_request, DecodedRequest, RequestBody};
+use crate::config::tls::SaslSettings;
+use crate::security::sasl::{SaslExchange, SaslMechanism, SaslStep};
+use crate::security::scram::SaslError;
+use crate::security::Principal;
+use crate::shard::Shard;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::io::AsyncWriteExt;
+use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use std::rc::Rc;
+use std::time::Duration;
+use thiserror::Error;
+use wire::frame::{encode_response, read_frame, FrameError};
+use wire::ResponseError;
+
+/// SASL tokens are small; a larger frame before authentication closes the
+/// connection (an unauthenticated client cannot make the broker buffer
+/// 100 MiB).
+const SASL_FRAME_BYTES_MAX: u32 = 64 << 10;
+
+/// Why a connection did not authenticate.
+#[derive(Debug, Error)]
+pub enum AuthenticationError {
+    #[error("no frame within {0:?} while authenticating")]
+    Timeout(Duration),
+    #[error("the client closed the connection while authenticating")]
+    Closed,
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("request {0:?} is not expected before authentication")]
+    Unexpected(ApiKey),
+    #[error("malformed request while authenticating: {0}")]
+    Malformed(String),
+    #[error("mechanism {0} is not enabled")]
+    UnsupportedMechanism(String),
+    #[error("SaslAuthenticate before SaslHandshake")]
+    IllegalState,
+    #[error("{mechanism}: {error}")]
+    Failed {
+        mechanism: &'static str,
+        error: SaslError,
+    },
+}
+
+/// Where the exchange stands.
+enum Phase {
+    /// No handshake yet.
+    Handshake,
+    /// After SaslHandshake v1: tokens arrive in SaslAuthenticate requests.
+    Authenticate(SaslMechanism, SaslExchange),
+    /// After SaslHandshake v0: tokens arrive as bare frames.
+    RawTokens(SaslMechanism, SaslExchange),
+}
+
+/// Authenticates the client on `stream`; its principal is `User:<name>`.
+pub async fn authenticate<S: Stream>(
+    shard: &Rc<Shard>,
+    stream: &mut S,
+    settings: &SaslSettings,
+) -> Result<Principal, AuthenticationError> {
+    let wait = Duration::from_millis(shard.config.connection_settings().frame_timeout_ms);
+    let mut phase = Phase::Handshake;
+    loop {
+        let frame = next_frame(stream, wait).await?;
+        phase = match phase {
+            Phase::RawTokens(mechanism, mut exchange) => {
+                match step(shard, &mut exchange, mechanism, &frame) {
+                    Ok(SaslStep::Continue(token)) => {
+                        write_raw(stream, &token).await?;
+                        Phase::RawTokens(mechanism, exchange)
+                    }
+                    Ok(SaslStep::Done { answer, user }) => {
+                        write_raw(stream, &answer).await?;
+                        return Ok(Principal::user(user));
+                    }
+                    Err(error) => {
+                        // v0 has no error frame: the connection just closes.
+                        delay_failure(shard).await;
+                        return Err(AuthenticationError::Failed {
+                            mechanism: mechanism.name(),
+                            error,
+                        });
+                    }
+                }
+            }
+            phase => match request_step(shard, stream, settings, phase, frame).await? {
+                Ok(phase) => phase,
+                Err(principal) => return Ok(principal),
+            },
+        };
+    }
+}
+
+/// Handles one Kafka request while authenticating: the next phase, or the
+/// principal once authenticated.
+async fn request_step<S: Stream>(
+    shard: &Rc<Shard>,
+    stream: &mut S,
+    settings: &SaslSettings,
+    phase: Phase,
+    frame: BytesMut,
+) -> Result<Result<Phase, Principal>, AuthenticationError> {
+    let decoded = decode_request(frame.freeze())
+        .map_err(|e| AuthenticationError::Malformed(e.to_string()))?;
+    let (api_key, version, correlation_id, body) = match decoded {
+        DecodedRequest::UnsupportedApiVersions { correlation_id } => {
+            let body =
+                crate::broker::api_versions_response(ResponseError::UnsupportedVersion.code());
+            write_response(stream, ApiKey::ApiVersions, 0, correlation_id, &body).await?;
+            return Ok(Ok(phase));
+        }
+        DecodedRequest::Request {
+            api_key,
+            version,
+            header,
+            body,
+        } => (api_key, version, header.correlation_id, body),
+    };
+    match (phase, body) {
+        (phase, RequestBody::ApiVersions) => {
+            let body = crate::broker::api_versions_response(0);
+            write_response(stream, api_key, version, correlation_id, &body).await?;
+            Ok(Ok(phase))
+        }
+        (Phase::Handshake, RequestBody::SaslHandshake(request)) => {
+            let name = request.mechanism.to_string();
+            let enabled: Vec<StrBytes> = settings
+                .mechanisms
+                .iter()
+                .map(|m| StrBytes::from_static_str(m.name()))
+                .collect();
+            let chosen = SaslMechanism::parse(&name).filter(|m| settings.mechanisms.contains(m));
+            let Some(mechanism) = chosen else {
+                let body = SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+                    .with_mechanisms(enabled);
+                write_response(stream, api_key, version, correlation_id, &body).await?;
+                return Err(AuthenticationError::UnsupportedMechanism(name));
+            };
+            let body = SaslHandshakeResponse::default().with_mechanisms(enabled);
+            write_response(stream, api_key, version, correlation_id, &body).await?;
+            let exchange = SaslExchange::start(mechanism);
+            Ok(Ok(match version {
+                0 => Phase::RawTokens(mechanism, exchange),
+                _ => Phase::Authenticate(mechanism, exchange),
+            }))
+        }
+        (Phase::Authenticate(mechanism, mut exchange), RequestBody::SaslAuthenticate(request)) => {
+            match step(shard, &mut exchange, mechanism, &request.auth_bytes) {
+                Ok(SaslStep::Continue(token)) => {
+                    let body =
+                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
+                    write_response(stream, api_key, version, correlation_id, &body).await?;
+                    Ok(Ok(Phase::Authenticate(mechanism, exchange)))
+                }
+                Ok(SaslStep::Done { answer, user }) => {
+                    // No session lifetime: re-authentication (KIP-368) is not built.
+                    let body =
+                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(answer));
+                    write_response(stream, api_key, version, correlation_id, &body).await?;
+                    Ok(Err(Principal::user(user)))
+                }
+                Err(error) => {
+                    delay_failure(shard).await;
+                    let message = format!(
+                        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                        mechanism.name()
+                    );
+                    let body = SaslAuthenticateResponse::default()
+                        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                        .with_error_message(Some(StrBytes::from_string(message)));
+                    write_response(stream, api_key, version, correlation_id, &body).await?;
+                    Err(AuthenticationError::Failed {
+                        mechanism: mechanism.name(),
+                        error,
+                    })
+                }
+            }
+        }
+        (_, RequestBody::SaslAuthenticate(_))
+        | (Phase::Authenticate(..), RequestBody::SaslHandshake(_)) => {
+            let body = SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Unexpected SASL request in this state",
+                )));
+            if api_key == ApiKey::SaslHandshake {
+                let body = SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code());
+                write_response(stream, api_key, version, correlation_id, &body).await?;
+            } else {
+                write_response(stream, api_key, version, correlation_id, &body).await?;
+            }
+            Err(AuthenticationError::IllegalState)
+        }
+        _ => Err(AuthenticationError::Unexpected(api_key)),
+    }
+}
+
+fn step(
+    shard: &Rc<Shard>,
+    exchange: &mut SaslExchange,
+    _mechanism: SaslMechanism,
+    message: &[u8],
+) -> Result<SaslStep, SaslError> {
+    let view = shard.replication().view().unwrap_or_default();
+    // Without randomness there is no safe nonce: the login fails.
+    let nonce = server_nonce().ok_or(SaslError::BadCredentials)?;
+    exchange.step(message, &ViewCredentials(view), || nonce)
+}
+
+/// 18 random bytes as base64: printable, without commas, as SCRAM asks.
+fn server_nonce() -> Option<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 18];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+async fn delay_failure(shard: &Rc<Shard>) {
+    let delay = Duration::from_millis(shard.config.failed_authentication_delay_ms);
+    if !delay.is_zero() {
+        glommio::timer::sleep(delay).await;
+    }
+}
+
+async fn next_frame<S: Stream>(
+    stream: &mut S,
+    wait: Duration,
+) -> Result<BytesMut, AuthenticationError> {
+    let read = read_frame(stream, SASL_FRAME_BYTES_MAX);
+    match select(Box::pin(read), Box::pin(glommio::timer::sleep(wait))).await {
+        Either::Left((Ok(Some(frame)), _)) => Ok(frame),
+        Either::Left((Ok(None), _)) => Err(AuthenticationError::Closed),
+        Either::Left((Err(e), _)) => Err(e.into()),
+        Either::Right(_) => Err(AuthenticationError::Timeout(wait)),
+    }
+}
+
+async fn write_response<S: Stream, T: Encodable>(
+    stream: &mut S,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<(), AuthenticationError> {
+    let bytes = encode_response(api_key, version, correlation_id, body)?;
+    write_bytes(stream, bytes).await
+}
+
+async fn write_bytes<S: Stream>(stream: &mut S, bytes: Bytes) -> Result<(), AuthenticationError> {
+    stream.write_all(&bytes).await.map_err(FrameError::Io)?;
+    stream.flush().await.map_err(FrameError::Io)?;
+    Ok(())
+}
+
+/// A SaslHandshake v0 token: its length, then the bytes.
+async fn write_raw<S: Stream>(stream: &mut S, token: &[u8]) -> Result<(), AuthenticationError> {
+    let mut framed = Vec::with_capacity(4 + token.len());
+    framed.extend_from_slice(&(token.len() as u32).to_be_bytes());
+    framed.extend_from_slice(token);
+    write_bytes(stream, Bytes::from(framed)).await
+}
