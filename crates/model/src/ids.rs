@@ -9,6 +9,9 @@
 //! `Option<Offset>`, and the `from_wire` / `to_wire` helpers turn the
 //! sentinel into `None` and back where the wire needs it.
 //!
+//! `Debug` prints the bare integer, as `Display` does, so log lines and the
+//! simulation's traces (`isr = [1, 2]`) read as they did with raw integers.
+//!
 //! Partition numbers stay `i32`: with broker ids and epochs typed there is
 //! no other bare `i32` they meet in the same signature, and they are an
 //! index that storage, the shard ownership hash and the quorum's partition
@@ -17,10 +20,29 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
+/// `Debug` and `Display` both as the bare integer.
+macro_rules! print_as_integer {
+    ($($id:ty),*) => {$(
+        impl fmt::Debug for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+
+print_as_integer!(BrokerId, LeaderEpoch, Offset);
+
 /// A broker's `node.id`. Serialised as the bare integer (the quorum's
 /// persisted view, log and protocol hold it so). Valid ids are not negative;
 /// the quorum refuses a registration with a negative one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BrokerId(pub i32);
 
@@ -39,17 +61,11 @@ impl BrokerId {
     }
 }
 
-impl fmt::Display for BrokerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// A partition's leader epoch: bumped by the controller at every change of
 /// leader, stamped into every batch the leader writes, and compared to
 /// fence stale leaders and clients (KIP-101, KIP-320). Serialised as the
 /// bare integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LeaderEpoch(pub i32);
 
@@ -73,12 +89,6 @@ impl LeaderEpoch {
     }
 }
 
-impl fmt::Display for LeaderEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// A position in a partition's log: the offset of a record, or an end (the
 /// offset the next record gets).
 ///
@@ -88,7 +98,7 @@ impl fmt::Display for LeaderEpoch {
 /// -1 means "none". So a negative offset cannot exist past the edge, and
 /// the wire's value goes through `from_wire` (negative: `None`) or
 /// `from_wire_clamped` (negative: 0) as the caller's rule says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Offset(pub u64);
 
 impl Offset {
@@ -113,12 +123,6 @@ impl Offset {
     /// The offset `count` records further on.
     pub fn plus(self, count: u64) -> Offset {
         Offset(self.0 + count)
-    }
-}
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -160,6 +164,12 @@ mod tests {
         assert_eq!(Offset::from_wire(-1), None);
         assert_eq!(Offset::from_wire_clamped(-7), Offset::ZERO);
         assert_eq!(Offset::from_wire(42).map(Offset::to_wire), Some(42));
+    }
+
+    #[test]
+    fn ids_print_as_their_integers() {
+        assert_eq!(format!("{:?}", vec![BrokerId(1), BrokerId(2)]), "[1, 2]");
+        assert_eq!(format!("{} {:?}", LeaderEpoch(4), Offset(9)), "4 9");
     }
 
     #[test]

@@ -133,9 +133,9 @@ impl Controller {
                     topic: TOPIC.to_string(),
                     partition: 0,
                     leader_id: from,
-                    leader_epoch,
+                    leader_epoch: leader_epoch.0,
                     partition_epoch,
-                    new_isr,
+                    new_isr: new_isr.into_iter().map(|b| b.0).collect(),
                 };
                 let state = match self.commit(command, fx) {
                     Ok(Applied {

@@ -20,6 +20,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, TopicMeta};
 use crate::shard::{send_to_thread, Job, ReplyRouter, ReplyTo};
 use futures::channel::oneshot;
+use model::{BrokerId, LeaderEpoch, TopicPartition};
 use quorum::changes::ViewChanges;
 use quorum::client::ViewChange;
 use quorum::client::{ClientError, QuorumClient};
@@ -63,11 +64,11 @@ impl From<ClientError> for AgentError {
 pub enum AgentCall {
     /// A partition leader's ISR change (KRaft's AlterPartition).
     AlterPartition {
-        topic: String,
-        partition: i32,
-        leader_id: i32,
-        epochs: (i32, i32),
-        new_isr: Vec<i32>,
+        key: TopicPartition,
+        leader_id: BrokerId,
+        /// The leader epoch and the partition epoch the change is based on.
+        epochs: (LeaderEpoch, i32),
+        new_isr: Vec<BrokerId>,
         reply: ReplyTo<Result<PartitionState, AgentError>>,
     },
     /// Any other state-machine command (topic administration).
@@ -112,15 +113,13 @@ impl AgentHandle {
 
     pub async fn alter_partition(
         &self,
-        topic: String,
-        partition: i32,
-        leader_id: i32,
-        epochs: (i32, i32),
-        new_isr: Vec<i32>,
+        key: TopicPartition,
+        leader_id: BrokerId,
+        epochs: (LeaderEpoch, i32),
+        new_isr: Vec<BrokerId>,
     ) -> Result<PartitionState, AgentError> {
         self.call(|reply| AgentCall::AlterPartition {
-            topic,
-            partition,
+            key,
             leader_id,
             epochs,
             new_isr,
@@ -297,8 +296,7 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
     while let Ok(call) = calls.recv_async().await {
         match call {
             AgentCall::AlterPartition {
-                topic,
-                partition,
+                key,
                 leader_id,
                 epochs: (leader_epoch, partition_epoch),
                 new_isr,
@@ -306,12 +304,12 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
             } => {
                 let answer = client
                     .alter_partition(
-                        &topic,
-                        partition,
-                        leader_id,
-                        leader_epoch,
+                        &key.topic,
+                        key.partition,
+                        leader_id.0,
+                        leader_epoch.0,
                         partition_epoch,
-                        new_isr,
+                        new_isr.into_iter().map(|b| b.0).collect(),
                     )
                     .await;
                 reply.send(answer.map_err(AgentError::from));
