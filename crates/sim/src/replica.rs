@@ -472,8 +472,8 @@ impl Replica {
         let state = LeaderReplicaState::new(
             self.broker_id(),
             leader_epoch,
-            p.replicas.iter().copied().map(BrokerId).collect(),
-            p.isr.iter().copied().map(BrokerId).collect(),
+            p.replicas.clone(),
+            p.isr.clone(),
             Offset(high_watermark),
             Offset(self.log_end()),
             self.timings.lag_time_max_ms,
@@ -503,8 +503,7 @@ impl Replica {
             l.min_insync_replicas = min_isr;
             if p.partition_epoch > l.partition_epoch {
                 l.partition_epoch = p.partition_epoch;
-                l.state
-                    .on_isr_settled(p.isr.iter().copied().map(BrokerId).collect());
+                l.state.on_isr_settled(p.isr.clone());
             }
         }
         self.after_progress(fx);
@@ -666,10 +665,9 @@ impl Replica {
         }
         l.isr_request = None;
         match answer {
-            Some(state) if state.leader_epoch == l.state.leader_epoch.0 => {
+            Some(state) if state.leader_epoch == l.state.leader_epoch => {
                 l.partition_epoch = state.partition_epoch;
-                l.state
-                    .on_isr_settled(state.isr.into_iter().map(BrokerId).collect());
+                l.state.on_isr_settled(state.isr);
             }
             _ => l.state.on_isr_change_failed(),
         }

@@ -71,7 +71,7 @@ fn shape(shard: &Shard) -> Shape {
     let brokers: Vec<_> = view
         .brokers
         .values()
-        .map(|b| (b.broker_id, b.host.clone(), b.port as i32, b.rack.clone()))
+        .map(|b| (b.broker_id.0, b.host.clone(), b.port as i32, b.rack.clone()))
         .collect();
     Shape {
         cluster_id: view.cluster_id.clone(),
@@ -99,12 +99,13 @@ fn partition_roles(
                 .iter()
                 .copied()
                 .filter(|r| !view.brokers.contains_key(r))
+                .map(|r| r.0)
                 .collect();
             (
-                p.leader,
-                p.leader_epoch,
-                p.replicas.clone(),
-                p.isr.clone(),
+                model::BrokerId::to_wire(p.leader),
+                p.leader_epoch.0,
+                p.replicas.iter().map(|r| r.0).collect(),
+                p.isr.iter().map(|r| r.0).collect(),
                 offline,
             )
         }

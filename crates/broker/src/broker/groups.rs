@@ -141,8 +141,9 @@ fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, i32), 
         create_offsets_topic(shard, view.brokers.len());
         return Err(COORDINATOR_GONE);
     };
-    let leader = view.brokers.get(&state.leader).ok_or(COORDINATOR_GONE)?;
-    Ok((leader.broker_id, leader.host.clone(), leader.port as i32))
+    let leader = state.leader.and_then(|id| view.brokers.get(&id));
+    let leader = leader.ok_or(COORDINATOR_GONE)?;
+    Ok((leader.broker_id.0, leader.host.clone(), leader.port as i32))
 }
 
 /// Asks the quorum for `__consumer_offsets` in the background, once at a

@@ -191,15 +191,15 @@ async fn run_agent(setup: AgentSetup) {
     let mut writer = client(&config);
     register(&mut writer, &info).await;
     if let Some(local) = import {
-        import_registry(&mut writer, config.node_id, local).await;
+        import_registry(&mut writer, BrokerId(config.node_id), local).await;
     }
     let interval_ms = config.heartbeat_interval_ms;
     tokio::spawn(heartbeat_loop(client(&config), info, interval_ms));
-    tokio::spawn(call_loop(writer, config.node_id, calls));
+    tokio::spawn(call_loop(writer, BrokerId(config.node_id), calls));
     let watcher = Watcher {
         metadata,
         inboxes,
-        broker_id: config.node_id,
+        broker_id: BrokerId(config.node_id),
         ready: Some(ready),
     };
     watch_loop(client(&config), watcher).await;
@@ -207,7 +207,7 @@ async fn run_agent(setup: AgentSetup) {
 
 /// Hands a standalone data dir's topics (same ids, so the logs on disk are
 /// theirs) and producer-id high mark to the quorum, unless it has them.
-async fn import_registry(client: &mut QuorumClient, broker_id: i32, local: LocalRegistry) {
+async fn import_registry(client: &mut QuorumClient, broker_id: BrokerId, local: LocalRegistry) {
     let view = match client.read().await {
         Ok(view) => view,
         Err(e) => {
@@ -249,7 +249,7 @@ fn broker_info(config: &BrokerConfig) -> BrokerInfo {
         .advertised_addr()
         .unwrap_or_else(|_| ("127.0.0.1".to_string(), 9092));
     BrokerInfo {
-        broker_id: config.node_id,
+        broker_id: BrokerId(config.node_id),
         host,
         port: port as u16,
         rack: config.rack.clone(),
@@ -263,7 +263,7 @@ async fn register(client: &mut QuorumClient, info: &BrokerInfo) {
         match client.register_broker(info.clone()).await {
             Ok(applied) => {
                 tracing::info!(
-                    broker_id = info.broker_id,
+                    broker_id = %info.broker_id,
                     revision = applied.revision,
                     "registered with the quorum"
                 );
@@ -292,7 +292,11 @@ async fn heartbeat_loop(mut client: QuorumClient, info: BrokerInfo, interval_ms:
     }
 }
 
-async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Receiver<AgentCall>) {
+async fn call_loop(
+    mut client: QuorumClient,
+    broker_id: BrokerId,
+    calls: flume::Receiver<AgentCall>,
+) {
     while let Ok(call) = calls.recv_async().await {
         match call {
             AgentCall::AlterPartition {
@@ -306,10 +310,10 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
                     .alter_partition(
                         &key.topic,
                         key.partition,
-                        leader_id.0,
-                        leader_epoch.0,
+                        leader_id,
+                        leader_epoch,
                         partition_epoch,
-                        new_isr.into_iter().map(|b| b.0).collect(),
+                        new_isr,
                     )
                     .await;
                 reply.send(answer.map_err(AgentError::from));
@@ -332,7 +336,7 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
 struct Watcher {
     metadata: Arc<MetadataStore>,
     inboxes: Vec<flume::Sender<Job>>,
-    broker_id: i32,
+    broker_id: BrokerId,
     ready: Option<std::sync::mpsc::Sender<()>>,
 }
 

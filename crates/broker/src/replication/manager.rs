@@ -14,7 +14,7 @@ use super::agent::AgentHandle;
 use super::error::ReplicationError;
 use super::isr::{IsrChange, LeaderReplicaState};
 use model::{BrokerId, LeaderEpoch, Offset, TopicPartition};
-use quorum::model::{ClusterView, PartitionState, NO_LEADER};
+use quorum::model::{ClusterView, PartitionState};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -138,7 +138,7 @@ impl ReplicaManager {
     /// `host:port` of a live broker, from the latest view.
     pub fn broker_address(&self, broker_id: BrokerId) -> Option<String> {
         let view = self.view.borrow();
-        let b = view.as_ref()?.brokers.get(&broker_id.0)?;
+        let b = view.as_ref()?.brokers.get(&broker_id)?;
         Some(format!("{}:{}", b.host, b.port))
     }
 
@@ -273,10 +273,9 @@ impl ReplicaManager {
             return;
         }
         match answer {
-            Some(state) if state.leader_epoch == leader_epoch.0 => {
+            Some(state) if state.leader_epoch == leader_epoch => {
                 l.partition_epoch = state.partition_epoch;
-                l.state
-                    .on_isr_settled(state.isr.iter().copied().map(BrokerId).collect());
+                l.state.on_isr_settled(state.isr.clone());
             }
             _ => l.state.on_isr_change_failed(),
         }
@@ -354,18 +353,16 @@ pub enum RoleSummary {
 
 /// The role the view gives `local_id` for one partition.
 pub fn role_in_view(p: &PartitionState, local_id: BrokerId) -> Option<RoleSummary> {
-    if !p.replicas.contains(&local_id.0) {
+    if !p.replicas.contains(&local_id) {
         return None;
     }
-    let leader_epoch = LeaderEpoch(p.leader_epoch);
-    if p.leader == local_id.0 {
+    let leader_epoch = p.leader_epoch;
+    let leader_id = p.leader?;
+    if leader_id == local_id {
         return Some(RoleSummary::Leader { leader_epoch });
     }
-    if p.leader == NO_LEADER {
-        return None;
-    }
     Some(RoleSummary::Follower(FollowerRole {
-        leader_id: BrokerId(p.leader),
+        leader_id,
         leader_epoch,
     }))
 }

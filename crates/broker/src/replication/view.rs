@@ -204,8 +204,8 @@ fn become_leader(
     let state = LeaderReplicaState::new(
         settings.local_id,
         leader_epoch,
-        p.replicas.iter().copied().map(BrokerId).collect(),
-        p.isr.iter().copied().map(BrokerId).collect(),
+        p.replicas.clone(),
+        p.isr.clone(),
         Offset(high_watermark),
         Offset(log.log_end_offset()),
         settings.lag_time_max_ms,
@@ -239,8 +239,7 @@ fn refresh_leader(
             l.min_insync_replicas = min_insync_replicas;
             if p.partition_epoch > l.partition_epoch {
                 l.partition_epoch = p.partition_epoch;
-                l.state
-                    .on_isr_settled(p.isr.iter().copied().map(BrokerId).collect());
+                l.state.on_isr_settled(p.isr.clone());
             }
         }
     });
