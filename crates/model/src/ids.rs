@@ -109,20 +109,11 @@ impl Offset {
         u64::try_from(raw).ok().map(Offset)
     }
 
-    /// The wire's offset with negatives read as 0 (a peer's high
-    /// watermark or log start, which cannot be below the log's start).
+    /// The wire's offset with negatives read as 0, for answers whose -1
+    /// was handled before (a leader's epoch end: see
+    /// `replication::follower::LeaderEpochEnd::from_leader`).
     pub fn from_wire_clamped(raw: i64) -> Offset {
         Offset(raw.max(0) as u64)
-    }
-
-    /// The wire's `i64`.
-    pub fn to_wire(self) -> i64 {
-        self.0 as i64
-    }
-
-    /// The offset `count` records further on.
-    pub fn plus(self, count: u64) -> Offset {
-        Offset(self.0 + count)
     }
 }
 
@@ -163,7 +154,7 @@ mod tests {
         assert_eq!(LeaderEpoch::to_wire(Some(LeaderEpoch(0))), 0);
         assert_eq!(Offset::from_wire(-1), None);
         assert_eq!(Offset::from_wire_clamped(-7), Offset::ZERO);
-        assert_eq!(Offset::from_wire(42).map(Offset::to_wire), Some(42));
+        assert_eq!(Offset::from_wire(42), Some(Offset(42)));
     }
 
     #[test]
