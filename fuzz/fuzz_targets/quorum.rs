@@ -41,7 +41,7 @@ fn small_view() -> &'static ClusterView {
         for id in 1..=3 {
             run(Command::RegisterBroker {
                 info: BrokerInfo {
-                    broker_id: id,
+                    broker_id: model::BrokerId(id),
                     host: "127.0.0.1".into(),
                     port: 9090 + id as u16,
                     rack: None,

@@ -175,7 +175,10 @@ fn print_status(status: &Status) {
         for (i, p) in t.partitions.iter().enumerate() {
             println!(
                 "  {i}: leader {} epoch {} replicas {:?} isr {:?}",
-                p.leader, p.leader_epoch, p.replicas, p.isr
+                model::BrokerId::to_wire(p.leader),
+                p.leader_epoch,
+                p.replicas,
+                p.isr
             );
         }
     }

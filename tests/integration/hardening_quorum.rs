@@ -196,7 +196,7 @@ fn fake_broker(id: i32) -> BrokerInfo {
     BrokerInfo {
         incarnation: None,
         listeners: Vec::new(),
-        broker_id: id,
+        broker_id: model::BrokerId(id),
         host: "127.0.0.1".into(),
         port: 19000 + id as u16,
         rack: None,
@@ -210,7 +210,8 @@ fn keep_alive(cluster: &Quorum, id: i32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Err(ClientError::UnknownBroker(_)) = client.heartbeat(id).await {
+            if let Err(ClientError::UnknownBroker(_)) = client.heartbeat(model::BrokerId(id)).await
+            {
                 let _ = client.register_broker(fake_broker(id)).await;
             }
         }

@@ -11,10 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::quorum::Quorum;
+use model::{BrokerId, LeaderEpoch};
 use quorum::protocol::{Request, Response};
-use quorum::{
-    BrokerInfo, ClientError, ClusterView, CommandError, Proposal, QuorumClient, NO_LEADER,
-};
+use quorum::{BrokerInfo, ClientError, ClusterView, CommandError, Proposal, QuorumClient};
 
 const SECRET: &str = "test-secret";
 const WAIT: Duration = Duration::from_secs(20);
@@ -41,7 +40,7 @@ fn broker_info(id: i32) -> BrokerInfo {
     BrokerInfo {
         incarnation: None,
         listeners: Vec::new(),
-        broker_id: id,
+        broker_id: BrokerId(id),
         host: "127.0.0.1".into(),
         port: 19000 + id as u16,
         rack: None,
@@ -57,7 +56,7 @@ async fn start_broker(cluster: &Quorum, id: i32) -> FakeBroker {
     let task = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Err(ClientError::UnknownBroker(_)) = client.heartbeat(id).await {
+            if let Err(ClientError::UnknownBroker(_)) = client.heartbeat(BrokerId(id)).await {
                 let _ = client.register_broker(broker_info(id)).await;
             }
         }
@@ -113,8 +112,8 @@ async fn three_nodes_elect_a_leader_and_spread_replicas() {
     for p in &topic.partitions {
         let mut replicas = p.replicas.clone();
         replicas.sort();
-        assert_eq!(replicas, vec![1, 2, 3]);
-        assert_eq!(p.leader, p.replicas[0]);
+        assert_eq!(replicas, vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
+        assert_eq!(p.leader, Some(p.replicas[0]));
         assert_eq!(p.isr.len(), 3);
         *leaders.entry(p.leader).or_insert(0) += 1;
     }
@@ -170,7 +169,7 @@ async fn killing_the_leader_elects_another_and_the_restarted_node_catches_up() {
     assert_eq!(view.topics["before"], before.topics["before"]);
     assert!(view.topics.contains_key("after"));
     assert!(
-        view.brokers.contains_key(&1),
+        view.brokers.contains_key(&BrokerId(1)),
         "a leader change does not expire brokers"
     );
 
@@ -213,8 +212,10 @@ async fn an_expired_broker_loses_leadership_and_isr_and_leads_again_after_regist
         .await
         .expect("create");
     let before = client.read().await.expect("read");
-    let victim = before.topics["shared"].partitions[0].leader;
-    drop(brokers.remove(&victim));
+    let victim = before.topics["shared"].partitions[0]
+        .leader
+        .expect("a leader");
+    drop(brokers.remove(&victim.0));
 
     let after = wait_for_view(&mut client, "the broker to expire", |v| {
         !v.brokers.contains_key(&victim)
@@ -226,15 +227,15 @@ async fn an_expired_broker_loses_leadership_and_isr_and_leads_again_after_regist
         .zip(&after.topics["shared"].partitions)
     {
         assert!(!new.isr.contains(&victim), "{new:?}");
-        if old.leader == victim {
+        if old.leader == Some(victim) {
             let expected = old
                 .replicas
                 .iter()
                 .copied()
                 .find(|b| *b != victim)
                 .expect("another replica");
-            assert_eq!(new.leader, expected);
-            assert_eq!(new.leader_epoch, old.leader_epoch + 1);
+            assert_eq!(new.leader, Some(expected));
+            assert_eq!(new.leader_epoch, LeaderEpoch(old.leader_epoch.0 + 1));
         } else {
             assert_eq!(
                 (new.leader, new.leader_epoch),
@@ -249,13 +250,13 @@ async fn an_expired_broker_loses_leadership_and_isr_and_leads_again_after_regist
         .position(|p| p.replicas == vec![victim])
         .expect("a solo partition on the victim");
     let p = &after.topics["solo"].partitions[orphan];
-    assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![victim]));
+    assert_eq!((p.leader, p.isr.clone()), (None, vec![victim]));
 
-    brokers.insert(victim, start_broker(&cluster, victim).await);
+    brokers.insert(victim.0, start_broker(&cluster, victim.0).await);
     let view = client.read().await.expect("read");
     let p = &view.topics["solo"].partitions[orphan];
-    assert_eq!(p.leader, victim);
-    assert_eq!(p.leader_epoch, 2);
+    assert_eq!(p.leader, Some(victim));
+    assert_eq!(p.leader_epoch, LeaderEpoch(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,12 +273,13 @@ async fn stale_alter_partition_and_wrong_revision_are_rejected() {
         .await
         .expect("create");
     let p = client.read().await.expect("read").topics["t"].partitions[0].clone();
-    let shrunk = vec![p.leader];
+    let leader = p.leader.expect("a leader");
+    let shrunk = vec![leader];
     let state = client
         .alter_partition(
             "t",
             0,
-            p.leader,
+            leader,
             p.leader_epoch,
             p.partition_epoch,
             shrunk.clone(),
@@ -293,7 +295,7 @@ async fn stale_alter_partition_and_wrong_revision_are_rejected() {
         .alter_partition(
             "t",
             0,
-            p.leader,
+            leader,
             p.leader_epoch,
             p.partition_epoch,
             p.replicas.clone(),
@@ -312,8 +314,8 @@ async fn stale_alter_partition_and_wrong_revision_are_rejected() {
         .alter_partition(
             "t",
             0,
-            p.leader,
-            p.leader_epoch - 1,
+            leader,
+            LeaderEpoch(p.leader_epoch.0 - 1),
             state.partition_epoch,
             p.replicas.clone(),
         )
@@ -460,7 +462,7 @@ async fn a_whole_cluster_restart_keeps_everything_including_snapshots() {
     let log = std::fs::read_to_string(&cluster.nodes[2].log).unwrap_or_default();
     assert!(log.contains("quorum snapshot installed"), "{log}");
     let (first, count) = client
-        .allocate_producer_ids(1, 1000)
+        .allocate_producer_ids(BrokerId(1), 1000)
         .await
         .expect("producer ids");
     let before = client.read().await.expect("read");

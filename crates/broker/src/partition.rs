@@ -13,6 +13,7 @@ use crate::replication::leader::ISR_CHECK_INTERVAL;
 use crate::replication::ReplicationError;
 use crate::shard::Shard;
 use bytes::Bytes;
+use model::LeaderEpoch;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use storage::{AppendOutcome, PartitionLog};
@@ -44,7 +45,7 @@ impl Partition {
     /// The leader epoch a write with `acks` is stamped with, or why this
     /// broker may not take it (not the leader; for acks=all, an ISR below
     /// min.insync.replicas).
-    pub fn check_write(&self, acks: i16) -> Result<i32, ReplicationError> {
+    pub fn check_write(&self, acks: i16) -> Result<LeaderEpoch, ReplicationError> {
         self.shard
             .replication()
             .check_produce(&self.log.topic, self.log.partition, acks)
@@ -55,12 +56,15 @@ impl Partition {
     pub fn append(
         &self,
         batch: BatchToAppend<'_>,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         wanted: Acknowledgement,
     ) -> Result<PendingWrite, ReplicationError> {
-        let outcome =
-            self.log
-                .append_slice(batch.bytes, batch.header, leader_epoch, batch.shares_buffer)?;
+        let outcome = self.log.append_slice(
+            batch.bytes,
+            batch.header,
+            leader_epoch.0,
+            batch.shares_buffer,
+        )?;
         Ok(PendingWrite {
             shard: self.shard.clone(),
             log: self.log.clone(),

@@ -79,7 +79,7 @@ pub struct ViewDelta {
     pub revision: u64,
     pub cluster_id: String,
     /// Every live broker (small; sent whole).
-    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub brokers: BTreeMap<model::BrokerId, BrokerInfo>,
     pub next_producer_id: i64,
     /// Topics created or changed, as they are now.
     pub changed: Vec<TopicState>,
@@ -95,7 +95,7 @@ pub struct ViewDelta {
 pub struct ViewPage {
     pub cluster_id: String,
     pub revision: u64,
-    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub brokers: BTreeMap<model::BrokerId, BrokerInfo>,
     pub next_producer_id: i64,
     pub topics: Vec<TopicState>,
     /// Ask for the page after this topic; `None` on the last page.
@@ -272,10 +272,10 @@ mod tests {
             configs: BTreeMap::new(),
             partitions: vec![
                 PartitionState {
-                    replicas: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    isr: vec![1],
+                    replicas: vec![model::BrokerId(1)],
+                    leader: Some(model::BrokerId(1)),
+                    leader_epoch: model::LeaderEpoch(0),
+                    isr: vec![model::BrokerId(1)],
                     partition_epoch: 0,
                 };
                 partitions

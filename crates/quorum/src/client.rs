@@ -19,6 +19,7 @@ use super::protocol::{
     call_encoded, encode_frame, FrameError, NodeStatus, Request, RequestFrame, Response,
 };
 use super::state::{Applied, Command, CommandError, Outcome, Proposal};
+use model::{BrokerId, LeaderEpoch};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -53,7 +54,7 @@ pub enum ClientError {
     #[error("rejected: {0}")]
     Rejected(CommandError),
     #[error("broker {0} is not registered (register again)")]
-    UnknownBroker(i32),
+    UnknownBroker(BrokerId),
     #[error("the quorum refused the shared secret")]
     Unauthenticated,
     #[error("the quorum refused the request: {0}")]
@@ -233,7 +234,7 @@ impl QuorumClient {
     }
 
     /// Keeps a broker's session alive; `UnknownBroker` means register again.
-    pub async fn heartbeat(&mut self, broker_id: i32) -> Result<(), ClientError> {
+    pub async fn heartbeat(&mut self, broker_id: BrokerId) -> Result<(), ClientError> {
         match self.send(Request::Heartbeat { broker_id }).await? {
             Response::Ok => Ok(()),
             Response::UnknownBroker { broker_id } => Err(ClientError::UnknownBroker(broker_id)),
@@ -275,10 +276,10 @@ impl QuorumClient {
         &mut self,
         topic: &str,
         partition: i32,
-        leader_id: i32,
-        leader_epoch: i32,
+        leader_id: BrokerId,
+        leader_epoch: LeaderEpoch,
         partition_epoch: i32,
-        new_isr: Vec<i32>,
+        new_isr: Vec<BrokerId>,
     ) -> Result<PartitionState, ClientError> {
         let applied = self
             .propose(Command::AlterPartition {
@@ -299,7 +300,7 @@ impl QuorumClient {
     /// A block of producer ids: `(first_id, count)`.
     pub async fn allocate_producer_ids(
         &mut self,
-        broker_id: i32,
+        broker_id: BrokerId,
         count: i64,
     ) -> Result<(i64, i64), ClientError> {
         let applied = self

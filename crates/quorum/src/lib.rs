@@ -29,6 +29,9 @@ pub mod raft;
 pub mod sessions;
 pub mod state;
 
+#[cfg(test)]
+mod format_tests;
+
 pub use client::{ClientError, QuorumClient};
 pub use model::{BrokerInfo, ClusterView, PartitionState, TopicState, NO_LEADER};
 pub use state::{Applied, Command, CommandError, CommandResult, Outcome, Proposal};

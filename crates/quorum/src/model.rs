@@ -1,11 +1,18 @@
 //! The cluster metadata the quorum service keeps, as serde types shared with
 //! brokers (which receive it from `Read` and `Watch`) and with the CLI.
 //! Pure data, no I/O; used in the quorum process and by broker-side clients.
+//!
+//! Broker ids and leader epochs are typed (`model::BrokerId`,
+//! `model::LeaderEpoch`) and serialise as the bare integers they were, and a
+//! leaderless partition's `leader` is `None` in memory and -1 in the JSON,
+//! so the persisted view and log, and the protocol, are byte for byte what
+//! they were (pinned by `format_tests.rs`).
+use model::{BrokerId, LeaderEpoch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Partition leader id meaning "no leader".
-pub const NO_LEADER: i32 = -1;
+/// A leaderless partition's `leader` in the JSON of the view.
+pub const NO_LEADER: i32 = BrokerId::WIRE_NONE;
 
 /// Topic config that allows electing a leader outside the ISR.
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
@@ -13,7 +20,7 @@ pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 /// A registered broker: where clients and replicas reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
-    pub broker_id: i32,
+    pub broker_id: BrokerId,
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
@@ -58,12 +65,14 @@ impl BrokerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// Assigned replicas; the first is the preferred leader.
-    pub replicas: Vec<i32>,
-    /// The leader's broker id, or `NO_LEADER`.
-    pub leader: i32,
+    pub replicas: Vec<BrokerId>,
+    /// The leader's broker id; `None` (`NO_LEADER` in the JSON) when no
+    /// replica can lead.
+    #[serde(with = "leader_in_json")]
+    pub leader: Option<BrokerId>,
     /// Bumped on every change of leader.
-    pub leader_epoch: i32,
-    pub isr: Vec<i32>,
+    pub leader_epoch: LeaderEpoch,
+    pub isr: Vec<BrokerId>,
     /// Bumped on every change of leader or ISR.
     pub partition_epoch: i32,
 }
@@ -94,12 +103,13 @@ pub struct ClusterView {
     /// Bumped by every applied command that changes anything.
     pub revision: u64,
     /// Live brokers only (registered, session not expired).
-    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub brokers: BTreeMap<BrokerId, BrokerInfo>,
     pub topics: BTreeMap<String, TopicState>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
-    /// Users' SCRAM credentials (and, later, ACLs).
-    #[serde(default)]
+    /// Users' SCRAM credentials (and, later, ACLs). Left out of the JSON
+    /// while empty, so views without users keep their earlier form.
+    #[serde(default, skip_serializing_if = "SecurityState::is_empty")]
     pub security: SecurityState,
 }
 
@@ -109,6 +119,12 @@ pub struct ClusterView {
 pub struct SecurityState {
     /// user -> mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`) -> credential.
     pub scram: BTreeMap<String, BTreeMap<String, StoredScramCredential>>,
+}
+
+impl SecurityState {
+    pub fn is_empty(&self) -> bool {
+        self.scram.is_empty()
+    }
 }
 
 /// A SCRAM credential as RFC 5802 has the server keep it: no password.
@@ -143,5 +159,21 @@ impl ClusterView {
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
         let index = usize::try_from(partition).ok()?;
         self.topics.get(topic)?.partitions.get(index)
+    }
+}
+
+/// A partition's leader as the JSON has always held it: the broker id, or
+/// `NO_LEADER` (-1) for none; any negative id reads as none.
+mod leader_in_json {
+    use super::NO_LEADER;
+    use model::BrokerId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(leader: &Option<BrokerId>, s: S) -> Result<S::Ok, S::Error> {
+        leader.map_or(NO_LEADER, |b| b.0).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BrokerId>, D::Error> {
+        i32::deserialize(d).map(BrokerId::from_wire)
     }
 }

@@ -448,7 +448,7 @@ impl Node {
         Ok(view)
     }
 
-    async fn heartbeat(&self, broker_id: i32) -> Response {
+    async fn heartbeat(&self, broker_id: model::BrokerId) -> Response {
         if let Err(response) = self.ensure_leader().await {
             return response;
         }
@@ -542,15 +542,16 @@ impl Node {
 
     /// Proposes `ExpireBroker` for every broker whose session lapsed.
     async fn expire_lapsed(&self) {
-        let registered: BTreeSet<i32> = self.current_view().brokers.keys().copied().collect();
+        let registered: BTreeSet<model::BrokerId> =
+            self.current_view().brokers.keys().copied().collect();
         let lapsed = self.sessions().expired(&registered, Instant::now());
         for broker_id in lapsed {
-            tracing::info!(broker_id, "broker session expired");
+            tracing::info!(%broker_id, "broker session expired");
             let response = self
                 .propose(Proposal::new(Command::ExpireBroker { broker_id }))
                 .await;
             if !matches!(response, Response::Applied(_)) {
-                tracing::warn!(broker_id, ?response, "expiring a broker failed");
+                tracing::warn!(%broker_id, ?response, "expiring a broker failed");
             }
         }
     }

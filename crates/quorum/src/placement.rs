@@ -8,12 +8,13 @@
 //! followers of a partition are taken in rack order so that no two replicas
 //! share a rack while there are enough racks. The first replica is the
 //! preferred leader.
+use model::BrokerId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A live broker as placement sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    pub broker_id: i32,
+    pub broker_id: BrokerId,
     pub rack: Option<String>,
 }
 
@@ -32,7 +33,7 @@ pub fn place(
     first_partition: usize,
     count: usize,
     replication_factor: usize,
-) -> Result<Vec<Vec<i32>>, PlacementError> {
+) -> Result<Vec<Vec<BrokerId>>, PlacementError> {
     if replication_factor == 0 {
         return Err(PlacementError::ZeroReplicationFactor);
     }
@@ -44,7 +45,7 @@ pub fn place(
     }
     let order = broker_order(candidates);
     let start = (name_hash(topic) % order.len() as u64) as usize;
-    let racks: BTreeMap<i32, Option<&str>> = candidates
+    let racks: BTreeMap<BrokerId, Option<&str>> = candidates
         .iter()
         .map(|c| (c.broker_id, c.rack.as_deref()))
         .collect();
@@ -66,13 +67,13 @@ pub fn place(
 
 /// Broker ids in placement order: by id, or, when every broker has a rack,
 /// interleaved by rack (first broker of each rack, then the second, ...).
-fn broker_order(candidates: &[Candidate]) -> Vec<i32> {
+fn broker_order(candidates: &[Candidate]) -> Vec<BrokerId> {
     let mut sorted: Vec<&Candidate> = candidates.iter().collect();
     sorted.sort_by_key(|c| c.broker_id);
     if !candidates.iter().all(|c| c.rack.is_some()) {
         return sorted.iter().map(|c| c.broker_id).collect();
     }
-    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    let mut by_rack: BTreeMap<&str, Vec<BrokerId>> = BTreeMap::new();
     for c in &sorted {
         by_rack
             .entry(c.rack.as_deref().unwrap_or_default())
@@ -88,15 +89,15 @@ fn broker_order(candidates: &[Candidate]) -> Vec<i32> {
 /// Walks the order from the leader, taking a broker in an unused rack first;
 /// when racks run out, the brokers skipped fill the rest in order.
 fn rack_spread(
-    order: &[i32],
-    racks: &BTreeMap<i32, Option<&str>>,
+    order: &[BrokerId],
+    racks: &BTreeMap<BrokerId, Option<&str>>,
     leader_at: usize,
     replication_factor: usize,
-) -> Vec<i32> {
-    let walk: Vec<i32> = (0..order.len())
+) -> Vec<BrokerId> {
+    let walk: Vec<BrokerId> = (0..order.len())
         .map(|j| order[(leader_at + j) % order.len()])
         .collect();
-    let mut chosen: Vec<i32> = Vec::with_capacity(replication_factor);
+    let mut chosen: Vec<BrokerId> = Vec::with_capacity(replication_factor);
     let mut used_racks: BTreeSet<Option<&str>> = BTreeSet::new();
     for &b in &walk {
         let rack = racks.get(&b).copied().flatten();
@@ -125,8 +126,8 @@ mod tests {
 
     fn brokers(ids: &[i32]) -> Vec<Candidate> {
         ids.iter()
-            .map(|&broker_id| Candidate {
-                broker_id,
+            .map(|&id| Candidate {
+                broker_id: BrokerId(id),
                 rack: None,
             })
             .collect()
@@ -135,14 +136,14 @@ mod tests {
     fn racked(pairs: &[(i32, &str)]) -> Vec<Candidate> {
         pairs
             .iter()
-            .map(|&(broker_id, rack)| Candidate {
-                broker_id,
+            .map(|&(id, rack)| Candidate {
+                broker_id: BrokerId(id),
                 rack: Some(rack.to_string()),
             })
             .collect()
     }
 
-    fn leader_counts(placed: &[Vec<i32>]) -> BTreeMap<i32, usize> {
+    fn leader_counts(placed: &[Vec<BrokerId>]) -> BTreeMap<BrokerId, usize> {
         let mut counts = BTreeMap::new();
         for replicas in placed {
             *counts.entry(replicas[0]).or_insert(0) += 1;
@@ -196,7 +197,7 @@ mod tests {
     #[test]
     fn racks_are_spread_when_there_are_enough() {
         let c = racked(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")]);
-        let rack_of: BTreeMap<i32, String> = c
+        let rack_of: BTreeMap<BrokerId, String> = c
             .iter()
             .map(|c| (c.broker_id, c.rack.clone().unwrap()))
             .collect();
@@ -216,7 +217,7 @@ mod tests {
             let distinct: BTreeSet<_> = replicas.iter().collect();
             assert_eq!(distinct.len(), 3);
             // The first two replicas use both racks.
-            let racks: BTreeSet<bool> = replicas[..2].iter().map(|b| *b == 3).collect();
+            let racks: BTreeSet<bool> = replicas[..2].iter().map(|b| *b == BrokerId(3)).collect();
             assert_eq!(racks.len(), 2, "{replicas:?}");
         }
     }

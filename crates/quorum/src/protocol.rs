@@ -15,6 +15,7 @@ use super::changes::{ViewDelta, ViewPage};
 use super::model::{BrokerInfo, ClusterView};
 use super::raft::{NodeId, TypeConfig};
 use super::state::{Applied, CommandError, Proposal};
+use model::BrokerId;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -47,7 +48,7 @@ pub enum Request {
     },
     /// Keeps a broker's session alive (leader only).
     Heartbeat {
-        broker_id: i32,
+        broker_id: BrokerId,
     },
     /// Any state-machine command, optionally compare-and-set (leader only).
     Write(Proposal),
@@ -132,7 +133,7 @@ pub enum Response {
     },
     /// The broker's session is gone: register again.
     UnknownBroker {
-        broker_id: i32,
+        broker_id: BrokerId,
     },
     /// The shared secret is missing or wrong.
     Unauthenticated,

@@ -4,6 +4,7 @@
 //! tick and proposes `ExpireBroker` for what it returns. A new leader starts
 //! every registered broker on a fresh session, so a leader change never
 //! expires a broker.
+use model::BrokerId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 9_000;
 #[derive(Debug)]
 pub struct Sessions {
     timeout: Duration,
-    last_heartbeat: BTreeMap<i32, Instant>,
+    last_heartbeat: BTreeMap<BrokerId, Instant>,
 }
 
 impl Sessions {
@@ -30,23 +31,23 @@ impl Sessions {
     }
 
     /// Starts every registered broker on a fresh session.
-    pub fn start_leading(&mut self, registered: impl IntoIterator<Item = i32>, now: Instant) {
+    pub fn start_leading(&mut self, registered: impl IntoIterator<Item = BrokerId>, now: Instant) {
         self.last_heartbeat = registered.into_iter().map(|id| (id, now)).collect();
     }
 
-    pub fn heartbeat(&mut self, broker_id: i32, now: Instant) {
+    pub fn heartbeat(&mut self, broker_id: BrokerId, now: Instant) {
         self.last_heartbeat.insert(broker_id, now);
     }
 
     /// Brings the sessions in line with the registered brokers (a broker
     /// registered since gets a fresh session, one gone is forgotten) and
     /// returns the brokers whose session has lapsed, forgetting them too.
-    pub fn expired(&mut self, registered: &BTreeSet<i32>, now: Instant) -> Vec<i32> {
+    pub fn expired(&mut self, registered: &BTreeSet<BrokerId>, now: Instant) -> Vec<BrokerId> {
         self.last_heartbeat.retain(|id, _| registered.contains(id));
         for id in registered {
             self.last_heartbeat.entry(*id).or_insert(now);
         }
-        let lapsed: Vec<i32> = self
+        let lapsed: Vec<BrokerId> = self
             .last_heartbeat
             .iter()
             .filter(|(_, &at)| now.saturating_duration_since(at) > self.timeout)
@@ -63,25 +64,27 @@ impl Sessions {
 mod tests {
     use super::*;
 
+    const B1: BrokerId = BrokerId(1);
+    const B2: BrokerId = BrokerId(2);
     const TIMEOUT: Duration = Duration::from_secs(9);
 
     #[test]
     fn a_broker_that_keeps_heartbeating_stays() {
         let t0 = Instant::now();
         let mut s = Sessions::new(TIMEOUT);
-        let registered: BTreeSet<i32> = [1, 2].into();
+        let registered: BTreeSet<BrokerId> = [B1, B2].into();
         s.start_leading(registered.iter().copied(), t0);
-        s.heartbeat(1, t0 + Duration::from_secs(8));
+        s.heartbeat(B1, t0 + Duration::from_secs(8));
         assert_eq!(
             s.expired(&registered, t0 + Duration::from_secs(10)),
-            vec![2]
+            vec![B2]
         );
         assert!(s
             .expired(&registered, t0 + Duration::from_secs(16))
             .is_empty());
         assert_eq!(
             s.expired(&registered, t0 + Duration::from_secs(18)),
-            vec![1]
+            vec![B1]
         );
     }
 
@@ -89,7 +92,7 @@ mod tests {
     fn a_new_leader_gives_everyone_a_full_session() {
         let t0 = Instant::now();
         let mut s = Sessions::new(TIMEOUT);
-        let registered: BTreeSet<i32> = [1].into();
+        let registered: BTreeSet<BrokerId> = [B1].into();
         s.start_leading(registered.iter().copied(), t0 + Duration::from_secs(100));
         assert!(s
             .expired(&registered, t0 + Duration::from_secs(108))
@@ -100,9 +103,9 @@ mod tests {
     fn brokers_registered_later_start_fresh_and_unregistered_are_forgotten() {
         let t0 = Instant::now();
         let mut s = Sessions::new(TIMEOUT);
-        s.start_leading([1], t0);
-        let later: BTreeSet<i32> = [2].into();
+        s.start_leading([B1], t0);
+        let later: BTreeSet<BrokerId> = [B2].into();
         assert!(s.expired(&later, t0 + Duration::from_secs(20)).is_empty());
-        assert_eq!(s.expired(&later, t0 + Duration::from_secs(30)), vec![2]);
+        assert_eq!(s.expired(&later, t0 + Duration::from_secs(30)), vec![B2]);
     }
 }

@@ -4,11 +4,10 @@
 //! decisions (placement, leader election from the ISR, ISR changes) live here.
 use super::credentials;
 use super::model::UNCLEAN_LEADER_ELECTION;
-use super::model::{
-    BrokerInfo, ClusterView, PartitionState, StoredScramCredential, TopicState, NO_LEADER,
-};
+use super::model::{BrokerInfo, ClusterView, PartitionState, StoredScramCredential, TopicState};
 use super::placement::{self, Candidate, PlacementError};
 use model::limits::PARTITIONS_PER_TOPIC_MAX;
+use model::{BrokerId, LeaderEpoch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -71,7 +70,7 @@ pub enum Command {
     },
     /// Removes a broker whose session lapsed and moves its leaderships.
     ExpireBroker {
-        broker_id: i32,
+        broker_id: BrokerId,
     },
     CreateTopic {
         name: String,
@@ -99,13 +98,13 @@ pub enum Command {
     AlterPartition {
         topic: String,
         partition: i32,
-        leader_id: i32,
-        leader_epoch: i32,
+        leader_id: BrokerId,
+        leader_epoch: LeaderEpoch,
         partition_epoch: i32,
-        new_isr: Vec<i32>,
+        new_isr: Vec<BrokerId>,
     },
     AllocateProducerIds {
-        broker_id: i32,
+        broker_id: BrokerId,
         count: i64,
     },
     /// Sets a user's SCRAM credential for one mechanism (KIP-554).
@@ -194,15 +193,18 @@ pub enum CommandError {
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("broker {0} is not registered")]
-    UnknownBroker(i32),
+    UnknownBroker(BrokerId),
     #[error("broker {leader_id} is not the leader of {topic}-{partition}")]
     NotLeader {
         topic: String,
         partition: i32,
-        leader_id: i32,
+        leader_id: BrokerId,
     },
     #[error("leader epoch {given} is fenced (current {current})")]
-    FencedLeaderEpoch { given: i32, current: i32 },
+    FencedLeaderEpoch {
+        given: LeaderEpoch,
+        current: LeaderEpoch,
+    },
     #[error("partition epoch {given} is stale (current {current})")]
     InvalidUpdateVersion { given: i32, current: i32 },
     #[error("invalid ISR: {0}")]
@@ -427,16 +429,12 @@ fn register_broker(
     for topic in view.topics.values_mut() {
         let unclean = topic.unclean_election();
         let mut changed = false;
-        for p in topic
-            .partitions
-            .iter_mut()
-            .filter(|p| p.leader == NO_LEADER)
-        {
+        for p in topic.partitions.iter_mut().filter(|p| p.leader.is_none()) {
             if p.isr.contains(&id) {
-                set_leader(p, id);
+                set_leader(p, Some(id));
                 changed = true;
             } else if unclean && p.replicas.contains(&id) {
-                set_leader(p, id);
+                set_leader(p, Some(id));
                 p.isr = vec![id];
                 changed = true;
             }
@@ -480,15 +478,14 @@ fn registration_changes_nothing(view: &ClusterView, info: &BrokerInfo) -> bool {
         && view.topics.values().all(|topic| {
             let unclean = topic.unclean_election();
             topic.partitions.iter().all(|p| {
-                p.leader != NO_LEADER
-                    || !(p.isr.contains(&id) || unclean && p.replicas.contains(&id))
+                p.leader.is_some() || !(p.isr.contains(&id) || unclean && p.replicas.contains(&id))
             })
         })
 }
 
 fn validate_broker(view: &ClusterView, info: &BrokerInfo) -> Result<(), CommandError> {
     let rack_len = info.rack.as_ref().map_or(0, String::len);
-    if info.broker_id < 0
+    if info.broker_id.0 < 0
         || info.host.is_empty()
         || info.host.len() > HOST_BYTES_MAX
         || rack_len > HOST_BYTES_MAX
@@ -507,15 +504,15 @@ fn validate_broker(view: &ClusterView, info: &BrokerInfo) -> Result<(), CommandE
     Ok(())
 }
 
-fn set_leader(p: &mut PartitionState, leader: i32) {
+fn set_leader(p: &mut PartitionState, leader: Option<BrokerId>) {
     p.leader = leader;
-    p.leader_epoch += 1;
+    p.leader_epoch = p.leader_epoch.next();
     p.partition_epoch += 1;
 }
 
 fn expire_broker(
     view: &mut ClusterView,
-    broker_id: i32,
+    broker_id: BrokerId,
     touched: &mut Vec<String>,
 ) -> Result<Outcome, CommandError> {
     if view.brokers.remove(&broker_id).is_none() {
@@ -542,24 +539,29 @@ fn expire_broker(
 /// True when it changed the partition.
 fn fail_over(
     p: &mut PartitionState,
-    gone: i32,
-    is_live: impl Fn(i32) -> bool,
+    gone: BrokerId,
+    is_live: impl Fn(BrokerId) -> bool,
     unclean: bool,
 ) -> bool {
-    if p.leader != gone && !p.isr.contains(&gone) {
+    if p.leader != Some(gone) && !p.isr.contains(&gone) {
         return false;
     }
     fail_over_from(p, gone, is_live, unclean);
     true
 }
 
-fn fail_over_from(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bool, unclean: bool) {
-    let remaining: Vec<i32> = p.isr.iter().copied().filter(|&b| b != gone).collect();
+fn fail_over_from(
+    p: &mut PartitionState,
+    gone: BrokerId,
+    is_live: impl Fn(BrokerId) -> bool,
+    unclean: bool,
+) {
+    let remaining: Vec<BrokerId> = p.isr.iter().copied().filter(|&b| b != gone).collect();
     let isr_changed = !remaining.is_empty();
     if isr_changed {
         p.isr = remaining;
     }
-    if p.leader != gone {
+    if p.leader != Some(gone) {
         if isr_changed {
             p.partition_epoch += 1;
         }
@@ -577,15 +579,15 @@ fn fail_over_from(p: &mut PartitionState, gone: i32, is_live: impl Fn(i32) -> bo
             .find(|&b| b != gone && is_live(b))
     };
     match (from_isr, unclean) {
-        (Some(b), _) => set_leader(p, b),
+        (Some(b), _) => set_leader(p, Some(b)),
         (None, true) => match from_replicas() {
             Some(b) => {
-                set_leader(p, b);
+                set_leader(p, Some(b));
                 p.isr = vec![b];
             }
-            None => set_leader(p, NO_LEADER),
+            None => set_leader(p, None),
         },
-        (None, false) => set_leader(p, NO_LEADER),
+        (None, false) => set_leader(p, None),
     }
 }
 
@@ -684,10 +686,10 @@ fn new_partitions(
     Ok(placed
         .into_iter()
         .map(|replicas| PartitionState {
-            leader: replicas[0],
+            leader: Some(replicas[0]),
             isr: replicas.clone(),
             replicas,
-            leader_epoch: 0,
+            leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
         })
         .collect())
@@ -815,10 +817,10 @@ fn alter_configs(
 }
 
 struct IsrChange<'a> {
-    leader_id: i32,
-    leader_epoch: i32,
+    leader_id: BrokerId,
+    leader_epoch: LeaderEpoch,
     partition_epoch: i32,
-    new_isr: &'a [i32],
+    new_isr: &'a [BrokerId],
 }
 
 fn alter_partition(
@@ -854,9 +856,9 @@ fn alter_partition(
 fn check_isr_change(
     state: &PartitionState,
     change: &IsrChange<'_>,
-    is_live: impl Fn(i32) -> bool,
+    is_live: impl Fn(BrokerId) -> bool,
 ) -> Result<(), CommandError> {
-    if change.leader_id != state.leader || state.leader == NO_LEADER {
+    if state.leader != Some(change.leader_id) {
         return Err(CommandError::NotLeader {
             topic: String::new(),
             partition: 0,
@@ -896,7 +898,7 @@ fn check_isr_change(
 
 fn allocate_producer_ids(
     view: &mut ClusterView,
-    broker_id: i32,
+    broker_id: BrokerId,
     count: i64,
 ) -> Result<Outcome, CommandError> {
     if !view.brokers.contains_key(&broker_id) {

@@ -1,9 +1,18 @@
 //! Unit tests of the pure state machine.
 use super::*;
 
+fn ids(raw: &[i32]) -> Vec<BrokerId> {
+    raw.iter().copied().map(BrokerId).collect()
+}
+
+/// The partition is led by broker `id`.
+fn led(id: i32) -> Option<BrokerId> {
+    Some(BrokerId(id))
+}
+
 fn broker(id: i32) -> BrokerInfo {
     BrokerInfo {
-        broker_id: id,
+        broker_id: BrokerId(id),
         host: "127.0.0.1".into(),
         port: 9000 + id as u16,
         rack: None,
@@ -46,14 +55,19 @@ fn part<'a>(view: &'a ClusterView, topic: &str, p: i32) -> &'a PartitionState {
 }
 
 fn expire(view: &mut ClusterView, id: i32) {
-    ok(view, Command::ExpireBroker { broker_id: id });
+    ok(
+        view,
+        Command::ExpireBroker {
+            broker_id: BrokerId(id),
+        },
+    );
 }
 
 fn set_partition(view: &mut ClusterView, topic: &str, replicas: &[i32], leader: i32, isr: &[i32]) {
     let p = &mut view.topics.get_mut(topic).unwrap().partitions[0];
-    p.replicas = replicas.to_vec();
-    p.leader = leader;
-    p.isr = isr.to_vec();
+    p.replicas = ids(replicas);
+    p.leader = BrokerId::from_wire(leader);
+    p.isr = ids(isr);
 }
 
 #[test]
@@ -167,9 +181,9 @@ fn create_topic_places_replicas_with_leader_first_and_full_isr() {
     assert_eq!(topic.topic_id, topic_id);
     let mut leaders = BTreeMap::new();
     for p in &topic.partitions {
-        assert_eq!(p.leader, p.replicas[0]);
+        assert_eq!(p.leader, Some(p.replicas[0]));
         assert_eq!(p.isr, p.replicas);
-        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (LeaderEpoch(0), 0));
         *leaders.entry(p.leader).or_insert(0) += 1;
     }
     assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
@@ -182,11 +196,11 @@ fn expiry_elects_the_first_live_isr_replica_and_shrinks_the_isr() {
     set_partition(&mut view, "t", &[1, 2, 3], 1, &[1, 3, 2]);
     expire(&mut view, 1);
     let p = part(&view, "t", 0);
-    assert_eq!(p.leader, 2, "replica order decides, not ISR order");
-    assert_eq!(p.leader_epoch, 1);
+    assert_eq!(p.leader, led(2), "replica order decides, not ISR order");
+    assert_eq!(p.leader_epoch, LeaderEpoch(1));
     assert_eq!(p.partition_epoch, 1);
-    assert_eq!(p.isr, vec![3, 2]);
-    assert!(!view.brokers.contains_key(&1));
+    assert_eq!(p.isr, ids(&[3, 2]));
+    assert!(!view.brokers.contains_key(&BrokerId(1)));
 }
 
 #[test]
@@ -196,8 +210,11 @@ fn expiry_of_a_follower_only_shrinks_the_isr() {
     set_partition(&mut view, "t", &[1, 2, 3], 1, &[1, 2, 3]);
     expire(&mut view, 3);
     let p = part(&view, "t", 0);
-    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 0, 1));
-    assert_eq!(p.isr, vec![1, 2]);
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.partition_epoch),
+        (led(1), LeaderEpoch(0), 1)
+    );
+    assert_eq!(p.isr, ids(&[1, 2]));
 }
 
 #[test]
@@ -207,14 +224,14 @@ fn the_last_isr_member_stays_and_leads_again_when_it_registers() {
     set_partition(&mut view, "t", &[1, 2], 1, &[1]);
     expire(&mut view, 1);
     let p = part(&view, "t", 0).clone();
-    assert_eq!(p.leader, NO_LEADER);
-    assert_eq!(p.isr, vec![1]);
-    assert_eq!(p.leader_epoch, 1);
+    assert_eq!(p.leader, None);
+    assert_eq!(p.isr, ids(&[1]));
+    assert_eq!(p.leader_epoch, LeaderEpoch(1));
     ok(&mut view, Command::RegisterBroker { info: broker(1) });
     let p = part(&view, "t", 0);
-    assert_eq!(p.leader, 1);
-    assert_eq!(p.leader_epoch, 2);
-    assert_eq!(p.isr, vec![1]);
+    assert_eq!(p.leader, led(1));
+    assert_eq!(p.leader_epoch, LeaderEpoch(2));
+    assert_eq!(p.isr, ids(&[1]));
 }
 
 #[test]
@@ -224,7 +241,7 @@ fn a_restarted_broker_loses_leadership_and_isr_but_the_same_process_keeps_them()
     set_partition(&mut view, "t", &[1, 2, 3], 1, &[1, 2, 3]);
     // The same process registering again (after a lost heartbeat) changes nothing.
     ok(&mut view, Command::RegisterBroker { info: broker(1) });
-    assert_eq!(part(&view, "t", 0).leader, 1);
+    assert_eq!(part(&view, "t", 0).leader, led(1));
     // A new process under the same id: its leadership goes to an ISR member.
     let restarted = BrokerInfo {
         incarnation: Some(uuid::Uuid::from_u128(7)),
@@ -233,9 +250,9 @@ fn a_restarted_broker_loses_leadership_and_isr_but_the_same_process_keeps_them()
     };
     ok(&mut view, Command::RegisterBroker { info: restarted });
     let p = part(&view, "t", 0);
-    assert_eq!((p.leader, p.leader_epoch), (2, 1));
-    assert_eq!(p.isr, vec![2, 3]);
-    assert!(view.brokers.contains_key(&1), "registered again");
+    assert_eq!((p.leader, p.leader_epoch), (led(2), LeaderEpoch(1)));
+    assert_eq!(p.isr, ids(&[2, 3]));
+    assert!(view.brokers.contains_key(&BrokerId(1)), "registered again");
 }
 
 #[test]
@@ -253,8 +270,8 @@ fn unclean_election_picks_a_live_replica_outside_the_isr() {
     set_partition(&mut view, "t", &[1, 2], 1, &[1]);
     expire(&mut view, 1);
     let p = part(&view, "t", 0);
-    assert_eq!(p.leader, 2);
-    assert_eq!(p.isr, vec![2]);
+    assert_eq!(p.leader, led(2));
+    assert_eq!(p.isr, ids(&[2]));
 }
 
 #[test]
@@ -264,7 +281,7 @@ fn unclean_election_on_registration_of_a_replica() {
     set_partition(&mut view, "t", &[1, 2], 1, &[1]);
     expire(&mut view, 2);
     expire(&mut view, 1);
-    assert_eq!(part(&view, "t", 0).leader, NO_LEADER);
+    assert_eq!(part(&view, "t", 0).leader, None);
     let mut configs = BTreeMap::new();
     configs.insert(UNCLEAN_LEADER_ELECTION.to_string(), "true".to_string());
     ok(
@@ -277,7 +294,7 @@ fn unclean_election_on_registration_of_a_replica() {
     );
     ok(&mut view, Command::RegisterBroker { info: broker(2) });
     let p = part(&view, "t", 0);
-    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    assert_eq!((p.leader, p.isr.clone()), (led(2), ids(&[2])));
 }
 
 #[test]
@@ -286,17 +303,22 @@ fn clean_election_never_leaves_the_isr() {
     create(&mut view, "t", 1, 2).unwrap();
     set_partition(&mut view, "t", &[1, 2], 1, &[1]);
     expire(&mut view, 1);
-    assert_eq!(part(&view, "t", 0).leader, NO_LEADER);
+    assert_eq!(part(&view, "t", 0).leader, None);
     ok(&mut view, Command::RegisterBroker { info: broker(2) });
-    assert_eq!(part(&view, "t", 0).leader, NO_LEADER);
+    assert_eq!(part(&view, "t", 0).leader, None);
 }
 
 #[test]
 fn expiring_an_unknown_broker_is_rejected() {
     let mut view = with_brokers(&[1]);
     assert_eq!(
-        run(&mut view, Command::ExpireBroker { broker_id: 9 }),
-        Err(CommandError::UnknownBroker(9))
+        run(
+            &mut view,
+            Command::ExpireBroker {
+                broker_id: BrokerId(9)
+            }
+        ),
+        Err(CommandError::UnknownBroker(BrokerId(9)))
     );
 }
 
@@ -304,10 +326,10 @@ fn alter(leader_id: i32, leader_epoch: i32, partition_epoch: i32, new_isr: &[i32
     Command::AlterPartition {
         topic: "t".into(),
         partition: 0,
-        leader_id,
-        leader_epoch,
+        leader_id: BrokerId(leader_id),
+        leader_epoch: LeaderEpoch(leader_epoch),
         partition_epoch,
-        new_isr: new_isr.to_vec(),
+        new_isr: ids(new_isr),
     }
 }
 
@@ -323,8 +345,8 @@ fn alter_partition_checks_leader_and_epochs() {
     assert!(matches!(
         run(&mut view, alter(1, 5, 0, &[1])),
         Err(CommandError::FencedLeaderEpoch {
-            given: 5,
-            current: 0
+            given: LeaderEpoch(5),
+            current: LeaderEpoch(0)
         })
     ));
     assert!(matches!(
@@ -340,7 +362,7 @@ fn alter_partition_checks_leader_and_epochs() {
     };
     assert_eq!(
         (p.isr.clone(), p.partition_epoch, p.leader_epoch),
-        (vec![1, 2], 1, 0)
+        (ids(&[1, 2]), 1, LeaderEpoch(0))
     );
     // The same request again is now stale.
     assert!(matches!(
@@ -376,10 +398,10 @@ fn alter_partition_validates_the_new_isr() {
             Command::AlterPartition {
                 topic: "t".into(),
                 partition: 7,
-                leader_id: 1,
-                leader_epoch: 0,
+                leader_id: BrokerId(1),
+                leader_epoch: LeaderEpoch(0),
                 partition_epoch: 0,
-                new_isr: vec![1],
+                new_isr: ids(&[1]),
             }
         ),
         Err(CommandError::UnknownPartition { .. })
@@ -456,14 +478,14 @@ fn producer_id_blocks_do_not_overlap() {
     let a = ok(
         &mut view,
         Command::AllocateProducerIds {
-            broker_id: 1,
+            broker_id: BrokerId(1),
             count: 1000,
         },
     );
     let b = ok(
         &mut view,
         Command::AllocateProducerIds {
-            broker_id: 2,
+            broker_id: BrokerId(2),
             count: 1000,
         },
     );
@@ -484,7 +506,7 @@ fn producer_id_blocks_do_not_overlap() {
     assert!(run(
         &mut view,
         Command::AllocateProducerIds {
-            broker_id: 9,
+            broker_id: BrokerId(9),
             count: 1
         }
     )
@@ -492,7 +514,7 @@ fn producer_id_blocks_do_not_overlap() {
     assert!(run(
         &mut view,
         Command::AllocateProducerIds {
-            broker_id: 1,
+            broker_id: BrokerId(1),
             count: 0
         }
     )
@@ -583,7 +605,9 @@ fn a_batch_applies_each_command_and_reports_the_topics_it_touched() {
     assert_eq!(applied.revision, 3);
     assert_eq!(touched, vec!["a".to_string(), "b".to_string()]);
     let mut touched = Vec::new();
-    let expire = Proposal::new(Command::ExpireBroker { broker_id: 1 });
+    let expire = Proposal::new(Command::ExpireBroker {
+        broker_id: BrokerId(1),
+    });
     apply_tracked(&mut view, &expire, &mut touched).unwrap();
     assert_eq!(touched, vec!["a".to_string(), "b".to_string()]);
 }
@@ -617,7 +641,7 @@ fn registering_the_same_broker_again_changes_no_revision() {
     let revision = view.revision;
     ok(&mut view, Command::RegisterBroker { info: broker(1) });
     assert_eq!(view.revision, revision + 1);
-    assert_eq!(part(&view, "t", 0).leader, 1);
+    assert_eq!(part(&view, "t", 0).leader, led(1));
 }
 
 #[test]

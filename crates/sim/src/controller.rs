@@ -12,6 +12,7 @@
 //! the current revision is answered with the view.
 use crate::message::{Effects, Message, NodeId};
 use crate::replica::TOPIC;
+use model::BrokerId;
 use quorum::model::{BrokerInfo, ClusterView, UNCLEAN_LEADER_ELECTION};
 use quorum::state::{apply, Applied, Command, CommandError, Outcome, Proposal};
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ pub struct TopicSettings {
 pub struct Controller {
     pub view: ClusterView,
     /// When each registered broker was last heard of, in ms.
-    last_heard: BTreeMap<NodeId, u64>,
+    last_heard: BTreeMap<BrokerId, u64>,
     session_timeout_ms: u64,
 }
 
@@ -50,7 +51,7 @@ impl Controller {
                 registered.is_ok(),
                 "registering broker {id}: {registered:?}"
             );
-            controller.last_heard.insert(id, 0);
+            controller.last_heard.insert(BrokerId(id), 0);
         }
         let configs = BTreeMap::from([
             (
@@ -94,8 +95,8 @@ impl Controller {
     }
 
     pub fn push_view(&self, fx: &mut Effects) {
-        for &id in self.view.brokers.keys() {
-            fx.send(id, Message::View(Box::new(self.view.clone())));
+        for id in self.view.brokers.keys() {
+            fx.send(id.0, Message::View(Box::new(self.view.clone())));
         }
     }
 
@@ -104,7 +105,7 @@ impl Controller {
             Message::Register { incarnation } => {
                 let info = broker_info(from, incarnation);
                 if self.commit(Command::RegisterBroker { info }, fx).is_ok() {
-                    self.last_heard.insert(from, now_ms);
+                    self.last_heard.insert(BrokerId(from), now_ms);
                     fx.send(from, Message::Registered(Box::new(self.view.clone())));
                 }
             }
@@ -112,13 +113,13 @@ impl Controller {
                 incarnation,
                 known_revision,
             } => {
-                let registered = self.view.brokers.get(&from);
+                let registered = self.view.brokers.get(&BrokerId(from));
                 if registered.and_then(|b| b.incarnation) != Some(incarnation_id(from, incarnation))
                 {
                     fx.send(from, Message::SessionUnknown);
                     return;
                 }
-                self.last_heard.insert(from, now_ms);
+                self.last_heard.insert(BrokerId(from), now_ms);
                 if known_revision < self.view.revision {
                     fx.send(from, Message::View(Box::new(self.view.clone())));
                 }
@@ -132,7 +133,7 @@ impl Controller {
                 let command = Command::AlterPartition {
                     topic: TOPIC.to_string(),
                     partition: 0,
-                    leader_id: from,
+                    leader_id: BrokerId(from),
                     leader_epoch,
                     partition_epoch,
                     new_isr,
@@ -156,7 +157,7 @@ impl Controller {
 
     /// Expires the sessions of brokers not heard of for the session timeout.
     pub fn expire_sessions(&mut self, now_ms: u64, fx: &mut Effects) {
-        let lapsed: Vec<NodeId> = self
+        let lapsed: Vec<BrokerId> = self
             .view
             .brokers
             .keys()
@@ -185,7 +186,7 @@ fn incarnation_id(broker: NodeId, incarnation: u64) -> uuid::Uuid {
 
 fn broker_info(broker_id: NodeId, incarnation: u64) -> BrokerInfo {
     BrokerInfo {
-        broker_id,
+        broker_id: BrokerId(broker_id),
         host: format!("broker-{broker_id}"),
         port: 9092,
         rack: None,

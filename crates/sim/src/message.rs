@@ -2,10 +2,11 @@
 //! to the world when it handles an event (`Effects`): messages to send,
 //! timers to set, trace lines. Nodes never touch the network or the clock
 //! themselves, so each can be driven alone.
+use model::{BrokerId, LeaderEpoch};
 use quorum::model::{ClusterView, PartitionState};
 
-/// A node's address. Brokers are 1..=N; the controller and the client have
-/// their own ids.
+/// A node's address. Brokers are 1..=N, the same number as their
+/// `BrokerId`; the controller and the client have their own ids.
 pub type NodeId = i32;
 pub const CONTROLLER: NodeId = 0;
 pub const CLIENT: NodeId = -1;
@@ -15,7 +16,7 @@ pub const CLIENT: NodeId = -1;
 /// oracle can tell two records at one offset apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
-    pub epoch: i32,
+    pub epoch: LeaderEpoch,
     pub value: u64,
 }
 
@@ -43,9 +44,9 @@ pub enum Message {
     },
     AlterPartition {
         request: u64,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         partition_epoch: i32,
-        new_isr: Vec<i32>,
+        new_isr: Vec<BrokerId>,
     },
     // Controller -> broker.
     /// The registration is applied; the view after it.
@@ -61,7 +62,7 @@ pub enum Message {
     // Follower -> leader, and the answers.
     Fetch {
         request: u64,
-        current_leader_epoch: i32,
+        current_leader_epoch: LeaderEpoch,
         fetch_offset: u64,
     },
     FetchAnswer {
@@ -70,13 +71,13 @@ pub enum Message {
     },
     EpochQuery {
         request: u64,
-        current_leader_epoch: i32,
-        epoch: i32,
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
     },
     EpochAnswer {
         request: u64,
         /// The leader's largest epoch at or below the asked one, and where
-        /// it ends.
+        /// it ends, as OffsetForLeaderEpoch carries them ((-1, -1): none).
         answer: Result<(i32, i64), Refusal>,
     },
     // Client -> leader, and the answers.
@@ -144,7 +145,7 @@ pub struct Effects {
     pub trace: Vec<String>,
     /// The broker became the partition's leader at this epoch: the oracle
     /// checks its log now.
-    pub became_leader: Option<i32>,
+    pub became_leader: Option<LeaderEpoch>,
 }
 
 impl Effects {

@@ -127,7 +127,10 @@ mod tests {
     use super::*;
 
     fn entry(value: u64) -> Entry {
-        Entry { epoch: 0, value }
+        Entry {
+            epoch: model::LeaderEpoch(0),
+            value,
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::message::{Effects, Entry, FetchedEntries, Message, NodeId, Refusal, T
 use broker::replication::follower::{truncation_point, FollowerLog, LeaderEpochEnd, Truncation};
 use broker::replication::isr::{IsrChange, LeaderReplicaState};
 use broker::replication::manager::{role_in_view, FollowerRole, RoleSummary};
+use model::{BrokerId, LeaderEpoch, Offset};
 use quorum::model::{ClusterView, PartitionState};
 use storage::epochs::LeaderEpochCache;
 
@@ -76,7 +77,7 @@ struct Leading {
 struct Following {
     role: FollowerRole,
     /// The leader epoch this log was reconciled with.
-    settled_epoch: Option<i32>,
+    settled_epoch: Option<LeaderEpoch>,
     /// The request in flight to the leader.
     in_flight: Option<u64>,
     /// Appended records wait for their sync before the next fetch (the
@@ -167,7 +168,12 @@ impl Replica {
             .map_or(self.log_end(), |hw| hw.min(self.log_end()))
     }
 
-    pub fn leader_epoch(&self) -> Option<i32> {
+    /// This broker's id in the controller's view (its node number).
+    pub fn broker_id(&self) -> BrokerId {
+        BrokerId(self.id)
+    }
+
+    pub fn leader_epoch(&self) -> Option<LeaderEpoch> {
         match &self.role {
             Some(Role::Leader(l)) => Some(l.state.leader_epoch),
             _ => None,
@@ -223,7 +229,7 @@ impl Replica {
         self.generation += 1;
         self.epochs.truncate_from_end(self.log_end());
         for (offset, entry) in self.log.iter().enumerate() {
-            self.epochs.assign(entry.epoch, offset as u64);
+            self.epochs.assign(entry.epoch.0, offset as u64);
         }
     }
 
@@ -236,7 +242,7 @@ impl Replica {
 
     fn append(&mut self, entry: Entry, fx: &mut Effects) -> u64 {
         let offset = self.log_end();
-        self.epochs.assign(entry.epoch, offset);
+        self.epochs.assign(entry.epoch.0, offset);
         self.log.push(entry);
         self.start_sync(fx);
         offset + 1
@@ -400,7 +406,7 @@ impl Replica {
             .get("min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        let wanted = role_in_view(p, self.id);
+        let wanted = role_in_view(p, self.broker_id());
         let current = self.role_summary();
         match wanted {
             None => {
@@ -455,21 +461,21 @@ impl Replica {
     fn become_leader(
         &mut self,
         p: &PartitionState,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         min_isr: usize,
         now_ms: u64,
         fx: &mut Effects,
     ) {
         let high_watermark = self.replicated_high_watermark.unwrap_or(0);
         // `PartitionLog::begin_leader_epoch`.
-        self.epochs.assign(leader_epoch, self.log_end());
+        self.epochs.assign(leader_epoch.0, self.log_end());
         let state = LeaderReplicaState::new(
-            self.id,
+            self.broker_id(),
             leader_epoch,
             p.replicas.clone(),
             p.isr.clone(),
-            high_watermark,
-            self.log_end(),
+            Offset(high_watermark),
+            Offset(self.log_end()),
             self.timings.lag_time_max_ms,
             now_ms as i64,
         );
@@ -569,8 +575,8 @@ impl Replica {
         let Some(Role::Leader(l)) = &mut self.role else {
             return;
         };
-        if let Some(hw) = l.state.advance_high_watermark(log_end) {
-            self.replicated_high_watermark = Some(hw);
+        if let Some(hw) = l.state.advance_high_watermark(Offset(log_end)) {
+            self.replicated_high_watermark = Some(hw.0);
         }
         let hw = self.replicated_high_watermark.unwrap_or(0).min(log_end);
         let isr_too_small = l.state.isr().len() < l.min_insync_replicas;
@@ -674,23 +680,25 @@ impl Replica {
         &mut self,
         from: NodeId,
         request: u64,
-        follower_epoch: i32,
+        follower_epoch: LeaderEpoch,
         fetch_offset: u64,
         now_ms: u64,
         fx: &mut Effects,
     ) {
         let log_end = self.log_end();
+        let follower = BrokerId(from);
         let checked = match &mut self.role {
             Some(Role::Leader(l)) => {
                 if follower_epoch < l.state.leader_epoch {
                     Err(Refusal::FencedLeaderEpoch)
                 } else if follower_epoch > l.state.leader_epoch {
                     Err(Refusal::UnknownLeaderEpoch)
-                } else if !l.state.is_follower(from) {
+                } else if !l.state.is_follower(follower) {
                     Err(Refusal::NotLeaderOrFollower)
                 } else {
                     let now = now_ms as i64;
-                    Ok(l.state.on_follower_fetch(from, fetch_offset, log_end, now))
+                    let (offset, end) = (Offset(fetch_offset), Offset(log_end));
+                    Ok(l.state.on_follower_fetch(follower, offset, end, now))
                 }
             }
             _ => Err(Refusal::NotLeaderOrFollower),
@@ -767,7 +775,11 @@ impl Replica {
     }
 
     /// OffsetForLeaderEpoch on the leader (`epoch_end_one`).
-    fn epoch_end(&self, current_leader_epoch: i32, epoch: i32) -> Result<(i32, i64), Refusal> {
+    fn epoch_end(
+        &self,
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
+    ) -> Result<(i32, i64), Refusal> {
         let ours = self.leader_epoch().ok_or(Refusal::NotLeaderOrFollower)?;
         if current_leader_epoch < ours {
             return Err(Refusal::FencedLeaderEpoch);
@@ -775,7 +787,7 @@ impl Replica {
         if current_leader_epoch > ours {
             return Err(Refusal::UnknownLeaderEpoch);
         }
-        Ok(self.epochs.end_offset_for(epoch, self.log_end()))
+        Ok(self.epochs.end_offset_for(epoch.0, self.log_end()))
     }
 
     /// A consumer's fetch: records below the high watermark only.
@@ -798,7 +810,7 @@ impl Replica {
 
     /// The fetcher's next request: reconcile a new epoch first, then fetch.
     fn fetch_next(&mut self, fx: &mut Effects) {
-        let latest = self.epochs.latest_epoch();
+        let latest = self.epochs.latest_epoch().map(LeaderEpoch);
         let log_end = self.log_end();
         let request = self.request_id();
         let timeout = self.timings.request_timeout_ms;
@@ -827,7 +839,7 @@ impl Replica {
         };
         f.in_flight = Some(request);
         let leader = f.role.leader_id;
-        fx.send(leader, message);
+        fx.send(leader.0, message);
         fx.after(timeout, Timer::RequestTimeout(request));
     }
 
@@ -872,23 +884,21 @@ impl Replica {
             return;
         };
         let local = FollowerLog {
-            log_end: self.log_end(),
-            high_watermark: self.high_watermark(),
+            log_end: Offset(self.log_end()),
+            high_watermark: Offset(self.high_watermark()),
         };
-        let answer = LeaderEpochEnd {
-            leader_epoch,
-            end_offset,
-        };
+        let answer = LeaderEpochEnd::from_leader(leader_epoch, end_offset);
         let log_end = self.log_end();
         let epochs = &self.epochs;
-        let decision = truncation_point(answer, local, |e| epochs.end_offset_for(e, log_end));
+        let ours = |e: LeaderEpoch| LeaderEpochEnd::from_local(epochs.end_offset_for(e.0, log_end));
+        let decision = truncation_point(answer, local, ours);
         let settled = match decision {
             Truncation::Settled(None) => {
                 self.truncate_to(log_end, fx);
                 true
             }
             Truncation::Settled(Some(target)) => {
-                self.truncate_to(target, fx);
+                self.truncate_to(target.0, fx);
                 true
             }
             Truncation::AskAgain(target) => {
@@ -897,7 +907,7 @@ impl Replica {
                     "broker {}: the leader answered epoch {leader_epoch}, which this log never had: cut to {target} and ask again",
                     self.id
                 ));
-                self.truncate_to(target, fx);
+                self.truncate_to(target.0, fx);
                 false
             }
         };
@@ -981,7 +991,7 @@ impl Replica {
                 .iter()
                 .rev()
                 .find(|e| e.start_offset <= offset as u64)
-                .map(|e| e.epoch);
+                .map(|e| LeaderEpoch(e.epoch));
             if expected != Some(entry.epoch) {
                 return Err(format!(
                     "broker {}: record {offset} has epoch {} but the epoch cache says {expected:?} ({entries:?})",

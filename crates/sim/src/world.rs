@@ -294,7 +294,7 @@ impl World {
     /// The leader the controller's view names.
     fn leader(&self) -> Option<NodeId> {
         let p = self.controller.view.partition(TOPIC, 0)?;
-        (p.leader >= 0).then_some(p.leader)
+        p.leader.map(|b| b.0)
     }
 
     fn produce(&mut self) {
@@ -574,7 +574,7 @@ impl World {
         };
         let hw = lead.high_watermark() as usize;
         for id in isr {
-            let Some(r) = self.replicas.get(&id) else {
+            let Some(r) = self.replicas.get(&id.0) else {
                 continue;
             };
             r.check_invariants()?;

@@ -75,7 +75,7 @@ fn shape(shard: &Shard, listener: &str) -> Shape {
         .values()
         .filter_map(|b| {
             let (host, port) = b.endpoint(listener)?;
-            Some((b.broker_id, host.to_string(), port as i32, b.rack.clone()))
+            Some((b.broker_id.0, host.to_string(), port as i32, b.rack.clone()))
         })
         .collect();
     Shape {
@@ -104,12 +104,13 @@ fn partition_roles(
                 .iter()
                 .copied()
                 .filter(|r| !view.brokers.contains_key(r))
+                .map(|r| r.0)
                 .collect();
             (
-                p.leader,
-                p.leader_epoch,
-                p.replicas.clone(),
-                p.isr.clone(),
+                model::BrokerId::to_wire(p.leader),
+                p.leader_epoch.0,
+                p.replicas.iter().map(|r| r.0).collect(),
+                p.isr.iter().map(|r| r.0).collect(),
                 offline,
             )
         }

@@ -274,9 +274,8 @@ async fn read_one(
         Reader::Follower
     } else {
         let replication = &shard.replication();
-        if let Err(e) =
-            replication.check_leader(&item.topic, item.partition, item.current_leader_epoch)
-        {
+        let client_epoch = model::LeaderEpoch::from_wire(item.current_leader_epoch);
+        if let Err(e) = replication.check_leader(&item.topic, item.partition, client_epoch) {
             return failed(replication_error_code(&e), -1, -1);
         }
         Reader::Consumer
@@ -318,13 +317,13 @@ fn serve_follower(
     let replication = &shard.replication();
     let change = replication.on_follower_fetch(
         log,
-        item.replica_id,
-        fetch_offset,
-        item.current_leader_epoch,
+        model::BrokerId(item.replica_id),
+        model::Offset(fetch_offset),
+        model::LeaderEpoch::from_wire(item.current_leader_epoch),
         storage::now_ms(),
     )?;
     if let Some((change, leader_epoch, partition_epoch)) = change {
-        let key = (item.topic.clone(), item.partition);
+        let key = model::TopicPartition::new(&item.topic, item.partition);
         crate::replication::propose_isr(shard, key, change, leader_epoch, partition_epoch);
     }
     replication.advance_high_watermark(log);

@@ -142,9 +142,10 @@ fn coordinator_of(
         create_offsets_topic(shard, view.brokers.len());
         return Err(COORDINATOR_GONE);
     };
-    let leader = view.brokers.get(&state.leader).ok_or(COORDINATOR_GONE)?;
+    let leader = state.leader.and_then(|id| view.brokers.get(&id));
+    let leader = leader.ok_or(COORDINATOR_GONE)?;
     let (host, port) = leader.endpoint(listener).ok_or(COORDINATOR_GONE)?;
-    Ok((leader.broker_id, host.to_string(), port as i32))
+    Ok((leader.broker_id.0, host.to_string(), port as i32))
 }
 
 /// Asks the quorum for `__consumer_offsets` in the background, once at a

@@ -79,10 +79,11 @@ async fn list_one(
     (timestamp, current_leader_epoch): (i64, i32),
 ) -> (i16, i64, i64, i32) {
     let replication = &shard.replication();
-    if let Err(e) = replication.check_leader(&topic, partition, current_leader_epoch) {
+    let client_epoch = model::LeaderEpoch::from_wire(current_leader_epoch);
+    if let Err(e) = replication.check_leader(&topic, partition, client_epoch) {
         return (replication_error_code(&e), -1, -1, -1);
     }
-    let epoch = replication.leader_epoch(&topic, partition).unwrap_or(-1);
+    let epoch = model::LeaderEpoch::to_wire(replication.leader_epoch(&topic, partition));
     let (code, timestamp, offset) = list_on_leader(&shard, &topic, partition, timestamp).await;
     (code, timestamp, offset, epoch)
 }
@@ -166,7 +167,7 @@ pub async fn list_offsets(
 
 /// (error code, low watermark) for one DeleteRecords partition.
 async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64) -> (i16, i64) {
-    if let Err(e) = shard.replication().check_leader(&topic, partition, -1) {
+    if let Err(e) = shard.replication().check_leader(&topic, partition, None) {
         return (replication_error_code(&e), -1);
     }
     let log = match owned_log(&shard, &topic, partition).await {
@@ -227,7 +228,8 @@ async fn epoch_end_one(
     // KIP-320: a caller that knows a leader epoch is checked against ours,
     // so a stale or a too-new view gets a retriable error, not an answer.
     let replication = &shard.replication();
-    if let Err(e) = replication.check_leader(&topic, partition, current_leader_epoch) {
+    let client_epoch = model::LeaderEpoch::from_wire(current_leader_epoch);
+    if let Err(e) = replication.check_leader(&topic, partition, client_epoch) {
         return (replication_error_code(&e), -1, -1);
     }
     let (epoch, end_offset) = log.end_offset_for_epoch(requested_epoch);

@@ -20,6 +20,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::{MetadataStore, TopicMeta};
 use crate::shard::{send_to_thread, Job, ReplyRouter, ReplyTo};
 use futures::channel::oneshot;
+use model::{BrokerId, LeaderEpoch, TopicPartition};
 use quorum::changes::ViewChanges;
 use quorum::client::ViewChange;
 use quorum::client::{ClientError, QuorumClient};
@@ -63,11 +64,11 @@ impl From<ClientError> for AgentError {
 pub enum AgentCall {
     /// A partition leader's ISR change (KRaft's AlterPartition).
     AlterPartition {
-        topic: String,
-        partition: i32,
-        leader_id: i32,
-        epochs: (i32, i32),
-        new_isr: Vec<i32>,
+        key: TopicPartition,
+        leader_id: BrokerId,
+        /// The leader epoch and the partition epoch the change is based on.
+        epochs: (LeaderEpoch, i32),
+        new_isr: Vec<BrokerId>,
         reply: ReplyTo<Result<PartitionState, AgentError>>,
     },
     /// Any other state-machine command (topic administration).
@@ -112,15 +113,13 @@ impl AgentHandle {
 
     pub async fn alter_partition(
         &self,
-        topic: String,
-        partition: i32,
-        leader_id: i32,
-        epochs: (i32, i32),
-        new_isr: Vec<i32>,
+        key: TopicPartition,
+        leader_id: BrokerId,
+        epochs: (LeaderEpoch, i32),
+        new_isr: Vec<BrokerId>,
     ) -> Result<PartitionState, AgentError> {
         self.call(|reply| AgentCall::AlterPartition {
-            topic,
-            partition,
+            key,
             leader_id,
             epochs,
             new_isr,
@@ -192,15 +191,15 @@ async fn run_agent(setup: AgentSetup) {
     let mut writer = client(&config);
     register(&mut writer, &info).await;
     if let Some(local) = import {
-        import_registry(&mut writer, config.node_id, local).await;
+        import_registry(&mut writer, BrokerId(config.node_id), local).await;
     }
     let interval_ms = config.heartbeat_interval_ms;
     tokio::spawn(heartbeat_loop(client(&config), info, interval_ms));
-    tokio::spawn(call_loop(writer, config.node_id, calls));
+    tokio::spawn(call_loop(writer, BrokerId(config.node_id), calls));
     let watcher = Watcher {
         metadata,
         inboxes,
-        broker_id: config.node_id,
+        broker_id: BrokerId(config.node_id),
         ready: Some(ready),
     };
     watch_loop(client(&config), watcher).await;
@@ -208,7 +207,7 @@ async fn run_agent(setup: AgentSetup) {
 
 /// Hands a standalone data dir's topics (same ids, so the logs on disk are
 /// theirs) and producer-id high mark to the quorum, unless it has them.
-async fn import_registry(client: &mut QuorumClient, broker_id: i32, local: LocalRegistry) {
+async fn import_registry(client: &mut QuorumClient, broker_id: BrokerId, local: LocalRegistry) {
     let view = match client.read().await {
         Ok(view) => view,
         Err(e) => {
@@ -265,7 +264,7 @@ fn broker_info(config: &BrokerConfig) -> BrokerInfo {
         })
         .unwrap_or_default();
     BrokerInfo {
-        broker_id: config.node_id,
+        broker_id: BrokerId(config.node_id),
         host,
         port: port as u16,
         rack: config.rack.clone(),
@@ -280,7 +279,7 @@ async fn register(client: &mut QuorumClient, info: &BrokerInfo) {
         match client.register_broker(info.clone()).await {
             Ok(applied) => {
                 tracing::info!(
-                    broker_id = info.broker_id,
+                    broker_id = %info.broker_id,
                     revision = applied.revision,
                     "registered with the quorum"
                 );
@@ -309,12 +308,15 @@ async fn heartbeat_loop(mut client: QuorumClient, info: BrokerInfo, interval_ms:
     }
 }
 
-async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Receiver<AgentCall>) {
+async fn call_loop(
+    mut client: QuorumClient,
+    broker_id: BrokerId,
+    calls: flume::Receiver<AgentCall>,
+) {
     while let Ok(call) = calls.recv_async().await {
         match call {
             AgentCall::AlterPartition {
-                topic,
-                partition,
+                key,
                 leader_id,
                 epochs: (leader_epoch, partition_epoch),
                 new_isr,
@@ -322,8 +324,8 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
             } => {
                 let answer = client
                     .alter_partition(
-                        &topic,
-                        partition,
+                        &key.topic,
+                        key.partition,
                         leader_id,
                         leader_epoch,
                         partition_epoch,
@@ -350,7 +352,7 @@ async fn call_loop(mut client: QuorumClient, broker_id: i32, calls: flume::Recei
 struct Watcher {
     metadata: Arc<MetadataStore>,
     inboxes: Vec<flume::Sender<Job>>,
-    broker_id: i32,
+    broker_id: BrokerId,
     ready: Option<std::sync::mpsc::Sender<()>>,
 }
 

@@ -2,6 +2,7 @@
 //! API layer answers each with its Kafka error (`error_codes`); replication
 //! itself knows no error numbers. Pure data, used on the partition's
 //! owning shard.
+use model::{BrokerId, LeaderEpoch};
 use storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -9,11 +10,17 @@ pub enum ReplicationError {
     #[error("this broker does not lead the partition")]
     NotLeader,
     #[error("broker {0} is not a follower of the partition")]
-    NotAFollower(i32),
+    NotAFollower(BrokerId),
     #[error("leader epoch {given} is older than the leader's {current}")]
-    FencedLeaderEpoch { given: i32, current: i32 },
+    FencedLeaderEpoch {
+        given: LeaderEpoch,
+        current: LeaderEpoch,
+    },
     #[error("leader epoch {given} is newer than the leader's {current}")]
-    UnknownLeaderEpoch { given: i32, current: i32 },
+    UnknownLeaderEpoch {
+        given: LeaderEpoch,
+        current: LeaderEpoch,
+    },
     #[error("the ISR has {isr} members, fewer than min.insync.replicas={min}")]
     NotEnoughReplicas { isr: usize, min: i32 },
     #[error("the ISR shrank below min.insync.replicas={min} after the append")]

@@ -11,7 +11,7 @@
 //! leader's high watermark. The task ends when the shard follows nothing
 //! from that leader any more.
 use super::follower::{truncation_point, FollowerLog, LeaderEpochEnd, Truncation};
-use super::manager::{FollowerRole, TopicPartition};
+use super::manager::FollowerRole;
 use super::peer::{PeerConnection, PeerError};
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -20,9 +20,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, TopicName,
+    BrokerId as WireBrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use model::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Starts the fetcher from `leader_id` on this shard unless it runs already.
-pub fn ensure_fetcher(shard: &Rc<Shard>, leader_id: i32) {
+pub fn ensure_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
     if !shard.replication().claim_fetcher(leader_id) {
         return;
     }
@@ -52,11 +53,11 @@ pub fn ensure_fetcher(shard: &Rc<Shard>, leader_id: i32) {
     .detach();
 }
 
-async fn run_fetcher(shard: &Rc<Shard>, leader_id: i32) {
+async fn run_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
     let local_id = shard.replication().settings.local_id;
     let mut conn: Option<PeerConnection> = None;
     // The leader epoch each partition's log was last reconciled with.
-    let mut settled: HashMap<TopicPartition, i32> = HashMap::new();
+    let mut settled: HashMap<TopicPartition, LeaderEpoch> = HashMap::new();
     loop {
         let followed = shard.replication().followed_from(leader_id);
         if followed.is_empty() || shard.is_stopping() {
@@ -70,7 +71,7 @@ async fn run_fetcher(shard: &Rc<Shard>, leader_id: i32) {
             match PeerConnection::connect(&addr, local_id, CONNECT_TIMEOUT).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    tracing::debug!(leader_id, error = %e, "cannot reach the leader");
+                    tracing::debug!(%leader_id, error = %e, "cannot reach the leader");
                     glommio::timer::sleep(RETRY_BACKOFF).await;
                     continue;
                 }
@@ -79,7 +80,7 @@ async fn run_fetcher(shard: &Rc<Shard>, leader_id: i32) {
         let Some(c) = conn.as_mut() else { continue };
         let result = fetch_round(shard, c, &followed, &mut settled).await;
         if let Err(e) = result {
-            tracing::debug!(leader_id, error = %e, "replica fetch failed");
+            tracing::debug!(%leader_id, error = %e, "replica fetch failed");
             conn = None;
             glommio::timer::sleep(RETRY_BACKOFF).await;
         }
@@ -91,7 +92,7 @@ async fn fetch_round(
     shard: &Rc<Shard>,
     conn: &mut PeerConnection,
     followed: &[(TopicPartition, FollowerRole)],
-    settled: &mut HashMap<TopicPartition, i32>,
+    settled: &mut HashMap<TopicPartition, LeaderEpoch>,
 ) -> Result<(), PeerError> {
     let unsettled: Vec<_> = followed
         .iter()
@@ -126,20 +127,20 @@ async fn reconcile(
     shard: &Rc<Shard>,
     conn: &mut PeerConnection,
     partitions: &[(TopicPartition, FollowerRole)],
-) -> Result<Vec<(TopicPartition, i32)>, PeerError> {
+) -> Result<Vec<(TopicPartition, LeaderEpoch)>, PeerError> {
     let mut settled = Vec::new();
     let mut asks: BTreeMap<String, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
-    for ((topic, partition), f) in partitions {
-        let Some(log) = shard.log(topic, *partition) else {
+    for (key, f) in partitions {
+        let Some(log) = shard.log(&key.topic, key.partition) else {
             continue;
         };
         match log.latest_epoch() {
             // Nothing was ever written here: nothing can diverge.
-            None => settled.push(((topic.clone(), *partition), f.leader_epoch)),
-            Some(epoch) => asks.entry(topic.clone()).or_default().push(
+            None => settled.push((key.clone(), f.leader_epoch)),
+            Some(epoch) => asks.entry(key.topic.to_string()).or_default().push(
                 OffsetForLeaderPartition::default()
-                    .with_partition(*partition)
-                    .with_current_leader_epoch(f.leader_epoch)
+                    .with_partition(key.partition)
+                    .with_current_leader_epoch(f.leader_epoch.0)
                     .with_leader_epoch(epoch),
             ),
         }
@@ -148,7 +149,7 @@ async fn reconcile(
         return Ok(settled);
     }
     let request = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(shard.replication().settings.local_id))
+        .with_replica_id(WireBrokerId(shard.replication().settings.local_id.0))
         .with_topics(
             asks.into_iter()
                 .map(|(topic, partitions)| {
@@ -169,11 +170,12 @@ async fn reconcile(
                 tracing::debug!(topic = %name, partition = p.partition, code = p.error_code, "leader refused OffsetForLeaderEpoch");
                 continue;
             }
-            let key = (name.clone(), p.partition);
+            let key = TopicPartition::new(&name, p.partition);
             let Some(&f) = roles.get(&key) else {
                 continue;
             };
-            if truncate_divergent(shard, &key, f, p.leader_epoch, p.end_offset).await {
+            let answer = LeaderEpochEnd::from_leader(p.leader_epoch, p.end_offset);
+            if truncate_divergent(shard, &key, f, answer).await {
                 settled.push((key, f.leader_epoch));
             }
         }
@@ -187,39 +189,34 @@ async fn truncate_divergent(
     shard: &Rc<Shard>,
     key: &TopicPartition,
     follower: FollowerRole,
-    leader_epoch: i32,
-    leader_end: i64,
+    answer: Option<LeaderEpochEnd>,
 ) -> bool {
-    let Some(log) = shard.log(&key.0, key.1) else {
+    let Some(log) = shard.log(&key.topic, key.partition) else {
         return false;
     };
-    if shard.replication().role_of(&key.0, key.1)
+    if shard.replication().role_of(&key.topic, key.partition)
         != Some(super::manager::RoleSummary::Follower(follower))
     {
         return false;
     }
     let local = FollowerLog {
-        log_end: log.log_end_offset(),
-        high_watermark: log.high_watermark(),
+        log_end: Offset(log.log_end_offset()),
+        high_watermark: Offset(log.high_watermark()),
     };
-    let answer = LeaderEpochEnd {
-        leader_epoch,
-        end_offset: leader_end,
+    let ours = |epoch: LeaderEpoch| LeaderEpochEnd::from_local(log.end_offset_for_epoch(epoch.0));
+    let (target, settled) = match truncation_point(answer, local, ours) {
+        Truncation::Settled(None) => (local.log_end, true),
+        Truncation::Settled(Some(target)) => (target, true),
+        Truncation::AskAgain(target) => (target, false),
     };
-    let (target, settled) =
-        match truncation_point(answer, local, |epoch| log.end_offset_for_epoch(epoch)) {
-            Truncation::Settled(None) => (local.log_end, true),
-            Truncation::Settled(Some(target)) => (target, true),
-            Truncation::AskAgain(target) => (target, false),
-        };
     if target >= local.log_end {
         // Nothing to cut but an epoch this broker began as leader and never
         // wrote in (Kafka's truncateTo does the same).
         log.forget_epochs_without_records();
         return settled;
     }
-    tracing::info!(topic = %key.0, partition = key.1, from = local.log_end, to = target, "truncating a divergent tail");
-    replace_with_truncated(shard, &log, target).await && settled
+    tracing::info!(topic = %key.topic, partition = key.partition, from = %local.log_end, to = %target, "truncating a divergent tail");
+    replace_with_truncated(shard, &log, target.0).await && settled
 }
 
 async fn replace_with_truncated(shard: &Rc<Shard>, log: &Rc<PartitionLog>, target: u64) -> bool {
@@ -247,14 +244,14 @@ async fn fetch_once(
 ) -> Result<Vec<TopicPartition>, PeerError> {
     let settings = shard.replication().settings.clone();
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    for ((topic, partition), f) in partitions {
-        let Some(log) = shard.log(topic, *partition) else {
+    for (key, f) in partitions {
+        let Some(log) = shard.log(&key.topic, key.partition) else {
             continue;
         };
-        topics.entry(topic.clone()).or_default().push(
+        topics.entry(key.topic.to_string()).or_default().push(
             FetchPartition::default()
-                .with_partition(*partition)
-                .with_current_leader_epoch(f.leader_epoch)
+                .with_partition(key.partition)
+                .with_current_leader_epoch(f.leader_epoch.0)
                 .with_fetch_offset(log.log_end_offset() as i64)
                 .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
                 .with_log_start_offset(log.log_start_offset() as i64)
@@ -262,7 +259,7 @@ async fn fetch_once(
         );
     }
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(settings.local_id))
+        .with_replica_id(WireBrokerId(settings.local_id.0))
         .with_max_wait_ms(settings.fetch_wait_max_ms)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
@@ -286,7 +283,7 @@ async fn fetch_once(
     for topic in response.responses {
         let name = topic.topic.0.to_string();
         for p in topic.partitions {
-            let key = (name.clone(), p.partition_index);
+            let key = TopicPartition::new(&name, p.partition_index);
             let Some(&f) = roles.get(&key) else {
                 continue;
             };
@@ -330,10 +327,10 @@ async fn apply_fetched(
     follower: FollowerRole,
     fetched: PartitionFetch,
 ) -> bool {
-    let Some(log) = shard.log(&key.0, key.1) else {
+    let Some(log) = shard.log(&key.topic, key.partition) else {
         return true;
     };
-    if shard.replication().role_of(&key.0, key.1)
+    if shard.replication().role_of(&key.topic, key.partition)
         != Some(super::manager::RoleSummary::Follower(follower))
     {
         return true;
@@ -342,11 +339,11 @@ async fn apply_fetched(
         return restart_if_behind(shard, &log, fetched.log_start_offset).await;
     }
     if fetched.error_code != 0 {
-        tracing::debug!(topic = %key.0, partition = key.1, code = fetched.error_code, "leader refused a replica fetch");
+        tracing::debug!(topic = %key.topic, partition = key.partition, code = fetched.error_code, "leader refused a replica fetch");
         return true;
     }
     if let Err(e) = append_batches(&log, &fetched.records).await {
-        tracing::warn!(topic = %key.0, partition = key.1, error = %e, "cannot append replicated records");
+        tracing::warn!(topic = %key.topic, partition = key.partition, error = %e, "cannot append replicated records");
         return true;
     }
     let end = log.log_end_offset();

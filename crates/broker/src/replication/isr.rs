@@ -15,15 +15,16 @@
 //! - while an ISR change is in flight, the high watermark counts the union of
 //!   the old and the proposed ISR (the "maximal ISR"), so a record is never
 //!   called committed under an ISR the controller has not accepted.
+use model::{BrokerId, LeaderEpoch, Offset};
 use std::collections::BTreeMap;
 
 /// One follower as the leader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Follower {
     /// The offset the follower will fetch next: its log end.
-    log_end_offset: u64,
+    log_end_offset: Offset,
     /// The leader's log end at this follower's previous fetch.
-    leader_end_at_last_fetch: u64,
+    leader_end_at_last_fetch: Offset,
     last_fetch_ms: i64,
     last_caught_up_ms: i64,
 }
@@ -31,21 +32,21 @@ struct Follower {
 /// An ISR the leader asks the controller to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrChange {
-    pub new_isr: Vec<i32>,
+    pub new_isr: Vec<BrokerId>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LeaderReplicaState {
-    pub local_id: i32,
-    pub leader_epoch: i32,
+    pub local_id: BrokerId,
+    pub leader_epoch: LeaderEpoch,
     /// The first offset this leader epoch wrote: a returning follower must
     /// reach it before it can join the ISR.
-    pub epoch_start_offset: u64,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
+    pub epoch_start_offset: Offset,
+    replicas: Vec<BrokerId>,
+    isr: Vec<BrokerId>,
     pending: Option<IsrChange>,
-    followers: BTreeMap<i32, Follower>,
-    high_watermark: u64,
+    followers: BTreeMap<BrokerId, Follower>,
+    high_watermark: Offset,
     lag_time_max_ms: i64,
 }
 
@@ -55,12 +56,12 @@ impl LeaderReplicaState {
     /// moment a leader is elected.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        local_id: i32,
-        leader_epoch: i32,
-        replicas: Vec<i32>,
-        isr: Vec<i32>,
-        high_watermark: u64,
-        epoch_start_offset: u64,
+        local_id: BrokerId,
+        leader_epoch: LeaderEpoch,
+        replicas: Vec<BrokerId>,
+        isr: Vec<BrokerId>,
+        high_watermark: Offset,
+        epoch_start_offset: Offset,
         lag_time_max_ms: i64,
         now_ms: i64,
     ) -> LeaderReplicaState {
@@ -69,8 +70,8 @@ impl LeaderReplicaState {
             .filter(|&&id| id != local_id)
             .map(|&id| {
                 let f = Follower {
-                    log_end_offset: 0,
-                    leader_end_at_last_fetch: 0,
+                    log_end_offset: Offset::ZERO,
+                    leader_end_at_last_fetch: Offset::ZERO,
                     last_fetch_ms: now_ms,
                     last_caught_up_ms: now_ms,
                 };
@@ -90,15 +91,15 @@ impl LeaderReplicaState {
         }
     }
 
-    pub fn isr(&self) -> &[i32] {
+    pub fn isr(&self) -> &[BrokerId] {
         &self.isr
     }
 
-    pub fn replicas(&self) -> &[i32] {
+    pub fn replicas(&self) -> &[BrokerId] {
         &self.replicas
     }
 
-    pub fn high_watermark(&self) -> u64 {
+    pub fn high_watermark(&self) -> Offset {
         self.high_watermark
     }
 
@@ -107,7 +108,7 @@ impl LeaderReplicaState {
     }
 
     /// Whether `id` is a replica other than the leader.
-    pub fn is_follower(&self, id: i32) -> bool {
+    pub fn is_follower(&self, id: BrokerId) -> bool {
         self.followers.contains_key(&id)
     }
 
@@ -115,9 +116,9 @@ impl LeaderReplicaState {
     /// `leader_end`. Returns an ISR expansion to propose, if it earned one.
     pub fn on_follower_fetch(
         &mut self,
-        id: i32,
-        fetch_offset: u64,
-        leader_end: u64,
+        id: BrokerId,
+        fetch_offset: Offset,
+        leader_end: Offset,
         now_ms: i64,
     ) -> Option<IsrChange> {
         let f = self.followers.get_mut(&id)?;
@@ -132,7 +133,7 @@ impl LeaderReplicaState {
         self.expansion_for(id)
     }
 
-    fn expansion_for(&mut self, id: i32) -> Option<IsrChange> {
+    fn expansion_for(&mut self, id: BrokerId) -> Option<IsrChange> {
         let f = self.followers.get(&id)?;
         let joins = !self.isr.contains(&id)
             && f.log_end_offset >= self.high_watermark
@@ -151,7 +152,7 @@ impl LeaderReplicaState {
         if self.pending.is_some() {
             return None;
         }
-        let lagging = |id: &i32| {
+        let lagging = |id: &BrokerId| {
             self.followers
                 .get(id)
                 .is_some_and(|f| now_ms - f.last_caught_up_ms > self.lag_time_max_ms)
@@ -159,11 +160,11 @@ impl LeaderReplicaState {
         if !self.isr.iter().any(lagging) {
             return None;
         }
-        let new_isr: Vec<i32> = self.isr.iter().copied().filter(|id| !lagging(id)).collect();
+        let new_isr: Vec<BrokerId> = self.isr.iter().copied().filter(|id| !lagging(id)).collect();
         self.propose(new_isr)
     }
 
-    fn propose(&mut self, new_isr: Vec<i32>) -> Option<IsrChange> {
+    fn propose(&mut self, new_isr: Vec<BrokerId>) -> Option<IsrChange> {
         let change = IsrChange { new_isr };
         self.pending = Some(change.clone());
         Some(change)
@@ -171,7 +172,7 @@ impl LeaderReplicaState {
 
     /// The controller answered the pending change: `isr` is what it holds
     /// now (the proposal, or, if it refused, the ISR it has).
-    pub fn on_isr_settled(&mut self, isr: Vec<i32>) {
+    pub fn on_isr_settled(&mut self, isr: Vec<BrokerId>) {
         self.pending = None;
         self.isr = isr;
     }
@@ -185,8 +186,8 @@ impl LeaderReplicaState {
     /// Moves the high watermark to the smallest log end over the (maximal)
     /// ISR, given the leader's own written log end. Returns the new high
     /// watermark if it moved.
-    pub fn advance_high_watermark(&mut self, leader_written_end: u64) -> Option<u64> {
-        let mut members: Vec<i32> = self.isr.clone();
+    pub fn advance_high_watermark(&mut self, leader_written_end: Offset) -> Option<Offset> {
+        let mut members: Vec<BrokerId> = self.isr.clone();
         if let Some(p) = &self.pending {
             members.extend(
                 p.new_isr
@@ -198,8 +199,12 @@ impl LeaderReplicaState {
         let lowest = members
             .iter()
             .filter(|&&id| id != self.local_id)
-            .map(|id| self.followers.get(id).map_or(0, |f| f.log_end_offset))
-            .fold(leader_written_end, u64::min);
+            .map(|id| {
+                self.followers
+                    .get(id)
+                    .map_or(Offset::ZERO, |f| f.log_end_offset)
+            })
+            .fold(leader_written_end, Offset::min);
         if lowest > self.high_watermark {
             self.high_watermark = lowest;
             return Some(lowest);
@@ -212,50 +217,73 @@ impl LeaderReplicaState {
 mod tests {
     use super::*;
 
+    fn ids(raw: &[i32]) -> Vec<BrokerId> {
+        raw.iter().copied().map(BrokerId).collect()
+    }
+
     const LAG_MS: i64 = 1000;
 
     fn leader() -> LeaderReplicaState {
-        LeaderReplicaState::new(1, 4, vec![1, 2, 3], vec![1, 2, 3], 0, 0, LAG_MS, 0)
+        LeaderReplicaState::new(
+            BrokerId(1),
+            LeaderEpoch(4),
+            ids(&[1, 2, 3]),
+            ids(&[1, 2, 3]),
+            Offset(0),
+            Offset(0),
+            LAG_MS,
+            0,
+        )
     }
 
     #[test]
     fn the_high_watermark_is_the_slowest_isr_member() {
         let mut l = leader();
-        assert_eq!(l.advance_high_watermark(100), None, "followers at 0");
-        l.on_follower_fetch(2, 100, 100, 10);
-        assert_eq!(l.advance_high_watermark(100), None, "3 is still at 0");
-        l.on_follower_fetch(3, 60, 100, 10);
-        assert_eq!(l.advance_high_watermark(100), Some(60));
+        assert_eq!(
+            l.advance_high_watermark(Offset(100)),
+            None,
+            "followers at 0"
+        );
+        l.on_follower_fetch(BrokerId(2), Offset(100), Offset(100), 10);
+        assert_eq!(
+            l.advance_high_watermark(Offset(100)),
+            None,
+            "3 is still at 0"
+        );
+        l.on_follower_fetch(BrokerId(3), Offset(60), Offset(100), 10);
+        assert_eq!(l.advance_high_watermark(Offset(100)), Some(Offset(60)));
         // A fetch from below the high watermark never moves it back.
-        l.on_follower_fetch(3, 50, 100, 20);
-        assert_eq!(l.advance_high_watermark(100), None);
-        assert_eq!(l.high_watermark(), 60);
+        l.on_follower_fetch(BrokerId(3), Offset(50), Offset(100), 20);
+        assert_eq!(l.advance_high_watermark(Offset(100)), None);
+        assert_eq!(l.high_watermark(), Offset(60));
     }
 
     #[test]
     fn a_lagging_follower_is_dropped_and_rejoins_once_caught_up() {
         let mut l = leader();
-        l.on_follower_fetch(2, 100, 100, 500);
-        l.on_follower_fetch(3, 10, 100, 500);
+        l.on_follower_fetch(BrokerId(2), Offset(100), Offset(100), 500);
+        l.on_follower_fetch(BrokerId(3), Offset(10), Offset(100), 500);
         assert_eq!(l.on_tick(900), None, "within the lag time");
-        l.on_follower_fetch(2, 100, 100, 1400);
+        l.on_follower_fetch(BrokerId(2), Offset(100), Offset(100), 1400);
         let change = l.on_tick(1600).expect("3 lags");
-        assert_eq!(change.new_isr, vec![1, 2]);
+        assert_eq!(change.new_isr, ids(&[1, 2]));
         // While pending, the high watermark still waits for 3 (maximal ISR).
-        assert_eq!(l.advance_high_watermark(100), Some(10));
-        l.on_isr_settled(vec![1, 2]);
-        assert_eq!(l.advance_high_watermark(100), Some(100));
+        assert_eq!(l.advance_high_watermark(Offset(100)), Some(Offset(10)));
+        l.on_isr_settled(ids(&[1, 2]));
+        assert_eq!(l.advance_high_watermark(Offset(100)), Some(Offset(100)));
         // 3 catches up to the high watermark: it is proposed back, in
         // replica order.
-        let change = l.on_follower_fetch(3, 100, 120, 1700).expect("3 rejoins");
-        assert_eq!(change.new_isr, vec![1, 2, 3]);
+        let change = l
+            .on_follower_fetch(BrokerId(3), Offset(100), Offset(120), 1700)
+            .expect("3 rejoins");
+        assert_eq!(change.new_isr, ids(&[1, 2, 3]));
         assert_eq!(
-            l.on_follower_fetch(2, 120, 120, 1700),
+            l.on_follower_fetch(BrokerId(2), Offset(120), Offset(120), 1700),
             None,
             "one change at a time"
         );
         l.on_isr_settled(change.new_isr);
-        assert_eq!(l.isr(), &[1, 2, 3]);
+        assert_eq!(l.isr(), ids(&[1, 2, 3]));
     }
 
     #[test]
@@ -263,11 +291,21 @@ mod tests {
         let mut l = leader();
         // The leader keeps growing: 2 never reaches the live end, but each
         // fetch reaches where the leader was at the previous one.
-        l.on_follower_fetch(3, 0, 0, 0);
+        l.on_follower_fetch(BrokerId(3), Offset(0), Offset(0), 0);
         for step in 1..20 {
             let now = step * 300;
-            l.on_follower_fetch(2, (step as u64 - 1) * 10, step as u64 * 10, now);
-            l.on_follower_fetch(3, step as u64 * 10, step as u64 * 10, now);
+            l.on_follower_fetch(
+                BrokerId(2),
+                Offset((step as u64 - 1) * 10),
+                Offset(step as u64 * 10),
+                now,
+            );
+            l.on_follower_fetch(
+                BrokerId(3),
+                Offset(step as u64 * 10),
+                Offset(step as u64 * 10),
+                now,
+            );
         }
         assert_eq!(
             l.on_tick(20 * 300),
@@ -278,20 +316,35 @@ mod tests {
 
     #[test]
     fn a_returning_replica_must_reach_the_epoch_start() {
-        let mut l = LeaderReplicaState::new(1, 4, vec![1, 2], vec![1], 50, 80, LAG_MS, 0);
+        let mut l = LeaderReplicaState::new(
+            BrokerId(1),
+            LeaderEpoch(4),
+            ids(&[1, 2]),
+            ids(&[1]),
+            Offset(50),
+            Offset(80),
+            LAG_MS,
+            0,
+        );
         assert_eq!(
-            l.on_follower_fetch(2, 60, 90, 10),
+            l.on_follower_fetch(BrokerId(2), Offset(60), Offset(90), 10),
             None,
             "below the epoch start"
         );
         assert_eq!(
-            l.on_follower_fetch(2, 85, 90, 20).map(|c| c.new_isr),
-            Some(vec![1, 2])
+            l.on_follower_fetch(BrokerId(2), Offset(85), Offset(90), 20)
+                .map(|c| c.new_isr),
+            Some(ids(&[1, 2]))
         );
         // A failed proposal can be made again.
         l.on_isr_change_failed();
-        assert!(l.on_follower_fetch(2, 90, 90, 30).is_some());
+        assert!(l
+            .on_follower_fetch(BrokerId(2), Offset(90), Offset(90), 30)
+            .is_some());
         // Fetches from non-replicas are ignored.
-        assert_eq!(l.on_follower_fetch(9, 90, 90, 30), None);
+        assert_eq!(
+            l.on_follower_fetch(BrokerId(9), Offset(90), Offset(90), 30),
+            None
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! the controller in the background, and the periodic ISR shrink check.
 //! The path from an append to its acknowledgement is `crate::partition`.
 use super::isr::IsrChange;
-use super::manager::TopicPartition;
 use crate::shard::Shard;
+use model::{LeaderEpoch, TopicPartition};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,25 +16,24 @@ pub fn propose_isr(
     shard: &Rc<Shard>,
     key: TopicPartition,
     change: IsrChange,
-    leader_epoch: i32,
+    leader_epoch: LeaderEpoch,
     partition_epoch: i32,
 ) {
     let agent = shard.replication().agent().clone();
     let shard = shard.clone();
     let local_id = shard.replication().settings.local_id;
     glommio::spawn_local(async move {
-        let (topic, partition) = key.clone();
         let epochs = (leader_epoch, partition_epoch);
         let answer = agent
-            .alter_partition(topic, partition, local_id, epochs, change.new_isr)
+            .alter_partition(key.clone(), local_id, epochs, change.new_isr)
             .await;
         if let Err(e) = &answer {
-            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "ISR change not accepted");
+            tracing::warn!(%key, error = %e, "ISR change not accepted");
         }
         shard
             .replication()
             .on_isr_answer(&key, leader_epoch, answer.as_ref().ok());
-        if let Some(log) = shard.log(&key.0, key.1) {
+        if let Some(log) = shard.log(&key.topic, key.partition) {
             shard.replication().advance_high_watermark(&log);
         }
     })
@@ -49,7 +48,7 @@ pub async fn isr_check_loop(shard: Rc<Shard>) {
         let now = storage::now_ms();
         for (key, change, leader_epoch, partition_epoch) in shard.replication().due_isr_shrinks(now)
         {
-            tracing::info!(topic = %key.0, partition = key.1, isr = ?change.new_isr, "shrinking ISR");
+            tracing::info!(%key, isr = ?change.new_isr, "shrinking ISR");
             propose_isr(&shard, key, change, leader_epoch, partition_epoch);
         }
     }

@@ -13,13 +13,12 @@
 use super::agent::AgentHandle;
 use super::error::ReplicationError;
 use super::isr::{IsrChange, LeaderReplicaState};
-use quorum::model::{ClusterView, PartitionState, NO_LEADER};
+use model::{BrokerId, LeaderEpoch, Offset, TopicPartition};
+use quorum::model::{ClusterView, PartitionState};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use storage::PartitionLog;
-
-pub type TopicPartition = (String, i32);
 
 /// What this broker is for one partition.
 #[derive(Debug)]
@@ -38,14 +37,14 @@ pub struct LeaderRole {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerRole {
-    pub leader_id: i32,
-    pub leader_epoch: i32,
+    pub leader_id: BrokerId,
+    pub leader_epoch: LeaderEpoch,
 }
 
 /// The settings replication takes from the broker config.
 #[derive(Debug, Clone)]
 pub struct ReplicationSettings {
-    pub local_id: i32,
+    pub local_id: BrokerId,
     pub lag_time_max_ms: i64,
     pub fetch_wait_max_ms: i32,
 }
@@ -53,7 +52,7 @@ pub struct ReplicationSettings {
 impl ReplicationSettings {
     pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
         ReplicationSettings {
-            local_id: config.node_id,
+            local_id: BrokerId(config.node_id),
             lag_time_max_ms: config.replica_lag_time_max_ms,
             fetch_wait_max_ms: config.replica_fetch_wait_max_ms,
         }
@@ -69,7 +68,7 @@ pub struct ReplicaManager {
     /// Bumped by every applied view, so fetchers notice changes.
     generation: Cell<u64>,
     /// Leaders this shard runs a fetcher for.
-    fetchers: RefCell<HashSet<i32>>,
+    fetchers: RefCell<HashSet<BrokerId>>,
     /// A request to create `__consumer_offsets` is in flight from this shard.
     creating_offsets_topic: Cell<bool>,
 }
@@ -115,21 +114,21 @@ impl ReplicaManager {
     }
 
     /// Marks a fetcher from `leader_id` as running; false if one already is.
-    pub(super) fn claim_fetcher(&self, leader_id: i32) -> bool {
+    pub(super) fn claim_fetcher(&self, leader_id: BrokerId) -> bool {
         self.fetchers.borrow_mut().insert(leader_id)
     }
 
-    pub(super) fn release_fetcher(&self, leader_id: i32) {
+    pub(super) fn release_fetcher(&self, leader_id: BrokerId) {
         self.fetchers.borrow_mut().remove(&leader_id);
     }
 
     /// The partitions this shard follows from `leader_id`.
-    pub(super) fn followed_from(&self, leader_id: i32) -> Vec<(TopicPartition, FollowerRole)> {
+    pub(super) fn followed_from(&self, leader_id: BrokerId) -> Vec<(TopicPartition, FollowerRole)> {
         let mut followed = Vec::new();
         for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
             if let Role::Follower(f) = role {
                 if f.leader_id == leader_id {
-                    followed.push(((topic.clone(), partition), *f));
+                    followed.push((TopicPartition::new(topic, partition), *f));
                 }
             }
         }
@@ -137,7 +136,7 @@ impl ReplicaManager {
     }
 
     /// `host:port` of a live broker, from the latest view.
-    pub fn broker_address(&self, broker_id: i32) -> Option<String> {
+    pub fn broker_address(&self, broker_id: BrokerId) -> Option<String> {
         let view = self.view.borrow();
         let b = view.as_ref()?.brokers.get(&broker_id)?;
         Some(format!("{}:{}", b.host, b.port))
@@ -166,7 +165,7 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
         acks: i16,
-    ) -> Result<i32, ReplicationError> {
+    ) -> Result<LeaderEpoch, ReplicationError> {
         let roles = self.roles.borrow();
         match roles.get(topic, partition) {
             Some(Role::Leader(l)) => {
@@ -188,7 +187,7 @@ impl ReplicaManager {
         &self,
         topic: &str,
         partition: i32,
-        client_epoch: i32,
+        client_epoch: Option<LeaderEpoch>,
     ) -> Result<(), ReplicationError> {
         let ours = self
             .leader_epoch(topic, partition)
@@ -197,7 +196,7 @@ impl ReplicaManager {
     }
 
     /// This broker's leader epoch of a partition it leads.
-    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<LeaderEpoch> {
         match self.roles.borrow().get(topic, partition) {
             Some(Role::Leader(l)) => Some(l.state.leader_epoch),
             _ => None,
@@ -208,11 +207,11 @@ impl ReplicaManager {
     /// watermark if the ISR allows, and tells the log.
     pub fn advance_high_watermark(&self, log: &PartitionLog) {
         let moved = match self.roles.borrow_mut().get_mut(&log.topic, log.partition) {
-            Some(Role::Leader(l)) => l.state.advance_high_watermark(log.written_end()),
+            Some(Role::Leader(l)) => l.state.advance_high_watermark(Offset(log.written_end())),
             _ => None,
         };
         if let Some(hw) = moved {
-            log.set_replicated_high_watermark(Some(hw));
+            log.set_replicated_high_watermark(Some(hw.0));
         }
     }
 
@@ -222,11 +221,11 @@ impl ReplicaManager {
     pub fn on_follower_fetch(
         &self,
         log: &PartitionLog,
-        replica_id: i32,
-        fetch_offset: u64,
-        follower_epoch: i32,
+        replica_id: BrokerId,
+        fetch_offset: Offset,
+        follower_epoch: Option<LeaderEpoch>,
         now_ms: i64,
-    ) -> Result<Option<(IsrChange, i32, i32)>, ReplicationError> {
+    ) -> Result<Option<(IsrChange, LeaderEpoch, i32)>, ReplicationError> {
         let mut roles = self.roles.borrow_mut();
         let Some(Role::Leader(l)) = roles.get_mut(&log.topic, log.partition) else {
             return Err(ReplicationError::NotLeader);
@@ -235,19 +234,23 @@ impl ReplicaManager {
         if !l.state.is_follower(replica_id) {
             return Err(ReplicationError::NotAFollower(replica_id));
         }
-        let change =
-            l.state
-                .on_follower_fetch(replica_id, fetch_offset, log.log_end_offset(), now_ms);
+        let leader_end = Offset(log.log_end_offset());
+        let change = l
+            .state
+            .on_follower_fetch(replica_id, fetch_offset, leader_end, now_ms);
         Ok(change.map(|c| (c, l.state.leader_epoch, l.partition_epoch)))
     }
 
     /// Leader ISR shrinks due now, with the epochs the request must carry.
-    pub fn due_isr_shrinks(&self, now_ms: i64) -> Vec<(TopicPartition, IsrChange, i32, i32)> {
+    pub fn due_isr_shrinks(
+        &self,
+        now_ms: i64,
+    ) -> Vec<(TopicPartition, IsrChange, LeaderEpoch, i32)> {
         let mut out = Vec::new();
         for (topic, partition, role) in self.roles.borrow_mut().iter_mut() {
             if let Role::Leader(l) = role {
                 if let Some(change) = l.state.on_tick(now_ms) {
-                    let key = (topic.clone(), partition);
+                    let key = TopicPartition::new(topic, partition);
                     out.push((key, change, l.state.leader_epoch, l.partition_epoch));
                 }
             }
@@ -259,11 +262,11 @@ impl ReplicaManager {
     pub fn on_isr_answer(
         &self,
         key: &TopicPartition,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         answer: Option<&PartitionState>,
     ) {
         let mut roles = self.roles.borrow_mut();
-        let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) else {
+        let Some(Role::Leader(l)) = roles.get_mut(&key.topic, key.partition) else {
             return;
         };
         if l.state.leader_epoch != leader_epoch {
@@ -279,15 +282,18 @@ impl ReplicaManager {
     }
 }
 
-/// KIP-320: an epoch the caller knows (-1: none) must be this leader's.
-fn check_epoch(given: i32, current: i32) -> Result<(), ReplicationError> {
-    if given >= 0 && given < current {
-        return Err(ReplicationError::FencedLeaderEpoch { given, current });
+/// KIP-320: an epoch the caller knows (`None`: it knows none, -1 on the
+/// wire) must be this leader's.
+fn check_epoch(given: Option<LeaderEpoch>, current: LeaderEpoch) -> Result<(), ReplicationError> {
+    match given {
+        Some(given) if given < current => {
+            Err(ReplicationError::FencedLeaderEpoch { given, current })
+        }
+        Some(given) if given > current => {
+            Err(ReplicationError::UnknownLeaderEpoch { given, current })
+        }
+        _ => Ok(()),
     }
-    if given > current {
-        return Err(ReplicationError::UnknownLeaderEpoch { given, current });
-    }
-    Ok(())
 }
 
 /// Roles by topic, then partition: looked up by `&str` on every produce
@@ -306,11 +312,11 @@ impl RoleTable {
         self.topics.get_mut(topic)?.get_mut(&partition)
     }
 
-    pub fn insert(&mut self, (topic, partition): TopicPartition, role: Role) {
+    pub fn insert(&mut self, key: TopicPartition, role: Role) {
         self.topics
-            .entry(topic)
+            .entry(key.topic.to_string())
             .or_default()
-            .insert(partition, role);
+            .insert(key.partition, role);
     }
 
     pub fn remove(&mut self, topic: &str, partition: i32) {
@@ -341,25 +347,22 @@ impl RoleTable {
 /// A copy of a partition's role for callers outside this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleSummary {
-    Leader { leader_epoch: i32 },
+    Leader { leader_epoch: LeaderEpoch },
     Follower(FollowerRole),
 }
 
 /// The role the view gives `local_id` for one partition.
-pub fn role_in_view(p: &PartitionState, local_id: i32) -> Option<RoleSummary> {
+pub fn role_in_view(p: &PartitionState, local_id: BrokerId) -> Option<RoleSummary> {
     if !p.replicas.contains(&local_id) {
         return None;
     }
-    if p.leader == local_id {
-        return Some(RoleSummary::Leader {
-            leader_epoch: p.leader_epoch,
-        });
-    }
-    if p.leader == NO_LEADER {
-        return None;
+    let leader_epoch = p.leader_epoch;
+    let leader_id = p.leader?;
+    if leader_id == local_id {
+        return Some(RoleSummary::Leader { leader_epoch });
     }
     Some(RoleSummary::Follower(FollowerRole {
-        leader_id: p.leader,
-        leader_epoch: p.leader_epoch,
+        leader_id,
+        leader_epoch,
     }))
 }

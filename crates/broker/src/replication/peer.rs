@@ -47,7 +47,11 @@ pub async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Opti
 }
 
 impl PeerConnection {
-    pub async fn connect(addr: &str, local_id: i32, limit: Duration) -> Result<Self, PeerError> {
+    pub async fn connect(
+        addr: &str,
+        local_id: model::BrokerId,
+        limit: Duration,
+    ) -> Result<Self, PeerError> {
         let stream = within(limit, TcpStream::connect(addr))
             .await
             .ok_or(PeerError::Timeout("connect"))?

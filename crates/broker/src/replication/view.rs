@@ -10,6 +10,7 @@ use super::fetcher;
 use super::isr::LeaderReplicaState;
 use super::manager::{role_in_view, FollowerRole, LeaderRole, Role, RoleSummary};
 use crate::shard::{LeadershipChange, Shard};
+use model::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use quorum::changes::ViewChanges;
 use quorum::model::{ClusterView, PartitionState, TopicState};
 use std::collections::BTreeSet;
@@ -79,7 +80,7 @@ async fn open_new_replicas(shard: &Rc<Shard>, topics: &[&TopicState]) {
 
 /// Puts the partitions of `topic` this shard owns in their roles; adds the
 /// leaders it follows to `leaders`.
-async fn apply_topic(shard: &Rc<Shard>, topic: &TopicState, leaders: &mut BTreeSet<i32>) {
+async fn apply_topic(shard: &Rc<Shard>, topic: &TopicState, leaders: &mut BTreeSet<BrokerId>) {
     shard.reload_topic_config(&topic.name);
     let min_isr = shard
         .metadata
@@ -119,16 +120,16 @@ async fn apply_partition(
     topic: &TopicState,
     (partition, p): (i32, &PartitionState),
     min_isr: i32,
-) -> Option<i32> {
+) -> Option<BrokerId> {
     let replication = &shard.replication();
     let local_id = replication.settings.local_id;
-    let key = (topic.name.clone(), partition);
+    let key = TopicPartition::new(&topic.name, partition);
     let wanted = role_in_view(p, local_id);
     let current = replication.role_of(&topic.name, partition);
     publish_leadership(shard, (&topic.name, partition), current, wanted);
     let Some(wanted) = wanted else {
         if current.is_some() {
-            replication.with_roles(|roles| roles.remove(&key.0, key.1));
+            replication.with_roles(|roles| roles.remove(&key.topic, key.partition));
         }
         return None;
     };
@@ -190,7 +191,7 @@ fn become_leader(
     shard: &Rc<Shard>,
     log: &Rc<storage::PartitionLog>,
     p: &PartitionState,
-    leader_epoch: i32,
+    leader_epoch: LeaderEpoch,
     min_insync_replicas: i32,
 ) {
     let settings = &shard.replication().settings;
@@ -199,24 +200,24 @@ fn become_leader(
     let high_watermark = log
         .replicated_high_watermark()
         .unwrap_or(log.log_start_offset());
-    log.begin_leader_epoch(leader_epoch);
+    log.begin_leader_epoch(leader_epoch.0);
     let state = LeaderReplicaState::new(
         settings.local_id,
         leader_epoch,
         p.replicas.clone(),
         p.isr.clone(),
-        high_watermark,
-        log.log_end_offset(),
+        Offset(high_watermark),
+        Offset(log.log_end_offset()),
         settings.lag_time_max_ms,
         storage::now_ms(),
     );
-    tracing::info!(topic = %log.topic, partition = log.partition, leader_epoch, isr = ?p.isr, "leading partition");
+    tracing::info!(topic = %log.topic, partition = log.partition, %leader_epoch, isr = ?p.isr, "leading partition");
     let role = Role::Leader(LeaderRole {
         state,
         partition_epoch: p.partition_epoch,
         min_insync_replicas,
     });
-    let key = (log.topic.clone(), log.partition);
+    let key = TopicPartition::new(&log.topic, log.partition);
     shard
         .replication()
         .with_roles(|roles| roles.insert(key, role));
@@ -229,12 +230,12 @@ fn become_leader(
 /// Same leader epoch: take the controller's ISR if it is newer than ours.
 fn refresh_leader(
     shard: &Rc<Shard>,
-    key: &(String, i32),
+    key: &TopicPartition,
     p: &PartitionState,
     min_insync_replicas: i32,
 ) {
     shard.replication().with_roles(|roles| {
-        if let Some(Role::Leader(l)) = roles.get_mut(&key.0, key.1) {
+        if let Some(Role::Leader(l)) = roles.get_mut(&key.topic, key.partition) {
             l.min_insync_replicas = min_insync_replicas;
             if p.partition_epoch > l.partition_epoch {
                 l.partition_epoch = p.partition_epoch;
@@ -242,18 +243,18 @@ fn refresh_leader(
             }
         }
     });
-    if let Some(log) = shard.log(&key.0, key.1) {
+    if let Some(log) = shard.log(&key.topic, key.partition) {
         shard.replication().advance_high_watermark(&log);
     }
 }
 
 fn become_follower(shard: &Rc<Shard>, log: &Rc<storage::PartitionLog>, f: FollowerRole) {
-    tracing::info!(topic = %log.topic, partition = log.partition, leader = f.leader_id, leader_epoch = f.leader_epoch, "following partition");
+    tracing::info!(topic = %log.topic, partition = log.partition, leader = %f.leader_id, leader_epoch = %f.leader_epoch, "following partition");
     let limit = log
         .replicated_high_watermark()
         .unwrap_or(log.log_start_offset());
     log.set_replicated_high_watermark(Some(limit));
-    let key = (log.topic.clone(), log.partition);
+    let key = TopicPartition::new(&log.topic, log.partition);
     shard
         .replication()
         .with_roles(|roles| roles.insert(key, Role::Follower(f)));

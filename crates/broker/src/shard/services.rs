@@ -48,7 +48,7 @@ pub enum LeadershipChange {
     Gained {
         topic: String,
         partition: i32,
-        leader_epoch: i32,
+        leader_epoch: model::LeaderEpoch,
     },
     /// This broker led the partition and no longer does.
     Lost { topic: String, partition: i32 },
