@@ -32,6 +32,7 @@ mod produce_configs;
 mod protocol;
 mod quorum;
 mod roundtrip;
+mod sasl;
 mod tls;
 mod topic_configs;
 mod upgrade;

@@ -4,75 +4,12 @@
 //! CA, a plaintext client on the TLS port and a TLS client on the plaintext
 //! port are each refused, cost only that connection, and leave the broker
 //! serving; an encrypted key is opened with `ssl.key.password`; replaced
-//! certificates are picked up without a restart; a listener that names SASL
-//! refuses to start.
+//! certificates are picked up without a restart.
+use crate::common::secure::*;
 use crate::common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use rdkafka::producer::Producer;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A test certificate authority.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    pem: PathBuf,
-}
-
-/// A certificate with its key, as PEM files: the key alone, the
-/// certificate alone, and both in one file (Tidemark's keystore).
-struct Issued {
-    cert: PathBuf,
-    key: PathBuf,
-    keystore: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let pem = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem, issuer.pem()).unwrap();
-        Ca { issuer, pem }
-    }
-
-    /// A certificate for `common_name`, valid for localhost and 127.0.0.1,
-    /// expired when `expired`.
-    fn issue(&self, dir: &Path, file: &str, common_name: &str, expired: bool) -> Issued {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Tidemark Tests");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let paths = Issued {
-            cert: dir.join(format!("{file}.crt")),
-            key: dir.join(format!("{file}.key")),
-            keystore: dir.join(format!("{file}.pem")),
-        };
-        std::fs::write(&paths.cert, cert.pem()).unwrap();
-        std::fs::write(&paths.key, key.serialize_pem()).unwrap();
-        std::fs::write(
-            &paths.keystore,
-            format!("{}{}", key.serialize_pem(), cert.pem()),
-        )
-        .unwrap();
-        paths
-    }
-}
 
 /// A broker with a PLAINTEXT listener (the harness's port) and an SSL one.
 struct TlsBroker {
@@ -103,63 +40,6 @@ fn start_tls_broker(
         ssl_addr,
         _pki: pki,
     }
-}
-
-/// librdkafka settings of an SSL client trusting `ca`, with `identity`'s
-/// certificate when given.
-fn ssl_client(
-    bootstrap: &str,
-    ca: &Path,
-    identity: Option<&Issued>,
-) -> Vec<(&'static str, String)> {
-    let mut settings = vec![
-        ("bootstrap.servers", bootstrap.to_string()),
-        ("security.protocol", "ssl".to_string()),
-        ("ssl.ca.location", ca.display().to_string()),
-    ];
-    if let Some(identity) = identity {
-        settings.push((
-            "ssl.certificate.location",
-            identity.cert.display().to_string(),
-        ));
-        settings.push(("ssl.key.location", identity.key.display().to_string()));
-    }
-    settings
-}
-
-fn borrowed<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-/// Produces three records through `settings` and reads them back through
-/// the same listener: the values in order at offsets 0, 1, 2.
-fn round_trip(broker: &Broker, topic: &str, settings: &[(&'static str, String)]) {
-    let settings = borrowed(settings);
-    let producer = producer_with_bootstrap(&broker.addr(), &settings);
-    let recs: Vec<Rec> = ["a", "b", "c"]
-        .iter()
-        .map(|v| Rec::value(*v).to(0))
-        .collect();
-    let acked = produce_ok(&producer, topic, &recs);
-    assert_eq!(acked, [(0, 0), (0, 1), (0, 2)]);
-    let read = consume_all_with(broker, topic, &[0], &settings);
-    let values: Vec<Option<String>> = read[&0].iter().map(value_str).collect();
-    assert_eq!(
-        values,
-        [Some("a".into()), Some("b".into()), Some("c".into())]
-    );
-    assert_dense(&read[&0], 0, topic);
-}
-
-/// Whether a producer with `settings` gets a record acknowledged within a
-/// few seconds.
-fn can_produce(broker: &Broker, topic: &str, settings: &[(&'static str, String)]) -> bool {
-    let mut settings = settings.to_vec();
-    settings.push(("message.timeout.ms", "4000".to_string()));
-    let producer = producer_with_bootstrap(&broker.addr(), &borrowed(&settings));
-    let outcome = produce(&producer, topic, &[Rec::value("probe").to(0)]);
-    let _ = producer.flush(Duration::from_secs(1));
-    outcome[0].is_ok()
 }
 
 #[test]
@@ -341,28 +221,4 @@ fn replaced_certificates_are_used_without_a_restart() {
         "the new certificate in use",
         || can_produce(&tls.broker, "reloaded", &trusting_new).then_some(()),
     );
-}
-
-#[test]
-fn a_listener_that_names_sasl_refuses_to_start() {
-    for protocol in ["SASL_SSL", "SASL_PLAINTEXT"] {
-        let port = free_port();
-        let output = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .args(["dev", "--cores", "1", "--data-dir"])
-            .arg(temporary_data_dir().path())
-            .args(["--set", &format!("listeners={protocol}://127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tidemark");
-        assert!(!output.status.success(), "{protocol}: it started");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("SASL is not built yet"),
-            "{protocol}: {stderr}"
-        );
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "{protocol}: the port was served"
-        );
-    }
 }

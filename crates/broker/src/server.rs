@@ -8,6 +8,8 @@
 //! its inbox of jobs from other shards. The only module that sees every
 //! other one. Runs on the main thread; the closures run on the shards.
 use crate::broker::budget::ShardBudget;
+use crate::broker::scram_users::{create_bootstrap_user, BootstrapUser};
+use crate::config::tls::SaslSettings;
 use crate::config::{BrokerConfig, Listener, TlsSettings};
 use crate::group::membership::GroupLimits;
 use crate::group::GroupCoordinator;
@@ -181,10 +183,21 @@ async fn run_shard(
 }
 
 /// The listeners every shard binds, with what the main thread loaded for
-/// them (TLS configs), and the broker-wide connection limits.
+/// them (TLS configs, SASL mechanisms), and the broker-wide connection
+/// limits.
 pub struct ListenerSet {
-    listeners: Vec<(Listener, Option<Arc<TlsContext>>)>,
+    listeners: Vec<LoadedListener>,
     connections: Arc<crate::net::ConnectionTracker>,
+    /// `TIDEMARK_BOOTSTRAP_USER`: created before the first connection is
+    /// accepted, so that SASL clients can log in from the start.
+    bootstrap_user: Option<BootstrapUser>,
+}
+
+/// One listener with its security loaded.
+struct LoadedListener {
+    listener: Listener,
+    tls: Option<Arc<TlsContext>>,
+    sasl: Option<Arc<SaslSettings>>,
 }
 
 impl ListenerSet {
@@ -202,15 +215,38 @@ impl ListenerSet {
                     Some(TlsContext::load(listener, settings).map_err(|e| e.to_string())?)
                 }
             };
-            loaded.push((listener.clone(), tls));
+            let sasl = match listener.protocol.uses_sasl() {
+                false => None,
+                true => Some(Arc::new(
+                    SaslSettings::for_listener(&config.security, listener)
+                        .map_err(|e| e.to_string())?,
+                )),
+            };
+            loaded.push(LoadedListener {
+                listener: listener.clone(),
+                tls,
+                sasl,
+            });
         }
-        let contexts = loaded.iter().filter_map(|(_, tls)| tls.clone()).collect();
+        warn_of_unused_jaas(config);
+        let contexts = loaded.iter().filter_map(|l| l.tls.clone()).collect();
         crate::net::tls::watch_for_changes(contexts)
             .map_err(|e| format!("cannot start the certificate watcher: {e}"))?;
         Ok(ListenerSet {
+            bootstrap_user: BootstrapUser::from_environment()?,
             listeners: loaded,
             connections: crate::net::ConnectionTracker::new(config.connection_settings()),
         })
+    }
+}
+
+/// Kafka's JAAS login modules are accepted so that a Kafka config starts;
+/// the users a broker accepts are the SCRAM credentials in the quorum.
+fn warn_of_unused_jaas(config: &BrokerConfig) {
+    for (key, _) in config.security.iter() {
+        if key.ends_with("sasl.jaas.config") {
+            tracing::warn!(%key, "ignored: Tidemark authenticates SASL users against the SCRAM credentials kept in the quorum (AlterUserScramCredentials, TIDEMARK_BOOTSTRAP_USER), not JAAS login modules");
+        }
     }
 }
 
@@ -232,11 +268,15 @@ async fn serve_once_ready(
         }
         glommio::timer::sleep(VIEW_POLL).await;
     }
+    if let Some(user) = &listeners.bootstrap_user {
+        await_bootstrap_user(&shard, user).await;
+    }
     let budget = ShardBudget::new(shard.config.shard_inflight_max_bytes);
-    for (socket, (listener, tls)) in sockets.into_iter().zip(&listeners.listeners) {
+    for (socket, loaded) in sockets.into_iter().zip(&listeners.listeners) {
         let context = ListenerContext {
-            name: Rc::from(listener.name.as_str()),
-            tls: tls.clone(),
+            name: Rc::from(loaded.listener.name.as_str()),
+            tls: loaded.tls.clone(),
+            sasl: loaded.sasl.clone(),
         };
         let accept = crate::net::accept_loop(
             shard.clone(),
@@ -246,6 +286,25 @@ async fn serve_once_ready(
             budget.clone(),
         );
         glommio::spawn_local(accept).detach();
+    }
+}
+
+/// Shard 0 creates the bootstrap user; the others wait (bounded) until
+/// their view has it.
+async fn await_bootstrap_user(shard: &Rc<Shard>, user: &BootstrapUser) {
+    const WAIT: Duration = Duration::from_secs(30);
+    const POLL: Duration = Duration::from_millis(20);
+    if shard.id == 0 {
+        create_bootstrap_user(shard.clone(), user.clone()).await;
+        return;
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < WAIT && !shard.is_stopping() {
+        let view = shard.replication().view().unwrap_or_default();
+        if view.security.scram.contains_key(&user.name) {
+            return;
+        }
+        glommio::timer::sleep(POLL).await;
     }
 }
 
@@ -261,10 +320,10 @@ async fn prepare_shard(
     listeners
         .listeners
         .iter()
-        .map(|(listener, _)| {
-            let addr = listener.bind;
+        .map(|loaded| {
+            let addr = loaded.listener.bind;
             glommio::net::TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen on {addr} ({}): {e}", listener.name))
+                .map_err(|e| format!("cannot listen on {addr} ({}): {e}", loaded.listener.name))
         })
         .collect()
 }

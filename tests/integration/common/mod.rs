@@ -8,6 +8,7 @@
 
 pub mod kafka_tools;
 pub mod quorum;
+pub mod secure;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -68,6 +69,8 @@ pub struct Broker {
     incarnation: usize,
     /// `Some((broker id, quorum endpoints))` for a cluster member.
     member_of: Option<(i32, String)>,
+    /// Environment variables of the broker process.
+    environment: Vec<(String, String)>,
 }
 
 impl Broker {
@@ -79,6 +82,18 @@ impl Broker {
     /// Starts a broker with `--set key=value` for each pair.
     pub fn start_with(settings: &[(&str, &str)]) -> Broker {
         Broker::launch(settings, None)
+    }
+
+    /// Starts a broker with `settings` and these environment variables.
+    pub fn start_with_environment(
+        settings: &[(&str, &str)],
+        environment: &[(&str, &str)],
+    ) -> Broker {
+        let environment = environment
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Broker::launch_with(temporary_data_dir(), settings, None, environment)
     }
 
     /// Starts `tidemark broker --broker-id ID --quorum ENDPOINTS`, a member
@@ -102,6 +117,15 @@ impl Broker {
         settings: &[(&str, &str)],
         member_of: Option<(i32, String)>,
     ) -> Broker {
+        Broker::launch_with(data_dir, settings, member_of, Vec::new())
+    }
+
+    fn launch_with(
+        data_dir: tempfile::TempDir,
+        settings: &[(&str, &str)],
+        member_of: Option<(i32, String)>,
+        environment: Vec<(String, String)>,
+    ) -> Broker {
         let mut broker = Broker {
             child: None,
             port: free_port(),
@@ -113,6 +137,7 @@ impl Broker {
             log: Arc::new(Mutex::new(Vec::new())),
             incarnation: 0,
             member_of,
+            environment,
         };
         // Another test may grab the port between our probe and the broker's bind:
         // then take another port (only possible on the first start).
@@ -272,6 +297,7 @@ impl Broker {
             cmd.arg("--set")
                 .arg(format!("{key}={}", value.replace("{port}", &port)));
         }
+        cmd.envs(self.environment.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -808,8 +834,12 @@ pub struct RawConn {
 
 impl RawConn {
     pub fn connect(broker: &Broker) -> RawConn {
-        let stream = TcpStream::connect(broker.addr())
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", broker.addr()));
+        RawConn::connect_to(&broker.addr())
+    }
+
+    /// A connection to `addr` (another listener of a broker).
+    pub fn connect_to(addr: &str) -> RawConn {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
             .expect("read timeout");

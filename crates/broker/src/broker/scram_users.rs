@@ -350,3 +350,156 @@ impl crate::security::sasl::CredentialStore for ViewCredentials {
         })
     }
 }
+
+/// The first user, from `TIDEMARK_BOOTSTRAP_USER=name:password` (as
+/// Redpanda's RP_BOOTSTRAP_USER): without a user no SASL client can log in
+/// to create one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password, not even in a debug log.
+        write!(f, "BootstrapUser({})", self.name)
+    }
+}
+
+/// The environment variable that names the first user.
+pub const BOOTSTRAP_USER_VARIABLE: &str = "TIDEMARK_BOOTSTRAP_USER";
+
+/// Iterations of the bootstrap user's credentials: Kafka's minimum, as
+/// kafka-configs uses by default.
+const BOOTSTRAP_ITERATIONS: u32 = 4096;
+
+impl BootstrapUser {
+    /// `name:password`; the password may itself hold colons.
+    pub fn parse(text: &str) -> Result<BootstrapUser, String> {
+        let (name, password) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{BOOTSTRAP_USER_VARIABLE} must be name:password"))?;
+        if name.is_empty() || password.is_empty() {
+            return Err(format!(
+                "{BOOTSTRAP_USER_VARIABLE} must be name:password, both non-empty"
+            ));
+        }
+        Ok(BootstrapUser {
+            name: name.to_string(),
+            password: password.to_string(),
+        })
+    }
+
+    /// From the environment, if set.
+    pub fn from_environment() -> Result<Option<BootstrapUser>, String> {
+        match std::env::var(BOOTSTRAP_USER_VARIABLE) {
+            Ok(text) => BootstrapUser::parse(&text).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("{BOOTSTRAP_USER_VARIABLE} is not UTF-8"))
+            }
+        }
+    }
+
+    /// The commands that give the user SCRAM-SHA-256 and SCRAM-SHA-512
+    /// credentials, each with its own random salt.
+    fn commands(&self) -> Option<Vec<Command>> {
+        use ring::rand::SecureRandom;
+        let random = ring::rand::SystemRandom::new();
+        let mut commands = Vec::new();
+        for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let mut salt = vec![0u8; 32];
+            random.fill(&mut salt).ok()?;
+            let credential = ScramCredential::from_password(
+                mechanism,
+                &self.password,
+                salt,
+                BOOTSTRAP_ITERATIONS,
+            );
+            commands.push(Command::UpsertScramCredential {
+                user: self.name.clone(),
+                mechanism: mechanism.name().to_string(),
+                credential: stored(credential),
+            });
+        }
+        Some(commands)
+    }
+}
+
+/// Creates the bootstrap user unless the view already has a user of that
+/// name (its password may have been changed since: it is left alone).
+/// Retries while the quorum cannot take the write; runs once, on shard 0,
+/// after the first view.
+pub async fn create_bootstrap_user(shard: Rc<Shard>, user: BootstrapUser) {
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+    const ATTEMPTS: usize = 60;
+    for _ in 0..ATTEMPTS {
+        if shard.is_stopping() {
+            return;
+        }
+        let view = shard.replication().view().unwrap_or_default();
+        if view.security.scram.contains_key(&user.name) {
+            tracing::info!(user = %user.name, "bootstrap user exists; left as it is");
+            return;
+        }
+        let Some(commands) = user.commands() else {
+            tracing::error!("no randomness for a salt: the bootstrap user is not created");
+            return;
+        };
+        let outcomes = propose_all(&shard, commands).await;
+        match outcomes.iter().find_map(|o| o.as_ref().err()) {
+            None => {
+                tracing::info!(user = %user.name, "bootstrap user created (SCRAM-SHA-256, SCRAM-SHA-512)");
+                return;
+            }
+            Some((code, message)) => {
+                tracing::warn!(user = %user.name, code, %message, "cannot create the bootstrap user yet; retrying");
+            }
+        }
+        glommio::timer::sleep(RETRY).await;
+    }
+    tracing::error!(user = %user.name, "gave up creating the bootstrap user");
+}
+
+#[cfg(test)]
+mod bootstrap_tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_user_is_name_colon_password() {
+        let user = BootstrapUser::parse("admin:s3:cr:et").unwrap();
+        assert_eq!(user.name, "admin");
+        assert_eq!(user.password, "s3:cr:et");
+        assert!(BootstrapUser::parse("admin").is_err());
+        assert!(BootstrapUser::parse(":pw").is_err());
+        assert!(BootstrapUser::parse("admin:").is_err());
+        assert!(!format!("{user:?}").contains("s3"));
+    }
+
+    #[test]
+    fn bootstrap_credentials_accept_the_password() {
+        let user = BootstrapUser::parse("admin:secret").unwrap();
+        let commands = user.commands().unwrap();
+        assert_eq!(commands.len(), 2);
+        for command in commands {
+            let Command::UpsertScramCredential {
+                mechanism,
+                credential,
+                ..
+            } = command
+            else {
+                panic!("{command:?}");
+            };
+            let mechanism = ScramMechanism::from_name(&mechanism).unwrap();
+            let credential = ScramCredential {
+                salt: credential.salt,
+                stored_key: credential.stored_key,
+                server_key: credential.server_key,
+                iterations: credential.iterations,
+            };
+            assert!(credential.matches_password(mechanism, "secret"));
+            assert!(!credential.matches_password(mechanism, "secreT"));
+        }
+    }
+}

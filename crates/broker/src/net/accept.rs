@@ -4,15 +4,17 @@
 //! line per interval instead of one per failure.
 //!
 //! On a TLS listener the handshake runs in the connection's own task,
-//! within `socket.request.read.timeout.ms`; a failed handshake closes that
-//! connection only.
+//! within `socket.request.read.timeout.ms`; on a SASL listener the client
+//! then authenticates (`sasl.rs`) before its first other request. A failed
+//! handshake or login closes that connection only.
 //!
 //! Runs on every shard, one loop per listener, each on its own
 //! SO_REUSEPORT socket.
-use super::connection::serve_connection;
+use super::connection::{serve_connection, Stream};
 use super::limits::{ConnectionPermit, ConnectionTracker};
 use super::tls::TlsContext;
 use crate::broker::budget::ShardBudget;
+use crate::config::tls::SaslSettings;
 use crate::security::{Principal, Session};
 use crate::shard::Shard;
 use glommio::net::{TcpListener, TcpStream};
@@ -27,8 +29,10 @@ use std::time::{Duration, Instant};
 pub struct ListenerContext {
     /// The listener's name, upper case.
     pub name: Rc<str>,
-    /// Set on SSL listeners.
+    /// Set on SSL and SASL_SSL listeners.
     pub tls: Option<Arc<TlsContext>>,
+    /// Set on SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: Option<Arc<SaslSettings>>,
 }
 
 /// First pause after a failed accept; it doubles up to `BACKOFF_MAX`.
@@ -110,17 +114,10 @@ async fn open(
     permit: ConnectionPermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let session = |principal| {
-        Rc::new(Session {
-            listener: context.name.clone(),
-            principal,
-            client_host: Rc::from(format!("/{}", peer.ip())),
-        })
-    };
     match &context.tls {
         None => {
-            let session = session(Principal::anonymous());
-            serve_connection(shard, stream, peer.to_string(), session, budget).await;
+            let principal = Principal::anonymous();
+            authenticate_and_serve(shard, stream, peer, &context, principal, budget).await;
         }
         Some(tls) => {
             let deadline =
@@ -128,8 +125,7 @@ async fn open(
             match tls.handshake(stream, deadline).await {
                 Ok((stream, principal)) => {
                     tracing::debug!(%peer, listener = %context.name, %principal, "TLS connection");
-                    serve_connection(shard, stream, peer.to_string(), session(principal), budget)
-                        .await;
+                    authenticate_and_serve(shard, stream, peer, &context, principal, budget).await;
                 }
                 Err(e) => {
                     tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection");
@@ -138,6 +134,40 @@ async fn open(
         }
     }
     drop(permit);
+}
+
+/// On a SASL listener, authenticates the client first (its principal is
+/// then the SASL user, also over TLS, as in Kafka); then serves the
+/// connection as `principal`.
+async fn authenticate_and_serve<S: Stream>(
+    shard: Rc<Shard>,
+    mut stream: S,
+    peer: SocketAddr,
+    context: &ListenerContext,
+    principal: Principal,
+    budget: Rc<ShardBudget>,
+) {
+    let principal = match &context.sasl {
+        None => principal,
+        Some(sasl) => match super::sasl::authenticate(&shard, &mut stream, sasl).await {
+            Ok(user) => user,
+            Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
+                // Kafka logs each failed login at INFO, with the peer.
+                tracing::info!(%peer, listener = %context.name, error = %e, "failed authentication");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection while authenticating");
+                return;
+            }
+        },
+    };
+    let session = Rc::new(Session {
+        listener: context.name.clone(),
+        principal,
+        client_host: Rc::from(format!("/{}", peer.ip())),
+    });
+    serve_connection(shard, stream, peer.to_string(), session, budget).await;
 }
 
 /// The pause after each of a run of failed accepts.
