@@ -9,6 +9,7 @@ pub mod produce;
 pub mod quorum;
 pub mod topic;
 pub mod tune;
+pub mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,8 @@ pub enum Command {
     Quorum(quorum::QuorumArgs),
     /// Ask a quorum about the cluster (`cluster status`).
     Cluster(quorum::ClusterArgs),
+    /// Create, delete and list SASL/SCRAM users.
+    User(user::UserArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench(args) => bench::run(args).map_err(|e| e.to_string()),
         Command::Quorum(args) => quorum::run_quorum(args),
         Command::Cluster(args) => quorum::run_cluster(args),
+        Command::User(args) => user::run(args),
     };
     match result {
         Ok(()) => 0,

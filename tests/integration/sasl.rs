@@ -349,3 +349,84 @@ fn mechanisms_that_are_not_built_refuse_to_start() {
         );
     }
 }
+
+/// `tidemark user ARGS` against `broker`'s PLAINTEXT listener, with `stdin`.
+fn tidemark_user(broker: &Broker, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("user")
+        .args(args)
+        .args(["--bootstrap-server", &broker.addr()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tidemark user");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tidemark_user_creates_lists_and_deletes_users() {
+    let sasl = start_sasl_broker(&[]);
+    create_topic(&sasl.broker, "bobs", 1, &[]);
+    // The password from standard input, SCRAM-SHA-512 only.
+    let (ok, out, err) = tidemark_user(
+        &sasl.broker,
+        &[
+            "create",
+            "bob",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "8192",
+        ],
+        b"bob-secret\n",
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, listed, err) = tidemark_user(&sasl.broker, &["list"], b"");
+    assert!(ok, "{err}");
+    let bob = listed
+        .lines()
+        .find(|l| l.starts_with("bob "))
+        .unwrap_or_default();
+    assert!(bob.contains("SCRAM-SHA-512 (iterations=8192)"), "{listed}");
+    assert!(!bob.contains("SCRAM-SHA-256"), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("admin ")), "{listed}");
+    let bob_512 = sasl_client(
+        &sasl.sasl_addr,
+        "sasl_plaintext",
+        "SCRAM-SHA-512",
+        "bob",
+        "bob-secret",
+    );
+    round_trip(&sasl.broker, "bobs", &bob_512);
+    let bob_256 = sasl_client(
+        &sasl.sasl_addr,
+        "sasl_plaintext",
+        "SCRAM-SHA-256",
+        "bob",
+        "bob-secret",
+    );
+    assert!(
+        !can_produce(&sasl.broker, "bobs", &bob_256),
+        "a mechanism bob has no credential for"
+    );
+    // Out-of-range iterations: the broker's UNACCEPTABLE_CREDENTIAL.
+    let (ok, _, err) = tidemark_user(
+        &sasl.broker,
+        &["create", "carol", "--password", "x", "--iterations", "100"],
+        b"",
+    );
+    assert!(!ok && err.contains("UNACCEPTABLE_CREDENTIAL"), "{err}");
+    let (ok, out, err) = tidemark_user(&sasl.broker, &["delete", "bob"], b"");
+    assert!(ok, "{out}{err}");
+    assert!(!can_produce(&sasl.broker, "bobs", &bob_512));
+    let (ok, _, err) = tidemark_user(&sasl.broker, &["delete", "bob"], b"");
+    assert!(!ok && err.contains("no user named bob"), "{err}");
+}

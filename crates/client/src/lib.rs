@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod users;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 pub use producer::{Acks, PartitionProduceResult};
 pub use records::{ConsumerRecord, DecodedRecords, ProducerRecord};
+pub use users::{ScramUpsertion, ScramUser};
 
 /// The default bootstrap server of every command.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";

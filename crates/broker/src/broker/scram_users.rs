@@ -405,12 +405,9 @@ impl BootstrapUser {
     /// The commands that give the user SCRAM-SHA-256 and SCRAM-SHA-512
     /// credentials, each with its own random salt.
     fn commands(&self) -> Option<Vec<Command>> {
-        use ring::rand::SecureRandom;
-        let random = ring::rand::SystemRandom::new();
         let mut commands = Vec::new();
-        for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
-            let mut salt = vec![0u8; 32];
-            random.fill(&mut salt).ok()?;
+        for mechanism in ScramMechanism::ALL {
+            let salt = crate::security::scram::random_salt()?;
             let credential = ScramCredential::from_password(
                 mechanism,
                 &self.password,

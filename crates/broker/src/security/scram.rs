@@ -95,6 +95,18 @@ impl ScramMechanism {
     }
 }
 
+/// The salt length of credentials made here (the bootstrap user,
+/// `tidemark user create`).
+pub const SALT_BYTES: usize = 32;
+
+/// A fresh random salt; `None` if the system has no randomness to give.
+pub fn random_salt() -> Option<Vec<u8>> {
+    use ring::rand::SecureRandom;
+    let mut salt = vec![0u8; SALT_BYTES];
+    ring::rand::SystemRandom::new().fill(&mut salt).ok()?;
+    Some(salt)
+}
+
 /// What the broker keeps of a user's password for one mechanism.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScramCredential {
