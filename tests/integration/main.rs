@@ -7,6 +7,7 @@
 
 mod common;
 
+mod acls;
 mod admin;
 mod api_matrix;
 mod bench;

@@ -229,6 +229,7 @@ impl ListenerSet {
             });
         }
         warn_of_unused_jaas(config);
+        warn_of_anonymous_followers(config);
         let contexts = loaded.iter().filter_map(|l| l.tls.clone()).collect();
         crate::net::tls::watch_for_changes(contexts)
             .map_err(|e| format!("cannot start the certificate watcher: {e}"))?;
@@ -247,6 +248,18 @@ fn warn_of_unused_jaas(config: &BrokerConfig) {
         if key.ends_with("sasl.jaas.config") {
             tracing::warn!(%key, "ignored: Tidemark authenticates SASL users against the SCRAM credentials kept in the quorum (AlterUserScramCredentials, TIDEMARK_BOOTSTRAP_USER), not JAAS login modules");
         }
+    }
+}
+
+/// Followers fetch over the PLAINTEXT inter-broker listener as
+/// `User:ANONYMOUS`; with ACLs on, that principal needs ClusterAction (as in
+/// Kafka), which an operator may give by ACL: say so at start.
+fn warn_of_anonymous_followers(config: &BrokerConfig) {
+    let Some(rules) = &config.authorizer else {
+        return;
+    };
+    if config.in_cluster() && !rules.super_users.iter().any(|u| u == "User:ANONYMOUS") {
+        tracing::warn!("ACLs are on: followers fetch as User:ANONYMOUS, which needs ClusterAction on the cluster (an ACL) or a place in super.users, or replication stops");
     }
 }
 

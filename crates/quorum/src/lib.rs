@@ -16,6 +16,7 @@
 //! - `client`: `QuorumClient`, used by brokers and the CLI (tokio).
 //! - `config`: the node's flags and TOML file.
 //! - `embedded`: the single-node quorum inside `tidemark dev`.
+pub mod acls;
 pub mod changes;
 pub mod client;
 pub mod config;

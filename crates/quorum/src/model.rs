@@ -7,9 +7,10 @@
 //! leaderless partition's `leader` is `None` in memory and -1 in the JSON,
 //! so the persisted view and log, and the protocol, are byte for byte what
 //! they were (pinned by `format_tests.rs`).
+use model::acl::AclBinding;
 use model::{BrokerId, LeaderEpoch};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A leaderless partition's `leader` in the JSON of the view.
 pub const NO_LEADER: i32 = BrokerId::WIRE_NONE;
@@ -119,11 +120,15 @@ pub struct ClusterView {
 pub struct SecurityState {
     /// user -> mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`) -> credential.
     pub scram: BTreeMap<String, BTreeMap<String, StoredScramCredential>>,
+    /// Kafka's ACLs (CreateAcls, DeleteAcls), which every broker's
+    /// authorizer applies from its view.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl SecurityState {
     pub fn is_empty(&self) -> bool {
-        self.scram.is_empty()
+        self.scram.is_empty() && self.acls.is_empty()
     }
 }
 

@@ -2,10 +2,12 @@
 //! committed command into a new `ClusterView`. Pure, no I/O, no clock: every
 //! quorum node applies the same log to the same result. The controller's
 //! decisions (placement, leader election from the ISR, ISR changes) live here.
+use super::acls;
 use super::credentials;
 use super::model::UNCLEAN_LEADER_ELECTION;
 use super::model::{BrokerInfo, ClusterView, PartitionState, StoredScramCredential, TopicState};
 use super::placement::{self, Candidate, PlacementError};
+use model::acl::{AclBinding, AclFilter};
 use model::limits::PARTITIONS_PER_TOPIC_MAX;
 use model::{BrokerId, LeaderEpoch};
 use serde::{Deserialize, Serialize};
@@ -117,6 +119,14 @@ pub enum Command {
         user: String,
         mechanism: String,
     },
+    /// Adds one ACL binding (CreateAcls).
+    CreateAcl {
+        binding: AclBinding,
+    },
+    /// Removes the bindings the filter matches (DeleteAcls).
+    DeleteAcls {
+        filter: AclFilter,
+    },
     /// Several commands in one log entry (CreateTopics of many topics), each
     /// applied on its own: one failing does not undo the others.
     Batch {
@@ -140,6 +150,7 @@ impl Command {
                     | Command::AlterTopicConfigs { .. }
                     | Command::AllocateProducerIds { .. }
                     | Command::UpsertScramCredential { .. }
+                    | Command::CreateAcl { .. }
             ),
         }
     }
@@ -161,6 +172,8 @@ pub enum Outcome {
     },
     /// What each command of a `Batch` did, in order.
     Batch(Vec<Result<Outcome, CommandError>>),
+    /// The bindings a `DeleteAcls` removed.
+    AclsDeleted(Vec<AclBinding>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +395,8 @@ fn apply_command(
         Command::DeleteScramCredential { user, mechanism } => {
             credentials::delete_scram(view, user, mechanism, touched)?
         }
+        Command::CreateAcl { binding } => acls::create_acl(view, binding, touched)?,
+        Command::DeleteAcls { filter } => acls::delete_acls(view, filter, touched)?,
         Command::Batch { .. } => return Err(CommandError::InvalidRequest("nested batch".into())),
     };
     if let Some(name) = topic_of(command) {
@@ -455,6 +470,7 @@ fn changes_nothing(view: &ClusterView, command: &Command) -> bool {
             mechanism,
             credential,
         } => credentials::upsert_changes_nothing(view, user, mechanism, credential),
+        Command::CreateAcl { binding } => acls::create_changes_nothing(view, binding),
         Command::AlterTopicConfigs { name, set, delete } => {
             view.topics.get(name).is_some_and(|t| {
                 delete

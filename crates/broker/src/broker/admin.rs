@@ -2,6 +2,7 @@
 //! registry changes first (on the coordinating shard), then every shard opens
 //! or removes the logs it owns before the answer goes out, so a client that
 //! reads the answer can use the topic at once.
+use super::authz::RequestAuthorizer;
 use super::{metadata_error_code, str_bytes, RequestContext};
 use crate::metadata::{is_internal_topic, MetadataError, TopicMeta};
 use crate::replication::cluster_admin;
@@ -10,6 +11,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use wire::ResponseError;
@@ -31,16 +33,43 @@ pub async fn create_topics(
     ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
-    let outcomes = if !request.validate_only {
-        create_in_cluster(shard, &request.topics).await
+    // Kafka: Create on the cluster, or on the topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let cluster_wide = authorizer.allows_cluster(AclOperation::Create);
+    let allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| cluster_wide || authorizer.allows_topic(AclOperation::Create, &t.name.0))
+        .collect();
+    let permitted: Vec<_> = request
+        .topics
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, allowed)| **allowed)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let mut permitted_outcomes = if !request.validate_only {
+        create_in_cluster(shard, &permitted).await
     } else {
-        let mut outcomes = Vec::with_capacity(request.topics.len());
-        for topic in &request.topics {
+        let mut outcomes = Vec::with_capacity(permitted.len());
+        for topic in &permitted {
             let name = topic.name.0.to_string();
             outcomes.push(create_one(shard, &name, topic, request.validate_only).await);
         }
         outcomes
+    }
+    .into_iter();
+    let denied = || {
+        let code = ResponseError::TopicAuthorizationFailed.code();
+        Err((code, "Authorization failed.".to_string()))
     };
+    let outcomes: Vec<_> = allowed
+        .iter()
+        .map(|allowed| match allowed {
+            true => permitted_outcomes.next().unwrap_or_else(denied),
+            false => denied(),
+        })
+        .collect();
     for (topic, outcome) in request.topics.into_iter().zip(outcomes) {
         // Kafka sends a null error message when there is no error.
         let mut result = CreatableTopicResult::default()
@@ -234,11 +263,16 @@ pub async fn delete_topics(
             .collect()
     };
     let mut response = DeleteTopicsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for (name, id) in targets {
         let name = name.or_else(|| shard.metadata.topic_by_id(id).map(|t| t.name));
         let mut result = DeletableTopicResult::default().with_topic_id(id);
         match name {
             None => result.error_code = ResponseError::UnknownTopicId.code(),
+            Some(name) if !authorizer.allows_topic(AclOperation::Delete, &name) => {
+                result.name = Some(super::topic_name(name));
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
             Some(name) => {
                 result.name = Some(super::topic_name(name.clone()));
                 match delete_topic(shard, &name).await {
@@ -269,12 +303,19 @@ async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<TopicMeta, Metada
 pub async fn create_partitions(
     shard: &Rc<Shard>,
     request: CreatePartitionsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if !authorizer.allows_topic(AclOperation::Alter, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(str_bytes("Authorization failed."));
+            response.results.push(result);
+            continue;
+        }
         let assignment_ok = topic.assignments.as_ref().is_none_or(|a| {
             a.iter()
                 .all(|x| x.broker_ids.len() == 1 && x.broker_ids[0].0 == shard.config.node_id)

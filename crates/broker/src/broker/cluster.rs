@@ -2,6 +2,7 @@
 //! the cluster looks like to a client, from the quorum service's latest
 //! view: every live broker, and each partition's leader, epoch, replicas and
 //! ISR.
+use super::authz::RequestAuthorizer;
 use super::{admin, metadata_error_code, str_bytes, topic_name, RequestContext};
 use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
 use crate::shard::Shard;
@@ -11,6 +12,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use quorum::model::ClusterView;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -146,12 +148,24 @@ pub async fn metadata(
         None => true,
         Some(list) => list.is_empty() && ctx.version == 0,
     };
+    // Kafka: all topics lists those the principal may Describe; a named
+    // one it may not is TOPIC_AUTHORIZATION_FAILED, and auto-creation also
+    // needs Create on the cluster or the topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let describable = |name: &str| authorizer.allows_topic(AclOperation::Describe, name);
     if all_topics {
         for topic in shard.metadata.topics() {
-            response.topics.push(describe_topic(&topic, &shape, v));
+            if describable(&topic.name) {
+                response.topics.push(describe_topic(&topic, &shape, v));
+            }
         }
         return response;
     }
+    let refused = |name: &str| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+    };
     // Before v4 there is no flag and the broker's setting decides.
     let may_create =
         shard.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
@@ -168,8 +182,14 @@ pub async fn metadata(
             None => shard.metadata.topic_by_id(requested.topic_id),
         };
         let entry = match (found, by_name) {
+            (Some(topic), _) if !describable(&topic.name) => refused(&topic.name),
             (Some(topic), _) => describe_topic(&topic, &shape, v),
-            (None, Some(name)) => auto_create(shard, &name, may_create, ctx).await,
+            (None, Some(name)) if !describable(&name) => refused(&name),
+            (None, Some(name)) => {
+                let creatable = authorizer.allows_cluster(AclOperation::Create)
+                    || authorizer.allows_topic(AclOperation::Create, &name);
+                auto_create(shard, &name, may_create && creatable, ctx).await
+            }
             (None, None) => MetadataResponseTopic::default()
                 .with_topic_id(requested.topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),

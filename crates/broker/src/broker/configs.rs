@@ -4,6 +4,7 @@
 //! described, with Kafka's types and sources; alterations are checked by
 //! the registry (`metadata`), which keeps them in canonical form, and in a
 //! cluster go to the controller.
+use super::authz::RequestAuthorizer;
 use super::{metadata_error_code, str_bytes, RequestContext};
 use crate::config::{broker_synonym, kafka_synonym, ConfigOrigin, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::metadata::ConfigChange;
@@ -13,6 +14,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use wire::ResponseError;
@@ -140,6 +142,7 @@ pub async fn describe_configs(
     ctx: &RequestContext,
 ) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for resource in request.resources {
         let wanted = |key: &str| {
             resource
@@ -152,6 +155,18 @@ pub async fn describe_configs(
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
+        let refused = refusal(
+            &authorizer,
+            resource.resource_type,
+            &resource.resource_name,
+            AclOperation::DescribeConfigs,
+        );
+        if let Some(error) = refused {
+            result.error_code = error.code();
+            result.error_message = Some(str_bytes("Authorization failed."));
+            response.results.push(result);
+            continue;
+        }
         match resource.resource_type {
             RESOURCE_TOPIC => match shard.metadata.topic(resource.resource_name.as_str()) {
                 Some(topic) => {
@@ -253,12 +268,17 @@ fn broker_configs(shard: &Shard) -> Vec<(&'static str, String)> {
 pub async fn incremental_alter_configs(
     shard: &Rc<Shard>,
     request: IncrementalAlterConfigsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut response = IncrementalAlterConfigsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for resource in request.resources {
-        let outcome = alter_incrementally(shard, &resource, request.validate_only).await;
+        let outcome =
+            match alter_refusal(&authorizer, resource.resource_type, &resource.resource_name) {
+                Some(refused) => Err(refused),
+                None => alter_incrementally(shard, &resource, request.validate_only).await,
+            };
         let (code, message) = answer(outcome);
         response.responses.push(
             AlterConfigsResourceResponse::default()
@@ -276,12 +296,17 @@ pub async fn incremental_alter_configs(
 pub async fn alter_configs(
     shard: &Rc<Shard>,
     request: AlterConfigsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
     let mut response = AlterConfigsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for resource in request.resources {
-        let outcome = replace_configs(shard, &resource, request.validate_only).await;
+        let outcome =
+            match alter_refusal(&authorizer, resource.resource_type, &resource.resource_name) {
+                Some(refused) => Err(refused),
+                None => replace_configs(shard, &resource, request.validate_only).await,
+            };
         let (code, message) = answer(outcome);
         response.responses.push(
             AlterConfigsResourceResponse::default()
@@ -301,6 +326,37 @@ fn answer(outcome: Result<(), AlterError>) -> (i16, Option<kafka_protocol::proto
         Ok(()) => (0, None),
         Err(e) => (e.code, Some(str_bytes(e.message))),
     }
+}
+
+/// Kafka's check of a config resource: `operation` on the topic, or on
+/// the cluster for a broker; unknown resource types are left to the
+/// handlers' own refusal.
+fn refusal(
+    authorizer: &RequestAuthorizer,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC if !authorizer.allows_topic(operation, name) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER if !authorizer.allows_cluster(operation) => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
+
+fn alter_refusal(
+    authorizer: &RequestAuthorizer,
+    resource_type: i8,
+    name: &str,
+) -> Option<AlterError> {
+    refusal(authorizer, resource_type, name, AclOperation::AlterConfigs).map(|e| AlterError {
+        code: e.code(),
+        message: "Authorization failed.".into(),
+    })
 }
 
 /// The checks both alter APIs make of a resource before its configs.

@@ -12,6 +12,7 @@
 //! never re-reads a partition that has not grown enough. Each read first
 //! reserves its bytes from the connection's budget (`budget.rs`), so
 //! pipelined fetches that a client never reads cannot exhaust memory.
+use super::authz::RequestAuthorizer;
 use super::budget::{ConnectionBudget, Hold};
 use super::{owned_log, replication_error_code, storage_error_code, topic_name, RequestContext};
 use crate::replication::ReplicationError;
@@ -19,6 +20,7 @@ use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use model::acl::AclOperation;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -88,7 +90,8 @@ pub async fn handle(
     request: FetchRequest,
     ctx: &RequestContext,
 ) -> FetchResponse {
-    let (mut response, items) = plan(shard, &request, ctx.version);
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let (mut response, items) = plan(shard, &request, ctx.version, &authorizer);
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     let wanted = answer_max_bytes(request.max_bytes, shard.config.fetch_max_bytes);
@@ -142,9 +145,14 @@ fn plan(
     shard: &Rc<Shard>,
     request: &FetchRequest,
     version: i16,
+    authorizer: &RequestAuthorizer,
 ) -> (FetchResponse, Vec<FetchItem>) {
     let mut response = FetchResponse::default();
     let mut items = Vec::new();
+    // Kafka: a follower needs ClusterAction on the cluster, a consumer Read
+    // on each topic.
+    let follower_allowed =
+        request.replica_id.0 < 0 || authorizer.allows_cluster(AclOperation::ClusterAction);
     for (t, topic) in request.topics.iter().enumerate() {
         // Fetch v13 and later name topics by id.
         let name = if version >= 13 {
@@ -163,7 +171,17 @@ fn plan(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(Some(Vec::new()));
+            let refused = match &name {
+                _ if !follower_allowed => Some(ResponseError::ClusterAuthorizationFailed),
+                Some(name) if !authorizer.allows_topic(AclOperation::Read, name) => {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                }
+                _ => None,
+            };
             match &name {
+                _ if refused.is_some() => {
+                    data.error_code = refused.map_or(0, |e| e.code());
+                }
                 Some(name) => items.push(FetchItem {
                     slot: (t, p),
                     topic: name.clone(),

@@ -1,6 +1,7 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete, answered by the group's
 //! coordinator shard. A commit is appended to `__consumer_offsets` and
 //! synced before it is answered and before OffsetFetch can see it.
+use super::authz::RequestAuthorizer;
 use super::groups::on_coordinator;
 use super::{str_bytes, RequestContext};
 use crate::group::records::{self, CommittedOffset, OffsetsRecord};
@@ -17,6 +18,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use std::rc::Rc;
 use std::time::Instant;
 use wire::ResponseError;
@@ -65,6 +67,18 @@ pub async fn offset_commit(
             })
         })
         .collect();
+    // Kafka: Read on the group, and Read on each topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let group_allowed = authorizer.allows_group(AclOperation::Read, &group_id);
+    let (items, mut refused): (Vec<CommitItem>, Vec<CommitItem>) = items
+        .into_iter()
+        .partition(|i| group_allowed && authorizer.allows_topic(AclOperation::Read, &i.topic));
+    for item in &mut refused {
+        item.error_code = match group_allowed {
+            true => ResponseError::TopicAuthorizationFailed.code(),
+            false => ResponseError::GroupAuthorizationFailed.code(),
+        };
+    }
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id_or_member_epoch;
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
@@ -77,20 +91,24 @@ pub async fn offset_commit(
         })
         .collect();
     let id = group_id.clone();
-    let answered = on_coordinator(shard, &group_id, gone, move |s| async move {
-        commit_on_coordinator(
-            &s,
-            &id,
-            &member_id,
-            instance_id.as_deref(),
-            generation_id,
-            items,
-        )
+    let answered = if group_allowed {
+        on_coordinator(shard, &group_id, gone, move |s| async move {
+            commit_on_coordinator(
+                &s,
+                &id,
+                &member_id,
+                instance_id.as_deref(),
+                generation_id,
+                items,
+            )
+            .await
+        })
         .await
-    })
-    .await;
+    } else {
+        Vec::new()
+    };
     let mut response = OffsetCommitResponse::default();
-    for item in answered {
+    for item in answered.into_iter().chain(refused) {
         let partition = OffsetCommitResponsePartition::default()
             .with_partition_index(item.partition)
             .with_error_code(item.error_code);
@@ -189,6 +207,14 @@ pub async fn offset_fetch(
 ) -> OffsetFetchResponse {
     let v = ctx.version;
     let group_id = request.group_id.0.to_string();
+    // Kafka: Describe on the group, and on each topic (a topic the
+    // principal may not Describe is left out of an all-topics answer).
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    if !authorizer.allows_group(AclOperation::Describe, &group_id) {
+        return OffsetFetchResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let describable = |topic: &str| authorizer.allows_topic(AclOperation::Describe, topic);
     let id = group_id.clone();
     let committed = on_coordinator(shard, &group_id, None, move |s| async move {
         Some(s.groups().committed(&id))
@@ -215,6 +241,9 @@ pub async fn offset_fetch(
         // v2 and later: null topics means every committed offset of the group.
         None => {
             for ((topic, partition), c) in &committed {
+                if !describable(topic) {
+                    continue;
+                }
                 let p = entry(*partition, Some(c));
                 match response
                     .topics
@@ -233,10 +262,15 @@ pub async fn offset_fetch(
         Some(topics) => {
             for t in topics {
                 let name = t.name.0.to_string();
+                let allowed = describable(&name);
                 let partitions = t
                     .partition_indexes
                     .iter()
-                    .map(|&p| entry(p, committed.get(&(name.clone(), p))))
+                    .map(|&p| match allowed {
+                        true => entry(p, committed.get(&(name.clone(), p))),
+                        false => entry(p, None)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                    })
                     .collect();
                 response.topics.push(
                     OffsetFetchResponseTopic::default()
@@ -252,10 +286,17 @@ pub async fn offset_fetch(
 pub async fn offset_delete(
     shard: &Rc<Shard>,
     request: OffsetDeleteRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
-    let wanted: Vec<(String, i32)> = request
+    // Kafka: Delete on the group, and Read on each topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    if !authorizer.allows_group(AclOperation::Delete, &group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    type Partitions = Vec<(String, i32)>;
+    let (wanted, refused): (Partitions, Partitions) = request
         .topics
         .iter()
         .flat_map(|t| {
@@ -263,7 +304,7 @@ pub async fn offset_delete(
                 .iter()
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
-        .collect();
+        .partition(|(topic, _)| authorizer.allows_topic(AclOperation::Read, topic));
     let id = group_id.clone();
     let asked = wanted.clone();
     let (group_error, codes) = on_coordinator(
@@ -277,7 +318,10 @@ pub async fn offset_delete(
     if group_error != 0 {
         return response;
     }
-    for ((topic, partition), code) in wanted.into_iter().zip(codes) {
+    let refused_code = ResponseError::TopicAuthorizationFailed.code();
+    let answered = wanted.into_iter().zip(codes);
+    for ((topic, partition), code) in answered.chain(refused.into_iter().map(|r| (r, refused_code)))
+    {
         let p = OffsetDeleteResponsePartition::default()
             .with_partition_index(partition)
             .with_error_code(code);

@@ -2,6 +2,7 @@
 //! Heartbeat, LeaveGroup, DescribeGroups, ListGroups and DeleteGroups. Each
 //! request is forwarded to the shard that coordinates the group (the owner of
 //! its `__consumer_offsets` partition), which holds the group's state.
+use super::authz::RequestAuthorizer;
 use super::{str_bytes, RequestContext};
 use crate::group::membership::{JoinRequest, JoinResult, Reply, SyncResult};
 use crate::group::{self, offsets_partition, persist_dirty_groups, OFFSETS_TOPIC};
@@ -14,6 +15,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use model::acl::AclOperation;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
@@ -62,15 +64,28 @@ async fn settle<T>(reply: Reply<T>, gone: T) -> T {
     }
 }
 
+/// Kafka's error for a group the principal may not use.
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+
+/// Whether the request may take part in `group` (Kafka: Read on the group
+/// for JoinGroup, SyncGroup, Heartbeat and LeaveGroup).
+fn may_read(shard: &Rc<Shard>, ctx: &RequestContext, group: &str) -> bool {
+    RequestAuthorizer::of(shard, ctx).allows_group(AclOperation::Read, group)
+}
+
 pub async fn find_coordinator(
     shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
     ctx: &RequestContext,
 ) -> FindCoordinatorResponse {
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     let find = |key: &str| {
         // Only group coordinators exist: transactions are not built.
         if request.key_type != KEY_TYPE_GROUP {
             return Err(COORDINATOR_GONE);
+        }
+        if !authorizer.allows_group(AclOperation::Describe, key) {
+            return Err(GROUP_AUTHORIZATION_FAILED);
         }
         coordinator_of(shard, key, &ctx.session.listener)
     };
@@ -189,6 +204,12 @@ pub async fn join_group(
             generation_id: -1,
             ..JoinResult::default()
         }
+    } else if !may_read(shard, ctx, &group_id) {
+        JoinResult {
+            error_code: GROUP_AUTHORIZATION_FAILED,
+            generation_id: -1,
+            ..JoinResult::default()
+        }
     } else {
         let join = JoinRequest {
             member_id: request.member_id.to_string(),
@@ -256,6 +277,9 @@ pub async fn sync_group(
 ) -> SyncGroupResponse {
     let v = ctx.version;
     let group_id = request.group_id.0.to_string();
+    if !may_read(shard, ctx, &group_id) {
+        return SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
@@ -307,9 +331,12 @@ pub async fn sync_group(
 pub async fn heartbeat(
     shard: &Rc<Shard>,
     request: HeartbeatRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> HeartbeatResponse {
     let group_id = request.group_id.0.to_string();
+    if !may_read(shard, ctx, &group_id) {
+        return HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     let member_id = request.member_id.to_string();
     let generation_id = request.generation_id;
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
@@ -333,6 +360,9 @@ pub async fn leave_group(
     ctx: &RequestContext,
 ) -> LeaveGroupResponse {
     let group_id = request.group_id.0.to_string();
+    if !may_read(shard, ctx, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     // LeaveGroup v3 batches members (with instance ids); before, one member id.
     let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         request
@@ -384,8 +414,17 @@ pub async fn describe_groups(
 ) -> DescribeGroupsResponse {
     let v = ctx.version;
     let mut response = DescribeGroupsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for group_id in request.groups {
         let id = group_id.0.to_string();
+        if !authorizer.allows_group(AclOperation::Describe, &id) {
+            response.groups.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(GROUP_AUTHORIZATION_FAILED),
+            );
+            continue;
+        }
         let lookup = id.clone();
         let description = on_coordinator(shard, &id, None, move |s| async move {
             s.groups().describe(&lookup)
@@ -475,8 +514,14 @@ pub async fn list_groups(
     let filter = ListFilter::of(&request);
     let everywhere = shard.run_on_all(|s| async move { s.groups().list() }).await;
     let mut response = ListGroupsResponse::default();
+    // Kafka: Describe on the cluster lists every group; otherwise those
+    // the principal may Describe.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let sees_all = authorizer.allows_cluster(AclOperation::Describe);
     for listed in everywhere.into_iter().flatten().flatten() {
-        if !filter.passes(&listed) {
+        if !filter.passes(&listed)
+            || !(sees_all || authorizer.allows_group(AclOperation::Describe, &listed.group_id))
+        {
             continue;
         }
         let mut g = ListedGroup::default()
@@ -497,16 +542,21 @@ pub async fn list_groups(
 pub async fn delete_groups(
     shard: &Rc<Shard>,
     request: DeleteGroupsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
         let target = id.clone();
-        let code = on_coordinator(shard, &id, NOT_COORDINATOR, move |s| async move {
-            delete_group_on_coordinator(&s, &target).await
-        })
-        .await;
+        let code = if authorizer.allows_group(AclOperation::Delete, &id) {
+            on_coordinator(shard, &id, NOT_COORDINATOR, move |s| async move {
+                delete_group_on_coordinator(&s, &target).await
+            })
+            .await
+        } else {
+            GROUP_AUTHORIZATION_FAILED
+        };
         response.results.push(
             delete_groups_response::DeletableGroupResult::default()
                 .with_group_id(group_id)

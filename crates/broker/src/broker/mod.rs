@@ -5,7 +5,9 @@
 //! there as one job per shard (`Shard::run_on`), then gathered back in request
 //! order. Typed errors from storage and metadata become Kafka error codes
 //! here, at the protocol boundary.
+mod acls;
 mod admin;
+pub mod authz;
 pub mod budget;
 mod cluster;
 mod configs;
@@ -15,6 +17,7 @@ mod groups;
 mod offsets;
 mod produce;
 mod producer_id;
+mod proposals;
 pub mod scram_users;
 
 pub use cluster::api_versions as api_versions_response;
@@ -101,6 +104,9 @@ pub enum RequestBody {
     SaslAuthenticate(SaslAuthenticateRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    CreateAcls(CreateAclsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// A request frame as decoded, before any handler runs. Moved once, into
@@ -195,6 +201,9 @@ pub fn decode_request(mut buf: Bytes) -> Result<DecodedRequest, RequestError> {
         ApiKey::AlterUserScramCredentials => {
             decode!(AlterUserScramCredentials, AlterUserScramCredentialsRequest)
         }
+        ApiKey::CreateAcls => decode!(CreateAcls, CreateAclsRequest),
+        ApiKey::DescribeAcls => decode!(DescribeAcls, DescribeAclsRequest),
+        ApiKey::DeleteAcls => decode!(DeleteAcls, DeleteAclsRequest),
         other => {
             return Err(RequestError::UnsupportedVersion {
                 api: other,
@@ -307,6 +316,9 @@ pub async fn handle_frame(
         B::SaslAuthenticate(r) => answer!(r, scram_users::sasl_authenticate_out_of_place),
         B::DescribeUserScramCredentials(r) => answer!(r, scram_users::describe),
         B::AlterUserScramCredentials(r) => answer!(r, scram_users::alter),
+        B::CreateAcls(r) => answer!(r, acls::create_acls),
+        B::DescribeAcls(r) => answer!(r, acls::describe_acls),
+        B::DeleteAcls(r) => answer!(r, acls::delete_acls),
     }
 }
 

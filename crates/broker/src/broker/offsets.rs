@@ -1,6 +1,7 @@
 //! ListOffsets (earliest, latest, max timestamp, by timestamp),
 //! DeleteRecords and OffsetForLeaderEpoch, each answered by the shard that
 //! owns the partition.
+use super::authz::RequestAuthorizer;
 use super::{owned_log, replication_error_code, storage_error_code, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
@@ -13,9 +14,11 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
+use wire::ResponseError;
 
 const NOT_LEADER: i16 = wire::ResponseError::NotLeaderOrFollower.code();
 const LATEST: i64 = -1;
@@ -29,11 +32,13 @@ const LATEST_TIERED: i64 = -5;
 
 /// Runs `work(shard, topic, partition, argument)` for every partition on its
 /// owner, one job per shard, and returns the answers in request order.
-/// A partition whose shard is gone gets `gone`.
+/// A partition whose shard is gone gets `gone`; one of a topic that
+/// `refused` answers for is answered so without running `work`.
 async fn per_partition<A, R, F, Fut>(
     shard: &Rc<Shard>,
     items: Vec<(String, i32, A)>,
     gone: R,
+    refused: impl Fn(&str) -> Option<R>,
     work: F,
 ) -> Vec<R>
 where
@@ -44,7 +49,12 @@ where
 {
     let mut by_shard: BTreeMap<usize, Vec<(usize, String, i32, A)>> = BTreeMap::new();
     let count = items.len();
+    let mut slots: Vec<Option<R>> = (0..count).map(|_| None).collect();
     for (i, (topic, partition, arg)) in items.into_iter().enumerate() {
+        if let Some(answer) = refused(&topic) {
+            slots[i] = Some(answer);
+            continue;
+        }
         by_shard
             .entry(shard.owner_of(&topic, partition))
             .or_default()
@@ -59,7 +69,6 @@ where
             out
         })
     });
-    let mut slots: Vec<Option<R>> = (0..count).map(|_| None).collect();
     for answers in futures::future::join_all(jobs).await.into_iter().flatten() {
         for (i, r) in answers {
             slots[i] = Some(r);
@@ -138,7 +147,16 @@ pub async fn list_offsets(
             })
         })
         .collect();
-    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1, -1), list_one)
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let refused = |topic: &str| {
+        (!authorizer.allows_topic(AclOperation::Describe, topic)).then_some((
+            ResponseError::TopicAuthorizationFailed.code(),
+            -1,
+            -1,
+            -1,
+        ))
+    };
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1, -1), refused, list_one)
         .await
         .into_iter();
     let mut response = ListOffsetsResponse::default();
@@ -183,7 +201,7 @@ async fn delete_one(shard: Rc<Shard>, topic: String, partition: i32, offset: i64
 pub async fn delete_records(
     shard: &Rc<Shard>,
     request: DeleteRecordsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DeleteRecordsResponse {
     let items: Vec<(String, i32, i64)> = request
         .topics
@@ -194,7 +212,12 @@ pub async fn delete_records(
                 .map(move |p| (t.name.0.to_string(), p.partition_index, p.offset))
         })
         .collect();
-    let mut answers = per_partition(shard, items, (NOT_LEADER, -1), delete_one)
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let refused = |topic: &str| {
+        (!authorizer.allows_topic(AclOperation::Delete, topic))
+            .then_some((ResponseError::TopicAuthorizationFailed.code(), -1))
+    };
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1), refused, delete_one)
         .await
         .into_iter();
     let mut response = DeleteRecordsResponse::default();
@@ -242,7 +265,7 @@ async fn epoch_end_one(
 pub async fn offset_for_leader_epoch(
     shard: &Rc<Shard>,
     request: OffsetForLeaderEpochRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> OffsetForLeaderEpochResponse {
     let items: Vec<(String, i32, (i32, i32))> = request
         .topics
@@ -257,7 +280,21 @@ pub async fn offset_for_leader_epoch(
             })
         })
         .collect();
-    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1), epoch_end_one)
+    // Kafka: a follower (replica id >= 0) needs ClusterAction, a consumer
+    // Describe on the topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let follower = request.replica_id.0 >= 0;
+    let refused = |topic: &str| {
+        let (allowed, error) = if follower {
+            let allowed = authorizer.allows_cluster(AclOperation::ClusterAction);
+            (allowed, ResponseError::ClusterAuthorizationFailed)
+        } else {
+            let allowed = authorizer.allows_topic(AclOperation::Describe, topic);
+            (allowed, ResponseError::TopicAuthorizationFailed)
+        };
+        (!allowed).then_some((error.code(), -1, -1))
+    };
+    let mut answers = per_partition(shard, items, (NOT_LEADER, -1, -1), refused, epoch_end_one)
         .await
         .into_iter();
     let mut response = OffsetForLeaderEpochResponse::default();

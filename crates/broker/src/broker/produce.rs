@@ -19,6 +19,7 @@
 //! A batch refused for some of its records (records without a key for a
 //! compacted topic) names them in `record_errors`, with the summary in
 //! `error_message` (KIP-467, Produce v8+), in Kafka's words.
+use super::authz::RequestAuthorizer;
 use super::{owned_log, replication_error_code, RequestContext};
 use crate::config::{ProduceSettings, TimestampType, TopicCompression};
 use crate::metadata::is_internal_topic;
@@ -30,6 +31,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use model::acl::AclOperation;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use storage::AppendOutcome;
@@ -90,8 +92,10 @@ pub async fn handle(
     let timeout_ms = request.timeout_ms;
     let mut response = ProduceResponse::default();
     let mut by_shard: BTreeMap<usize, Vec<ProduceItem>> = BTreeMap::new();
+    let authorizer = RequestAuthorizer::of(shard, ctx);
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        let writable = authorizer.allows_topic(AclOperation::Write, &name);
         let mut topic_response = TopicProduceResponse::default().with_name(topic.name.clone());
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             topic_response.partition_responses.push(
@@ -101,6 +105,11 @@ pub async fn handle(
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1),
             );
+            if !writable {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                topic_response.partition_responses[p].error_code = code;
+                continue;
+            }
             if is_internal_topic(&name) {
                 // Kafka's ReplicaManager.appendToLocalLog: clients never
                 // write internal topics; only the coordinator does.

@@ -6,9 +6,11 @@
 //! the registry is shared behind its control-plane lock). Transactions are
 //! not built: a request with a transactional id gets COORDINATOR_NOT_AVAILABLE,
 //! since there is no transaction coordinator to find.
+use super::authz::RequestAuthorizer;
 use super::RequestContext;
 use crate::shard::Shard;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use model::acl::{AclOperation, ResourceType};
 use std::rc::Rc;
 use wire::ResponseError;
 
@@ -19,10 +21,15 @@ const NO_PRODUCER_EPOCH: i16 = -1;
 pub async fn init_producer_id(
     shard: &Rc<Shard>,
     request: InitProducerIdRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> InitProducerIdResponse {
+    // Kafka (KIP-679): IdempotentWrite on the cluster, or Write on any topic.
+    let authorizer = RequestAuthorizer::of(shard, ctx);
+    let authorized = authorizer.allows_cluster(AclOperation::IdempotentWrite)
+        || authorizer.allows_some(AclOperation::Write, ResourceType::Topic);
     let allocated = match check(&request) {
         Err(code) => Err(code),
+        Ok(()) if !authorized => Err(ResponseError::ClusterAuthorizationFailed.code()),
         Ok(()) => crate::replication::cluster_admin::allocate_producer_id(shard)
             .await
             .map_err(|e| {

@@ -6,9 +6,8 @@
 //! on a listener without SASL): ILLEGAL_SASL_STATE, as Kafka answers them
 //! (re-authentication, KIP-368, is not built). Runs on the shard that got
 //! the request.
+use super::authz::RequestAuthorizer;
 use super::{str_bytes, RequestContext};
-use crate::replication::agent::AgentError;
-use crate::replication::cluster_admin::wait_for_revision;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::shard::Shard;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -16,9 +15,10 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
 use kafka_protocol::messages::*;
+use model::acl::AclOperation;
 use quorum::credentials::{SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use quorum::model::{ClusterView, StoredScramCredential};
-use quorum::state::{Command, Outcome};
+use quorum::state::Command;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,8 +27,14 @@ use wire::ResponseError;
 pub async fn describe(
     shard: &Rc<Shard>,
     request: DescribeUserScramCredentialsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeUserScramCredentialsResponse {
+    // Kafka: Describe on the cluster.
+    if !RequestAuthorizer::of(shard, ctx).allows_cluster(AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes("Authorization failed.")));
+    }
     let view = shard.replication().view().unwrap_or_default();
     let users: Vec<String> = match &request.users {
         // Null or empty: every user, as Kafka.
@@ -91,10 +97,18 @@ struct UserChange {
 pub async fn alter(
     shard: &Rc<Shard>,
     request: AlterUserScramCredentialsRequest,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> AlterUserScramCredentialsResponse {
     let view = shard.replication().view().unwrap_or_default();
     let mut changes = plan(&view, &request);
+    // Kafka: Alter on the cluster, else every user is refused.
+    if !RequestAuthorizer::of(shard, ctx).allows_cluster(AclOperation::Alter) {
+        for change in changes.values_mut() {
+            change.commands.clear();
+            let code = ResponseError::ClusterAuthorizationFailed.code();
+            change.error = Some((code, "Authorization failed.".into()));
+        }
+    }
     let valid: Vec<(String, usize)> = changes
         .iter()
         .filter(|(_, c)| c.error.is_none())
@@ -287,33 +301,13 @@ pub fn stored(credential: ScramCredential) -> StoredScramCredential {
     }
 }
 
-/// Proposes `commands` as one batch and waits until this shard sees the
-/// result; one outcome per command, in order.
+/// Proposes `commands`; one result per command, in order.
 async fn propose_all(shard: &Rc<Shard>, commands: Vec<Command>) -> Vec<Result<(), (i16, String)>> {
-    let count = commands.len();
-    let failed = |e: &AgentError| (ResponseError::UnknownServerError.code(), e.to_string());
-    match shard
-        .replication()
-        .agent()
-        .write(Command::Batch { commands })
+    super::proposals::propose_each(shard, commands)
         .await
-    {
-        Ok(applied) => {
-            wait_for_revision(shard, applied.revision).await;
-            match applied.outcome {
-                Outcome::Batch(outcomes) => outcomes
-                    .into_iter()
-                    .map(|o| {
-                        o.map(|_| ())
-                            .map_err(|e| (e.kafka_error_code(), e.to_string()))
-                    })
-                    .collect(),
-                _ => vec![Ok(()); count],
-            }
-        }
-        Err(AgentError::Rejected(e)) => vec![Err((e.kafka_error_code(), e.to_string())); count],
-        Err(e) => vec![Err(failed(&e)); count],
-    }
+        .into_iter()
+        .map(|answered| answered.map(|_| ()))
+        .collect()
 }
 
 /// SaslHandshake once the connection is past authentication, or on a

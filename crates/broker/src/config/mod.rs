@@ -131,6 +131,23 @@ pub struct BrokerConfig {
     /// guessing passwords is slow (Kafka's key and default).
     #[serde(rename = "connection.failed.authentication.delay.ms")]
     pub failed_authentication_delay_ms: u64,
+    /// Kafka's authorizer switch: empty (no authorization) or
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, which
+    /// turns on the ACLs kept in the quorum.
+    #[serde(rename = "authorizer.class.name")]
+    pub authorizer_class_name: String,
+    /// Principals allowed everything, separated by semicolons
+    /// (`User:admin;User:broker`), as Kafka writes them.
+    #[serde(rename = "super.users")]
+    pub super_users: String,
+    /// Whether a resource no ACL names is open to everyone (Kafka's default:
+    /// no).
+    #[serde(rename = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
+    /// `super.users` and `allow.everyone.if.no.acl.found` as the authorizer
+    /// reads them; `None` when `authorizer.class.name` is empty.
+    #[serde(skip)]
+    pub authorizer: Option<model::acl::AuthorizerRules>,
     /// Once the first byte of a request frame arrives, the whole frame must
     /// arrive within this time, or the connection is closed (slowloris).
     #[serde(rename = "socket.request.read.timeout.ms")]
@@ -221,6 +238,10 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             socket_request_read_timeout_ms: 30_000,
             failed_authentication_delay_ms: 100,
+            authorizer_class_name: String::new(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
+            authorizer: None,
             log_fd_reserve: 1024,
             cluster_id: "tidemark-dev-cluster".to_string(),
             offsets_topic_partitions: 50,
@@ -303,7 +324,44 @@ impl BrokerConfig {
             .try_into()
             .map_err(|e: toml::de::Error| e.to_string())?;
         config.security = security;
+        config.authorizer = config.authorizer_rules()?;
         Ok(config)
+    }
+
+    /// Kafka's StandardAuthorizer (and the class name of Kafka's older,
+    /// ZooKeeper-era authorizer, which read the same ACLs) turn on ACLs;
+    /// any other class cannot be loaded here and is refused.
+    fn authorizer_rules(&self) -> Result<Option<model::acl::AuthorizerRules>, String> {
+        const KNOWN: [&str; 2] = [
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ];
+        let class = self.authorizer_class_name.trim();
+        if class.is_empty() {
+            return Ok(None);
+        }
+        if !KNOWN.contains(&class) {
+            return Err(format!(
+                "authorizer.class.name: {class} is not an authorizer Tidemark has; use {}",
+                KNOWN[0]
+            ));
+        }
+        let super_users = self
+            .super_users
+            .split(';')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if let Some(bad) = super_users.iter().find(|u| !u.contains(':')) {
+            return Err(format!(
+                "super.users: {bad} is not a principal (expected User:name)"
+            ));
+        }
+        Ok(Some(model::acl::AuthorizerRules {
+            super_users,
+            allow_if_no_acl: self.allow_everyone_if_no_acl_found,
+        }))
     }
 
     /// Applies `key=value` overrides given on the command line, with the same

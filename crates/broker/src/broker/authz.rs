@@ -1,0 +1,104 @@
+//! Authorization of Kafka requests with Kafka's ACLs (`model::acl`), on
+//! when `authorizer.class.name` names Kafka's StandardAuthorizer: each
+//! handler asks `RequestAuthorizer::allows` for the operation Kafka checks
+//! for that API, over the ACLs of this shard's view. Off, everything is
+//! allowed, as in Kafka without an authorizer. Runs on the shard that got
+//! the request.
+use super::RequestContext;
+use crate::config::BrokerConfig;
+use crate::shard::Shard;
+use model::acl::{authorize, authorize_any, AclOperation, Action, ResourceType, CLUSTER_RESOURCE};
+use quorum::model::ClusterView;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// What one request may do.
+pub struct RequestAuthorizer {
+    /// `None`: no authorizer configured.
+    checked: Option<Checked>,
+}
+
+struct Checked {
+    /// Holds the rules (`config.authorizer` is `Some`).
+    config: Arc<BrokerConfig>,
+    view: Arc<ClusterView>,
+    principal: String,
+    host: String,
+}
+
+impl RequestAuthorizer {
+    /// The authorizer of the request `ctx` on `shard`.
+    pub fn of(shard: &Rc<Shard>, ctx: &RequestContext) -> RequestAuthorizer {
+        let checked = shard.config.authorizer.as_ref().map(|_| Checked {
+            config: shard.config.clone(),
+            view: shard.replication().view().unwrap_or_default(),
+            principal: ctx.session.principal.to_string(),
+            // Kafka's ACL hosts are bare addresses; the session keeps "/ip".
+            host: ctx.client_host.trim_start_matches('/').to_string(),
+        });
+        RequestAuthorizer { checked }
+    }
+
+    /// Whether the authorizer is on.
+    pub fn is_on(&self) -> bool {
+        self.checked.is_some()
+    }
+
+    /// Whether `operation` on `resource` of `resource_type` is allowed.
+    pub fn allows(
+        &self,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource: &str,
+    ) -> bool {
+        let Some(checked) = &self.checked else {
+            return true;
+        };
+        let action = Action {
+            principal: &checked.principal,
+            host: &checked.host,
+            operation,
+            resource_type,
+            resource,
+        };
+        let Some(rules) = checked.config.authorizer.as_ref() else {
+            return true;
+        };
+        let allowed = authorize(&checked.view.security.acls, rules, &action);
+        if !allowed {
+            tracing::debug!(principal = %checked.principal, host = %checked.host, ?operation, ?resource_type, resource, "denied");
+        }
+        allowed
+    }
+
+    /// `operation` on some resource of `resource_type` (`authorize_any`).
+    pub fn allows_some(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
+        let Some(checked) = &self.checked else {
+            return true;
+        };
+        let Some(rules) = checked.config.authorizer.as_ref() else {
+            return true;
+        };
+        let action = Action {
+            principal: &checked.principal,
+            host: &checked.host,
+            operation,
+            resource_type,
+            resource: "",
+        };
+        authorize_any(&checked.view.security.acls, rules, &action)
+    }
+
+    /// `operation` on the cluster.
+    pub fn allows_cluster(&self, operation: AclOperation) -> bool {
+        self.allows(operation, ResourceType::Cluster, CLUSTER_RESOURCE)
+    }
+
+    pub fn allows_topic(&self, operation: AclOperation, topic: &str) -> bool {
+        self.allows(operation, ResourceType::Topic, topic)
+    }
+
+    pub fn allows_group(&self, operation: AclOperation, group: &str) -> bool {
+        self.allows(operation, ResourceType::Group, group)
+    }
+}
