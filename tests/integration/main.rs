@@ -27,6 +27,7 @@ mod idempotence;
 mod java_interop;
 mod kafka_tools;
 mod limits;
+mod oauth;
 mod offsets;
 mod poison_batches;
 mod produce_configs;

@@ -14,6 +14,7 @@ use crate::config::{BrokerConfig, Listener, TlsSettings};
 use crate::group::membership::GroupLimits;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataStore;
+use crate::net::oauth::TokenValidator;
 use crate::net::tls::TlsContext;
 use crate::net::ListenerContext;
 use crate::replication::agent::{AgentCall, AgentHandle};
@@ -198,6 +199,7 @@ struct LoadedListener {
     listener: Listener,
     tls: Option<Arc<TlsContext>>,
     sasl: Option<Arc<SaslSettings>>,
+    tokens: Option<Arc<TokenValidator>>,
 }
 
 impl ListenerSet {
@@ -222,10 +224,18 @@ impl ListenerSet {
                         .map_err(|e| e.to_string())?,
                 )),
             };
+            let tokens = match sasl.as_ref().and_then(|s| s.oauth.clone()) {
+                None => None,
+                Some(oauth) => Some(
+                    TokenValidator::load(oauth)
+                        .map_err(|e| format!("listener {}: OAUTHBEARER: {e}", listener.name))?,
+                ),
+            };
             loaded.push(LoadedListener {
                 listener: listener.clone(),
                 tls,
                 sasl,
+                tokens,
             });
         }
         warn_of_unused_jaas(config);
@@ -290,6 +300,7 @@ async fn serve_once_ready(
             name: Rc::from(loaded.listener.name.as_str()),
             tls: loaded.tls.clone(),
             sasl: loaded.sasl.clone(),
+            tokens: loaded.tokens.clone(),
         };
         let accept = crate::net::accept_loop(
             shard.clone(),

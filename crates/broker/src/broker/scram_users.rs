@@ -330,11 +330,15 @@ pub async fn sasl_authenticate_out_of_place(
         .with_error_message(Some(str_bytes("SaslAuthenticate is not expected on an authenticated connection or a listener without SASL")))
 }
 
-/// The view's credential store, for the SASL exchange.
+/// The view's SCRAM credentials, for the SASL exchange.
 pub struct ViewCredentials(pub Arc<ClusterView>);
 
-impl crate::security::sasl::CredentialStore for ViewCredentials {
-    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+impl ViewCredentials {
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<ScramCredential> {
         let c = self.0.security.scram.get(user)?.get(mechanism.name())?;
         Some(ScramCredential {
             salt: c.salt.clone(),

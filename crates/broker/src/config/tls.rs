@@ -108,6 +108,9 @@ fn check_known(key: &str, bare: &str) -> Result<(), ConfigError> {
     if is_jaas_config(bare) {
         return Ok(());
     }
+    if is_server_callback_handler(bare) {
+        return Ok(());
+    }
     if !KNOWN_KEYS.contains(&bare) && !SASL_KEYS.contains(&bare) {
         return Err(invalid(key, "unknown key"));
     }
@@ -120,7 +123,24 @@ const SASL_KEYS: &[&str] = &[
     // The mechanism of Kafka's inter-broker client; Tidemark's followers
     // replicate over a PLAINTEXT listener, so it is accepted and unused.
     "sasl.mechanism.inter.broker.protocol",
+    // OAUTHBEARER (KIP-768).
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.scope.claim.name",
 ];
+
+/// Kafka's server callback handler of OAUTHBEARER (KIP-768), named per
+/// mechanism: `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class`.
+const OAUTH_VALIDATOR_CLASS: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+
+fn is_server_callback_handler(bare: &str) -> bool {
+    bare.ends_with("sasl.server.callback.handler.class")
+}
 
 /// `sasl.jaas.config` or `<mechanism>.sasl.jaas.config`: Kafka's login
 /// modules. Accepted so that a Kafka config starts, and not used (a
@@ -134,6 +154,82 @@ pub fn is_jaas_config(bare: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslSettings {
     pub mechanisms: Vec<SaslMechanism>,
+    /// Set when OAUTHBEARER is enabled.
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// How OAUTHBEARER tokens are validated (KIP-768's keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// The JWKS file (`sasl.oauthbearer.jwks.endpoint.url=file:///...`).
+    pub jwks_file: PathBuf,
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms` (default one hour): how
+    /// often the file is read again.
+    pub refresh_ms: u64,
+    pub rules: crate::security::oauth::TokenRules,
+}
+
+impl OAuthSettings {
+    fn for_listener(
+        keys: &SecurityKeys,
+        listener: &Listener,
+    ) -> Result<OAuthSettings, ConfigError> {
+        let key = |bare: &str| format!("{}{bare}", listener.config_prefix());
+        let get = |bare: &str| keys.get(listener, bare);
+        let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+        let url = get(url_key).ok_or_else(|| {
+            invalid(
+                &key(url_key),
+                "OAUTHBEARER needs the provider's keys: file:///path/to/jwks.json",
+            )
+        })?;
+        let jwks_file =
+            match url.strip_prefix("file://") {
+                Some(path) => PathBuf::from(path),
+                None => return Err(invalid(
+                    &key(url_key),
+                    "only file:// JWKS URLs are read so far (fetch the provider's JWKS to a file)",
+                )),
+            };
+        if let Some(class) = get("oauthbearer.sasl.server.callback.handler.class") {
+            if class != OAUTH_VALIDATOR_CLASS {
+                return Err(invalid(
+                    &key("oauthbearer.sasl.server.callback.handler.class"),
+                    &format!("only {OAUTH_VALIDATOR_CLASS} is built"),
+                ));
+            }
+        }
+        let number = |bare: &str, default: u64| -> Result<u64, ConfigError> {
+            get(bare)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| invalid(&key(bare), "expected a number"))
+                })
+                .transpose()
+                .map(|v| v.unwrap_or(default))
+        };
+        let defaults = crate::security::oauth::TokenRules::default();
+        let audience = get("sasl.oauthbearer.expected.audience")
+            .map(|a| {
+                a.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rules = crate::security::oauth::TokenRules {
+            audience,
+            issuer: get("sasl.oauthbearer.expected.issuer").map(String::from),
+            subject_claim: get("sasl.oauthbearer.sub.claim.name")
+                .map_or(defaults.subject_claim, String::from),
+            clock_skew_s: number("sasl.oauthbearer.clock.skew.seconds", defaults.clock_skew_s)?,
+        };
+        Ok(OAuthSettings {
+            jwks_file,
+            refresh_ms: number("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?.max(1000),
+            rules,
+        })
+    }
 }
 
 impl SaslSettings {
@@ -153,7 +249,6 @@ impl SaslSettings {
             let mechanism = match (SaslMechanism::parse(name), name) {
                 (Some(m), _) => m,
                 (None, "GSSAPI") => return Err(invalid(&key, "GSSAPI (Kerberos) is not built")),
-                (None, "OAUTHBEARER") => return Err(invalid(&key, "OAUTHBEARER is not built yet")),
                 (None, other) => {
                     return Err(invalid(&key, &format!("{other}: unknown SASL mechanism")))
                 }
@@ -165,7 +260,11 @@ impl SaslSettings {
         if mechanisms.is_empty() {
             return Err(invalid(&key, "names no mechanism"));
         }
-        Ok(SaslSettings { mechanisms })
+        let oauth = match mechanisms.contains(&SaslMechanism::OAuthBearer) {
+            true => Some(OAuthSettings::for_listener(keys, listener)?),
+            false => None,
+        };
+        Ok(SaslSettings { mechanisms, oauth })
     }
 }
 

@@ -12,6 +12,7 @@
 //! SO_REUSEPORT socket.
 use super::connection::{serve_connection, Stream};
 use super::limits::{ConnectionPermit, ConnectionTracker};
+use super::oauth::TokenValidator;
 use super::tls::TlsContext;
 use crate::broker::budget::ShardBudget;
 use crate::config::tls::SaslSettings;
@@ -33,6 +34,8 @@ pub struct ListenerContext {
     pub tls: Option<Arc<TlsContext>>,
     /// Set on SASL_PLAINTEXT and SASL_SSL listeners.
     pub sasl: Option<Arc<SaslSettings>>,
+    /// Set when the listener offers OAUTHBEARER.
+    pub tokens: Option<Arc<TokenValidator>>,
 }
 
 /// First pause after a failed accept; it doubles up to `BACKOFF_MAX`.
@@ -149,18 +152,22 @@ async fn authenticate_and_serve<S: Stream>(
 ) {
     let principal = match &context.sasl {
         None => principal,
-        Some(sasl) => match super::sasl::authenticate(&shard, &mut stream, sasl).await {
-            Ok(user) => user,
-            Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
-                // Kafka logs each failed login at INFO, with the peer.
-                tracing::info!(%peer, listener = %context.name, error = %e, "failed authentication");
-                return;
+        Some(sasl) => {
+            match super::sasl::authenticate(&shard, &mut stream, sasl, context.tokens.as_deref())
+                .await
+            {
+                Ok(user) => user,
+                Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
+                    // Kafka logs each failed login at INFO, with the peer.
+                    tracing::info!(%peer, listener = %context.name, error = %e, "failed authentication");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection while authenticating");
+                    return;
+                }
             }
-            Err(e) => {
-                tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection while authenticating");
-                return;
-            }
-        },
+        }
     };
     let session = Rc::new(Session {
         listener: context.name.clone(),

@@ -11,6 +11,7 @@
 mod accept;
 mod connection;
 mod limits;
+pub mod oauth;
 pub mod sasl;
 pub mod tls;
 

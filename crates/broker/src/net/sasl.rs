@@ -14,11 +14,12 @@
 //! closes the connection. Each costs only that connection. Runs on the
 //! connection's shard.
 use super::connection::Stream;
+use super::oauth::TokenValidator;
 use crate::broker::scram_users::ViewCredentials;
 use crate::broker::{decode_request, DecodedRequest, RequestBody};
 use crate::config::tls::SaslSettings;
-use crate::security::sasl::{SaslExchange, SaslMechanism, SaslStep};
-use crate::security::scram::SaslError;
+use crate::security::sasl::{CredentialStore, SaslExchange, SaslMechanism, SaslStep};
+use crate::security::scram::{SaslError, ScramCredential, ScramMechanism};
 use crate::security::Principal;
 use crate::shard::Shard;
 use base64::Engine;
@@ -77,6 +78,7 @@ pub async fn authenticate<S: Stream>(
     shard: &Rc<Shard>,
     stream: &mut S,
     settings: &SaslSettings,
+    tokens: Option<&TokenValidator>,
 ) -> Result<Principal, AuthenticationError> {
     let wait = Duration::from_millis(shard.config.connection_settings().frame_timeout_ms);
     let mut phase = Phase::Handshake;
@@ -84,7 +86,7 @@ pub async fn authenticate<S: Stream>(
         let frame = next_frame(stream, wait).await?;
         phase = match phase {
             Phase::RawTokens(mechanism, mut exchange) => {
-                match step(shard, &mut exchange, mechanism, &frame) {
+                match step(shard, &mut exchange, tokens, &frame) {
                     Ok(SaslStep::Continue(token)) => {
                         write_raw(stream, &token).await?;
                         Phase::RawTokens(mechanism, exchange)
@@ -103,7 +105,7 @@ pub async fn authenticate<S: Stream>(
                     }
                 }
             }
-            phase => match request_step(shard, stream, settings, phase, frame).await? {
+            phase => match request_step(shard, stream, settings, tokens, phase, frame).await? {
                 Ok(phase) => phase,
                 Err(principal) => return Ok(principal),
             },
@@ -117,6 +119,7 @@ async fn request_step<S: Stream>(
     shard: &Rc<Shard>,
     stream: &mut S,
     settings: &SaslSettings,
+    tokens: Option<&TokenValidator>,
     phase: Phase,
     frame: BytesMut,
 ) -> Result<Result<Phase, Principal>, AuthenticationError> {
@@ -166,7 +169,7 @@ async fn request_step<S: Stream>(
             }))
         }
         (Phase::Authenticate(mechanism, mut exchange), RequestBody::SaslAuthenticate(request)) => {
-            match step(shard, &mut exchange, mechanism, &request.auth_bytes) {
+            match step(shard, &mut exchange, tokens, &request.auth_bytes) {
                 Ok(SaslStep::Continue(token)) => {
                     let body =
                         SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
@@ -220,13 +223,39 @@ async fn request_step<S: Stream>(
 fn step(
     shard: &Rc<Shard>,
     exchange: &mut SaslExchange,
-    _mechanism: SaslMechanism,
+    tokens: Option<&TokenValidator>,
     message: &[u8],
 ) -> Result<SaslStep, SaslError> {
     let view = shard.replication().view().unwrap_or_default();
     // Without randomness there is no safe nonce: the login fails.
     let nonce = server_nonce().ok_or(SaslError::BadCredentials)?;
-    exchange.step(message, &ViewCredentials(view), || nonce)
+    let store = ListenerCredentials {
+        users: ViewCredentials(view),
+        tokens,
+    };
+    exchange.step(message, &store, || nonce)
+}
+
+/// What a listener's exchanges check against: the users in the view and,
+/// with OAUTHBEARER, the provider's keys.
+struct ListenerCredentials<'a> {
+    users: ViewCredentials,
+    tokens: Option<&'a TokenValidator>,
+}
+
+impl CredentialStore for ListenerCredentials<'_> {
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.users.scram_credential(user, mechanism)
+    }
+
+    fn token_subject(&self, token: &str) -> Result<String, SaslError> {
+        let validator = self
+            .tokens
+            .ok_or(SaslError::InvalidToken("OAUTHBEARER is not enabled".into()))?;
+        validator
+            .subject(token)
+            .map_err(|e| SaslError::InvalidToken(e.to_string()))
+    }
 }
 
 /// 18 random bytes as base64: printable, without commas, as SCRAM asks.

@@ -3,6 +3,7 @@
 //! exchanges over stored SCRAM credentials (`scram`, `sasl`). Pure: no I/O. `net`
 //! sets a connection's principal when it authenticates; the Kafka API
 //! layer reads it.
+pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

@@ -171,6 +171,8 @@ pub enum SaslError {
     Nonce,
     #[error("a message arrived after the exchange ended")]
     Finished,
+    #[error("token refused: {0}")]
+    InvalidToken(String),
 }
 
 /// The server side of one SCRAM exchange: client-first, then client-final.
