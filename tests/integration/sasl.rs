@@ -32,6 +32,11 @@ struct SaslBroker {
 }
 
 fn start_sasl_broker(extra: &[(&str, String)]) -> SaslBroker {
+    start_sasl_broker_logging(extra, "info")
+}
+
+/// The same, with `TIDEMARK_LOG=log`.
+fn start_sasl_broker_logging(extra: &[(&str, String)], log: &str) -> SaslBroker {
     let sasl_addr = format!("127.0.0.1:{}", free_port());
     let mut settings: Vec<(&str, String)> = vec![
         (
@@ -47,8 +52,11 @@ fn start_sasl_broker(extra: &[(&str, String)]) -> SaslBroker {
     settings.extend(extra.iter().cloned());
     let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bootstrap = format!("{ADMIN}:{ADMIN_PASSWORD}");
-    let broker =
-        Broker::start_with_environment(&pairs, &[("TIDEMARK_BOOTSTRAP_USER", bootstrap.as_str())]);
+    let environment = [
+        ("TIDEMARK_BOOTSTRAP_USER", bootstrap.as_str()),
+        ("TIDEMARK_LOG", log),
+    ];
+    let broker = Broker::start_with_environment(&pairs, &environment);
     SaslBroker { broker, sasl_addr }
 }
 
@@ -429,4 +437,75 @@ fn tidemark_user_creates_lists_and_deletes_users() {
     assert!(!can_produce(&sasl.broker, "bobs", &bob_512));
     let (ok, _, err) = tidemark_user(&sasl.broker, &["delete", "bob"], b"");
     assert!(!ok && err.contains("no user named bob"), "{err}");
+}
+
+#[test]
+fn sessions_expire_unless_the_client_reauthenticates() {
+    let sasl = start_sasl_broker(&[("connections.max.reauth.ms", "2000".into())]);
+    let login = |raw: &mut RawConn| {
+        let handshake = raw.request(
+            &SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),
+            1,
+        );
+        assert_eq!(handshake.error_code, 0);
+        raw.request(
+            &SaslAuthenticateRequest::default().with_auth_bytes(plain_token(ADMIN, ADMIN_PASSWORD)),
+            2,
+        )
+    };
+    let mut lapsing = RawConn::connect_to(&sasl.sasl_addr);
+    let answer = login(&mut lapsing);
+    assert_eq!(answer.error_code, 0);
+    assert_eq!(answer.session_lifetime_ms, 2000);
+    let mut renewing = RawConn::connect_to(&sasl.sasl_addr);
+    assert_eq!(login(&mut renewing).error_code, 0);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Re-authentication on the same connection, before the session ends.
+    let again = login(&mut renewing);
+    assert_eq!(again.error_code, 0, "{:?}", again.error_message);
+    assert_eq!(again.session_lifetime_ms, 2000);
+    std::thread::sleep(Duration::from_millis(1300));
+    // 2.5 s after the first logins: the renewed session still serves...
+    let metadata = renewing.request(&MetadataRequest::default(), 12);
+    assert!(!metadata.brokers.is_empty());
+    // ...and the lapsed one is closed at its next request.
+    let (_, frame) = lapsing.encode_request(&MetadataRequest::default(), 12);
+    lapsing.send_bytes(&frame);
+    assert_closed(&mut lapsing, "a request after the session expired");
+}
+
+#[test]
+fn librdkafka_reauthenticates_and_keeps_producing() {
+    let log = "info,tidemark_broker::net::accept=debug,tidemark_broker::broker::scram_users=debug";
+    let sasl = start_sasl_broker_logging(&[("connections.max.reauth.ms", "1500".into())], log);
+    create_topic(&sasl.broker, "long-session", 1, &[]);
+    let settings = sasl_client(
+        &sasl.sasl_addr,
+        "sasl_plaintext",
+        "SCRAM-SHA-512",
+        ADMIN,
+        ADMIN_PASSWORD,
+    );
+    let producer = producer_with_bootstrap(&sasl.broker.addr(), &borrowed(&settings));
+    // Five seconds of records, more than three session lifetimes.
+    let mut acked = Vec::new();
+    for i in 0..25 {
+        let outcome = produce(
+            &producer,
+            "long-session",
+            &[Rec::value(format!("r{i}")).to(0)],
+        );
+        acked.push(outcome[0].clone().expect("acknowledged"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let offsets: Vec<i64> = acked.iter().map(|(_, o)| *o).collect();
+    assert_eq!(offsets, (0..25).collect::<Vec<i64>>());
+    // librdkafka logged in again on its connections: few logins, several
+    // re-authentications, and no connection closed for an expired session.
+    let output = sasl.broker.output();
+    let logins = output.matches("SASL login").count();
+    let renewals = output.matches("SASL re-authentication").count();
+    assert!((1..=2).contains(&logins), "{logins} logins\n{output}");
+    assert!(renewals >= 2, "{renewals} re-authentications\n{output}");
+    assert!(!output.contains("session expired"), "{output}");
 }

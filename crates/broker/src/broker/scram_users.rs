@@ -1,14 +1,16 @@
 //! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554):
 //! the users of SASL/SCRAM (and PLAIN, checked against them), kept in the
 //! quorum's view. An upsertion carries the client's salted password; the
-//! broker keeps only StoredKey and ServerKey, as Kafka does. Also the answer
-//! to SaslHandshake and SaslAuthenticate arriving after authentication (or
-//! on a listener without SASL): ILLEGAL_SASL_STATE, as Kafka answers them
-//! (re-authentication, KIP-368, is not built). Runs on the shard that got
-//! the request.
+//! broker keeps only StoredKey and ServerKey, as Kafka does. Also
+//! SaslHandshake and SaslAuthenticate arriving after authentication:
+//! re-authentication (KIP-368) when the session has a lifetime, else
+//! ILLEGAL_SASL_STATE, as Kafka answers them; and the bootstrap user. Runs
+//! on the shard that got the request.
 use super::authz::RequestAuthorizer;
 use super::{str_bytes, RequestContext};
-use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::security::sasl::{CredentialStore, SaslExchange, SaslMechanism, SaslStep, TokenCheck};
+use crate::security::scram::{SaslError, ScramCredential, ScramMechanism};
+use crate::security::SaslSession;
 use crate::shard::Shard;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
@@ -310,24 +312,102 @@ async fn propose_all(shard: &Rc<Shard>, commands: Vec<Command>) -> Vec<Result<()
         .collect()
 }
 
-/// SaslHandshake once the connection is past authentication, or on a
-/// listener without SASL: Kafka's ILLEGAL_SASL_STATE.
-pub async fn sasl_handshake_out_of_place(
+/// SaslHandshake on an authenticated connection: the start of a
+/// re-authentication (KIP-368) when its session expires, with the
+/// mechanism it logged in with; otherwise (no SASL, no session lifetime,
+/// v0) Kafka's ILLEGAL_SASL_STATE.
+pub async fn sasl_handshake(
     _shard: &Rc<Shard>,
-    _request: SaslHandshakeRequest,
-    _ctx: &RequestContext,
+    request: SaslHandshakeRequest,
+    ctx: &RequestContext,
 ) -> SaslHandshakeResponse {
-    SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code())
+    let illegal =
+        SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code());
+    let Some(sasl) = reauthenticating(ctx) else {
+        return illegal;
+    };
+    let offered = vec![str_bytes(sasl.mechanism.name())];
+    match SaslMechanism::parse(request.mechanism.as_str()) {
+        Some(m) if m == sasl.mechanism => {
+            *sasl.reauthentication.borrow_mut() = Some(SaslExchange::start(m));
+            SaslHandshakeResponse::default().with_mechanisms(offered)
+        }
+        // Kafka: re-authentication keeps the mechanism.
+        _ => SaslHandshakeResponse::default()
+            .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+            .with_mechanisms(offered),
+    }
 }
 
-pub async fn sasl_authenticate_out_of_place(
-    _shard: &Rc<Shard>,
-    _request: SaslAuthenticateRequest,
-    _ctx: &RequestContext,
+/// The SASL session of a connection that may re-authenticate.
+fn reauthenticating(ctx: &RequestContext) -> Option<&SaslSession> {
+    let sasl = ctx.session.sasl.as_ref()?;
+    (ctx.version >= 1 && !sasl.lifetime.is_zero()).then_some(sasl)
+}
+
+/// SaslAuthenticate on an authenticated connection: a round of the
+/// re-authentication its SaslHandshake started. It must prove the same
+/// principal; a failure, or another principal, ends the session (the next
+/// request closes the connection).
+pub async fn sasl_authenticate(
+    shard: &Rc<Shard>,
+    request: SaslAuthenticateRequest,
+    ctx: &RequestContext,
 ) -> SaslAuthenticateResponse {
-    SaslAuthenticateResponse::default()
-        .with_error_code(ResponseError::IllegalSaslState.code())
-        .with_error_message(Some(str_bytes("SaslAuthenticate is not expected on an authenticated connection or a listener without SASL")))
+    let illegal = || {
+        SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::IllegalSaslState.code())
+            .with_error_message(Some(str_bytes(
+                "SaslAuthenticate is expected only after SaslHandshake, on a SASL listener",
+            )))
+    };
+    let Some(sasl) = ctx.session.sasl.as_ref() else {
+        return illegal();
+    };
+    let Some(mut exchange) = sasl.reauthentication.borrow_mut().take() else {
+        return illegal();
+    };
+    let view = shard.replication().view().unwrap_or_default();
+    let store = ListenerCredentials {
+        users: ViewCredentials(view),
+        tokens: sasl.tokens.as_deref(),
+    };
+    let Some(nonce) = crate::security::scram::server_nonce() else {
+        return illegal();
+    };
+    let failed = |message: String| {
+        sasl.expires.set(Some(std::time::Instant::now()));
+        SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+            .with_error_message(Some(str_bytes(message)))
+    };
+    match exchange.step(&request.auth_bytes, &store, || nonce) {
+        Ok(SaslStep::Continue(token)) => {
+            *sasl.reauthentication.borrow_mut() = Some(exchange);
+            SaslAuthenticateResponse::default().with_auth_bytes(token.into())
+        }
+        Ok(SaslStep::Done { user, .. }) if user != ctx.session.principal.name => failed(format!(
+            "re-authentication as {user} must keep the principal {}",
+            ctx.session.principal
+        )),
+        Ok(SaslStep::Done { answer, .. }) => {
+            tracing::debug!(principal = %ctx.session.principal, "SASL re-authentication");
+            sasl.logged_in(std::time::Instant::now());
+            SaslAuthenticateResponse::default()
+                .with_auth_bytes(answer.into())
+                .with_session_lifetime_ms(sasl.lifetime_ms())
+        }
+        Err(error) => {
+            tracing::info!(principal = %ctx.session.principal, %error, "failed re-authentication");
+            let delay =
+                std::time::Duration::from_millis(shard.config.failed_authentication_delay_ms);
+            glommio::timer::sleep(delay).await;
+            failed(format!(
+                "Authentication failed during re-authentication with SASL mechanism {}",
+                sasl.mechanism.name()
+            ))
+        }
+    }
 }
 
 /// The view's SCRAM credentials, for the SASL exchange.
@@ -346,6 +426,26 @@ impl ViewCredentials {
             server_key: c.server_key.clone(),
             iterations: c.iterations,
         })
+    }
+}
+
+/// What a listener's exchanges check against: the users in the view and,
+/// with OAUTHBEARER, the provider's keys.
+pub struct ListenerCredentials<'a> {
+    pub users: ViewCredentials,
+    pub tokens: Option<&'a dyn TokenCheck>,
+}
+
+impl CredentialStore for ListenerCredentials<'_> {
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.users.scram_credential(user, mechanism)
+    }
+
+    fn token_subject(&self, token: &str) -> Result<String, SaslError> {
+        let validator = self
+            .tokens
+            .ok_or(SaslError::InvalidToken("OAUTHBEARER is not enabled".into()))?;
+        validator.token_subject(token)
     }
 }
 

@@ -131,6 +131,10 @@ pub struct BrokerConfig {
     /// guessing passwords is slow (Kafka's key and default).
     #[serde(rename = "connection.failed.authentication.delay.ms")]
     pub failed_authentication_delay_ms: u64,
+    /// A SASL session lasts this long; the client must log in again on
+    /// the same connection before it ends (KIP-368). 0: forever.
+    #[serde(rename = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: u64,
     /// Kafka's authorizer switch: empty (no authorization) or
     /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, which
     /// turns on the ACLs kept in the quorum.
@@ -238,6 +242,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             socket_request_read_timeout_ms: 30_000,
             failed_authentication_delay_ms: 100,
+            connections_max_reauth_ms: 0,
             authorizer_class_name: String::new(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,

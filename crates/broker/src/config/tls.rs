@@ -139,7 +139,7 @@ const OAUTH_VALIDATOR_CLASS: &str =
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
 
 fn is_server_callback_handler(bare: &str) -> bool {
-    bare.ends_with("sasl.server.callback.handler.class")
+    bare.ends_with(".sasl.server.callback.handler.class")
 }
 
 /// `sasl.jaas.config` or `<mechanism>.sasl.jaas.config`: Kafka's login

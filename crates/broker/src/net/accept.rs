@@ -16,7 +16,8 @@ use super::oauth::TokenValidator;
 use super::tls::TlsContext;
 use crate::broker::budget::ShardBudget;
 use crate::config::tls::SaslSettings;
-use crate::security::{Principal, Session};
+use crate::security::sasl::SaslMechanism;
+use crate::security::{Principal, SaslSession, Session};
 use crate::shard::Shard;
 use glommio::net::{TcpListener, TcpStream};
 use std::net::SocketAddr;
@@ -150,13 +151,16 @@ async fn authenticate_and_serve<S: Stream>(
     principal: Principal,
     budget: Rc<ShardBudget>,
 ) {
-    let principal = match &context.sasl {
-        None => principal,
-        Some(sasl) => {
-            match super::sasl::authenticate(&shard, &mut stream, sasl, context.tokens.as_deref())
-                .await
-            {
-                Ok(user) => user,
+    let (principal, sasl) = match &context.sasl {
+        None => (principal, None),
+        Some(settings) => {
+            let tokens = context.tokens.as_deref();
+            match super::sasl::authenticate(&shard, &mut stream, settings, tokens).await {
+                Ok(login) => {
+                    tracing::debug!(%peer, listener = %context.name, principal = %login.principal, mechanism = login.mechanism.name(), "SASL login");
+                    let session = sasl_session(&shard, context, login.mechanism, login.expires);
+                    (login.principal, Some(session))
+                }
                 Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
                     // Kafka logs each failed login at INFO, with the peer.
                     tracing::info!(%peer, listener = %context.name, error = %e, "failed authentication");
@@ -173,8 +177,34 @@ async fn authenticate_and_serve<S: Stream>(
         listener: context.name.clone(),
         principal,
         client_host: Rc::from(format!("/{}", peer.ip())),
+        sasl,
     });
     serve_connection(shard, stream, peer.to_string(), session, budget).await;
+}
+
+/// The lifetime of a login just made (KIP-368).
+fn sasl_session(
+    shard: &Shard,
+    context: &ListenerContext,
+    mechanism: SaslMechanism,
+    expires: bool,
+) -> SaslSession {
+    let lifetime = match expires {
+        true => Duration::from_millis(shard.config.connections_max_reauth_ms),
+        false => Duration::ZERO,
+    };
+    let session = SaslSession {
+        mechanism,
+        lifetime,
+        expires: Default::default(),
+        tokens: context
+            .tokens
+            .clone()
+            .map(|t| t as Arc<dyn crate::security::sasl::TokenCheck>),
+        reauthentication: Default::default(),
+    };
+    session.logged_in(Instant::now());
+    session
 }
 
 /// The pause after each of a run of failed accepts.

@@ -110,6 +110,10 @@ pub async fn serve_connection<S: Stream>(
             // connection): stop reading too.
             Either::Right(_) => return,
         };
+        if session_expired(&session, &frame) {
+            tracing::info!(%peer, principal = %session.principal, "SASL session expired without re-authentication; closing the connection");
+            break;
+        }
         let task = start_request(&shard, frame, &session, &budget, &activity);
         if queue.send(task).await.is_err() {
             return;
@@ -117,6 +121,21 @@ pub async fn serve_connection<S: Stream>(
     }
     drop(queue);
     finish_writing(writer, &activity, timeouts.idle).await;
+}
+
+/// Whether the connection's SASL session has expired and `frame` is not
+/// part of re-authenticating (KIP-368: Kafka then closes the connection).
+fn session_expired(session: &Session, frame: &[u8]) -> bool {
+    const SASL_HANDSHAKE: i16 = 17;
+    const SASL_AUTHENTICATE: i16 = 36;
+    let Some(sasl) = &session.sasl else {
+        return false;
+    };
+    let api_key = match frame {
+        [a, b, ..] => i16::from_be_bytes([*a, *b]),
+        _ => -1,
+    };
+    sasl.expired(Instant::now()) && !matches!(api_key, SASL_HANDSHAKE | SASL_AUTHENTICATE)
 }
 
 /// Lets the writer send the answers still due after the client stopped

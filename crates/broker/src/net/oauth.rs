@@ -76,3 +76,10 @@ fn read_jwks(settings: &OAuthSettings) -> Result<Jwks, String> {
         .map_err(|e| format!("cannot read the JWKS {}: {e}", path.display()))?;
     Jwks::parse(&text).map_err(|e| format!("the JWKS {}: {e}", path.display()))
 }
+
+impl crate::security::sasl::TokenCheck for TokenValidator {
+    fn token_subject(&self, token: &str) -> Result<String, crate::security::scram::SaslError> {
+        self.subject(token)
+            .map_err(|e| crate::security::scram::SaslError::InvalidToken(e.to_string()))
+    }
+}

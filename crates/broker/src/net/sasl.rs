@@ -15,14 +15,13 @@
 //! connection's shard.
 use super::connection::Stream;
 use super::oauth::TokenValidator;
-use crate::broker::scram_users::ViewCredentials;
+use crate::broker::scram_users::{ListenerCredentials, ViewCredentials};
 use crate::broker::{decode_request, DecodedRequest, RequestBody};
 use crate::config::tls::SaslSettings;
-use crate::security::sasl::{CredentialStore, SaslExchange, SaslMechanism, SaslStep};
-use crate::security::scram::{SaslError, ScramCredential, ScramMechanism};
+use crate::security::sasl::{SaslExchange, SaslMechanism, SaslStep, TokenCheck};
+use crate::security::scram::SaslError;
 use crate::security::Principal;
 use crate::shard::Shard;
-use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either};
 use futures::io::AsyncWriteExt;
@@ -73,13 +72,23 @@ enum Phase {
     RawTokens(SaslMechanism, SaslExchange),
 }
 
-/// Authenticates the client on `stream`; its principal is `User:<name>`.
+/// A client that logged in.
+pub struct Authenticated {
+    /// `User:<name>`.
+    pub principal: Principal,
+    pub mechanism: SaslMechanism,
+    /// Whether its session expires after `connections.max.reauth.ms`:
+    /// not for SaslHandshake v0 clients, which cannot re-authenticate.
+    pub expires: bool,
+}
+
+/// Authenticates the client on `stream`.
 pub async fn authenticate<S: Stream>(
     shard: &Rc<Shard>,
     stream: &mut S,
     settings: &SaslSettings,
     tokens: Option<&TokenValidator>,
-) -> Result<Principal, AuthenticationError> {
+) -> Result<Authenticated, AuthenticationError> {
     let wait = Duration::from_millis(shard.config.connection_settings().frame_timeout_ms);
     let mut phase = Phase::Handshake;
     loop {
@@ -93,7 +102,11 @@ pub async fn authenticate<S: Stream>(
                     }
                     Ok(SaslStep::Done { answer, user }) => {
                         write_raw(stream, &answer).await?;
-                        return Ok(Principal::user(user));
+                        return Ok(Authenticated {
+                            principal: Principal::user(user),
+                            mechanism,
+                            expires: false,
+                        });
                     }
                     Err(error) => {
                         // v0 has no error frame: the connection just closes.
@@ -107,7 +120,7 @@ pub async fn authenticate<S: Stream>(
             }
             phase => match request_step(shard, stream, settings, tokens, phase, frame).await? {
                 Ok(phase) => phase,
-                Err(principal) => return Ok(principal),
+                Err(authenticated) => return Ok(authenticated),
             },
         };
     }
@@ -122,7 +135,7 @@ async fn request_step<S: Stream>(
     tokens: Option<&TokenValidator>,
     phase: Phase,
     frame: BytesMut,
-) -> Result<Result<Phase, Principal>, AuthenticationError> {
+) -> Result<Result<Phase, Authenticated>, AuthenticationError> {
     let decoded = decode_request(frame.freeze())
         .map_err(|e| AuthenticationError::Malformed(e.to_string()))?;
     let (api_key, version, correlation_id, body) = match decoded {
@@ -177,11 +190,18 @@ async fn request_step<S: Stream>(
                     Ok(Ok(Phase::Authenticate(mechanism, exchange)))
                 }
                 Ok(SaslStep::Done { answer, user }) => {
-                    // No session lifetime: re-authentication (KIP-368) is not built.
-                    let body =
+                    let mut body =
                         SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(answer));
+                    // v1 carries the session lifetime (KIP-368).
+                    if version >= 1 {
+                        body.session_lifetime_ms = reauth_ms(shard);
+                    }
                     write_response(stream, api_key, version, correlation_id, &body).await?;
-                    Ok(Err(Principal::user(user)))
+                    Ok(Err(Authenticated {
+                        principal: Principal::user(user),
+                        mechanism,
+                        expires: version >= 1,
+                    }))
                 }
                 Err(error) => {
                     delay_failure(shard).await;
@@ -228,42 +248,17 @@ fn step(
 ) -> Result<SaslStep, SaslError> {
     let view = shard.replication().view().unwrap_or_default();
     // Without randomness there is no safe nonce: the login fails.
-    let nonce = server_nonce().ok_or(SaslError::BadCredentials)?;
+    let nonce = crate::security::scram::server_nonce().ok_or(SaslError::BadCredentials)?;
     let store = ListenerCredentials {
         users: ViewCredentials(view),
-        tokens,
+        tokens: tokens.map(|t| t as &dyn TokenCheck),
     };
     exchange.step(message, &store, || nonce)
 }
 
-/// What a listener's exchanges check against: the users in the view and,
-/// with OAUTHBEARER, the provider's keys.
-struct ListenerCredentials<'a> {
-    users: ViewCredentials,
-    tokens: Option<&'a TokenValidator>,
-}
-
-impl CredentialStore for ListenerCredentials<'_> {
-    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-        self.users.scram_credential(user, mechanism)
-    }
-
-    fn token_subject(&self, token: &str) -> Result<String, SaslError> {
-        let validator = self
-            .tokens
-            .ok_or(SaslError::InvalidToken("OAUTHBEARER is not enabled".into()))?;
-        validator
-            .subject(token)
-            .map_err(|e| SaslError::InvalidToken(e.to_string()))
-    }
-}
-
-/// 18 random bytes as base64: printable, without commas, as SCRAM asks.
-fn server_nonce() -> Option<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 18];
-    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+/// `connections.max.reauth.ms` as SaslAuthenticate answers it.
+fn reauth_ms(shard: &Shard) -> i64 {
+    i64::try_from(shard.config.connections_max_reauth_ms).unwrap_or(i64::MAX)
 }
 
 async fn delay_failure(shard: &Rc<Shard>) {

@@ -15,7 +15,7 @@ use std::rc::Rc;
 /// Who is on the other end of one connection, and where it came in: set
 /// when the connection is accepted (and its TLS handshake done), read by
 /// every request it sends. Lives on the connection's shard.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Session {
     /// The listener's name (upper case): Metadata answers with each
     /// broker's address on this listener, as Kafka does.
@@ -23,4 +23,50 @@ pub struct Session {
     pub principal: Principal,
     /// The peer's address as Kafka shows it ("/127.0.0.1").
     pub client_host: Rc<str>,
+    /// Set when the connection authenticated with SASL.
+    pub sasl: Option<SaslSession>,
+}
+
+/// A SASL login's lifetime and its re-authentication (KIP-368): with
+/// `connections.max.reauth.ms` set, the session expires that long after
+/// each login, and the client must log in again on the same connection
+/// (SaslHandshake v1 and SaslAuthenticate, same mechanism, same principal)
+/// before it does; a request other than those after expiry closes the
+/// connection, as in Kafka.
+pub struct SaslSession {
+    pub mechanism: sasl::SaslMechanism,
+    /// Zero: sessions do not expire.
+    pub lifetime: std::time::Duration,
+    pub expires: std::cell::Cell<Option<std::time::Instant>>,
+    /// The listener's OAUTHBEARER validator, for re-authentication.
+    pub tokens: Option<std::sync::Arc<dyn sasl::TokenCheck>>,
+    /// A re-authentication under way.
+    pub reauthentication: std::cell::RefCell<Option<sasl::SaslExchange>>,
+}
+
+impl std::fmt::Debug for SaslSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSession")
+            .field("mechanism", &self.mechanism)
+            .field("expires", &self.expires.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SaslSession {
+    /// Starts (or restarts) the session's lifetime at `now`.
+    pub fn logged_in(&self, now: std::time::Instant) {
+        let expires = (!self.lifetime.is_zero()).then(|| now + self.lifetime);
+        self.expires.set(expires);
+    }
+
+    /// Whether the session has expired at `now`.
+    pub fn expired(&self, now: std::time::Instant) -> bool {
+        self.expires.get().is_some_and(|at| now >= at)
+    }
+
+    /// The session lifetime SaslAuthenticate v1+ answers (0: none).
+    pub fn lifetime_ms(&self) -> i64 {
+        i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX)
+    }
 }

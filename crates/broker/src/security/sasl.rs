@@ -40,6 +40,11 @@ pub enum SaslStep {
     Done { answer: Vec<u8>, user: String },
 }
 
+/// Validates an OAUTHBEARER token: its subject.
+pub trait TokenCheck {
+    fn token_subject(&self, token: &str) -> Result<String, SaslError>;
+}
+
 /// The stored credentials an exchange may read: user and mechanism to the
 /// credential.
 pub trait CredentialStore {

@@ -95,6 +95,16 @@ impl ScramMechanism {
     }
 }
 
+/// A fresh server nonce: 18 random bytes as base64 (printable, without
+/// commas, as SCRAM asks); `None` without randomness.
+pub fn server_nonce() -> Option<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 18];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 /// The salt length of credentials made here (the bootstrap user,
 /// `tidemark user create`).
 pub const SALT_BYTES: usize = 32;
