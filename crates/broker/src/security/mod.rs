@@ -56,7 +56,11 @@ impl std::fmt::Debug for SaslSession {
 impl SaslSession {
     /// Starts (or restarts) the session's lifetime at `now`.
     pub fn logged_in(&self, now: std::time::Instant) {
-        let expires = (!self.lifetime.is_zero()).then(|| now + self.lifetime);
+        // A lifetime past what the clock can hold never expires.
+        let expires = match self.lifetime.is_zero() {
+            true => None,
+            false => now.checked_add(self.lifetime),
+        };
         self.expires.set(expires);
     }
 
