@@ -46,6 +46,7 @@ fn small_view() -> &'static ClusterView {
                     port: 9090 + id as u16,
                     rack: None,
                     incarnation: None,
+                    listeners: Vec::new(),
                 },
             });
         }

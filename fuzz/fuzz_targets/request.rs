@@ -66,5 +66,12 @@ fuzz_target!(|data: &[u8]| {
         B::OffsetCommit(r) => reencode(r, version),
         B::OffsetFetch(r) => reencode(r, version),
         B::OffsetDelete(r) => reencode(r, version),
+        B::SaslHandshake(r) => reencode(r, version),
+        B::SaslAuthenticate(r) => reencode(r, version),
+        B::DescribeUserScramCredentials(r) => reencode(r, version),
+        B::AlterUserScramCredentials(r) => reencode(r, version),
+        B::CreateAcls(r) => reencode(r, version),
+        B::DescribeAcls(r) => reencode(r, version),
+        B::DeleteAcls(r) => reencode(r, version),
     }
 });

@@ -1,6 +1,7 @@
 //! The `tidemark` command line: `dev` starts a broker, `topic`, `produce`,
 //! `consume` and `group` speak the Kafka protocol to any Kafka-compatible cluster.
 //! Runs on the main thread, before any shard exists.
+pub mod acl;
 pub mod bench;
 pub mod consume;
 pub mod dev;
@@ -45,6 +46,8 @@ pub enum Command {
     Cluster(quorum::ClusterArgs),
     /// Create, delete and list SASL/SCRAM users.
     User(user::UserArgs),
+    /// Create, list and delete ACLs.
+    Acl(acl::AclArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Quorum(args) => quorum::run_quorum(args),
         Command::Cluster(args) => quorum::run_cluster(args),
         Command::User(args) => user::run(args),
+        Command::Acl(args) => acl::run(args),
     };
     match result {
         Ok(()) => 0,

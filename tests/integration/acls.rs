@@ -253,3 +253,75 @@ fn an_authorizer_tidemark_does_not_have_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("com.example.MyAuthorizer"), "{stderr}");
 }
+
+/// `tidemark acl ARGS` against `broker`'s PLAINTEXT listener.
+fn tidemark_acl(broker: &Broker, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("acl")
+        .args(args)
+        .args(["--bootstrap-server", &broker.addr()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tidemark acl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn tidemark_acl_creates_lists_and_deletes_acls() {
+    let acl = start_acl_broker();
+    create_topic(&acl.broker, "audit-log", 1, &[]);
+    let bob = user(&acl, "bob");
+    let (ok, out) = tidemark_acl(
+        &acl.broker,
+        &[
+            "create",
+            "--allow",
+            "User:bob",
+            "--operation",
+            "write",
+            "--operation",
+            "Describe",
+            "--topic",
+            "audit",
+            "--prefixed",
+        ],
+    );
+    assert!(ok, "{out}");
+    // A prefixed ACL applies to audit-log: list by the topic finds it.
+    let (ok, listed) = tidemark_acl(&acl.broker, &["list", "--topic", "audit-log"]);
+    assert!(ok, "{listed}");
+    let rows: Vec<&str> = listed.lines().filter(|l| l.contains("User:bob")).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("Prefixed") && r.contains("Allow")),
+        "{listed}"
+    );
+    assert_eq!(produce_error(&acl.broker, "audit-log", &bob), None);
+    let (ok, out) = tidemark_acl(
+        &acl.broker,
+        &[
+            "create",
+            "--allow",
+            "bob",
+            "--operation",
+            "Read",
+            "--topic",
+            "x",
+        ],
+    );
+    assert!(!ok && out.contains("INVALID_REQUEST"), "{out}");
+    let (ok, out) = tidemark_acl(&acl.broker, &["delete"]);
+    assert!(!ok, "{out}");
+    let (ok, out) = tidemark_acl(&acl.broker, &["delete", "--topic", "audit", "--prefixed"]);
+    assert!(ok && out.contains("Deleted 2 ACL(s)"), "{out}");
+    assert_eq!(
+        produce_error(&acl.broker, "audit-log", &bob),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+}

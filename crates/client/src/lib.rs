@@ -12,6 +12,7 @@
 //! group member ([`group_member`]). Framing and encoding use `kafka-protocol`;
 //! response frames are bounded by [`conn::FRAME_BYTES_MAX`].
 
+pub mod acls;
 pub mod admin;
 pub mod conn;
 pub mod consumer;

@@ -125,6 +125,41 @@ kafka_ids!(
 );
 kafka_ids!(AclPermission, "permission type", Deny = 2, Allow = 3);
 
+impl AclOperation {
+    /// Every operation, as `kafka-acls --operation` names them.
+    pub const NAMED: [(AclOperation, &'static str); 13] = [
+        (AclOperation::All, "All"),
+        (AclOperation::Read, "Read"),
+        (AclOperation::Write, "Write"),
+        (AclOperation::Create, "Create"),
+        (AclOperation::Delete, "Delete"),
+        (AclOperation::Alter, "Alter"),
+        (AclOperation::Describe, "Describe"),
+        (AclOperation::ClusterAction, "ClusterAction"),
+        (AclOperation::DescribeConfigs, "DescribeConfigs"),
+        (AclOperation::AlterConfigs, "AlterConfigs"),
+        (AclOperation::IdempotentWrite, "IdempotentWrite"),
+        (AclOperation::CreateTokens, "CreateTokens"),
+        (AclOperation::DescribeTokens, "DescribeTokens"),
+    ];
+
+    /// From its name, in any case (`read`, `Read`, `READ`).
+    pub fn from_name(name: &str) -> Option<AclOperation> {
+        let wanted = name.replace('_', "");
+        Self::NAMED
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(&wanted))
+            .map(|(op, _)| *op)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(op, _)| *op == self)
+            .map_or("Unknown", |(_, n)| n)
+    }
+}
+
 /// Kafka's ANY (1): a filter field that matches every value.
 pub const ANY_ID: i8 = 1;
 /// Kafka's MATCH pattern type (2): a filter matching the bindings that
@@ -545,6 +580,15 @@ mod tests {
             assert_eq!(AclOperation::from_id(id).unwrap().id(), id);
         }
         assert!(AclOperation::from_id(1).is_err());
+        assert_eq!(
+            AclOperation::from_name("describe_configs"),
+            Some(AclOperation::DescribeConfigs)
+        );
+        assert_eq!(
+            AclOperation::from_name("WRITE").map(AclOperation::name),
+            Some("Write")
+        );
+        assert_eq!(AclOperation::from_name("Fly"), None);
         assert!(ResourceType::from_id(8).is_err());
         let mut acl = binding(Topic, "t", Literal, "alice", Read, Allow);
         assert!(acl.invalid_reason().unwrap().contains("principal"));
