@@ -328,26 +328,13 @@ pub fn authorize<'b>(
     rules: &AuthorizerRules,
     action: &Action<'_>,
 ) -> bool {
-    if rules.super_users.iter().any(|u| u == action.principal) {
-        return true;
-    }
-    let mut any_binding = false;
-    let mut allowed = false;
-    for binding in bindings {
-        if !binding.covers(action.resource_type, action.resource) {
-            continue;
-        }
-        any_binding = true;
-        if !binding.applies_to(action.principal, action.host) {
-            continue;
-        }
-        match binding.permission {
-            AclPermission::Deny if denies(binding.operation, action.operation) => return false,
-            AclPermission::Allow if allows(binding.operation, action.operation) => allowed = true,
-            _ => {}
-        }
-    }
-    allowed || (!any_binding && rules.allow_if_no_acl)
+    decide(
+        bindings,
+        rules,
+        action,
+        |b| b.covers(action.resource_type, action.resource),
+        |_| true,
+    )
 }
 
 /// Whether `action.operation` is allowed on some resource of
@@ -361,23 +348,42 @@ pub fn authorize_any<'b>(
     rules: &AuthorizerRules,
     action: &Action<'_>,
 ) -> bool {
+    let denies_everything = |b: &AclBinding| {
+        b.pattern_type == PatternType::Literal && b.resource_name == WILDCARD_RESOURCE
+    };
+    decide(
+        bindings,
+        rules,
+        action,
+        |b| b.resource_type == action.resource_type,
+        denies_everything,
+    )
+}
+
+/// The decision over the bindings `in_scope` selects: super users first,
+/// then a matching DENY that `deny_counts` wins, then any matching ALLOW;
+/// no binding in scope at all follows `allow_if_no_acl`.
+fn decide<'b>(
+    bindings: impl IntoIterator<Item = &'b AclBinding>,
+    rules: &AuthorizerRules,
+    action: &Action<'_>,
+    in_scope: impl Fn(&AclBinding) -> bool,
+    deny_counts: impl Fn(&AclBinding) -> bool,
+) -> bool {
     if rules.super_users.iter().any(|u| u == action.principal) {
         return true;
     }
     let mut any_binding = false;
     let mut allowed = false;
-    for binding in bindings {
-        if binding.resource_type != action.resource_type {
-            continue;
-        }
+    for binding in bindings.into_iter().filter(|b| in_scope(b)) {
         any_binding = true;
         if !binding.applies_to(action.principal, action.host) {
             continue;
         }
-        let everything = binding.pattern_type == PatternType::Literal
-            && binding.resource_name == WILDCARD_RESOURCE;
         match binding.permission {
-            AclPermission::Deny if everything && denies(binding.operation, action.operation) => {
+            AclPermission::Deny
+                if deny_counts(binding) && denies(binding.operation, action.operation) =>
+            {
                 return false
             }
             AclPermission::Allow if allows(binding.operation, action.operation) => allowed = true,

@@ -7,8 +7,12 @@
 use super::RequestContext;
 use crate::config::BrokerConfig;
 use crate::shard::Shard;
-use model::acl::{authorize, authorize_any, AclOperation, Action, ResourceType, CLUSTER_RESOURCE};
+use model::acl::{
+    authorize, authorize_any, AclBinding, AclOperation, Action, AuthorizerRules, ResourceType,
+    CLUSTER_RESOURCE,
+};
 use quorum::model::ClusterView;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -51,7 +55,31 @@ impl RequestAuthorizer {
         resource_type: ResourceType,
         resource: &str,
     ) -> bool {
+        self.decide(operation, resource_type, resource, |acls, rules, action| {
+            authorize(acls, rules, action)
+        })
+    }
+
+    /// `operation` on some resource of `resource_type` (`authorize_any`).
+    pub fn allows_some(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
+        self.decide(operation, resource_type, "", |acls, rules, action| {
+            authorize_any(acls, rules, action)
+        })
+    }
+
+    /// Runs `rule` over the view's ACLs; everything is allowed with the
+    /// authorizer off.
+    fn decide(
+        &self,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource: &str,
+        rule: impl Fn(&BTreeSet<AclBinding>, &AuthorizerRules, &Action<'_>) -> bool,
+    ) -> bool {
         let Some(checked) = &self.checked else {
+            return true;
+        };
+        let Some(rules) = checked.config.authorizer.as_ref() else {
             return true;
         };
         let action = Action {
@@ -61,32 +89,11 @@ impl RequestAuthorizer {
             resource_type,
             resource,
         };
-        let Some(rules) = checked.config.authorizer.as_ref() else {
-            return true;
-        };
-        let allowed = authorize(&checked.view.security.acls, rules, &action);
+        let allowed = rule(&checked.view.security.acls, rules, &action);
         if !allowed {
             tracing::debug!(principal = %checked.principal, host = %checked.host, ?operation, ?resource_type, resource, "denied");
         }
         allowed
-    }
-
-    /// `operation` on some resource of `resource_type` (`authorize_any`).
-    pub fn allows_some(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
-        let Some(checked) = &self.checked else {
-            return true;
-        };
-        let Some(rules) = checked.config.authorizer.as_ref() else {
-            return true;
-        };
-        let action = Action {
-            principal: &checked.principal,
-            host: &checked.host,
-            operation,
-            resource_type,
-            resource: "",
-        };
-        authorize_any(&checked.view.security.acls, rules, &action)
     }
 
     /// `operation` on the cluster.
