@@ -9,6 +9,7 @@
 //! other one. Runs on the main thread; the closures run on the shards.
 use crate::broker::budget::ShardBudget;
 use crate::broker::scram_users::{create_bootstrap_user, BootstrapUser};
+use crate::config::inter_broker::InterBrokerClient;
 use crate::config::tls::SaslSettings;
 use crate::config::{BrokerConfig, Listener, TlsSettings};
 use crate::group::membership::GroupLimits;
@@ -18,6 +19,7 @@ use crate::net::oauth::TokenValidator;
 use crate::net::tls::TlsContext;
 use crate::net::ListenerContext;
 use crate::replication::agent::{AgentCall, AgentHandle};
+use crate::replication::peer::PeerSecurity;
 use crate::replication::{ReplicaManager, ReplicationSettings};
 use crate::shard::{Job, ReplyRouter, Shard, ShardServices};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -110,7 +112,7 @@ pub fn start_shards(
                 // handle to the agent (whose answers come home through it).
                 let replies = Rc::new(ReplyRouter::default());
                 let agent = AgentHandle::new(agent_calls, replies.clone());
-                let services = shard_services(&config, agent);
+                let services = shard_services(&config, agent, listeners.peer_security.clone());
                 let shard = Rc::new(Shard::new(id, config, metadata, senders, replies, services));
                 crate::group::follow_leadership(&shard);
                 run_shard(shard, inbox, stop_rx, ready, listeners).await;
@@ -142,8 +144,13 @@ pub fn start_shards(
 }
 
 /// What each shard carries for the layers above it.
-fn shard_services(config: &BrokerConfig, agent: AgentHandle) -> ShardServices {
-    let replication = ReplicaManager::new(ReplicationSettings::from_config(config), agent);
+fn shard_services(
+    config: &BrokerConfig,
+    agent: AgentHandle,
+    peer_security: PeerSecurity,
+) -> ShardServices {
+    let settings = ReplicationSettings::from_config(config, peer_security);
+    let replication = ReplicaManager::new(settings, agent);
     let mut services = ShardServices::default();
     services.insert(replication);
     services.insert(GroupCoordinator::new(GroupLimits::from_config(config)));
@@ -192,6 +199,8 @@ pub struct ListenerSet {
     /// `TIDEMARK_BOOTSTRAP_USER`: created before the first connection is
     /// accepted, so that SASL clients can log in from the start.
     bootstrap_user: Option<BootstrapUser>,
+    /// How followers connect to leaders over the inter-broker listener.
+    peer_security: PeerSecurity,
 }
 
 /// One listener with its security loaded.
@@ -207,16 +216,26 @@ impl ListenerSet {
     /// reloads them when they change.
     fn load(config: &BrokerConfig) -> Result<ListenerSet, String> {
         let listeners = config.listeners().map_err(|e| e.to_string())?;
+        let inter_broker = match config.in_cluster() {
+            true => Some(config.inter_broker_client().map_err(|e| e.to_string())?),
+            false => None,
+        };
+        let mut peer_security = PeerSecurity::default();
         let mut loaded = Vec::new();
         for listener in listeners.all() {
+            let client_side = inter_broker
+                .as_ref()
+                .filter(|c| c.listener == listener.name);
             let tls = match listener.protocol.uses_tls() {
                 false => None,
-                true => {
-                    let settings = TlsSettings::for_listener(&config.security, listener)
-                        .map_err(|e| e.to_string())?;
-                    Some(TlsContext::load(listener, settings).map_err(|e| e.to_string())?)
-                }
+                true => Some(load_tls(config, listener, client_side)?),
             };
+            if let Some(client) = client_side {
+                peer_security.login = client.login.clone();
+                peer_security.tls = tls
+                    .clone()
+                    .map(|t| t as Arc<dyn crate::replication::peer::ClientTlsSource>);
+            }
             let sasl = match listener.protocol.uses_sasl() {
                 false => None,
                 true => Some(Arc::new(
@@ -238,12 +257,13 @@ impl ListenerSet {
                 tokens,
             });
         }
-        warn_of_unused_jaas(config);
-        warn_of_anonymous_followers(config);
+        warn_of_unused_jaas(config, inter_broker.as_ref());
+        warn_of_unvouched_followers(config, &peer_security);
         let contexts = loaded.iter().filter_map(|l| l.tls.clone()).collect();
         crate::net::tls::watch_for_changes(contexts)
             .map_err(|e| format!("cannot start the certificate watcher: {e}"))?;
         Ok(ListenerSet {
+            peer_security,
             bootstrap_user: BootstrapUser::from_environment()?,
             listeners: loaded,
             connections: crate::net::ConnectionTracker::new(config.connection_settings()),
@@ -251,25 +271,61 @@ impl ListenerSet {
     }
 }
 
+/// The TLS context of `listener`; on the inter-broker listener, with the
+/// client side followers connect with.
+fn load_tls(
+    config: &BrokerConfig,
+    listener: &Listener,
+    client_side: Option<&InterBrokerClient>,
+) -> Result<Arc<TlsContext>, String> {
+    let loaded = match client_side.and_then(|c| c.tls.as_ref()) {
+        Some(client) => TlsContext::load_inter_broker(listener, client),
+        None => {
+            let settings =
+                TlsSettings::for_listener(&config.security, listener).map_err(|e| e.to_string())?;
+            TlsContext::load(listener, settings)
+        }
+    };
+    loaded.map_err(|e| format!("listener {}: {e}", listener.name))
+}
+
 /// Kafka's JAAS login modules are accepted so that a Kafka config starts;
-/// the users a broker accepts are the SCRAM credentials in the quorum.
-fn warn_of_unused_jaas(config: &BrokerConfig) {
+/// the users a broker accepts are the SCRAM credentials in the quorum. Only
+/// the inter-broker listener's entry for the inter-broker mechanism is read
+/// (this broker's own login): say that the others are not.
+fn warn_of_unused_jaas(config: &BrokerConfig, inter_broker: Option<&InterBrokerClient>) {
+    let used = inter_broker.and_then(|c| {
+        let mechanism = c.login.as_ref()?.mechanism.name().to_ascii_lowercase();
+        Some(format!(
+            "listener.name.{}.{mechanism}.sasl.jaas.config",
+            c.listener.to_ascii_lowercase()
+        ))
+    });
     for (key, _) in config.security.iter() {
-        if key.ends_with("sasl.jaas.config") {
-            tracing::warn!(%key, "ignored: Tidemark authenticates SASL users against the SCRAM credentials kept in the quorum (AlterUserScramCredentials, TIDEMARK_BOOTSTRAP_USER), not JAAS login modules");
+        if key.ends_with("sasl.jaas.config") && used.as_deref() != Some(key.as_str()) {
+            tracing::warn!(%key, "not used to check logins: Tidemark authenticates SASL users against the SCRAM credentials kept in the quorum (AlterUserScramCredentials, TIDEMARK_BOOTSTRAP_USER), not JAAS login modules");
         }
     }
 }
 
-/// Followers fetch over the PLAINTEXT inter-broker listener as
-/// `User:ANONYMOUS`; with ACLs on, that principal needs ClusterAction (as in
-/// Kafka), which an operator may give by ACL: say so at start.
-fn warn_of_anonymous_followers(config: &BrokerConfig) {
+/// With ACLs on, followers need ClusterAction on the cluster (as in Kafka):
+/// Kafka's habit is to make the brokers' principal a super user. Say so at
+/// start when the principal followers fetch as is known and is not one.
+fn warn_of_unvouched_followers(config: &BrokerConfig, peer_security: &PeerSecurity) {
     let Some(rules) = &config.authorizer else {
         return;
     };
-    if config.in_cluster() && !rules.super_users.iter().any(|u| u == "User:ANONYMOUS") {
-        tracing::warn!("ACLs are on: followers fetch as User:ANONYMOUS, which needs ClusterAction on the cluster (an ACL) or a place in super.users, or replication stops");
+    if !config.in_cluster() {
+        return;
+    }
+    let principal = match (&peer_security.login, &peer_security.tls) {
+        (Some(login), _) => format!("User:{}", login.username),
+        // Its certificate's subject names it; the leader maps it.
+        (None, Some(_)) => return,
+        (None, None) => "User:ANONYMOUS".to_string(),
+    };
+    if !rules.super_users.contains(&principal) {
+        tracing::warn!(%principal, "ACLs are on: followers fetch as this principal, which needs ClusterAction on the cluster (an ACL) or a place in super.users, or replication stops");
     }
 }
 

@@ -102,6 +102,25 @@ impl Broker {
         Broker::launch(settings, Some((broker_id, quorum.to_string())))
     }
 
+    /// The same, with these environment variables.
+    pub fn start_member_with_environment(
+        broker_id: i32,
+        quorum: &str,
+        settings: &[(&str, &str)],
+        environment: &[(&str, &str)],
+    ) -> Broker {
+        let environment = environment
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Broker::launch_with(
+            temporary_data_dir(),
+            settings,
+            Some((broker_id, quorum.to_string())),
+            environment,
+        )
+    }
+
     /// Starts `tidemark dev` on a data dir that already holds data (one
     /// written by an earlier release, say).
     pub fn start_in(data_dir: tempfile::TempDir, settings: &[(&str, &str)]) -> Broker {

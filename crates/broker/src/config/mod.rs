@@ -4,7 +4,9 @@
 //! `log.dirs`, `num.partitions`, `log.segment.bytes`) and of per-topic configs
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
 //! shard starts; every shard gets an immutable copy. `listeners` reads the
-//! listener keys, `tls` the `ssl.*` keys of TLS listeners.
+//! listener keys, `tls` the `ssl.*` and `sasl.*` keys of secured listeners,
+//! `inter_broker` how this broker connects to the others.
+pub mod inter_broker;
 pub mod listeners;
 pub mod tls;
 
@@ -461,17 +463,16 @@ impl BrokerConfig {
                 TlsSettings::for_listener(&self.security, listener)?;
             }
         }
-        let inter_broker = listeners.inter_broker();
-        if self.in_cluster() && inter_broker.protocol != SecurityProtocol::Plaintext {
-            return Err(ConfigError::Invalid {
-                key: "inter.broker.listener.name".into(),
-                message: format!(
-                    "listener {} is {}: followers replicate in plaintext only so far; name a PLAINTEXT listener",
-                    inter_broker.name, inter_broker.protocol
-                ),
-            });
+        if self.in_cluster() {
+            self.inter_broker_client()?;
         }
         Ok(())
+    }
+
+    /// How this broker's followers connect to their leaders.
+    pub fn inter_broker_client(&self) -> Result<inter_broker::InterBrokerClient, ConfigError> {
+        let listeners = self.listeners()?;
+        inter_broker::InterBrokerClient::from_config(&self.security, listeners.inter_broker())
     }
 
     /// The listeners (`listeners::parse`).

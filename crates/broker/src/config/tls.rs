@@ -80,6 +80,16 @@ impl SecurityKeys {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// Like `get`, but an empty value counts as set: Kafka turns some
+    /// checks off with an empty value (`ssl.endpoint.identification.algorithm=`).
+    pub fn get_even_if_empty(&self, listener: &Listener, key: &str) -> Option<&str> {
+        let own = format!("{}{key}", listener.config_prefix());
+        self.keys
+            .get(&own)
+            .or_else(|| self.keys.get(key))
+            .map(String::as_str)
+    }
+
     /// Every key is one Tidemark reads, and every prefix names a listener.
     pub fn validate(&self, listeners: &Listeners) -> Result<(), ConfigError> {
         for key in self.keys.keys() {
@@ -120,8 +130,7 @@ fn check_known(key: &str, bare: &str) -> Result<(), ConfigError> {
 /// The `sasl.*` keys Tidemark reads.
 const SASL_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
-    // The mechanism of Kafka's inter-broker client; Tidemark's followers
-    // replicate over a PLAINTEXT listener, so it is accepted and unused.
+    // The mechanism brokers log in to each other with (config::inter_broker).
     "sasl.mechanism.inter.broker.protocol",
     // OAUTHBEARER (KIP-768).
     "sasl.oauthbearer.jwks.endpoint.url",
@@ -143,9 +152,11 @@ fn is_server_callback_handler(bare: &str) -> bool {
 }
 
 /// `sasl.jaas.config` or `<mechanism>.sasl.jaas.config`: Kafka's login
-/// modules. Accepted so that a Kafka config starts, and not used (a
-/// warning says so at start): Tidemark's users are the SCRAM credentials
-/// in the quorum, managed with AlterUserScramCredentials.
+/// modules. The inter-broker listener's entry for
+/// `sasl.mechanism.inter.broker.protocol` gives the user and password this
+/// broker logs in to the others with (`config::inter_broker`); no entry
+/// decides who may log in: Tidemark's users are the SCRAM credentials in
+/// the quorum, managed with AlterUserScramCredentials.
 pub fn is_jaas_config(bare: &str) -> bool {
     bare == "sasl.jaas.config" || bare.ends_with(".sasl.jaas.config")
 }

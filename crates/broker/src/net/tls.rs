@@ -2,25 +2,34 @@
 //! settings (PEM keystore and truststore, `ssl.client.auth`, protocol
 //! versions), the handshake of one connection (bounded by a deadline, so a
 //! silent client costs only its own connection), and the principal its
-//! client certificate maps to.
+//! client certificate maps to. On the inter-broker listener it also holds
+//! the client side Kafka's inter-broker client uses: the same keystore as
+//! the client certificate, the same truststore to check the other broker,
+//! which followers open their connections to their leaders with
+//! (`replication::peer`).
 //!
 //! Certificates are reloaded without a restart: a watcher thread (not a
 //! shard: it reads files) looks at the PEM files' size and modification
 //! time every `RELOAD_CHECK` and, when they changed and still load, swaps
 //! the config that new handshakes use. Connections already open keep theirs.
 //! Built on the main thread at start; every shard reads the same context.
+use crate::config::inter_broker::ClientTls;
 use crate::config::tls::{ClientAuth, KeyStore, PemSource, TlsVersion};
 use crate::config::{Listener, TlsSettings};
+use crate::replication::peer::ClientTlsSource;
 use crate::security::{Principal, PrincipalMappingError, SslPrincipalMapper};
 use futures::future::{select, Either};
 use futures::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -61,12 +70,17 @@ pub enum HandshakeError {
 pub struct TlsContext {
     listener: String,
     settings: TlsSettings,
+    /// On the inter-broker listener: whether the client side checks the
+    /// other broker's name (`ssl.endpoint.identification.algorithm`).
+    client_hostname_check: Option<bool>,
     mapper: SslPrincipalMapper,
     current: RwLock<Loaded>,
 }
 
 struct Loaded {
     config: Arc<ServerConfig>,
+    /// The client side, on the inter-broker listener.
+    client: Option<Arc<ClientConfig>>,
     files: Vec<FileStamp>,
 }
 
@@ -81,11 +95,32 @@ struct FileStamp {
 impl TlsContext {
     /// Loads the listener's keystore and truststore.
     pub fn load(listener: &Listener, settings: TlsSettings) -> Result<Arc<TlsContext>, TlsError> {
+        TlsContext::load_with_client(listener, settings, None)
+    }
+
+    /// Loads the inter-broker listener, with the client side `client` asks for.
+    pub fn load_inter_broker(
+        listener: &Listener,
+        client: &ClientTls,
+    ) -> Result<Arc<TlsContext>, TlsError> {
+        TlsContext::load_with_client(
+            listener,
+            client.settings.clone(),
+            Some(client.check_hostname),
+        )
+    }
+
+    fn load_with_client(
+        listener: &Listener,
+        settings: TlsSettings,
+        client_hostname_check: Option<bool>,
+    ) -> Result<Arc<TlsContext>, TlsError> {
         let mapper = SslPrincipalMapper::parse(&settings.principal_mapping_rules)?;
-        let loaded = load(&listener.name, &settings)?;
+        let loaded = load(&listener.name, &settings, client_hostname_check)?;
         Ok(Arc::new(TlsContext {
             listener: listener.name.clone(),
             settings,
+            client_hostname_check,
             mapper,
             current: RwLock::new(loaded),
         }))
@@ -130,7 +165,7 @@ impl TlsContext {
         if !changed {
             return;
         }
-        match load(&self.listener, &self.settings) {
+        match load(&self.listener, &self.settings, self.client_hostname_check) {
             Ok(loaded) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
                 tracing::info!(listener = %self.listener, "reloaded TLS certificates");
@@ -139,6 +174,13 @@ impl TlsContext {
                 tracing::warn!(listener = %self.listener, error = %e, "changed TLS certificates do not load; keeping the old ones");
             }
         }
+    }
+}
+
+impl ClientTlsSource for TlsContext {
+    fn client_config(&self) -> Option<Arc<ClientConfig>> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current.client.clone()
     }
 }
 
@@ -193,7 +235,11 @@ pub fn watch_for_changes(contexts: Vec<Arc<TlsContext>>) -> std::io::Result<()> 
         .map(|_| ())
 }
 
-fn load(listener: &str, settings: &TlsSettings) -> Result<Loaded, TlsError> {
+fn load(
+    listener: &str,
+    settings: &TlsSettings,
+    client_hostname_check: Option<bool>,
+) -> Result<Loaded, TlsError> {
     let mut files = Vec::new();
     let (chain, key) = match &settings.keystore {
         KeyStore::File(path) => {
@@ -227,11 +273,30 @@ fn load(listener: &str, settings: &TlsSettings) -> Result<Loaded, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| config_error(e.to_string()))?;
-    let builder = match (&settings.truststore, settings.client_auth) {
+    let roots = match &settings.truststore {
+        Some(source) => Some(Arc::new(trusted_roots(source, &mut files)?)),
+        None => None,
+    };
+    let client = match (client_hostname_check, &roots) {
+        (Some(check_hostname), Some(roots)) => Some(
+            client_config(
+                ClientSide {
+                    provider: provider.clone(),
+                    versions: &versions,
+                    roots: roots.clone(),
+                    check_hostname,
+                },
+                chain.clone(),
+                key.clone_key(),
+            )
+            .map_err(config_error)?,
+        ),
+        _ => None,
+    };
+    let builder = match (roots, settings.client_auth) {
         (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
-        (Some(source), auth) => {
-            let roots = trusted_roots(source, &mut files)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        (Some(roots), auth) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier = match auth {
                 ClientAuth::Requested => verifier.allow_unauthenticated(),
                 _ => verifier,
@@ -246,8 +311,96 @@ fn load(listener: &str, settings: &TlsSettings) -> Result<Loaded, TlsError> {
         .map_err(|e| config_error(format!("the keystore's key and certificate: {e}")))?;
     Ok(Loaded {
         config: Arc::new(config),
+        client,
         files,
     })
+}
+
+/// What the client side of the inter-broker listener is built from.
+struct ClientSide<'a> {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    versions: &'a [&'static rustls::SupportedProtocolVersion],
+    roots: Arc<RootCertStore>,
+    check_hostname: bool,
+}
+
+/// The config a follower connects to its leader with: the listener's
+/// certificate as the client's (for a leader that asks for one), the
+/// leader's certificate checked against the truststore.
+fn client_config(
+    side: ClientSide<'_>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, String> {
+    let builder = ClientConfig::builder_with_provider(side.provider.clone())
+        .with_protocol_versions(side.versions)
+        .map_err(|e| e.to_string())?;
+    let builder = match side.check_hostname {
+        true => builder.with_root_certificates(side.roots),
+        false => {
+            let inner = WebPkiServerVerifier::builder_with_provider(side.roots, side.provider)
+                .build()
+                .map_err(|e| e.to_string())?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier(inner)))
+        }
+    };
+    let config = builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("the keystore's key and certificate as a client's: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// Kafka's `ssl.endpoint.identification.algorithm=` (empty): the other
+/// broker's certificate must chain to the truststore and be valid, but
+/// need not name the host it is reached at.
+#[derive(Debug)]
+struct ChainOnlyVerifier(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain before the name: a name error means the
+        // chain was good.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 fn read(path: &Path, files: &mut Vec<FileStamp>) -> Result<String, TlsError> {

@@ -56,6 +56,8 @@ pub fn ensure_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
 async fn run_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
     let local_id = shard.replication().settings.local_id;
     let mut conn: Option<PeerConnection> = None;
+    // A refusal is logged once until a connection succeeds again.
+    let mut refusal_logged = false;
     // The leader epoch each partition's log was last reconciled with.
     let mut settled: HashMap<TopicPartition, LeaderEpoch> = HashMap::new();
     loop {
@@ -67,11 +69,18 @@ async fn run_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
             glommio::timer::sleep(RETRY_BACKOFF).await;
             continue;
         };
-        if conn.as_ref().is_none_or(|c| c.addr != addr) {
-            match PeerConnection::connect(&addr, local_id, CONNECT_TIMEOUT).await {
-                Ok(c) => conn = Some(c),
+        if conn
+            .as_ref()
+            .is_none_or(|c| c.addr != addr || c.login_expiring())
+        {
+            let security = &shard.replication().settings.peer_security;
+            match PeerConnection::connect(&addr, local_id, security, CONNECT_TIMEOUT).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    refusal_logged = false;
+                }
                 Err(e) => {
-                    tracing::debug!(%leader_id, error = %e, "cannot reach the leader");
+                    refusal_logged |= log_connect_failure(leader_id, &e, refusal_logged);
                     glommio::timer::sleep(RETRY_BACKOFF).await;
                     continue;
                 }
@@ -83,6 +92,22 @@ async fn run_fetcher(shard: &Rc<Shard>, leader_id: BrokerId) {
             tracing::debug!(%leader_id, error = %e, "replica fetch failed");
             conn = None;
             glommio::timer::sleep(RETRY_BACKOFF).await;
+        }
+    }
+}
+
+/// A leader that cannot be reached is routine while it restarts; a TLS or
+/// login failure will not pass until an operator acts, so the first one
+/// (unless `already_logged`) is a warning. Returns whether it warned.
+fn log_connect_failure(leader_id: BrokerId, error: &PeerError, already_logged: bool) -> bool {
+    match error {
+        PeerError::Tls(..) | PeerError::Login { .. } if !already_logged => {
+            tracing::warn!(%leader_id, %error, "the leader refused this follower");
+            true
+        }
+        _ => {
+            tracing::debug!(%leader_id, %error, "cannot reach the leader");
+            false
         }
     }
 }

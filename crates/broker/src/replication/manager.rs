@@ -47,14 +47,20 @@ pub struct ReplicationSettings {
     pub local_id: BrokerId,
     pub lag_time_max_ms: i64,
     pub fetch_wait_max_ms: i32,
+    /// How followers secure their connections to leaders.
+    pub peer_security: super::peer::PeerSecurity,
 }
 
 impl ReplicationSettings {
-    pub fn from_config(config: &crate::config::BrokerConfig) -> Self {
+    pub fn from_config(
+        config: &crate::config::BrokerConfig,
+        peer_security: super::peer::PeerSecurity,
+    ) -> Self {
         ReplicationSettings {
             local_id: BrokerId(config.node_id),
             lag_time_max_ms: config.replica_lag_time_max_ms,
             fetch_wait_max_ms: config.replica_fetch_wait_max_ms,
+            peer_security,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Who a connection is: Kafka principals, and how a TLS client
 //! certificate's subject becomes one (`principal`); SCRAM and PLAIN
-//! exchanges over stored SCRAM credentials (`scram`, `sasl`). Pure: no I/O. `net`
+//! exchanges over stored SCRAM credentials (`scram`, `sasl`), and the client
+//! side a follower logs in to its leader with (`scram_client`). Pure: no I/O. `net`
 //! sets a connection's principal when it authenticates; the Kafka API
 //! layer reads it.
 pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
+pub mod scram_client;
 
 pub use principal::{Principal, PrincipalMappingError, SslPrincipalMapper};
 

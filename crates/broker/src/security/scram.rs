@@ -69,12 +69,12 @@ impl ScramMechanism {
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(super) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         let key = hmac::Key::new(self.hmac_algorithm(), key);
         hmac::sign(&key, data).as_ref().to_vec()
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(super) fn hash(self, data: &[u8]) -> Vec<u8> {
         digest::digest(self.digest_algorithm(), data)
             .as_ref()
             .to_vec()
@@ -411,7 +411,7 @@ pub fn parse_plain(message: &[u8]) -> Result<(String, String), SaslError> {
     Ok((user.to_string(), password.to_string()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
