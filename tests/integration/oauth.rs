@@ -149,19 +149,16 @@ fn produce_with_token(addr: &str, topic: &str, token: String) -> Result<i64, Str
     Err("no delivery report".into())
 }
 
-#[test]
-fn signed_tokens_write_as_their_subject_and_bad_tokens_are_refused() {
-    let dir = temporary_data_dir();
-    let provider = Provider::new("key-1");
-    let jwks = dir.path().join("jwks.json");
-    provider.write_jwks(&jwks);
+/// A broker with a PLAINTEXT listener (the harness's port) and a
+/// SASL_PLAINTEXT one offering OAUTHBEARER with the JWKS at `jwks_url`,
+/// with ACLs on; and that listener's address.
+fn start_oauth_broker(jwks_url: &str, extra: &[(&str, &str)]) -> (Broker, String) {
     let oauth_addr = format!("127.0.0.1:{}", free_port());
     let listeners = format!("PLAINTEXT://127.0.0.1:{{port}},SASL_PLAINTEXT://{oauth_addr}");
-    let url = format!("file://{}", jwks.display());
-    let mut broker = Broker::start_with(&[
-        ("listeners", &listeners),
+    let mut settings = vec![
+        ("listeners", listeners.as_str()),
         ("sasl.enabled.mechanisms", "OAUTHBEARER"),
-        ("sasl.oauthbearer.jwks.endpoint.url", &url),
+        ("sasl.oauthbearer.jwks.endpoint.url", jwks_url),
         ("sasl.oauthbearer.expected.audience", "kafka"),
         ("sasl.oauthbearer.expected.issuer", "https://idp.test"),
         (
@@ -169,7 +166,77 @@ fn signed_tokens_write_as_their_subject_and_bad_tokens_are_refused() {
             "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         ),
         ("super.users", "User:ANONYMOUS"),
-    ]);
+    ];
+    settings.extend_from_slice(extra);
+    (Broker::start_with(&settings), oauth_addr)
+}
+
+/// Logs in on a raw connection with `token` (SaslHandshake v1,
+/// SaslAuthenticate v2): the answer.
+fn raw_token_login(
+    raw: &mut RawConn,
+    token: &str,
+) -> kafka_protocol::messages::SaslAuthenticateResponse {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let handshake = raw.request(
+        &SaslHandshakeRequest::default().with_mechanism("OAUTHBEARER".into()),
+        1,
+    );
+    assert_eq!(handshake.error_code, 0);
+    let message = format!("n,,\x01auth=Bearer {token}\x01\x01");
+    raw.request(
+        &SaslAuthenticateRequest::default().with_auth_bytes(message.into_bytes().into()),
+        2,
+    )
+}
+
+/// With `connections.max.reauth.ms` set, a session ends when its token
+/// does if that comes first (KIP-368, as Kafka's authenticator): the
+/// lifetime answered is the token's, and a request after it closes the
+/// connection.
+#[test]
+fn a_session_ends_when_its_token_expires() {
+    let dir = temporary_data_dir();
+    let provider = Provider::new("key-1");
+    let jwks = dir.path().join("jwks.json");
+    provider.write_jwks(&jwks);
+    let url = format!("file://{}", jwks.display());
+    let (_broker, oauth_addr) =
+        start_oauth_broker(&url, &[("connections.max.reauth.ms", "600000")]);
+    let mut short = RawConn::connect_to(&oauth_addr);
+    let answer = raw_token_login(&mut short, &provider.token("carol", "kafka", 3));
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    assert!(
+        (1..=3000).contains(&answer.session_lifetime_ms),
+        "a 3 s token gives a session of at most 3 s, not the 600 s of connections.max.reauth.ms: {}",
+        answer.session_lifetime_ms
+    );
+    let mut long = RawConn::connect_to(&oauth_addr);
+    let answer = raw_token_login(&mut long, &provider.token("carol", "kafka", 3600));
+    assert_eq!(
+        answer.session_lifetime_ms, 600_000,
+        "the shorter bound wins"
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let (_, frame) =
+        short.encode_request(&kafka_protocol::messages::MetadataRequest::default(), 12);
+    short.send_bytes(&frame);
+    short.assert_closed("a request after the token expired");
+    let metadata = long.request(&kafka_protocol::messages::MetadataRequest::default(), 12);
+    assert!(
+        !metadata.brokers.is_empty(),
+        "the long session still serves"
+    );
+}
+
+#[test]
+fn signed_tokens_write_as_their_subject_and_bad_tokens_are_refused() {
+    let dir = temporary_data_dir();
+    let provider = Provider::new("key-1");
+    let jwks = dir.path().join("jwks.json");
+    provider.write_jwks(&jwks);
+    let url = format!("file://{}", jwks.display());
+    let (mut broker, oauth_addr) = start_oauth_broker(&url, &[]);
     create_topic(&broker, "tokens", 1, &[]);
     // ACLs decide by the token's subject: only carol may write.
     let acl = kafka_protocol::messages::create_acls_request::AclCreation::default()

@@ -141,7 +141,7 @@ fn sasl_requests_get_kafkas_error_codes() {
     assert_eq!(answer.error_code, UNSUPPORTED_SASL_MECHANISM);
     let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
     assert_eq!(offered, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
-    assert_closed(&mut raw, "after an unsupported mechanism");
+    raw.assert_closed("after an unsupported mechanism");
 
     // SaslAuthenticate before SaslHandshake: ILLEGAL_SASL_STATE.
     let mut raw = RawConn::connect_to(&sasl.sasl_addr);
@@ -150,7 +150,7 @@ fn sasl_requests_get_kafkas_error_codes() {
         2,
     );
     assert_eq!(answer.error_code, ILLEGAL_SASL_STATE);
-    assert_closed(&mut raw, "after ILLEGAL_SASL_STATE");
+    raw.assert_closed("after ILLEGAL_SASL_STATE");
 
     // A wrong PLAIN password: SASL_AUTHENTICATION_FAILED, after the delay.
     let mut raw = RawConn::connect_to(&sasl.sasl_addr);
@@ -170,7 +170,7 @@ fn sasl_requests_get_kafkas_error_codes() {
         "answered after {:?}, before connection.failed.authentication.delay.ms",
         asked.elapsed()
     );
-    assert_closed(&mut raw, "after a failed login");
+    raw.assert_closed("after a failed login");
 
     // The right one, then the pipeline: Metadata is answered, and a second
     // handshake is ILLEGAL_SASL_STATE.
@@ -196,14 +196,14 @@ fn sasl_requests_get_kafkas_error_codes() {
     let mut raw = RawConn::connect_to(&sasl.sasl_addr);
     let (_, frame) = raw.encode_request(&MetadataRequest::default(), 12);
     raw.send_bytes(&frame);
-    assert_closed(&mut raw, "after Metadata before authentication");
+    raw.assert_closed("after Metadata before authentication");
     let mut raw = RawConn::connect_to(&sasl.sasl_addr);
     raw.send_bytes(&[0, 0, 0, 5, 1, 2, 3, 4, 5]);
-    assert_closed(&mut raw, "after a garbage frame");
+    raw.assert_closed("after a garbage frame");
     // An oversized frame before authentication is not buffered.
     let mut raw = RawConn::connect_to(&sasl.sasl_addr);
     raw.send_bytes(&(50u32 << 20).to_be_bytes());
-    assert_closed(&mut raw, "after a 50 MiB frame header");
+    raw.assert_closed("after a 50 MiB frame header");
     sasl.broker.assert_alive_after("bad SASL requests");
 }
 
@@ -213,19 +213,6 @@ fn plain_token(user: &str, password: &str) -> bytes::Bytes {
 }
 
 /// The broker closed `raw` (end of stream or reset, not a timeout).
-fn assert_closed(raw: &mut RawConn, what: &str) {
-    match raw.read_frame() {
-        Ok(frame) => panic!("{what}: the connection is open and sent {frame:?}"),
-        Err(e) => assert!(
-            !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-            "{what}: the connection was left open ({e})"
-        ),
-    }
-}
-
 #[test]
 fn scram_over_sasl_ssl() {
     let pki = temporary_data_dir();
@@ -471,7 +458,7 @@ fn sessions_expire_unless_the_client_reauthenticates() {
     // ...and the lapsed one is closed at its next request.
     let (_, frame) = lapsing.encode_request(&MetadataRequest::default(), 12);
     lapsing.send_bytes(&frame);
-    assert_closed(&mut lapsing, "a request after the session expired");
+    lapsing.assert_closed("a request after the session expired");
 }
 
 #[test]

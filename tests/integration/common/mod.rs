@@ -898,6 +898,21 @@ impl RawConn {
     }
 
     /// Reads one length-prefixed frame.
+    /// The broker closed this connection: reading ends or fails, rather
+    /// than timing out on a connection left open.
+    pub fn assert_closed(&mut self, what: &str) {
+        match self.read_frame() {
+            Ok(frame) => panic!("{what}: the connection is open and sent {frame:?}"),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{what}: the connection was left open ({e})"
+            ),
+        }
+    }
+
     pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;

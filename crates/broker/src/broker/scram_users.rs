@@ -8,7 +8,9 @@
 //! on the shard that got the request.
 use super::authz::RequestAuthorizer;
 use super::{str_bytes, RequestContext};
-use crate::security::sasl::{CredentialStore, SaslExchange, SaslMechanism, SaslStep, TokenCheck};
+use crate::security::sasl::{
+    CredentialStore, SaslExchange, SaslMechanism, SaslStep, TokenCheck, TokenIdentity,
+};
 use crate::security::scram::{SaslError, ScramCredential, ScramMechanism};
 use crate::security::SaslSession;
 use crate::shard::Shard;
@@ -390,12 +392,17 @@ pub async fn sasl_authenticate(
             "re-authentication as {user} must keep the principal {}",
             ctx.session.principal
         )),
-        Ok(SaslStep::Done { answer, .. }) => {
+        Ok(SaslStep::Done {
+            answer,
+            credential_expires_at_s,
+            ..
+        }) => {
             tracing::debug!(principal = %ctx.session.principal, "SASL re-authentication");
-            sasl.logged_in(std::time::Instant::now());
+            let left = crate::security::credential_left(credential_expires_at_s, unix_now_s());
+            let lifetime = sasl.logged_in(std::time::Instant::now(), left);
             SaslAuthenticateResponse::default()
                 .with_auth_bytes(answer.into())
-                .with_session_lifetime_ms(sasl.lifetime_ms())
+                .with_session_lifetime_ms(crate::security::lifetime_ms(lifetime))
         }
         Err(error) => {
             tracing::info!(principal = %ctx.session.principal, %error, "failed re-authentication");
@@ -429,6 +436,13 @@ impl ViewCredentials {
     }
 }
 
+/// Seconds since the epoch, by the wall clock (tokens' `exp` is one).
+pub fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// What a listener's exchanges check against: the users in the view and,
 /// with OAUTHBEARER, the provider's keys.
 pub struct ListenerCredentials<'a> {
@@ -441,11 +455,11 @@ impl CredentialStore for ListenerCredentials<'_> {
         self.users.scram_credential(user, mechanism)
     }
 
-    fn token_subject(&self, token: &str) -> Result<String, SaslError> {
+    fn verify_token(&self, token: &str) -> Result<TokenIdentity, SaslError> {
         let validator = self
             .tokens
             .ok_or(SaslError::InvalidToken("OAUTHBEARER is not enabled".into()))?;
-        validator.token_subject(token)
+        validator.verify_token(token)
     }
 }
 

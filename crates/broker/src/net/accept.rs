@@ -16,7 +16,6 @@ use super::oauth::TokenValidator;
 use super::tls::TlsContext;
 use crate::broker::budget::ShardBudget;
 use crate::config::tls::SaslSettings;
-use crate::security::sasl::SaslMechanism;
 use crate::security::{Principal, SaslSession, Session};
 use crate::shard::Shard;
 use glommio::net::{TcpListener, TcpStream};
@@ -158,7 +157,7 @@ async fn authenticate_and_serve<S: Stream>(
             match super::sasl::authenticate(&shard, &mut stream, settings, tokens).await {
                 Ok(login) => {
                     tracing::debug!(%peer, listener = %context.name, principal = %login.principal, mechanism = login.mechanism.name(), "SASL login");
-                    let session = sasl_session(&shard, context, login.mechanism, login.expires);
+                    let session = sasl_session(&shard, context, &login);
                     (login.principal, Some(session))
                 }
                 Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
@@ -186,10 +185,10 @@ async fn authenticate_and_serve<S: Stream>(
 fn sasl_session(
     shard: &Shard,
     context: &ListenerContext,
-    mechanism: SaslMechanism,
-    expires: bool,
+    login: &super::sasl::Authenticated,
 ) -> SaslSession {
-    let lifetime = match expires {
+    let mechanism = login.mechanism;
+    let lifetime = match login.expires {
         true => Duration::from_millis(shard.config.connections_max_reauth_ms),
         false => Duration::ZERO,
     };
@@ -203,7 +202,7 @@ fn sasl_session(
             .map(|t| t as Arc<dyn crate::security::sasl::TokenCheck>),
         reauthentication: Default::default(),
     };
-    session.logged_in(Instant::now());
+    session.logged_in(Instant::now(), login.credential_left);
     session
 }
 

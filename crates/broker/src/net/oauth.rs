@@ -5,7 +5,7 @@
 //! provider rotated its keys), and `security::oauth` to check each token.
 //! Shared by every shard; each validation runs on the connection's shard.
 use crate::config::tls::OAuthSettings;
-use crate::security::oauth::{validate, Jwks, TokenError};
+use crate::security::oauth::{validate, Jwks, TokenError, TokenIdentity};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,8 +27,8 @@ impl TokenValidator {
         }))
     }
 
-    /// The subject of `token`, if it is valid now.
-    pub fn subject(&self, token: &str) -> Result<String, TokenError> {
+    /// Who `token` speaks for, if it is valid now.
+    pub fn identity(&self, token: &str) -> Result<TokenIdentity, TokenError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -78,8 +78,11 @@ fn read_jwks(settings: &OAuthSettings) -> Result<Jwks, String> {
 }
 
 impl crate::security::sasl::TokenCheck for TokenValidator {
-    fn token_subject(&self, token: &str) -> Result<String, crate::security::scram::SaslError> {
-        self.subject(token)
+    fn verify_token(
+        &self,
+        token: &str,
+    ) -> Result<TokenIdentity, crate::security::scram::SaslError> {
+        self.identity(token)
             .map_err(|e| crate::security::scram::SaslError::InvalidToken(e.to_string()))
     }
 }

@@ -80,6 +80,8 @@ pub struct Authenticated {
     /// Whether its session expires after `connections.max.reauth.ms`:
     /// not for SaslHandshake v0 clients, which cannot re-authenticate.
     pub expires: bool,
+    /// How long its credential has left, when it ends (a token).
+    pub credential_left: Option<Duration>,
 }
 
 /// Authenticates the client on `stream`.
@@ -100,12 +102,13 @@ pub async fn authenticate<S: Stream>(
                         write_raw(stream, &token).await?;
                         Phase::RawTokens(mechanism, exchange)
                     }
-                    Ok(SaslStep::Done { answer, user }) => {
+                    Ok(SaslStep::Done { answer, user, .. }) => {
                         write_raw(stream, &answer).await?;
                         return Ok(Authenticated {
                             principal: Principal::user(user),
                             mechanism,
                             expires: false,
+                            credential_left: None,
                         });
                     }
                     Err(error) => {
@@ -189,18 +192,29 @@ async fn request_step<S: Stream>(
                     write_response(stream, api_key, version, correlation_id, &body).await?;
                     Ok(Ok(Phase::Authenticate(mechanism, exchange)))
                 }
-                Ok(SaslStep::Done { answer, user }) => {
+                Ok(SaslStep::Done {
+                    answer,
+                    user,
+                    credential_expires_at_s,
+                }) => {
                     let mut body =
                         SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(answer));
+                    let credential_left = crate::security::credential_left(
+                        credential_expires_at_s,
+                        crate::broker::scram_users::unix_now_s(),
+                    );
                     // v1 carries the session lifetime (KIP-368).
                     if version >= 1 {
-                        body.session_lifetime_ms = reauth_ms(shard);
+                        body.session_lifetime_ms = crate::security::lifetime_ms(
+                            crate::security::login_lifetime(reauth_max(shard), credential_left),
+                        );
                     }
                     write_response(stream, api_key, version, correlation_id, &body).await?;
                     Ok(Err(Authenticated {
                         principal: Principal::user(user),
                         mechanism,
                         expires: version >= 1,
+                        credential_left,
                     }))
                 }
                 Err(error) => {
@@ -257,8 +271,8 @@ fn step(
 }
 
 /// `connections.max.reauth.ms` as SaslAuthenticate answers it.
-fn reauth_ms(shard: &Shard) -> i64 {
-    i64::try_from(shard.config.connections_max_reauth_ms).unwrap_or(i64::MAX)
+fn reauth_max(shard: &Shard) -> Duration {
+    Duration::from_millis(shard.config.connections_max_reauth_ms)
 }
 
 async fn delay_failure(shard: &Rc<Shard>) {

@@ -56,23 +56,84 @@ impl std::fmt::Debug for SaslSession {
 }
 
 impl SaslSession {
-    /// Starts (or restarts) the session's lifetime at `now`.
-    pub fn logged_in(&self, now: std::time::Instant) {
+    /// Starts (or restarts) the session's lifetime at `now`, for a
+    /// credential that itself lasts `credential_left` (an OAUTHBEARER
+    /// token), if it ends. Returns this login's lifetime (zero: none).
+    pub fn logged_in(
+        &self,
+        now: std::time::Instant,
+        credential_left: Option<std::time::Duration>,
+    ) -> std::time::Duration {
+        let lifetime = login_lifetime(self.lifetime, credential_left);
         // A lifetime past what the clock can hold never expires.
-        let expires = match self.lifetime.is_zero() {
+        let expires = match lifetime.is_zero() {
             true => None,
-            false => now.checked_add(self.lifetime),
+            false => now.checked_add(lifetime),
         };
         self.expires.set(expires);
+        lifetime
     }
 
     /// Whether the session has expired at `now`.
     pub fn expired(&self, now: std::time::Instant) -> bool {
         self.expires.get().is_some_and(|at| now >= at)
     }
+}
 
-    /// The session lifetime SaslAuthenticate v1+ answers (0: none).
-    pub fn lifetime_ms(&self) -> i64 {
-        i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX)
+/// The session lifetime SaslAuthenticate v1+ answers (0: none).
+pub fn lifetime_ms(lifetime: std::time::Duration) -> i64 {
+    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A login's lifetime, as Kafka's authenticator sets it (KIP-368): with
+/// `connections.max.reauth.ms` (`max`) zero, sessions never expire;
+/// otherwise the session ends at `max` or when its credential does,
+/// whichever is first (and never lasts zero, which would mean never).
+pub fn login_lifetime(
+    max: std::time::Duration,
+    credential_left: Option<std::time::Duration>,
+) -> std::time::Duration {
+    const SHORTEST: std::time::Duration = std::time::Duration::from_millis(1);
+    match (max.is_zero(), credential_left) {
+        (true, _) => std::time::Duration::ZERO,
+        (false, None) => max,
+        (false, Some(left)) => max.min(left).max(SHORTEST),
+    }
+}
+
+/// How long is left of a credential that ends at `expires_at_s` (seconds
+/// since the epoch), seen at `now_s`.
+pub fn credential_left(expires_at_s: Option<u64>, now_s: u64) -> Option<std::time::Duration> {
+    expires_at_s.map(|at| std::time::Duration::from_secs(at.saturating_sub(now_s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_login_lasts_until_the_reauth_interval_or_the_credential_ends() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(login_lifetime(Duration::ZERO, Some(minute)), Duration::ZERO);
+        assert_eq!(login_lifetime(minute, None), minute);
+        assert_eq!(
+            login_lifetime(minute, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            login_lifetime(Duration::from_secs(5), Some(minute)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            login_lifetime(minute, Some(Duration::ZERO)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            credential_left(Some(100), 40),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(credential_left(Some(10), 40), Some(Duration::ZERO));
+        assert_eq!(credential_left(None, 40), None);
     }
 }

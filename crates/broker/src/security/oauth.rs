@@ -168,13 +168,21 @@ pub fn bearer_token(message: &[u8]) -> Result<&str, TokenError> {
         .ok_or(TokenError::Malformed)
 }
 
-/// Verifies `token` at `now_s` (seconds since the epoch); its subject.
+/// Who a valid token speaks for, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub subject: String,
+    /// Its `exp`, in seconds since the epoch.
+    pub expires_at_s: u64,
+}
+
+/// Verifies `token` at `now_s` (seconds since the epoch).
 pub fn validate(
     token: &str,
     jwks: &Jwks,
     rules: &TokenRules,
     now_s: u64,
-) -> Result<String, TokenError> {
+) -> Result<TokenIdentity, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -230,7 +238,7 @@ fn check_claims(
     claims: &BTreeMap<String, Value>,
     rules: &TokenRules,
     now_s: u64,
-) -> Result<String, TokenError> {
+) -> Result<TokenIdentity, TokenError> {
     let number = |name: &str| {
         claims
             .get(name)
@@ -239,10 +247,10 @@ fn check_claims(
     };
     let skew = rules.clock_skew_s;
     // Kafka requires an expiry.
-    match number("exp") {
-        Some(exp) if exp.saturating_add(skew) > now_s => {}
+    let expires_at_s = match number("exp") {
+        Some(exp) if exp.saturating_add(skew) > now_s => exp,
         _ => return Err(TokenError::Expired),
-    }
+    };
     if number("nbf").is_some_and(|nbf| nbf > now_s.saturating_add(skew)) {
         return Err(TokenError::NotYetValid);
     }
@@ -265,12 +273,16 @@ fn check_claims(
             return Err(TokenError::Audience);
         }
     }
-    claims
+    let subject = claims
         .get(&rules.subject_claim)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(String::from)
-        .ok_or_else(|| TokenError::Subject(rules.subject_claim.clone()))
+        .ok_or_else(|| TokenError::Subject(rules.subject_claim.clone()))?;
+    Ok(TokenIdentity {
+        subject,
+        expires_at_s,
+    })
 }
 
 #[cfg(test)]
@@ -334,7 +346,13 @@ mod tests {
             format!(r#"{{"sub":"alice","exp":{exp},"aud":{aud},"iss":"{iss}"}}"#)
         };
         let good = p.token(HEADER, &claims(NOW + 60, r#"["x","kafka"]"#, "https://idp"));
-        assert_eq!(validate(&good, &p.jwks, &rules, NOW), Ok("alice".into()));
+        assert_eq!(
+            validate(&good, &p.jwks, &rules, NOW),
+            Ok(TokenIdentity {
+                subject: "alice".into(),
+                expires_at_s: NOW + 60
+            })
+        );
         let check = |token: String| validate(&token, &p.jwks, &rules, NOW).unwrap_err();
         assert_eq!(
             check(p.token(HEADER, &claims(NOW - 60, r#""kafka""#, "https://idp"))),
@@ -374,7 +392,10 @@ mod tests {
         let far = r#"{"sub":"alice","exp":1e300,"nbf":-5,"aud":"kafka","iss":"https://idp"}"#;
         assert_eq!(
             validate(&p.token(HEADER, far), &p.jwks, &rules, NOW),
-            Ok("alice".into())
+            Ok(TokenIdentity {
+                subject: "alice".into(),
+                expires_at_s: u64::MAX
+            })
         );
     }
 

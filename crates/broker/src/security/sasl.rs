@@ -3,6 +3,7 @@
 //! or SCRAM-SHA-256/512 (two rounds). Pure: the caller gives each client
 //! message, a lookup of stored credentials and fresh nonces, and sends the
 //! answers; `net::sasl` does the framing.
+pub use super::oauth::TokenIdentity;
 use super::scram::{parse_plain, SaslError, ScramCredential, ScramMechanism, ScramServer};
 
 /// The mechanisms Tidemark's SASL listeners can offer.
@@ -37,12 +38,19 @@ pub enum SaslStep {
     /// Send this and wait for the client's next message.
     Continue(Vec<u8>),
     /// Authenticated as `user`; send `answer` (empty for PLAIN).
-    Done { answer: Vec<u8>, user: String },
+    /// `credential_expires_at_s` is when the credential itself ends (an
+    /// OAUTHBEARER token's `exp`, seconds since the epoch): a session must
+    /// not outlive it (KIP-368).
+    Done {
+        answer: Vec<u8>,
+        user: String,
+        credential_expires_at_s: Option<u64>,
+    },
 }
 
-/// Validates an OAUTHBEARER token: its subject.
+/// Validates an OAUTHBEARER token.
 pub trait TokenCheck {
-    fn token_subject(&self, token: &str) -> Result<String, SaslError>;
+    fn verify_token(&self, token: &str) -> Result<TokenIdentity, SaslError>;
 }
 
 /// The stored credentials an exchange may read: user and mechanism to the
@@ -50,8 +58,8 @@ pub trait TokenCheck {
 pub trait CredentialStore {
     fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
 
-    /// The subject of a valid OAUTHBEARER token.
-    fn token_subject(&self, token: &str) -> Result<String, SaslError>;
+    /// Who a valid OAUTHBEARER token speaks for.
+    fn verify_token(&self, token: &str) -> Result<TokenIdentity, SaslError>;
 }
 
 /// One connection's exchange (one per authenticating connection, so its
@@ -100,6 +108,7 @@ impl SaslExchange {
                 Ok(SaslStep::Done {
                     answer: Vec::new(),
                     user,
+                    credential_expires_at_s: None,
                 })
             }
             SaslExchange::OAuthBearer { finished } => {
@@ -108,10 +117,11 @@ impl SaslExchange {
                 }
                 let token = super::oauth::bearer_token(message)
                     .map_err(|_| SaslError::Malformed("OAUTHBEARER client response"))?;
-                let user = store.token_subject(token)?;
+                let identity = store.verify_token(token)?;
                 Ok(SaslStep::Done {
                     answer: Vec::new(),
-                    user,
+                    user: identity.subject,
+                    credential_expires_at_s: Some(identity.expires_at_s),
                 })
             }
             SaslExchange::Scram(server) => {
@@ -122,7 +132,11 @@ impl SaslExchange {
                     Ok(SaslStep::Continue(first))
                 } else {
                     let (answer, user) = server.client_final(message)?;
-                    Ok(SaslStep::Done { answer, user })
+                    Ok(SaslStep::Done {
+                        answer,
+                        user,
+                        credential_expires_at_s: None,
+                    })
                 }
             }
         }
@@ -141,11 +155,14 @@ mod tests {
             self.0.get(&(user.to_string(), m)).cloned()
         }
 
-        fn token_subject(&self, token: &str) -> Result<String, SaslError> {
-            // A stand-in validator: "ok:<user>" is valid.
+        fn verify_token(&self, token: &str) -> Result<TokenIdentity, SaslError> {
+            // A stand-in validator: "ok:<user>" is valid until 1000 s.
             token
                 .strip_prefix("ok:")
-                .map(String::from)
+                .map(|user| TokenIdentity {
+                    subject: user.to_string(),
+                    expires_at_s: 1000,
+                })
                 .ok_or(SaslError::InvalidToken("not ok".into()))
         }
     }
@@ -160,6 +177,24 @@ mod tests {
     }
 
     #[test]
+    fn oauthbearer_logs_in_as_the_token_subject_until_the_token_expires() {
+        let store = store();
+        let mut exchange = SaslExchange::start(SaslMechanism::OAuthBearer);
+        assert_eq!(
+            exchange.step(b"n,,\x01auth=Bearer ok:carol\x01\x01", &store, String::new),
+            Ok(SaslStep::Done {
+                answer: vec![],
+                user: "carol".into(),
+                credential_expires_at_s: Some(1000),
+            })
+        );
+        let mut bad = SaslExchange::start(SaslMechanism::OAuthBearer);
+        assert!(bad
+            .step(b"n,,\x01auth=Bearer forged\x01\x01", &store, String::new)
+            .is_err());
+    }
+
+    #[test]
     fn plain_logs_in_against_any_stored_scram_mechanism_once() {
         let store = store();
         let mut plain = SaslExchange::start(SaslMechanism::Plain);
@@ -168,7 +203,8 @@ mod tests {
             done,
             SaslStep::Done {
                 answer: vec![],
-                user: "alice".into()
+                user: "alice".into(),
+                credential_expires_at_s: None,
             }
         );
         assert_eq!(
