@@ -171,6 +171,23 @@ fn start_oauth_broker(jwks_url: &str, extra: &[(&str, &str)]) -> (Broker, String
     (Broker::start_with(&settings), oauth_addr)
 }
 
+/// Lets `principal` write to `topic` (an ACL made over PLAINTEXT).
+fn allow_writes(broker: &Broker, topic: &str, principal: &str) {
+    let acl = kafka_protocol::messages::create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(topic.to_string().into())
+        .with_resource_pattern_type(3)
+        .with_principal(principal.to_string().into())
+        .with_host("*".into())
+        .with_operation(4)
+        .with_permission_type(3);
+    let created = RawConn::connect(broker).request(
+        &kafka_protocol::messages::CreateAclsRequest::default().with_creations(vec![acl]),
+        3,
+    );
+    assert_eq!(created.results[0].error_code, 0);
+}
+
 /// Logs in on a raw connection with `token` (SaslHandshake v1,
 /// SaslAuthenticate v2): the answer.
 fn raw_token_login(
@@ -239,19 +256,7 @@ fn signed_tokens_write_as_their_subject_and_bad_tokens_are_refused() {
     let (mut broker, oauth_addr) = start_oauth_broker(&url, &[]);
     create_topic(&broker, "tokens", 1, &[]);
     // ACLs decide by the token's subject: only carol may write.
-    let acl = kafka_protocol::messages::create_acls_request::AclCreation::default()
-        .with_resource_type(2)
-        .with_resource_name("tokens".into())
-        .with_resource_pattern_type(3)
-        .with_principal("User:carol".into())
-        .with_host("*".into())
-        .with_operation(4)
-        .with_permission_type(3);
-    let created = RawConn::connect(&broker).request(
-        &kafka_protocol::messages::CreateAclsRequest::default().with_creations(vec![acl]),
-        3,
-    );
-    assert_eq!(created.results[0].error_code, 0);
+    allow_writes(&broker, "tokens", "User:carol");
 
     let valid = provider.token("carol", "kafka", 300);
     assert_eq!(produce_with_token(&oauth_addr, "tokens", valid), Ok(0));
@@ -277,8 +282,116 @@ fn signed_tokens_write_as_their_subject_and_bad_tokens_are_refused() {
     assert_eq!(values, [Some("signed".to_string())]);
 }
 
+/// `openssl s_server -WWW`: an https server of the files in `dir`, with
+/// `identity`'s certificate; killed when dropped.
+struct HttpsFiles {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpsFiles {
+    fn serve(dir: &Path, identity: &crate::common::secure::Issued) -> HttpsFiles {
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&identity.cert)
+            .arg("-key")
+            .arg(&identity.key)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server (Debian's openssl package)");
+        wait_until(Duration::from_secs(10), "openssl s_server listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        HttpsFiles { child, port }
+    }
+}
+
+impl Drop for HttpsFiles {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The provider's keys fetched over https, its server's certificate
+/// checked against a private CA given as Kafka gives it (the JAAS options
+/// of the listener's OAUTHBEARER login module). When the provider rotates
+/// its key, a token signed by the new one is let in once the broker has
+/// fetched the keys again, which a token naming an unknown key triggers.
 #[test]
-fn a_jwks_that_is_not_a_file_refuses_to_start() {
+fn keys_fetched_over_https_validate_tokens_and_rotated_keys_are_found() {
+    let dir = temporary_data_dir();
+    let ca = crate::common::secure::Ca::new(dir.path(), "idp-ca");
+    let server = ca.issue(dir.path(), "idp", "localhost", false);
+    let jwks = dir.path().join("jwks.json");
+    let first = Provider::new("key-1");
+    first.write_jwks(&jwks);
+    let idp = HttpsFiles::serve(dir.path(), &server);
+    let url = format!("https://127.0.0.1:{}/jwks.json", idp.port);
+    let jaas = format!(
+        r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.location="{}" ssl.truststore.type="PEM";"#,
+        ca.pem.display()
+    );
+    let (broker, oauth_addr) = start_oauth_broker(
+        &url,
+        &[(
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            &jaas,
+        )],
+    );
+    create_topic(&broker, "https-keys", 1, &[]);
+    allow_writes(&broker, "https-keys", "User:carol");
+    let token = first.token("carol", "kafka", 300);
+    assert_eq!(produce_with_token(&oauth_addr, "https-keys", token), Ok(0));
+
+    let rotated = Provider::new("key-2");
+    rotated.write_jwks(&jwks);
+    let offset = wait_until(
+        Duration::from_secs(40),
+        "the rotated key is fetched",
+        || {
+            produce_with_token(
+                &oauth_addr,
+                "https-keys",
+                rotated.token("carol", "kafka", 300),
+            )
+            .ok()
+        },
+    );
+    assert_eq!(offset, 1);
+}
+
+/// Without the private CA the provider's certificate is not trusted: the
+/// broker starts, says why, and lets no token in.
+#[test]
+fn an_https_provider_whose_certificate_is_not_trusted_lets_no_token_in() {
+    let dir = temporary_data_dir();
+    let ca = crate::common::secure::Ca::new(dir.path(), "idp-ca");
+    let server = ca.issue(dir.path(), "idp", "localhost", false);
+    let provider = Provider::new("key-1");
+    provider.write_jwks(&dir.path().join("jwks.json"));
+    let idp = HttpsFiles::serve(dir.path(), &server);
+    let url = format!("https://127.0.0.1:{}/jwks.json", idp.port);
+    let (broker, oauth_addr) = start_oauth_broker(&url, &[]);
+    create_topic(&broker, "untrusted-idp", 1, &[]);
+    allow_writes(&broker, "untrusted-idp", "User:carol");
+    let token = provider.token("carol", "kafka", 300);
+    assert!(produce_with_token(&oauth_addr, "untrusted-idp", token).is_err());
+    assert!(
+        broker.output().contains("the JWKS cannot be fetched yet"),
+        "{}",
+        broker.output()
+    );
+}
+
+#[test]
+fn a_plain_http_jwks_url_refuses_to_start() {
     let port = free_port();
     let output = Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .args(["dev", "--cores", "1", "--data-dir"])
@@ -290,12 +403,12 @@ fn a_jwks_that_is_not_a_file_refuses_to_start() {
         .args(["--set", "sasl.enabled.mechanisms=OAUTHBEARER"])
         .args([
             "--set",
-            "sasl.oauthbearer.jwks.endpoint.url=https://idp.example/jwks",
+            "sasl.oauthbearer.jwks.endpoint.url=http://idp.example/jwks",
         ])
         .stdin(Stdio::null())
         .output()
         .expect("run tidemark");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("file://"), "{stderr}");
+    assert!(stderr.contains("https://"), "{stderr}");
 }

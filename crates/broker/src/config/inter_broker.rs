@@ -158,7 +158,7 @@ pub fn jaas_credentials(text: &str) -> Result<(String, String), String> {
 }
 
 /// The `key=value` options of the first login module entry.
-fn jaas_options(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn jaas_options(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut tokens = jaas_tokens(text)?.into_iter();
     let (Some(_class), Some(flag)) = (tokens.next(), tokens.next()) else {
         return Err("expected `<LoginModule class> required key=\"value\" ...;`".to_string());

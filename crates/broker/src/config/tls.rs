@@ -169,11 +169,25 @@ pub struct SaslSettings {
     pub oauth: Option<OAuthSettings>,
 }
 
+/// Where the provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `file:///path/to/jwks.json`.
+    File(PathBuf),
+    /// `https://...`, its server checked against Mozilla's roots or, as
+    /// Kafka's JAAS option `ssl.truststore.location` of the listener's
+    /// OAUTHBEARER login module gives it, a PEM file of CAs.
+    Https {
+        url: String,
+        truststore: Option<PathBuf>,
+    },
+}
+
 /// How OAUTHBEARER tokens are validated (KIP-768's keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthSettings {
-    /// The JWKS file (`sasl.oauthbearer.jwks.endpoint.url=file:///...`).
-    pub jwks_file: PathBuf,
+    /// `sasl.oauthbearer.jwks.endpoint.url`.
+    pub jwks: JwksSource,
     /// `sasl.oauthbearer.jwks.endpoint.refresh.ms` (default one hour): how
     /// often the file is read again.
     pub refresh_ms: u64,
@@ -191,17 +205,22 @@ impl OAuthSettings {
         let url = get(url_key).ok_or_else(|| {
             invalid(
                 &key(url_key),
-                "OAUTHBEARER needs the provider's keys: file:///path/to/jwks.json",
+                "OAUTHBEARER needs the provider's keys: https://idp.example/jwks or file:///path/to/jwks.json",
             )
         })?;
-        let jwks_file =
-            match url.strip_prefix("file://") {
-                Some(path) => PathBuf::from(path),
-                None => return Err(invalid(
+        let jwks = match (url.strip_prefix("file://"), url.starts_with("https://")) {
+            (Some(path), _) => JwksSource::File(PathBuf::from(path)),
+            (None, true) => JwksSource::Https {
+                url: url.to_string(),
+                truststore: oauth_truststore(keys, listener)?,
+            },
+            (None, false) => {
+                return Err(invalid(
                     &key(url_key),
-                    "only file:// JWKS URLs are read so far (fetch the provider's JWKS to a file)",
-                )),
-            };
+                    "expected an https:// or file:// URL (Kafka also takes http://; Tidemark refuses it, since keys fetched without TLS could be forged on the way)",
+                ))
+            }
+        };
         if let Some(class) = get("oauthbearer.sasl.server.callback.handler.class") {
             if class != OAUTH_VALIDATOR_CLASS {
                 return Err(invalid(
@@ -236,11 +255,41 @@ impl OAuthSettings {
             clock_skew_s: number("sasl.oauthbearer.clock.skew.seconds", defaults.clock_skew_s)?,
         };
         Ok(OAuthSettings {
-            jwks_file,
+            jwks,
             refresh_ms: number("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?.max(1000),
             rules,
         })
     }
+}
+
+/// Kafka's way to trust a private provider's CA: the JAAS options of the
+/// listener's OAUTHBEARER login module, `ssl.truststore.location="..."`
+/// with `ssl.truststore.type="PEM"` (only PEM is read).
+fn oauth_truststore(
+    keys: &SecurityKeys,
+    listener: &Listener,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let jaas_key = "oauthbearer.sasl.jaas.config";
+    let Some(text) = keys.get(listener, jaas_key) else {
+        return Ok(None);
+    };
+    let key = format!("{}{jaas_key}", listener.config_prefix());
+    let options = super::inter_broker::jaas_options(text).map_err(|m| invalid(&key, &m))?;
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(kind) = option("ssl.truststore.type") {
+        if !kind.eq_ignore_ascii_case("PEM") {
+            return Err(invalid(
+                &key,
+                &format!("ssl.truststore.type={kind}: only PEM is read"),
+            ));
+        }
+    }
+    Ok(option("ssl.truststore.location").map(PathBuf::from))
 }
 
 impl SaslSettings {
