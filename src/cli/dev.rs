@@ -1,6 +1,7 @@
 //! `tidemark dev` and `tidemark broker`: build the configuration, open the
 //! topic registry, start the shards, and stop them cleanly on SIGINT/SIGTERM.
 //! Runs on the main thread.
+use super::dev_secure::{self, SecureError};
 use broker::config::{BrokerConfig, ConfigError};
 use broker::metadata::{standalone, MetadataStore};
 use broker::replication::agent::{spawn_agent, AgentSetup, LocalRegistry, AGENT_QUEUE_MAX};
@@ -29,6 +30,11 @@ pub struct DevArgs {
     /// Override any config key: --set log.segment.bytes=1048576
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Serve SASL_SSL only, with ACLs: make (once, in <data dir>/secure/) a
+    /// CA, a broker and a client certificate and the super user admin's
+    /// password, and print the client settings (docs/security.md).
+    #[arg(long)]
+    pub secure: bool,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +77,8 @@ pub enum StartError {
     Agent(std::io::Error),
     #[error(transparent)]
     EmbeddedQuorum(#[from] quorum::embedded::EmbeddedError),
+    #[error(transparent)]
+    Secure(#[from] SecureError),
 }
 
 pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
@@ -84,8 +92,37 @@ pub fn run_dev(args: DevArgs) -> Result<(), StartError> {
         config.shards = cores;
     }
     config.apply_overrides(&args.overrides)?;
+    if args.secure {
+        make_secure(&mut config, &args)?;
+    }
     secret_from_environment(&mut config);
     serve(config)
+}
+
+/// `--secure`: the certificates and the admin's password (made on the
+/// first start), the settings that turn on SASL_SSL and ACLs, the admin as
+/// the bootstrap user, and the client settings written and printed.
+fn make_secure(config: &mut BrokerConfig, args: &DevArgs) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let data_dir =
+        std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let (files, password) = dev_secure::ensure_material(&data_dir)?;
+    let user_keys = dev_secure::user_keys(args.config.as_deref(), &args.overrides);
+    let settings = dev_secure::secure_overrides(config, &user_keys, &args.listen, &files)?;
+    config.apply_overrides(&settings)?;
+    let client = dev_secure::ClientSettings::for_config(config, &files, &password)?;
+    let bootstrap_user = dev_secure::bootstrap_user(&password)?;
+    client.write(&files)?;
+    // Read by the broker when it loads its listeners; still the only
+    // thread of the process here, so nothing reads the environment while it
+    // changes.
+    std::env::set_var(
+        broker::broker::scram_users::BOOTSTRAP_USER_VARIABLE,
+        bootstrap_user,
+    );
+    print!("{}", client.banner(&files, config));
+    Ok(())
 }
 
 pub fn run_broker(args: BrokerArgs) -> Result<(), StartError> {

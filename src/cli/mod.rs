@@ -5,6 +5,7 @@ pub mod acl;
 pub mod bench;
 pub mod consume;
 pub mod dev;
+pub mod dev_secure;
 pub mod group;
 pub mod produce;
 pub mod quorum;

@@ -1,6 +1,8 @@
 //! Other Kafka clients, run as real processes: kcat (Debian's, on librdkafka
-//! 2.0.2) and kafka-python.
+//! 2.0.2) and kafka-python, on plaintext and on every secured listener (SSL,
+//! mutual TLS, SASL_PLAINTEXT and SASL_SSL with each mechanism).
 use crate::common;
+use crate::common::secure::Ca;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
@@ -231,6 +233,112 @@ fn kafka_python(mode: &str) {
     assert_eq!(text(&output.stdout).trim(), "OK");
     assert_eq!(watermarks(&broker, &topic, 0), (0, 15));
     assert_eq!(watermarks(&broker, &topic, 1), (0, 15));
+}
+
+/// Runs kafka_python_client.py against `bootstrap` with kafka-python
+/// `settings`; returns what it printed.
+fn kafka_python_with(bootstrap: &str, topic: &str, mode: &str, settings: &[String]) -> String {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/kafka_python_client.py"
+    );
+    let output = run(
+        Command::new("python3")
+            .args([script, bootstrap, topic, mode])
+            .args(settings),
+        b"",
+        Duration::from_secs(120),
+    );
+    let what = format!("kafka-python {mode} {settings:?}");
+    assert_success(&output, &what);
+    text(&output.stdout).trim().to_string()
+}
+
+const PYTHON_ADMIN_PASSWORD: &str = "python-secret";
+
+#[test]
+fn kafka_python_round_trips_over_ssl_mtls_and_sasl_with_each_mechanism() {
+    if !python_has_kafka() {
+        return;
+    }
+    let pki = temporary_data_dir();
+    let ca = Ca::new(pki.path(), "ca");
+    let server = ca.issue(pki.path(), "broker", "localhost", false);
+    let client = ca.issue(pki.path(), "client", "python", false);
+    let addr = |_: &str| format!("127.0.0.1:{}", free_port());
+    let (ssl, mtls, sasl_plain, sasl_ssl) =
+        (addr("ssl"), addr("mtls"), addr("sasl"), addr("sasl_ssl"));
+    let listeners = format!(
+        "PLAINTEXT://127.0.0.1:{{port}},SSL://{ssl},MTLS://{mtls},SASL_PLAINTEXT://{sasl_plain},SASL_SSL://{sasl_ssl}"
+    );
+    let keystore = server.keystore.display().to_string();
+    let truststore = ca.pem.display().to_string();
+    let bootstrap_user = format!("admin:{PYTHON_ADMIN_PASSWORD}");
+    let broker = Broker::start_with_environment(
+        &[
+            ("listeners", &listeners),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            ),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &keystore),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", &truststore),
+            ("listener.name.mtls.ssl.client.auth", "required"),
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
+        ],
+        &[("TIDEMARK_BOOTSTRAP_USER", &bootstrap_user)],
+    );
+    let setting = |key: &str, value: &str| format!("{key}={value}");
+    let trusting = setting("ssl_cafile", &truststore);
+    let sasl = |protocol: &str, mechanism: &str, password: &str| {
+        vec![
+            setting("security_protocol", protocol),
+            setting("sasl_mechanism", mechanism),
+            setting("sasl_plain_username", "admin"),
+            setting("sasl_plain_password", password),
+        ]
+    };
+    let mut cases: Vec<(String, &str, Vec<String>)> = vec![
+        (
+            "ssl".into(),
+            ssl.as_str(),
+            vec![setting("security_protocol", "SSL"), trusting.clone()],
+        ),
+        (
+            "mtls".into(),
+            mtls.as_str(),
+            vec![
+                setting("security_protocol", "SSL"),
+                trusting.clone(),
+                setting("ssl_certfile", &client.cert.display().to_string()),
+                setting("ssl_keyfile", &client.key.display().to_string()),
+            ],
+        ),
+    ];
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let name = mechanism.to_lowercase();
+        let plain = sasl("SASL_PLAINTEXT", mechanism, PYTHON_ADMIN_PASSWORD);
+        cases.push((format!("sasl-plaintext-{name}"), sasl_plain.as_str(), plain));
+        let mut over_tls = sasl("SASL_SSL", mechanism, PYTHON_ADMIN_PASSWORD);
+        over_tls.push(trusting.clone());
+        cases.push((format!("sasl-ssl-{name}"), sasl_ssl.as_str(), over_tls));
+    }
+    for (name, bootstrap, settings) in &cases {
+        let topic = topic_name(&format!("kafka-python-{name}"));
+        create_topic(&broker, &topic, 2, &[]);
+        let printed = kafka_python_with(bootstrap, &topic, "explicit", settings);
+        assert_eq!(printed, "OK", "kafka-python over {name}");
+        // What it produced is there for any client to see.
+        assert_eq!(watermarks(&broker, &topic, 0), (0, 15), "{name}");
+        assert_eq!(watermarks(&broker, &topic, 1), (0, 15), "{name}");
+    }
+
+    let mut wrong = sasl("SASL_SSL", "SCRAM-SHA-512", "not-the-password");
+    wrong.push(trusting);
+    let printed = kafka_python_with(&sasl_ssl, "never-written", "refused", &wrong);
+    assert_eq!(printed, "REFUSED SaslAuthenticationFailedError");
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod chaos;
 mod clients;
 mod cluster;
 mod compatibility;
+mod dev_secure;
 mod disk_full;
 mod durability;
 mod fairness;

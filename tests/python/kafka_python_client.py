@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
 """kafka-python against a running Tidemark broker.
 
-Usage: kafka_python_client.py BOOTSTRAP TOPIC MODE
+Usage: kafka_python_client.py BOOTSTRAP TOPIC MODE [SETTING=VALUE ...]
 
 The topic must exist with 2 partitions and be empty. MODE is
   explicit  - a producer with acks='all' and enable_idempotence=False;
-  defaults  - a producer with kafka-python's defaults (idempotence on since 3.0).
+  defaults  - a producer with kafka-python's defaults (idempotence on since 3.0);
+  refused   - expects the login to fail: prints REFUSED and the class of the
+              error kafka-python met (SaslAuthenticationFailedError for a
+              wrong password), and produces nothing.
+Each SETTING=VALUE is a keyword of kafka-python's clients, given to the
+producer and the consumer: security_protocol=SASL_SSL, ssl_cafile=...,
+ssl_certfile=..., ssl_keyfile=..., sasl_mechanism=SCRAM-SHA-512,
+sasl_plain_username=..., sasl_plain_password=...
 
 Produces keyed records (with headers and one null key) to both partitions,
 checks the offsets the producer got back, then consumes everything with an
@@ -13,18 +20,64 @@ assigned consumer and checks keys, values, headers, offsets, and the
 beginning/end offsets and offsets_for_times answers. Prints OK on success;
 any failure raises (non-zero exit, traceback on stderr).
 """
+import logging
 import sys
 import time
 
+import kafka.errors
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 TIMEOUT_S = 30
 
 
+def security_settings(args):
+    settings = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            sys.exit("expected SETTING=VALUE, got %r" % arg)
+        settings[key] = value
+    return settings
+
+
+class AuthenticationFailures(logging.Handler):
+    """kafka-python logs why a connection failed, with the error itself as
+    the record's argument, and then only says it could not bootstrap."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def emit(self, record):
+        for arg in record.args or ():
+            if isinstance(arg, kafka.errors.SaslAuthenticationFailedError):
+                self.seen.append(type(arg).__name__)
+
+
+def expect_refusal(bootstrap, security):
+    failures = AuthenticationFailures()
+    logging.getLogger("kafka").addHandler(failures)
+    try:
+        # Frequent attempts: each one that fails shows why.
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            bootstrap_timeout_ms=10000,
+            reconnect_backoff_max_ms=200,
+            **security,
+        )
+    except kafka.errors.KafkaError as error:
+        assert failures.seen, "refused without an authentication error: %r" % error
+        print("REFUSED %s" % failures.seen[0])
+        return
+    producer.close(timeout=1)
+    sys.exit("the login was accepted")
+
+
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) < 4:
         sys.exit(__doc__)
-    bootstrap, topic, mode = sys.argv[1:]
+    bootstrap, topic, mode = sys.argv[1:4]
+    security = security_settings(sys.argv[4:])
     if mode == "explicit":
         producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -32,9 +85,13 @@ def main():
             enable_idempotence=False,
             linger_ms=5,
             request_timeout_ms=10000,
+            **security,
         )
     elif mode == "defaults":
-        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **security)
+    elif mode == "refused":
+        expect_refusal(bootstrap, security)
+        return
     else:
         sys.exit("unknown mode %r" % mode)
 
@@ -70,6 +127,7 @@ def main():
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=20000,
+        **security,
     )
     tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
     consumer.assign(tps)

@@ -71,6 +71,8 @@ pub struct Broker {
     member_of: Option<(i32, String)>,
     /// Environment variables of the broker process.
     environment: Vec<(String, String)>,
+    /// Flags of `tidemark dev` beyond the harness's own (`--secure`).
+    dev_flags: Vec<String>,
 }
 
 impl Broker {
@@ -94,6 +96,15 @@ impl Broker {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Broker::launch_with(temporary_data_dir(), settings, None, environment)
+    }
+
+    /// Starts `tidemark dev` with these flags besides the harness's own
+    /// (`--secure`, say), and `settings`.
+    pub fn start_dev_with_flags(flags: &[&str], settings: &[(&str, &str)]) -> Broker {
+        let mut broker = Broker::unstarted(temporary_data_dir(), settings, None, Vec::new());
+        broker.dev_flags = flags.iter().map(|f| f.to_string()).collect();
+        broker.spawn_on_a_free_port();
+        broker
     }
 
     /// Starts `tidemark broker --broker-id ID --quorum ENDPOINTS`, a member
@@ -145,7 +156,18 @@ impl Broker {
         member_of: Option<(i32, String)>,
         environment: Vec<(String, String)>,
     ) -> Broker {
-        let mut broker = Broker {
+        let mut broker = Broker::unstarted(data_dir, settings, member_of, environment);
+        broker.spawn_on_a_free_port();
+        broker
+    }
+
+    fn unstarted(
+        data_dir: tempfile::TempDir,
+        settings: &[(&str, &str)],
+        member_of: Option<(i32, String)>,
+        environment: Vec<(String, String)>,
+    ) -> Broker {
+        Broker {
             child: None,
             port: free_port(),
             data_dir,
@@ -157,16 +179,20 @@ impl Broker {
             incarnation: 0,
             member_of,
             environment,
-        };
-        // Another test may grab the port between our probe and the broker's bind:
-        // then take another port (only possible on the first start).
+            dev_flags: Vec::new(),
+        }
+    }
+
+    /// Another test may grab the port between our probe and the broker's
+    /// bind: then take another port (only possible on the first start).
+    fn spawn_on_a_free_port(&mut self) {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match broker.spawn() {
-                Ok(()) => return broker,
+            match self.spawn() {
+                Ok(()) => return,
                 Err(message) if attempts < 4 && looks_like_addr_in_use(&message) => {
-                    broker.port = free_port();
+                    self.port = free_port();
                 }
                 Err(message) => panic!("{message}"),
             }
@@ -294,7 +320,7 @@ impl Broker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
         match &self.member_of {
             None => {
-                cmd.arg("dev").arg("--cores").arg("2");
+                cmd.arg("dev").arg("--cores").arg("2").args(&self.dev_flags);
             }
             Some((id, quorum)) => {
                 cmd.arg("broker")
@@ -793,7 +819,23 @@ pub fn create_replicated_topic(
     replication_factor: i32,
     configs: &[(&str, &str)],
 ) {
-    let admin = admin(broker);
+    create_topic_through(
+        &admin(broker),
+        name,
+        partitions,
+        replication_factor,
+        configs,
+    );
+}
+
+/// CreateTopics through `admin` (a client of a secured listener, say).
+pub fn create_topic_through(
+    admin: &Admin,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) {
     let replication = TopicReplication::Fixed(replication_factor);
     let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
@@ -810,7 +852,11 @@ pub fn create_replicated_topic(
 
 /// Waits until Metadata for `topic` shows `partitions` partitions, each with leader 1.
 pub fn wait_for_partitions(broker: &Broker, topic: &str, partitions: usize) {
-    let consumer = consumer(broker);
+    wait_for_partitions_through(&consumer(broker), topic, partitions);
+}
+
+/// `wait_for_partitions`, asking through `consumer`.
+pub fn wait_for_partitions_through(consumer: &BaseConsumer, topic: &str, partitions: usize) {
     wait_until(
         CLIENT_TIMEOUT,
         &format!("{topic} to have {partitions} partitions in Metadata"),

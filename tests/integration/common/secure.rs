@@ -89,13 +89,26 @@ pub fn ssl_client(
     settings
 }
 
-pub fn borrowed<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub fn borrowed<'a>(settings: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Creates a one-partition topic through a client with `settings` (a
+/// secured listener's) and waits until that client sees its leader.
+pub fn create_topic_as(broker: &Broker, name: &str, settings: &[(&str, String)]) {
+    let settings = borrowed(settings);
+    let mut config = client_config(broker);
+    for (key, value) in &settings {
+        config.set(*key, *value);
+    }
+    let admin: Admin = config.create().expect("create admin client");
+    create_topic_through(&admin, name, 1, 1, &[]);
+    wait_for_partitions_through(&consumer_with(broker, &settings), name, 1);
 }
 
 /// Produces three records through `settings` and reads them back through
 /// the same listener: the values in order at offsets 0, 1, 2.
-pub fn round_trip(broker: &Broker, topic: &str, settings: &[(&'static str, String)]) {
+pub fn round_trip(broker: &Broker, topic: &str, settings: &[(&str, String)]) {
     let settings = borrowed(settings);
     let producer = producer_with_bootstrap(&broker.addr(), &settings);
     let recs: Vec<Rec> = ["a", "b", "c"]
@@ -115,7 +128,7 @@ pub fn round_trip(broker: &Broker, topic: &str, settings: &[(&'static str, Strin
 
 /// Whether a producer with `settings` gets a record acknowledged within a
 /// few seconds.
-pub fn can_produce(broker: &Broker, topic: &str, settings: &[(&'static str, String)]) -> bool {
+pub fn can_produce(broker: &Broker, topic: &str, settings: &[(&str, String)]) -> bool {
     let mut settings = settings.to_vec();
     settings.push(("message.timeout.ms", "4000".to_string()));
     let producer = producer_with_bootstrap(&broker.addr(), &borrowed(&settings));
