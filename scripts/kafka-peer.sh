@@ -168,10 +168,12 @@ new_cluster_id() {
     echo "$id"
 }
 
+# A free port for the controller near $1: $2 (the one recorded) if free, never
+# $3 (the SASL_SSL port, when there is one).
 choose_controller_port() {
-    local port="$1" recorded="$2" p
+    local port="$1" recorded="$2" sport="${3:-0}" p
     for p in $recorded $((port + 1)) $(seq $((port + 2)) $((port + 200))); do
-        if ((p != port && p <= 65535)) && ! port_in_use "$p"; then
+        if ((p != port && p != sport && p <= 65535)) && ! port_in_use "$p"; then
             echo "$p"
             return
         fi
@@ -311,7 +313,7 @@ cmd_start() {
         -Dlog4j2.configurationFile="$KAFKA_SCRIPTS_DIR/tools-log4j2.properties")
 
     read_peer_env "$data"
-    cport="$(choose_controller_port "$port" "$PEER_CONTROLLER_PORT")"
+    cport="$(choose_controller_port "$port" "$PEER_CONTROLLER_PORT" "$sport")"
     cluster_id="${PEER_CLUSTER_ID:-$(new_cluster_id)}"
     if [[ -f "$data/kraft-logs/meta.properties" && "${sport:+secured}" != "${PEER_SASL_SSL_PORT:+secured}" ]]; then
         kafka_die "$data was formatted ${PEER_SASL_SSL_PORT:+with}${PEER_SASL_SSL_PORT:-without} --sasl-ssl (its users are made at format time): start it the same way, or use a new DATA_DIR"

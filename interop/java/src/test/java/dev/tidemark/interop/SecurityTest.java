@@ -24,6 +24,7 @@ import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.ScramCredentialInfo;
 import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
 import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -43,6 +44,7 @@ import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.DuplicateResourceException;
 import org.apache.kafka.common.errors.GroupAuthorizationException;
 import org.apache.kafka.common.errors.ResourceNotFoundException;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
@@ -171,11 +173,11 @@ class SecurityTest {
     private static String newUser() {
         String user = Kit.unique("user");
         try (Admin admin = superAdmin()) {
-            Kit.get(admin.alterUserScramCredentials(List.of(
-                    new UserScramCredentialUpsertion(user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
-                            password(user)),
-                    new UserScramCredentialUpsertion(user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-                            password(user)))).all());
+            // One request per mechanism: Kafka refuses two alterations of one user in a request.
+            Kit.get(admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(
+                    user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), password(user)))).all());
+            Kit.get(admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(
+                    user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password(user)))).all());
         }
         Kit.eventually(user + " logs in", () -> logsIn(SCRAM_256, user, password(user))
                 && logsIn(SCRAM_512, user, password(user)));
@@ -299,6 +301,17 @@ class SecurityTest {
         Kit.eventually(user + " logs in with SCRAM-SHA-256", () -> logsIn(SCRAM_256, user, password(user)));
         assertFalse(logsIn(SCRAM_256, user, "another-password"), "a wrong password is still refused");
         assertFalse(logsIn(SCRAM_512, user, password(user)), "no SCRAM-SHA-512 credential");
+        // Kafka's controller refuses a request that alters one user twice, even for two mechanisms,
+        // and applies neither alteration.
+        try (Admin admin = superAdmin()) {
+            Throwable twice = Kit.failure(admin.alterUserScramCredentials(List.of(
+                    new UserScramCredentialUpsertion(user, new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                            password(user)),
+                    new UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256))).all());
+            assertInstanceOf(DuplicateResourceException.class, twice);
+        }
+        assertTrue(logsIn(SCRAM_256, user, password(user)), "the refused deletion was not applied");
+        assertFalse(logsIn(SCRAM_512, user, password(user)), "the refused upsertion was not applied");
     }
 
     // ---- ACLs ------------------------------------------------------------------------------
