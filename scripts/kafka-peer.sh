@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Apache Kafka itself, one node, as the reference peer beside Tidemark.
 #
-#   scripts/kafka-peer.sh start PORT DATA_DIR [key=value ...]
+#   scripts/kafka-peer.sh start PORT DATA_DIR [--sasl-ssl SASL_PORT] [key=value ...]
 #   scripts/kafka-peer.sh stop DATA_DIR
 #   scripts/kafka-peer.sh status DATA_DIR
 #
@@ -17,6 +17,20 @@
 # (an fsync after every append: the broker-wide form of the topic config
 # flush.messages=1; a broker-level flush.messages would be ignored).
 #
+# --sasl-ssl SASL_PORT adds a SASL_SSL listener on 127.0.0.1:SASL_PORT, the
+# secured broker the Java suite's SecurityTest expects: a PEM keystore signed
+# by a test CA made with openssl in DATA_DIR/tls (ca.pem is the clients'
+# truststore), PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, Kafka's
+# StandardAuthorizer (allow.everyone.if.no.acl.found left false) and a super
+# user, KAFKA_PEER_ADMIN=name:password (default admin:admin-secret), whose
+# SCRAM credentials StorageTool writes when it formats DATA_DIR (--add-scram)
+# and whose PLAIN password is in the listener's PlainLoginModule JAAS entry
+# (Kafka's PLAIN users live there, not in the SCRAM store). User:ANONYMOUS is
+# a super user too: the controller and the PLAINTEXT listener (kept for the
+# readiness probe) speak as it. The option must be given from the first
+# start of a DATA_DIR (the admin is made at format time); DATA_DIR/secure.env
+# then holds the SECURE_* variables of interop/java's SecurityTest.
+#
 # stop sends SIGTERM (Kafka shuts down cleanly), waits up to
 # KAFKA_PEER_STOP_TIMEOUT seconds (default 60), then sends SIGKILL.
 #
@@ -31,6 +45,8 @@
 #   logs/gc.log         the JVM's GC log, as Kafka's start script writes it
 #   logs/format.log     what StorageTool printed when DATA_DIR was formatted
 #   logs/ready.log      what the readiness probe (kafka-broker-api-versions) printed
+#   tls/, secure.env    with --sasl-ssl: the test CA, the broker's keystore, the
+#                       client settings
 #
 # The controller listens on 127.0.0.1:PORT+1 when that port is free (else the
 # next free one above it); the port chosen is kept in peer.env and used again.
@@ -46,6 +62,49 @@ source "$(dirname "$0")/kafka/lib.sh"
 usage() {
     sed -n '4,6s/^# *//p' "$0" >&2
     exit 2
+}
+
+# The broker's SASL_SSL settings (--sasl-ssl): $1 DATA_DIR, $2 the port, $3
+# the admin's name, $4 its password.
+sasl_ssl_properties() {
+    local data="$1" sport="$2" user="$3" password="$4" mechanism
+    cat << EOF
+
+# --sasl-ssl: a SASL_SSL listener on 127.0.0.1:$sport with a PEM keystore
+# (DATA_DIR/tls, a test CA), PLAIN and SCRAM, and Kafka's authorizer. The
+# super users: $user (SCRAM credentials from format time, PLAIN below) and
+# ANONYMOUS (the controller listener and the PLAINTEXT one).
+ssl.keystore.type=PEM
+ssl.keystore.location=$data/tls/broker.pem
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user="$password";
+EOF
+    for mechanism in scram-sha-256 scram-sha-512; do
+        echo "listener.name.sasl_ssl.$mechanism.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    done
+    cat << EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$user;User:ANONYMOUS
+EOF
+}
+
+# A test CA and the broker's PEM keystore (key and chain in one file) for
+# localhost and 127.0.0.1, in $1/tls, made once.
+make_tls() {
+    local tls="$1/tls"
+    [[ -f "$tls/broker.pem" && -f "$tls/ca.pem" ]] && return 0
+    command -v openssl > /dev/null || kafka_die "--sasl-ssl needs openssl (apt-get install openssl)"
+    mkdir -p "$tls"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kafka-peer test CA" \
+            -keyout "$tls/ca.key" -out "$tls/ca.pem" &&
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$tls/san.ext" &&
+            openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+                -CAcreateserial -days 825 -extfile "$tls/san.ext" -out "$tls/broker.crt"
+    } > "$tls/openssl.log" 2>&1 || kafka_die "openssl failed; see $tls/openssl.log"
+    cat "$tls/broker.key" "$tls/broker.crt" > "$tls/broker.pem"
 }
 
 # Something accepts connections on 127.0.0.1:$1 (or has it bound, per ss).
@@ -86,13 +145,14 @@ peer_pid() {
 # Reads KEY=VALUE lines of peer.env into the variables PEER_<KEY>.
 read_peer_env() {
     local key value
-    PEER_PORT="" PEER_CONTROLLER_PORT="" PEER_CLUSTER_ID=""
+    PEER_PORT="" PEER_CONTROLLER_PORT="" PEER_CLUSTER_ID="" PEER_SASL_SSL_PORT=""
     [[ -f "$1/peer.env" ]] || return 0
     while IFS='=' read -r key value; do
         case "$key" in
             PORT) PEER_PORT="$value" ;;
             CONTROLLER_PORT) PEER_CONTROLLER_PORT="$value" ;;
             CLUSTER_ID) PEER_CLUSTER_ID="$value" ;;
+            SASL_SSL_PORT) PEER_SASL_SSL_PORT="$value" ;;
         esac
     done < "$1/peer.env"
 }
@@ -108,10 +168,12 @@ new_cluster_id() {
     echo "$id"
 }
 
+# A free port for the controller near $1: $2 (the one recorded) if free, never
+# $3 (the SASL_SSL port, when there is one).
 choose_controller_port() {
-    local port="$1" recorded="$2" p
+    local port="$1" recorded="$2" sport="${3:-0}" p
     for p in $recorded $((port + 1)) $(seq $((port + 2)) $((port + 200))); do
-        if ((p != port && p <= 65535)) && ! port_in_use "$p"; then
+        if ((p != port && p != sport && p <= 65535)) && ! port_in_use "$p"; then
             echo "$p"
             return
         fi
@@ -124,9 +186,13 @@ kafka_version() {
 }
 
 write_server_properties() {
-    local data="$1" port="$2" cport="$3"
-    shift 3
-    local setting
+    local data="$1" port="$2" cport="$3" sport="$4"
+    shift 4
+    local setting listeners="PLAINTEXT://127.0.0.1:$port" map="PLAINTEXT:PLAINTEXT"
+    if [[ -n "$sport" ]]; then
+        listeners+=",SASL_SSL://127.0.0.1:$sport"
+        map+=",SASL_SSL:SASL_SSL"
+    fi
     {
         cat << EOF
 # Written by scripts/kafka-peer.sh at each start: edits here are lost (pass
@@ -144,9 +210,9 @@ controller.listener.names=CONTROLLER
 # Clients on 127.0.0.1:$port, the controller on 127.0.0.1:$cport, loopback
 # only (Kafka's default listens on every interface at 9092). The map names
 # CONTROLLER, which Kafka's default map does not.
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
+listener.security.protocol.map=$map,CONTROLLER:PLAINTEXT
 
 # Partitions and the metadata log under DATA_DIR (the default is /tmp/kafka-logs).
 log.dirs=$data/kraft-logs
@@ -167,6 +233,9 @@ share.coordinator.state.topic.min.isr=1
 # auto.create.topics.enable (true), the flush policy (the page cache, no fsync
 # per write; pass log.flush.interval.messages=1 for the durable comparison).
 EOF
+        if [[ -n "$sport" ]]; then
+            sasl_ssl_properties "$data" "$sport" "${ADMIN_USER:?}" "${ADMIN_PASSWORD:?}"
+        fi
         if (($# > 0)); then
             echo
             echo "# Given to kafka-peer.sh start:"
@@ -205,8 +274,20 @@ stop_pid() {
 
 cmd_start() {
     (($# >= 2)) || usage
-    local port="$1" data="$2"
+    local port="$1" data="$2" sport=""
     shift 2
+    if [[ "${1:-}" == --sasl-ssl ]]; then
+        (($# >= 2)) || usage
+        sport="$2"
+        shift 2
+        [[ "$sport" =~ ^[0-9]+$ ]] && ((sport >= 1 && sport <= 65535 && sport != port)) ||
+            kafka_die "SASL_PORT must be a port number other than PORT, not '$sport'"
+    fi
+    local admin="${KAFKA_PEER_ADMIN:-admin:admin-secret}"
+    ADMIN_USER="${admin%%:*}" ADMIN_PASSWORD="${admin#*:}"
+    # The JAAS entry and StorageTool's --add-scram quote neither.
+    [[ "$admin" == ?*:?* && "$admin" != *[\"\;,\[\]=\ ]* ]] ||
+        kafka_die "KAFKA_PEER_ADMIN must be name:password without quotes, semicolons, commas, brackets, = or spaces"
     local setting pid cport cluster_id java cp started version
     if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
         kafka_die "PORT must be a port number, not '$port'"
@@ -219,6 +300,7 @@ cmd_start() {
     pid="$(peer_pid "$data")"
     [[ -z "$pid" ]] || kafka_die "a peer already runs on $data (pid $pid); stop it first: $0 stop $data"
     port_in_use "$port" && kafka_die "127.0.0.1:$port is already in use"
+    [[ -n "$sport" ]] && port_in_use "$sport" && kafka_die "127.0.0.1:$sport is already in use"
 
     started=$SECONDS
     java="$(kafka_java)"
@@ -231,16 +313,25 @@ cmd_start() {
         -Dlog4j2.configurationFile="$KAFKA_SCRIPTS_DIR/tools-log4j2.properties")
 
     read_peer_env "$data"
-    cport="$(choose_controller_port "$port" "$PEER_CONTROLLER_PORT")"
+    cport="$(choose_controller_port "$port" "$PEER_CONTROLLER_PORT" "$sport")"
     cluster_id="${PEER_CLUSTER_ID:-$(new_cluster_id)}"
-    printf 'PORT=%s\nCONTROLLER_PORT=%s\nCLUSTER_ID=%s\n' "$port" "$cport" "$cluster_id" > "$data/peer.env"
-    write_server_properties "$data" "$port" "$cport" "$@"
+    if [[ -f "$data/kraft-logs/meta.properties" && "${sport:+secured}" != "${PEER_SASL_SSL_PORT:+secured}" ]]; then
+        kafka_die "$data was formatted ${PEER_SASL_SSL_PORT:+with}${PEER_SASL_SSL_PORT:-without} --sasl-ssl (its users are made at format time): start it the same way, or use a new DATA_DIR"
+    fi
+    [[ -z "$sport" ]] || make_tls "$data"
+    printf 'PORT=%s\nCONTROLLER_PORT=%s\nCLUSTER_ID=%s\nSASL_SSL_PORT=%s\n' "$port" "$cport" "$cluster_id" "$sport" > "$data/peer.env"
+    write_server_properties "$data" "$port" "$cport" "$sport" "$@"
     cp "$KAFKA_SCRIPTS_DIR/server-log4j2.properties" "$data/log4j2.properties"
 
     # Format on first start only: meta.properties marks a formatted log dir.
     if [[ ! -f "$data/kraft-logs/meta.properties" ]]; then
+        local -a scram=()
+        if [[ -n "$sport" ]]; then
+            scram=(--add-scram "SCRAM-SHA-256=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]"
+                --add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]")
+        fi
         if ! "$java" "${probe_opts[@]}" -cp "$cp" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
-            --config "$data/server.properties" > "$data/logs/format.log" 2>&1 < /dev/null; then
+            --config "$data/server.properties" "${scram[@]}" > "$data/logs/format.log" 2>&1 < /dev/null; then
             cat "$data/logs/format.log" >&2
             kafka_die "formatting $data/kraft-logs failed (see $data/logs/format.log)"
         fi
@@ -301,6 +392,11 @@ cmd_start() {
         sleep 0.5
     done
     echo "Apache Kafka $version on 127.0.0.1:$port (controller 127.0.0.1:$cport, pid $pid), data in $data, log in $data/logs/server.log; ready in $((SECONDS - started))s"
+    if [[ -n "$sport" ]]; then
+        printf 'SECURE_BOOTSTRAP=127.0.0.1:%s\nSECURE_TRUSTSTORE=%s\nSECURE_ADMIN_USER=%s\nSECURE_ADMIN_PASSWORD=%s\n' \
+            "$sport" "$data/tls/ca.pem" "$ADMIN_USER" "$ADMIN_PASSWORD" > "$data/secure.env"
+        echo "SASL_SSL on 127.0.0.1:$sport (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; truststore $data/tls/ca.pem; super user $ADMIN_USER); its settings in $data/secure.env"
+    fi
 }
 
 cmd_stop() {

@@ -76,9 +76,13 @@ pub fn run(args: UserArgs) -> Result<(), String> {
                 .into_iter()
                 .map(|m| upsertion(&name, &password, m, iterations))
                 .collect::<Result<Vec<_>, String>>()?;
-            client
-                .alter_scram_credentials(&upsertions, &[])
-                .map_err(|e| e.to_string())?;
+            // One request per mechanism: Kafka refuses two alterations of
+            // one user in a request (DUPLICATE_RESOURCE).
+            for upsertion in upsertions {
+                client
+                    .alter_scram_credentials(&[upsertion], &[])
+                    .map_err(|e| e.to_string())?;
+            }
             println!("Created user {name}.");
         }
         UserCommand::Delete { name, mechanisms } => {
@@ -101,9 +105,11 @@ pub fn run(args: UserArgs) -> Result<(), String> {
             if deletions.is_empty() {
                 return Err(format!("no user named {name}"));
             }
-            client
-                .alter_scram_credentials(&[], &deletions)
-                .map_err(|e| e.to_string())?;
+            for deletion in deletions {
+                client
+                    .alter_scram_credentials(&[], &[deletion])
+                    .map_err(|e| e.to_string())?;
+            }
             println!("Deleted user {name}.");
         }
         UserCommand::List => {

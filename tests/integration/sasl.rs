@@ -207,11 +207,6 @@ fn sasl_requests_get_kafkas_error_codes() {
     sasl.broker.assert_alive_after("bad SASL requests");
 }
 
-/// A PLAIN token: authorisation id, user, password, NUL-separated.
-fn plain_token(user: &str, password: &str) -> bytes::Bytes {
-    bytes::Bytes::from(format!("\0{user}\0{password}"))
-}
-
 /// The broker closed `raw` (end of stream or reset, not a timeout).
 #[test]
 fn scram_over_sasl_ssl() {

@@ -10,6 +10,10 @@
 //! implies Describe, and AlterConfigs implies DescribeConfigs; ALL matches
 //! every operation; a resource no binding names at all is open only when
 //! `allow.everyone.if.no.acl.found`.
+//!
+//! `authorized_operations` builds the KIP-430 bitfields of Metadata,
+//! DescribeCluster and DescribeGroups from the same decision, over the
+//! operations that apply to each resource type.
 use serde::{Deserialize, Serialize};
 
 /// The principal and host wildcards of an ACL entry.
@@ -158,6 +162,96 @@ impl AclOperation {
             .find(|(op, _)| *op == self)
             .map_or("Unknown", |(_, n)| n)
     }
+}
+
+impl ResourceType {
+    /// The operations that apply to a resource of this type, those an
+    /// authorized-operations field (KIP-430) reports on: Kafka's
+    /// `AclEntry.supportedOperations` of Kafka 4.x (groups gained
+    /// DescribeConfigs and AlterConfigs with KIP-848's group configs).
+    pub fn supported_operations(self) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+}
+
+/// What an authorized-operations field holds when the client did not ask
+/// for it: the schema's default, INT32_MIN, as Kafka answers.
+pub const AUTHORIZED_OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
+/// Kafka's `Utils.to32BitField` over operation ids: bit `id` set for each
+/// operation.
+pub fn operations_bitfield(operations: impl IntoIterator<Item = AclOperation>) -> i32 {
+    operations.into_iter().fold(0i32, |field, op| {
+        let bit = op.id();
+        debug_assert!(
+            (0..32).contains(&bit),
+            "an operation id fits a 32-bit field"
+        );
+        field | 1i32.wrapping_shl(bit as u32)
+    })
+}
+
+/// The operations in a bitfield (Kafka's `Utils.from32BitField`), ids
+/// Kafka does not define left out.
+pub fn operations_in_bitfield(field: i32) -> Vec<AclOperation> {
+    (0..32)
+        .filter(|bit| field & 1i32.wrapping_shl(*bit as u32) != 0)
+        .filter_map(|bit| AclOperation::from_id(bit as i8).ok())
+        .collect()
+}
+
+/// The authorized-operations field (KIP-430) of `resource` of
+/// `resource_type` for `principal` at `host`: the operations that apply to
+/// the type which `authorize` allows, as Kafka's
+/// `AuthHelper.authorizedOperations`. Without an authorizer (`rules` is
+/// `None`) every operation that applies, as Kafka answers.
+pub fn authorized_operations<'b>(
+    bindings: impl IntoIterator<Item = &'b AclBinding> + Clone,
+    rules: Option<&AuthorizerRules>,
+    principal: &str,
+    host: &str,
+    resource_type: ResourceType,
+    resource: &str,
+) -> i32 {
+    let allowed = resource_type.supported_operations().iter().filter(|op| {
+        let Some(rules) = rules else {
+            return true;
+        };
+        let action = Action {
+            principal,
+            host,
+            operation: **op,
+            resource_type,
+            resource,
+        };
+        authorize(bindings.clone(), rules, &action)
+    });
+    operations_bitfield(allowed.copied())
 }
 
 /// Kafka's ANY (1): a filter field that matches every value.
@@ -578,6 +672,96 @@ mod tests {
         };
         assert_eq!(matched(&alice), 2);
         assert!(AclFilter::from_wire(0, None, ANY_ID, None, None, ANY_ID, ANY_ID).is_err());
+    }
+
+    fn ops(field: i32) -> Vec<AclOperation> {
+        let mut ops = operations_in_bitfield(field);
+        ops.sort();
+        ops
+    }
+
+    #[test]
+    fn bitfields_are_kafkas() {
+        // Kafka's ids: Read 3, Write 4, Describe 8.
+        assert_eq!(operations_bitfield([Read, Write, Describe]), 0b1_0001_1000);
+        assert_eq!(operations_bitfield([]), 0);
+        assert_eq!(ops(0b1_0001_1000), vec![Read, Write, Describe]);
+        // Bits 0 and 1 (UNKNOWN, ANY) and undefined ids are not operations.
+        assert_eq!(ops(0b11 | 1 << 20), Vec::<AclOperation>::new());
+        assert_eq!(AUTHORIZED_OPERATIONS_NOT_ASKED, -2147483648);
+        for resource_type in [Topic, ResourceType::Group, ResourceType::Cluster] {
+            let all = resource_type.supported_operations();
+            assert!(!all.contains(&All), "ALL is never reported");
+            let mut sorted = all.to_vec();
+            sorted.sort();
+            assert_eq!(ops(operations_bitfield(all.iter().copied())), sorted);
+        }
+    }
+
+    #[test]
+    fn authorized_operations_follow_the_acls() {
+        let acls = vec![
+            binding(Topic, "orders", Literal, "User:alice", Write, Allow),
+            binding(Topic, "ord", Prefixed, "User:alice", AlterConfigs, Allow),
+            binding(Topic, "*", Literal, "User:alice", Read, Allow),
+            binding(Topic, "orders", Literal, "User:alice", Read, Deny),
+            binding(
+                ResourceType::Group,
+                "readers",
+                Literal,
+                "User:alice",
+                All,
+                Allow,
+            ),
+        ];
+        let rules = AuthorizerRules {
+            super_users: vec!["User:admin".into()],
+            allow_if_no_acl: false,
+        };
+        let field = |principal, resource_type, resource| {
+            ops(authorized_operations(
+                &acls,
+                Some(&rules),
+                principal,
+                "10.0.0.7",
+                resource_type,
+                resource,
+            ))
+        };
+        // Write implies Describe, AlterConfigs DescribeConfigs; the DENY
+        // takes Read away although `*` allows it.
+        assert_eq!(
+            field("User:alice", Topic, "orders"),
+            vec![Write, Describe, DescribeConfigs, AlterConfigs]
+        );
+        assert_eq!(field("User:alice", Topic, "other"), vec![Read, Describe]);
+        assert_eq!(
+            field("User:alice", ResourceType::Group, "readers"),
+            vec![Read, Delete, Describe, DescribeConfigs, AlterConfigs],
+            "All is every operation that applies to groups"
+        );
+        assert_eq!(
+            field("User:bob", Topic, "orders"),
+            Vec::<AclOperation>::new()
+        );
+        assert_eq!(
+            field("User:admin", ResourceType::Cluster, CLUSTER_RESOURCE),
+            vec![
+                Create,
+                Alter,
+                Describe,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite
+            ],
+            "a super user has every operation of the type"
+        );
+        let no_authorizer = authorized_operations(&acls, None, "User:bob", "h", Topic, "orders");
+        assert_eq!(
+            no_authorizer,
+            operations_bitfield(Topic.supported_operations().iter().copied())
+        );
     }
 
     #[test]

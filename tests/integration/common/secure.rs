@@ -136,3 +136,30 @@ pub fn can_produce(broker: &Broker, topic: &str, settings: &[(&str, String)]) ->
     let _ = producer.flush(Duration::from_secs(1));
     outcome[0].is_ok()
 }
+
+/// A PLAIN token: authorisation id, user, password, NUL-separated.
+pub fn plain_token(user: &str, password: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!("\0{user}\0{password}"))
+}
+
+/// A raw connection to a SASL_PLAINTEXT listener, logged in with PLAIN as
+/// `user` (SaslHandshake v1, SaslAuthenticate v2).
+pub fn sasl_plain_conn(addr: &str, user: &str, password: &str) -> RawConn {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let mut raw = RawConn::connect_to(addr);
+    let handshake = raw.request(
+        &SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),
+        1,
+    );
+    assert_eq!(handshake.error_code, 0, "SaslHandshake PLAIN");
+    let answer = raw.request(
+        &SaslAuthenticateRequest::default().with_auth_bytes(plain_token(user, password)),
+        2,
+    );
+    assert_eq!(
+        answer.error_code, 0,
+        "PLAIN login of {user}: {:?}",
+        answer.error_message
+    );
+    raw
+}

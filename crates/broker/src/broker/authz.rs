@@ -8,8 +8,8 @@ use super::RequestContext;
 use crate::config::BrokerConfig;
 use crate::shard::Shard;
 use model::acl::{
-    authorize, authorize_any, AclBinding, AclOperation, Action, AuthorizerRules, ResourceType,
-    CLUSTER_RESOURCE,
+    authorize, authorize_any, authorized_operations, AclBinding, AclOperation, Action,
+    AuthorizerRules, ResourceType, CLUSTER_RESOURCE,
 };
 use quorum::model::ClusterView;
 use std::collections::BTreeSet;
@@ -94,6 +94,32 @@ impl RequestAuthorizer {
             tracing::debug!(principal = %checked.principal, host = %checked.host, ?operation, ?resource_type, resource, "denied");
         }
         allowed
+    }
+
+    /// The authorized-operations field (KIP-430) of `resource`: every
+    /// operation that applies to its type with the authorizer off.
+    pub fn authorized_operations(&self, resource_type: ResourceType, resource: &str) -> i32 {
+        let no_acls = BTreeSet::new();
+        let (acls, rules, principal, host) = match &self.checked {
+            Some(checked) => (
+                &checked.view.security.acls,
+                checked.config.authorizer.as_ref(),
+                checked.principal.as_str(),
+                checked.host.as_str(),
+            ),
+            None => (&no_acls, None, "", ""),
+        };
+        authorized_operations(acls, rules, principal, host, resource_type, resource)
+    }
+
+    /// The cluster's authorized-operations field, as Kafka answers it:
+    /// 0 to a principal that may not Describe the cluster.
+    pub fn cluster_authorized_operations(&self) -> i32 {
+        if self.allows_cluster(AclOperation::Describe) {
+            self.authorized_operations(ResourceType::Cluster, CLUSTER_RESOURCE)
+        } else {
+            0
+        }
     }
 
     /// `operation` on the cluster.

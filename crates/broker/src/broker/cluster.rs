@@ -12,7 +12,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::*;
-use model::acl::AclOperation;
+use model::acl::{AclOperation, ResourceType, AUTHORIZED_OPERATIONS_NOT_ASKED};
 use quorum::model::ClusterView;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -152,15 +152,41 @@ pub async fn metadata(
     // one it may not is TOPIC_AUTHORIZATION_FAILED, and auto-creation also
     // needs Create on the cluster or the topic.
     let authorizer = RequestAuthorizer::of(shard, ctx);
-    let describable = |name: &str| authorizer.allows_topic(AclOperation::Describe, name);
-    if all_topics {
-        for topic in shard.metadata.topics() {
-            if describable(&topic.name) {
-                response.topics.push(describe_topic(&topic, &shape, v));
-            }
-        }
-        return response;
+    // KIP-430: from v8, and the cluster's field only up to v10 (DescribeCluster
+    // answers it after).
+    if (8..=10).contains(&v) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorizer.cluster_authorized_operations();
     }
+    let include_topic_operations = v >= 8 && request.include_topic_authorized_operations;
+    response.topics = if all_topics {
+        shard
+            .metadata
+            .topics()
+            .iter()
+            .filter(|topic| authorizer.allows_topic(AclOperation::Describe, &topic.name))
+            .map(|topic| describe_topic(topic, &shape, v))
+            .collect()
+    } else {
+        requested_topics(shard, request, &shape, &authorizer, ctx).await
+    };
+    if include_topic_operations {
+        fill_topic_authorized_operations(&mut response.topics, &authorizer);
+    }
+    response
+}
+
+/// The topics a Metadata request names, each described, refused or
+/// auto-created as Kafka answers.
+async fn requested_topics(
+    shard: &Rc<Shard>,
+    request: MetadataRequest,
+    shape: &Shape,
+    authorizer: &RequestAuthorizer,
+    ctx: &RequestContext,
+) -> Vec<MetadataResponseTopic> {
+    let v = ctx.version;
+    let describable = |name: &str| authorizer.allows_topic(AclOperation::Describe, name);
+    let mut topics = Vec::new();
     let refused = |name: &str| {
         MetadataResponseTopic::default()
             .with_name(Some(topic_name(name)))
@@ -183,20 +209,46 @@ pub async fn metadata(
         };
         let entry = match (found, by_name) {
             (Some(topic), _) if !describable(&topic.name) => refused(&topic.name),
-            (Some(topic), _) => describe_topic(&topic, &shape, v),
+            (Some(topic), _) => describe_topic(&topic, shape, v),
             (None, Some(name)) if !describable(&name) => refused(&name),
-            (None, Some(name)) => {
-                let creatable = authorizer.allows_cluster(AclOperation::Create)
-                    || authorizer.allows_topic(AclOperation::Create, &name);
-                auto_create(shard, &name, may_create && creatable, ctx).await
+            // Kafka: a topic that would be auto-created but may not be is
+            // TOPIC_AUTHORIZATION_FAILED, not unknown.
+            (None, Some(name))
+                if may_create
+                    && !authorizer.allows_cluster(AclOperation::Create)
+                    && !authorizer.allows_topic(AclOperation::Create, &name) =>
+            {
+                refused(&name)
             }
+            (None, Some(name)) => auto_create(shard, &name, may_create, ctx).await,
             (None, None) => MetadataResponseTopic::default()
                 .with_topic_id(requested.topic_id)
                 .with_error_code(ResponseError::UnknownTopicId.code()),
         };
-        response.topics.push(entry);
+        topics.push(entry);
     }
-    response
+    topics
+}
+
+/// Sets each listed topic's authorized operations (KIP-430). As in Kafka,
+/// the topics refused (TOPIC_AUTHORIZATION_FAILED) and the unknown ids keep
+/// the field's default: their operations are not disclosed.
+fn fill_topic_authorized_operations(
+    topics: &mut [MetadataResponseTopic],
+    authorizer: &RequestAuthorizer,
+) {
+    let withheld = [
+        ResponseError::TopicAuthorizationFailed.code(),
+        ResponseError::UnknownTopicId.code(),
+    ];
+    for topic in topics {
+        let Some(name) = &topic.name else { continue };
+        if withheld.contains(&topic.error_code) {
+            continue;
+        }
+        topic.topic_authorized_operations =
+            authorizer.authorized_operations(ResourceType::Topic, name.0.as_str());
+    }
 }
 
 async fn auto_create(
@@ -262,9 +314,14 @@ fn describe_topic(topic: &TopicMeta, shape: &Shape, v: i16) -> MetadataResponseT
 
 pub async fn describe_cluster(
     shard: &Rc<Shard>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
     ctx: &RequestContext,
 ) -> DescribeClusterResponse {
+    let cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        RequestAuthorizer::of(shard, ctx).cluster_authorized_operations()
+    } else {
+        AUTHORIZED_OPERATIONS_NOT_ASKED
+    };
     let shape = shape(shard, &ctx.session.listener);
     let brokers = shape
         .brokers
@@ -281,4 +338,5 @@ pub async fn describe_cluster(
         .with_cluster_id(str_bytes(shape.cluster_id))
         .with_controller_id(BrokerId(shape.controller_id))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(cluster_authorized_operations)
 }

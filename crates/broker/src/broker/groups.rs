@@ -15,7 +15,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use model::acl::AclOperation;
+use model::acl::{AclOperation, ResourceType};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Instant;
@@ -460,6 +460,12 @@ pub async fn describe_groups(
                     )
                     .collect();
             }
+        }
+        // KIP-430, from v3: the operations on each group described without
+        // an error, as Kafka answers.
+        if v >= 3 && request.include_authorized_operations && described.error_code == 0 {
+            described.authorized_operations =
+                authorizer.authorized_operations(ResourceType::Group, &id);
         }
         response.groups.push(described);
     }

@@ -153,7 +153,7 @@ fn plan(
     request: &AlterUserScramCredentialsRequest,
 ) -> BTreeMap<String, UserChange> {
     let mut changes: BTreeMap<String, UserChange> = BTreeMap::new();
-    let mut seen: BTreeSet<(String, i8)> = BTreeSet::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut refuse = |changes: &mut BTreeMap<String, UserChange>,
                       user: &str,
                       code: ResponseError,
@@ -163,17 +163,14 @@ fn plan(
             change.error = Some((code.code(), message));
         }
     };
-    let duplicates: BTreeSet<(String, i8)> = request
+    // Kafka's controller (ScramControlManager): a user named by two
+    // alterations of one request, whatever their mechanisms, gets neither.
+    let duplicates: BTreeSet<String> = request
         .deletions
         .iter()
-        .map(|d| (d.name.to_string(), d.mechanism))
-        .chain(
-            request
-                .upsertions
-                .iter()
-                .map(|u| (u.name.to_string(), u.mechanism)),
-        )
-        .filter(|key| !seen.insert(key.clone()))
+        .map(|d| d.name.to_string())
+        .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+        .filter(|user| !seen.insert(user.clone()))
         .collect();
     for deletion in &request.deletions {
         let user = deletion.name.to_string();
@@ -266,15 +263,16 @@ fn plan(
 
 type Refuse<'a> = dyn FnMut(&mut BTreeMap<String, UserChange>, &str, ResponseError, String) + 'a;
 
-/// The mechanism of one alteration, unless it is unknown or named twice.
+/// The mechanism of one alteration, unless it is unknown or its user is
+/// named twice.
 fn checked(
     changes: &mut BTreeMap<String, UserChange>,
     refuse: &mut Refuse<'_>,
     user: &str,
     mechanism_id: i8,
-    duplicates: &BTreeSet<(String, i8)>,
+    duplicates: &BTreeSet<String>,
 ) -> Option<ScramMechanism> {
-    if duplicates.contains(&(user.to_string(), mechanism_id)) {
+    if duplicates.contains(user) {
         refuse(
             changes,
             user,
