@@ -183,6 +183,7 @@ pub fn serve(mut config: BrokerConfig) -> Result<(), StartError> {
         let quorum = start_embedded_quorum(&data_dir, config.quorum_secret.clone())?;
         config.quorum_endpoints = quorum.addr;
         config.quorum_secret = Some(quorum.secret);
+        config.embedded_quorum = true;
     }
     let shard_count = if config.shards == 0 {
         std::thread::available_parallelism()

@@ -216,7 +216,7 @@ impl ListenerSet {
     /// reloads them when they change.
     fn load(config: &BrokerConfig) -> Result<ListenerSet, String> {
         let listeners = config.listeners().map_err(|e| e.to_string())?;
-        let inter_broker = match config.in_cluster() {
+        let inter_broker = match config.has_peers() {
             true => Some(config.inter_broker_client().map_err(|e| e.to_string())?),
             false => None,
         };
@@ -315,7 +315,7 @@ fn warn_of_unvouched_followers(config: &BrokerConfig, peer_security: &PeerSecuri
     let Some(rules) = &config.authorizer else {
         return;
     };
-    if !config.in_cluster() {
+    if !config.has_peers() {
         return;
     }
     let principal = match (&peer_security.login, &peer_security.tls) {

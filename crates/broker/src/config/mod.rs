@@ -185,6 +185,10 @@ pub struct BrokerConfig {
     /// The quorum service's shared secret, if it has one.
     #[serde(rename = "quorum.secret")]
     pub quorum_secret: Option<String>,
+    /// Set by `tidemark dev` when it runs its own single-node quorum: the
+    /// broker is alone, so it never connects to another.
+    #[serde(skip)]
+    pub embedded_quorum: bool,
     /// This broker's rack: the controller spreads replicas over racks.
     #[serde(rename = "broker.rack")]
     pub rack: Option<String>,
@@ -258,6 +262,7 @@ impl Default for BrokerConfig {
             spin_before_park_us: 0,
             quorum_endpoints: String::new(),
             quorum_secret: None,
+            embedded_quorum: false,
             rack: None,
             heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
@@ -293,6 +298,12 @@ impl BrokerConfig {
     /// Whether this broker is part of a cluster run by a quorum service.
     pub fn in_cluster(&self) -> bool {
         !self.quorum_endpoints().is_empty()
+    }
+
+    /// Whether other brokers may share this broker's cluster: a quorum
+    /// service of its own, not `tidemark dev`'s embedded one.
+    pub fn has_peers(&self) -> bool {
+        self.in_cluster() && !self.embedded_quorum
     }
 
     /// Reads a TOML file. Keys are Kafka's dotted names, quoted in TOML:

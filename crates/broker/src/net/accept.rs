@@ -163,10 +163,12 @@ async fn authenticate_and_serve<S: Stream>(
                 Err(e @ super::sasl::AuthenticationError::Failed { .. }) => {
                     // Kafka logs each failed login at INFO, with the peer.
                     tracing::info!(%peer, listener = %context.name, error = %e, "failed authentication");
+                    close_after_answer(&mut stream).await;
                     return;
                 }
                 Err(e) => {
                     tracing::debug!(%peer, listener = %context.name, error = %e, "closing connection while authenticating");
+                    close_after_answer(&mut stream).await;
                     return;
                 }
             }
@@ -179,6 +181,28 @@ async fn authenticate_and_serve<S: Stream>(
         sasl,
     });
     serve_connection(shard, stream, peer.to_string(), session, budget).await;
+}
+
+/// How long a refused client gets to read its answer before the
+/// connection is dropped.
+const ANSWER_LINGER: Duration = Duration::from_secs(1);
+
+/// Closes a connection whose last answer (a refused login) must reach the
+/// client: sends FIN after it, then reads and discards what the client
+/// still sends until it closes too, for at most `ANSWER_LINGER`. Dropping
+/// the socket with unread bytes would send a reset, and a reset can make
+/// the client's kernel discard the answer before the client reads it.
+async fn close_after_answer<S: Stream>(stream: &mut S) {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        if stream.close().await.is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 512];
+        while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+    };
+    let timer = glommio::timer::sleep(ANSWER_LINGER);
+    futures::future::select(Box::pin(drain), Box::pin(timer)).await;
 }
 
 /// The lifetime of a login just made (KIP-368).
