@@ -4,8 +4,10 @@
 //! `log.dirs`, `num.partitions`, `log.segment.bytes`) and of per-topic configs
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
 //! shard starts; every shard gets an immutable copy. `listeners` reads the
-//! listener keys, `tls` the `ssl.*` keys of TLS listeners.
+//! listener keys, `tls` the `ssl.*` keys of TLS listeners, `quorum_tls` the
+//! `quorum.ssl.*` keys of the broker's quorum client.
 pub mod listeners;
+pub mod quorum_tls;
 pub mod tls;
 
 pub use listeners::{Listener, Listeners, SecurityProtocol};
@@ -183,6 +185,10 @@ pub struct BrokerConfig {
     /// The quorum service's shared secret, if it has one.
     #[serde(rename = "quorum.secret")]
     pub quorum_secret: Option<String>,
+    /// Mutual TLS to the quorum, with KIP-515's keys (`zookeeper.` becomes
+    /// `quorum.`): `quorum_tls::QuorumTlsKeys`.
+    #[serde(flatten)]
+    pub quorum_tls: quorum_tls::QuorumTlsKeys,
     /// This broker's rack: the controller spreads replicas over racks.
     #[serde(rename = "broker.rack")]
     pub rack: Option<String>,
@@ -256,6 +262,7 @@ impl Default for BrokerConfig {
             spin_before_park_us: 0,
             quorum_endpoints: String::new(),
             quorum_secret: None,
+            quorum_tls: quorum_tls::QuorumTlsKeys::default(),
             rack: None,
             heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
@@ -330,6 +337,7 @@ impl BrokerConfig {
             .map_err(|e: toml::de::Error| e.to_string())?;
         config.security = security;
         config.authorizer = config.authorizer_rules()?;
+        config.quorum_tls.load().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
@@ -445,6 +453,7 @@ impl BrokerConfig {
             ));
         }
         self.validate_listeners()?;
+        self.quorum_tls.check(self.in_cluster())?;
         Ok(())
     }
 
