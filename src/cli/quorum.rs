@@ -1,10 +1,16 @@
 //! `tidemark quorum` (run one quorum node) and `tidemark cluster status`
 //! (ask a quorum who leads and what it holds). Main thread: each builds its
 //! own tokio runtime; the quorum's signal watcher is one extra thread.
+//!
+//! `cluster status --quorum-tls-config FILE` speaks mutual TLS to the quorum
+//! as a broker does: FILE is a broker config (the broker's own file works)
+//! whose `quorum.ssl.*` keys, and `quorum.secret` and `quorum.endpoints`,
+//! are used; Kafka's tools take `--zk-tls-config-file` the same way (KIP-515).
+use broker::config::BrokerConfig;
 use clap::{Args, Subcommand};
 use quorum::config::{QuorumConfig, QuorumFile, SECRET_ENV};
 use quorum::protocol::NodeStatus;
-use quorum::{ClusterView, QuorumClient};
+use quorum::ClusterView;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,9 +44,14 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Print the quorum's leader, revision, brokers and topics.
     Status {
-        /// Quorum nodes, HOST:PORT,HOST:PORT,...
+        /// Quorum nodes, HOST:PORT,HOST:PORT,... (default: the
+        /// `quorum.endpoints` of --quorum-tls-config).
         #[arg(long)]
-        quorum: String,
+        quorum: Option<String>,
+        /// A broker config file whose quorum.ssl.* keys (and quorum.secret,
+        /// quorum.endpoints) are used to reach a TLS quorum.
+        #[arg(long, value_name = "FILE")]
+        quorum_tls_config: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -106,15 +117,33 @@ struct Status {
 }
 
 pub fn run_cluster(args: ClusterArgs) -> Result<(), String> {
-    let ClusterCommand::Status { quorum, json } = args.command;
-    let endpoints: Vec<String> = quorum
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let secret = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
+    let ClusterCommand::Status {
+        quorum,
+        quorum_tls_config,
+        json,
+    } = args.command;
+    let mut client_config = match &quorum_tls_config {
+        Some(path) => BrokerConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(quorum) = quorum {
+        client_config.quorum_endpoints = quorum;
+    }
+    if let Ok(secret) = std::env::var(SECRET_ENV) {
+        if !secret.is_empty() {
+            client_config.quorum_secret = Some(secret);
+        }
+    }
+    let endpoints = client_config.quorum_endpoints();
+    if endpoints.is_empty() {
+        return Err(
+            "give the quorum nodes with --quorum (or quorum.endpoints in --quorum-tls-config)"
+                .into(),
+        );
+    }
     let status = runtime(1)?.block_on(async {
-        let mut client = QuorumClient::new(endpoints.clone(), secret)
+        let mut client = client_config
+            .quorum_client()
             .with_timeouts(Duration::from_secs(3), Duration::from_secs(6));
         let mut nodes = Vec::new();
         for endpoint in &endpoints {

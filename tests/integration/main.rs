@@ -34,6 +34,7 @@ mod poison_batches;
 mod produce_configs;
 mod protocol;
 mod quorum;
+mod quorum_tls;
 mod roundtrip;
 mod sasl;
 mod tls;

@@ -10,6 +10,10 @@
 //! `watch` holds the client for as long as it waits: a broker uses one client
 //! to watch and another for heartbeats and writes.
 //!
+//! `with_tls` makes it speak mutual TLS (`tls::ClientTls`): it shows its
+//! certificate and checks the node's against its truststore and the host
+//! of the endpoint it dialled (or of the leader hint it followed).
+//!
 //! The view comes in pieces that each fit a frame: `read` assembles pages,
 //! `watch_changes` returns deltas (or the whole view, paged, when the
 //! watcher is too far behind).
@@ -19,10 +23,10 @@ use super::protocol::{
     call_encoded, encode_frame, FrameError, NodeStatus, Request, RequestFrame, Response,
 };
 use super::state::{Applied, Command, CommandError, Outcome, Proposal};
+use super::tls::{connect, ClientTls, Stream};
 use model::{BrokerId, LeaderEpoch};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Default bound on one request to one node.
@@ -77,7 +81,8 @@ pub struct QuorumClient {
     secret: Option<String>,
     leader: Option<String>,
     next_endpoint: usize,
-    conn: Option<(String, TcpStream)>,
+    conn: Option<(String, Stream)>,
+    tls: Option<ClientTls>,
     request_timeout: Duration,
     retry_timeout: Duration,
 }
@@ -91,6 +96,7 @@ impl QuorumClient {
             leader: None,
             next_endpoint: 0,
             conn: None,
+            tls: None,
             request_timeout: REQUEST_TIMEOUT,
             retry_timeout: RETRY_TIMEOUT,
         }
@@ -103,6 +109,13 @@ impl QuorumClient {
     ) -> QuorumClient {
         self.request_timeout = request_timeout;
         self.retry_timeout = retry_timeout;
+        self
+    }
+
+    /// Speaks mutual TLS to every node (a TLS quorum refuses anything else).
+    pub fn with_tls(mut self, tls: ClientTls) -> QuorumClient {
+        self.tls = Some(tls);
+        self.conn = None;
         self
     }
 
@@ -128,12 +141,10 @@ impl QuorumClient {
     ) -> Result<Response, String> {
         let mut stream = match self.conn.take() {
             Some((addr, stream)) if addr == endpoint => stream,
-            _ => tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
+            _ => connect(endpoint, self.tls.as_ref(), CONNECT_TIMEOUT)
                 .await
-                .map_err(|_| format!("connecting to {endpoint} timed out"))?
-                .map_err(|e| format!("connecting to {endpoint}: {e}"))?,
+                .map_err(|e| e.to_string())?,
         };
-        let _ = stream.set_nodelay(true);
         let response = tokio::time::timeout(timeout, call_encoded(&mut stream, frame))
             .await
             .map_err(|_| format!("{endpoint} did not answer in {timeout:?}"))?

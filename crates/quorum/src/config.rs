@@ -2,8 +2,13 @@
 //! file with the same settings (Kafka-style dotted keys, quoted), and the
 //! `TIDEMARK_QUORUM_SECRET` environment variable. Built on the main thread
 //! before the quorum's runtime starts. Pure apart from reading the file.
+//!
+//! TLS (`tls`) uses ZooKeeper's and Kafka's key names: with
+//! `ssl.keystore.location` set the node speaks TLS only and requires a
+//! client certificate that chains to `ssl.truststore.location`.
 use super::raft::NodeId;
 use super::sessions::DEFAULT_SESSION_TIMEOUT_MS;
+use super::tls::{check_store_type, TlsFiles};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +51,22 @@ pub struct QuorumFile {
     /// Log entries since the last snapshot that trigger a new one.
     #[serde(rename = "quorum.snapshot.entries")]
     pub snapshot_entries: Option<u64>,
+    /// PEM: this node's private key and certificate chain. Turns TLS on.
+    #[serde(rename = "ssl.keystore.location")]
+    pub keystore_location: Option<PathBuf>,
+    /// Decrypts an encrypted (PKCS#8) key in the keystore.
+    #[serde(rename = "ssl.key.password")]
+    pub key_password: Option<String>,
+    /// PEM: the CAs whose certificates may connect (and peers must show).
+    #[serde(rename = "ssl.truststore.location")]
+    pub truststore_location: Option<PathBuf>,
+    #[serde(rename = "ssl.keystore.type")]
+    pub keystore_type: Option<String>,
+    #[serde(rename = "ssl.truststore.type")]
+    pub truststore_type: Option<String>,
+    /// `https` (default): a peer's certificate must name its address in `peers`.
+    #[serde(rename = "ssl.endpoint.identification.algorithm")]
+    pub endpoint_identification: Option<String>,
 }
 
 impl QuorumFile {
@@ -73,6 +94,8 @@ pub struct QuorumConfig {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_entries: u64,
+    /// Set: the port speaks mutual TLS only, and so does the raft client.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `1=host:port,2=host:port` into a map.
@@ -105,6 +128,7 @@ impl QuorumConfig {
         data_dir: Option<PathBuf>,
     ) -> Result<QuorumConfig, QuorumConfigError> {
         let missing = |what: &str| QuorumConfigError::Invalid(format!("{what} is required"));
+        let tls = tls_files(&file)?;
         let node_id = node_id
             .or(file.node_id)
             .ok_or_else(|| missing("--node-id"))?;
@@ -118,6 +142,7 @@ impl QuorumConfig {
             .or(file.secret)
             .filter(|s| !s.is_empty());
         let config = QuorumConfig {
+            tls,
             node_id,
             listen,
             peers,
@@ -133,7 +158,38 @@ impl QuorumConfig {
         config.validate()?;
         Ok(config)
     }
+}
 
+/// The node's TLS files: a keystore turns TLS on and then needs a
+/// truststore, since every client must show a certificate (mutual TLS).
+fn tls_files(file: &QuorumFile) -> Result<Option<TlsFiles>, QuorumConfigError> {
+    let invalid = |m: String| QuorumConfigError::Invalid(m);
+    check_store_type("ssl.keystore.type", file.keystore_type.as_deref()).map_err(invalid)?;
+    check_store_type("ssl.truststore.type", file.truststore_type.as_deref()).map_err(invalid)?;
+    let verify_hostname =
+        TlsFiles::parse_identification(file.endpoint_identification.as_deref())
+            .map_err(|m| invalid(format!("ssl.endpoint.identification.algorithm: {m}")))?;
+    match (&file.keystore_location, &file.truststore_location) {
+        (Some(keystore), Some(truststore)) => Ok(Some(TlsFiles {
+            keystore: keystore.clone(),
+            key_password: file.key_password.clone().filter(|p| !p.is_empty()),
+            truststore: truststore.clone(),
+            verify_hostname,
+        })),
+        (Some(_), None) => Err(invalid(
+            "ssl.truststore.location is required with ssl.keystore.location: the quorum requires client certificates and checks them against it".into(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            "ssl.truststore.location without ssl.keystore.location: TLS needs this node's key and certificate".into(),
+        )),
+        (None, None) if file.key_password.is_some() => Err(invalid(
+            "ssl.key.password without ssl.keystore.location".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+impl QuorumConfig {
     fn validate(&self) -> Result<(), QuorumConfigError> {
         let invalid = |m: String| Err(QuorumConfigError::Invalid(m));
         if ![1, 3, 5].contains(&self.peers.len()) {
@@ -190,5 +246,52 @@ mod tests {
         );
         assert!(two.is_err());
         assert!(toml::from_str::<QuorumFile>("bogus = 1").is_err());
+    }
+
+    fn build(text: &str) -> Result<QuorumConfig, QuorumConfigError> {
+        let base =
+            "listen = \"127.0.0.1:1\"\npeers = \"1=a:1\"\n\"node.id\" = 1\n\"data.dir\" = \"/q\"\n";
+        let file: QuorumFile = toml::from_str(&format!("{base}{text}")).unwrap();
+        QuorumConfig::build(file, None, None, None, None)
+    }
+
+    #[test]
+    fn tls_keys_turn_on_mutual_tls_and_need_both_stores() {
+        assert_eq!(build("").unwrap().tls, None);
+        let c = build(
+            "\"ssl.keystore.location\" = \"/etc/tidemark/tls/quorum.pem\"\n\
+             \"ssl.truststore.location\" = \"/etc/tidemark/tls/ca.pem\"\n\
+             \"ssl.key.password\" = \"k3y\"\n\
+             \"ssl.keystore.type\" = \"PEM\"\n\"ssl.truststore.type\" = \"pem\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.keystore, PathBuf::from("/etc/tidemark/tls/quorum.pem"));
+        assert_eq!(tls.truststore, PathBuf::from("/etc/tidemark/tls/ca.pem"));
+        assert_eq!(tls.key_password.as_deref(), Some("k3y"));
+        assert!(tls.verify_hostname);
+        let lax = build(
+            "\"ssl.keystore.location\" = \"/k\"\n\"ssl.truststore.location\" = \"/t\"\n\
+             \"ssl.endpoint.identification.algorithm\" = \"\"\n",
+        )
+        .unwrap();
+        assert!(!lax.tls.unwrap().verify_hostname);
+        for bad in [
+            "\"ssl.keystore.location\" = \"/k\"\n",
+            "\"ssl.truststore.location\" = \"/t\"\n",
+            "\"ssl.key.password\" = \"x\"\n",
+            "\"ssl.keystore.location\" = \"/k\"\n\"ssl.truststore.location\" = \"/t\"\n\"ssl.keystore.type\" = \"JKS\"\n",
+            "\"ssl.keystore.location\" = \"/k\"\n\"ssl.truststore.location\" = \"/t\"\n\"ssl.endpoint.identification.algorithm\" = \"none\"\n",
+        ] {
+            assert!(build(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_in_deploy_parses() {
+        let file: QuorumFile = toml::from_str(include_str!("../../../deploy/quorum.toml")).unwrap();
+        let c = QuorumConfig::build(file, Some(2), None, None, Some("/q".into())).unwrap();
+        assert_eq!(c.peers.len(), 3);
+        assert!(c.tls.is_some(), "the example turns TLS on");
     }
 }

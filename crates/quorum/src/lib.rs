@@ -16,6 +16,7 @@
 //! - `client`: `QuorumClient`, used by brokers and the CLI (tokio).
 //! - `config`: the node's flags and TOML file.
 //! - `embedded`: the single-node quorum inside `tidemark dev`.
+//! - `tls`: mutual TLS of the quorum port (node and clients), PEM loading.
 pub mod acls;
 pub mod changes;
 pub mod client;
@@ -29,6 +30,7 @@ pub mod protocol;
 pub mod raft;
 pub mod sessions;
 pub mod state;
+pub mod tls;
 
 #[cfg(test)]
 mod format_tests;

@@ -2,6 +2,12 @@
 //! starts openraft, serves the quorum protocol on its port, and runs the
 //! controller duties (broker sessions) while it is the Raft leader.
 //! Quorum process, tokio runtime.
+//!
+//! With TLS configured (`tls`), every connection must finish a mutual TLS
+//! handshake before its first frame is read: one that does not (a
+//! plaintext client, a certificate no CA of the truststore signed, none at
+//! all) is closed, and costs only its own unauthenticated slot. The shared
+//! secret, when one is set too, is checked on top of the certificate.
 use super::changes;
 use super::config::QuorumConfig;
 use super::model::ClusterView;
@@ -16,6 +22,7 @@ use super::raft::state_machine::{lock_log, SharedChangeLog, StateMachine};
 use super::raft::{BasicNode, NodeId, Raft};
 use super::sessions::Sessions;
 use super::state::{Command, CommandError, Proposal};
+use super::tls::{ClientTls, ServerTls, Stream, TlsError};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +30,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 /// Open authenticated client and peer connections one node serves at most.
@@ -31,7 +39,8 @@ const CONNECTIONS_MAX: usize = 1024;
 /// Connections that have not yet sent an authenticated request, at most:
 /// a flood of idle connections never takes the slots of authenticated ones.
 const UNAUTHENTICATED_MAX: usize = 64;
-/// How long a new connection has to send its first, authenticated, request.
+/// How long a new connection has to send its first, authenticated, request
+/// (after its TLS handshake, which has `tls::HANDSHAKE_TIMEOUT` of its own).
 const AUTHENTICATION_DEADLINE: Duration = Duration::from_secs(3);
 /// How long a write or a linearizable read may wait for the quorum.
 const QUORUM_WAIT: Duration = Duration::from_secs(5);
@@ -59,6 +68,8 @@ pub enum QuorumError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("quorum TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 struct Node {
@@ -114,7 +125,14 @@ pub async fn run(
                 addr: config.listen.clone(),
                 source,
             })?;
-    let network = Network::new(config.secret.clone());
+    let (server_tls, client_tls) = match &config.tls {
+        Some(files) => (
+            Some(Arc::new(ServerTls::load(files)?)),
+            Some(ClientTls::load(files)?),
+        ),
+        None => (None, None),
+    };
+    let network = Network::new(config.secret.clone(), client_tls);
     let raft = Raft::new(
         config.node_id,
         raft_config(&config)?,
@@ -140,15 +158,21 @@ pub async fn run(
         tracing::warn!(dir = %config.data_dir.display(), "no room for the quorum's disk reserve: it refuses new topics until there is");
     }
     println!(
-        "quorum node {} listening on {}",
-        config.node_id, config.listen
+        "quorum node {} listening on {}{}",
+        config.node_id,
+        config.listen,
+        if server_tls.is_some() {
+            " (mutual TLS)"
+        } else {
+            ""
+        }
     );
     initialize_if_first(&node).await?;
     let tick = Duration::from_millis((config.session_timeout_ms / 10).clamp(20, 1000));
     let controller = tokio::spawn(control(node.clone(), tick));
     let reserve = tokio::spawn(keep_reserve(node.data_dir.clone()));
     tokio::select! {
-        () = accept_loop(node.clone(), listener) => {}
+        () = accept_loop(node.clone(), listener, server_tls) => {}
         () = shutdown => {}
     }
     controller.abort();
@@ -188,7 +212,7 @@ async fn initialize_if_first(node: &Node) -> Result<(), QuorumError> {
     }
 }
 
-async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<ServerTls>>) {
     let slots = Arc::new(ConnectionSlots {
         unauthenticated: Arc::new(Semaphore::new(UNAUTHENTICATED_MAX)),
         authenticated: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
@@ -207,8 +231,18 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (node, slots) = (node.clone(), slots.clone());
+        let (node, slots, tls) = (node.clone(), slots.clone(), tls.clone());
         tokio::spawn(async move {
+            let stream = match tls {
+                None => Stream::plain(stream),
+                Some(tls) => match tls.accept(stream, &peer.to_string()).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::info!("quorum connection refused: {e}");
+                        return;
+                    }
+                },
+            };
             serve_connection(&node, stream, &slots, pending).await;
         });
     }
@@ -224,9 +258,9 @@ struct ConnectionSlots {
 /// sends something that is not a frame. Its first request must carry the
 /// secret and arrive within `AUTHENTICATION_DEADLINE`, or the connection is
 /// closed: only then does it take an authenticated slot.
-async fn serve_connection(
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     node: &Node,
-    mut stream: TcpStream,
+    mut stream: S,
     slots: &ConnectionSlots,
     pending: tokio::sync::OwnedSemaphorePermit,
 ) {
@@ -278,7 +312,10 @@ async fn serve_connection(
 
 /// Writes one response; one too large for a frame is answered with
 /// `BadRequest` instead, so the connection stays usable.
-async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), FrameError> {
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+) -> Result<(), FrameError> {
     match encode_frame(response) {
         Ok(frame) => {
             use tokio::io::AsyncWriteExt;

@@ -437,7 +437,7 @@ fn looks_like_addr_in_use(message: &str) -> bool {
 }
 
 /// glommio registers io memory: lift RLIMIT_MEMLOCK in the child where we may.
-fn raise_memlock_limit(cmd: &mut Command) {
+pub fn raise_memlock_limit(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: only async-signal-safe calls (getrlimit/setrlimit) between fork and exec.
     unsafe {

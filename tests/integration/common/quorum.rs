@@ -28,6 +28,8 @@ pub struct Quorum {
     config: PathBuf,
     peers: String,
     secret: Option<String>,
+    /// `--quorum-tls-config` for `cluster status`, for a TLS quorum.
+    status_config: Option<PathBuf>,
     pub nodes: Vec<QuorumNode>,
 }
 
@@ -39,6 +41,25 @@ impl Quorum {
 
     /// `size` nodes sharing `secret`, snapshotting every `snapshot_entries`.
     pub fn start_with(size: u64, secret: Option<&str>, snapshot_entries: Option<u64>) -> Quorum {
+        let extra = snapshot_entries
+            .map(|entries| format!("\"quorum.snapshot.entries\" = {entries}\n"))
+            .unwrap_or_default();
+        Quorum::start_configured(size, secret, &extra, None)
+    }
+
+    /// `size` nodes whose config file also holds `node_keys` (TOML lines,
+    /// such as the `ssl.*` keys of a TLS quorum); `status_config` is the
+    /// `--quorum-tls-config` file `cluster status` needs to reach them.
+    pub fn start_tls(size: u64, node_keys: &str, status_config: PathBuf) -> Quorum {
+        Quorum::start_configured(size, None, node_keys, Some(status_config))
+    }
+
+    fn start_configured(
+        size: u64,
+        secret: Option<&str>,
+        extra: &str,
+        status_config: Option<PathBuf>,
+    ) -> Quorum {
         let dir = tempfile::Builder::new()
             .prefix("tidemark-quorum-")
             .tempdir()
@@ -56,9 +77,7 @@ impl Quorum {
         if let Some(secret) = secret {
             text.push_str(&format!("\"quorum.secret\" = \"{secret}\"\n"));
         }
-        if let Some(entries) = snapshot_entries {
-            text.push_str(&format!("\"quorum.snapshot.entries\" = {entries}\n"));
-        }
+        text.push_str(extra);
         std::fs::write(&config, text).expect("write quorum config");
         let nodes = addrs
             .iter()
@@ -75,6 +94,7 @@ impl Quorum {
             config,
             peers: peers.join(","),
             secret: secret.map(str::to_string),
+            status_config,
             nodes,
         };
         for i in 0..quorum.nodes.len() {
@@ -143,6 +163,9 @@ impl Quorum {
             .stdin(Stdio::null());
         if let Some(secret) = &self.secret {
             status.env("TIDEMARK_QUORUM_SECRET", secret);
+        }
+        if let Some(config) = &self.status_config {
+            status.arg("--quorum-tls-config").arg(config);
         }
         let out = status.output().ok()?;
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

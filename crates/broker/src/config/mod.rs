@@ -5,9 +5,11 @@
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
 //! shard starts; every shard gets an immutable copy. `listeners` reads the
 //! listener keys, `tls` the `ssl.*` and `sasl.*` keys of secured listeners,
-//! `inter_broker` how this broker connects to the others.
+//! `inter_broker` how this broker connects to the others, `quorum_tls` the
+//! `quorum.ssl.*` keys of the broker's quorum client.
 pub mod inter_broker;
 pub mod listeners;
+pub mod quorum_tls;
 pub mod tls;
 
 pub use listeners::{Listener, Listeners, SecurityProtocol};
@@ -189,6 +191,10 @@ pub struct BrokerConfig {
     /// broker is alone, so it never connects to another.
     #[serde(skip)]
     pub embedded_quorum: bool,
+    /// Mutual TLS to the quorum, with KIP-515's keys (`zookeeper.` becomes
+    /// `quorum.`): `quorum_tls::QuorumTlsKeys`.
+    #[serde(flatten)]
+    pub quorum_tls: quorum_tls::QuorumTlsKeys,
     /// This broker's rack: the controller spreads replicas over racks.
     #[serde(rename = "broker.rack")]
     pub rack: Option<String>,
@@ -263,6 +269,7 @@ impl Default for BrokerConfig {
             quorum_endpoints: String::new(),
             quorum_secret: None,
             embedded_quorum: false,
+            quorum_tls: quorum_tls::QuorumTlsKeys::default(),
             rack: None,
             heartbeat_interval_ms: 2_000,
             replica_lag_time_max_ms: 30_000,
@@ -343,6 +350,7 @@ impl BrokerConfig {
             .map_err(|e: toml::de::Error| e.to_string())?;
         config.security = security;
         config.authorizer = config.authorizer_rules()?;
+        config.quorum_tls.load().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
@@ -458,6 +466,7 @@ impl BrokerConfig {
             ));
         }
         self.validate_listeners()?;
+        self.quorum_tls.check(self.in_cluster())?;
         Ok(())
     }
 

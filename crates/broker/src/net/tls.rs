@@ -25,7 +25,6 @@ use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -428,14 +427,20 @@ fn pem_error(what: &Path, message: impl ToString) -> TlsError {
     }
 }
 
-fn certificates(text: &str, what: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(text.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| pem_error(what, e))?;
-    if chain.is_empty() {
-        return Err(pem_error(what, "holds no CERTIFICATE"));
+/// The PEM readers are the quorum's (`quorum::tls::pem`), shared by both
+/// sides of Tidemark's TLS; their errors are PEM errors here.
+fn from_pem(e: quorum::tls::TlsError) -> TlsError {
+    match e {
+        quorum::tls::TlsError::Pem { what, message } => TlsError::Pem { what, message },
+        other => TlsError::Pem {
+            what: "PEM".into(),
+            message: other.to_string(),
+        },
     }
-    Ok(chain)
+}
+
+fn certificates(text: &str, what: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    quorum::tls::pem::certificates(text, what).map_err(from_pem)
 }
 
 /// The private key of a keystore: plain PEM (PKCS#8, PKCS#1 or SEC1), or
@@ -445,31 +450,7 @@ fn private_key(
     what: &Path,
     settings: &TlsSettings,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    if let Some(block) = pem_block(text, "ENCRYPTED PRIVATE KEY") {
-        let password = settings
-            .key_password
-            .as_deref()
-            .ok_or_else(|| pem_error(what, "the key is encrypted: set ssl.key.password"))?;
-        let (_, document) =
-            pkcs8::SecretDocument::from_pem(block).map_err(|e| pem_error(what, e))?;
-        let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
-            .map_err(|e| pem_error(what, e))?;
-        let plain = encrypted
-            .decrypt(password)
-            .map_err(|_| pem_error(what, "cannot decrypt the key with ssl.key.password"))?;
-        return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
-    }
-    PrivateKeyDer::from_pem_slice(text.as_bytes())
-        .map_err(|e| pem_error(what, format!("no private key: {e}")))
-}
-
-/// The first `-----BEGIN <label>-----` block of `text`, with its markers.
-fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin)?;
-    let stop = text[start..].find(&end)? + start + end.len();
-    Some(&text[start..stop])
+    quorum::tls::pem::private_key(text, what, settings.key_password.as_deref()).map_err(from_pem)
 }
 
 fn trusted_roots(

@@ -175,7 +175,7 @@ pub fn spawn_agent(setup: AgentSetup) -> std::io::Result<std::thread::JoinHandle
 }
 
 fn client(config: &BrokerConfig) -> QuorumClient {
-    QuorumClient::new(config.quorum_endpoints(), config.quorum_secret.clone())
+    config.quorum_client()
 }
 
 async fn run_agent(setup: AgentSetup) {

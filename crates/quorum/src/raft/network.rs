@@ -1,8 +1,11 @@
 //! Raft RPCs from this quorum node to its peers, over the quorum protocol on
-//! the peers' single port. One lazily opened TCP connection per peer client;
-//! any failure drops it so the next RPC reconnects. Quorum process, tokio.
+//! the peers' single port. One lazily opened connection per peer client
+//! (mutual TLS when the node has TLS: it shows its own certificate and
+//! checks the peer's); any failure drops it so the next RPC reconnects.
+//! Quorum process, tokio.
 use super::{BasicNode, NodeId, TypeConfig};
 use crate::protocol::{call, FrameError, Request, RequestFrame, Response};
+use crate::tls::{connect, ClientTls, ConnectError, Stream};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -12,18 +15,18 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct Network {
     secret: Option<String>,
+    tls: Option<ClientTls>,
 }
 
 impl Network {
-    pub fn new(secret: Option<String>) -> Network {
-        Network { secret }
+    pub fn new(secret: Option<String>, tls: Option<ClientTls>) -> Network {
+        Network { secret, tls }
     }
 }
 
@@ -35,6 +38,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             secret: self.secret.clone(),
+            tls: self.tls.clone(),
             stream: None,
         }
     }
@@ -44,20 +48,16 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     secret: Option<String>,
-    stream: Option<TcpStream>,
+    tls: Option<ClientTls>,
+    stream: Option<Stream>,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum PeerError {
-    #[error("connecting to {0} timed out")]
-    ConnectTimeout(String),
     #[error("request to {0} timed out")]
     Timeout(String),
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Frame(#[from] FrameError),
     #[error("peer answered {0}")]
@@ -68,16 +68,9 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 impl PeerClient {
-    async fn connect(&mut self) -> Result<&mut TcpStream, PeerError> {
+    async fn connect(&mut self) -> Result<&mut Stream, PeerError> {
         if self.stream.is_none() {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
-                .await
-                .map_err(|_| PeerError::ConnectTimeout(self.addr.clone()))?
-                .map_err(|source| PeerError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })?;
-            let _ = stream.set_nodelay(true);
+            let stream = connect(&self.addr, self.tls.as_ref(), CONNECT_TIMEOUT).await?;
             self.stream = Some(stream);
         }
         self.stream
@@ -110,9 +103,7 @@ impl PeerClient {
         e: &PeerError,
     ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
         match e {
-            PeerError::Connect { .. } | PeerError::ConnectTimeout(_) => {
-                RPCError::Unreachable(Unreachable::new(e))
-            }
+            PeerError::Connect(_) => RPCError::Unreachable(Unreachable::new(e)),
             _ => RPCError::Network(NetworkError::new(e)),
         }
     }
