@@ -47,7 +47,14 @@ impl TestCluster {
     fn start_with(
         extra: impl Fn(i32) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>),
     ) -> TestCluster {
-        let quorum = Quorum::start(3);
+        TestCluster::start_on(Quorum::start(3), extra)
+    }
+
+    /// The same, on `quorum`.
+    fn start_on(
+        quorum: Quorum,
+        extra: impl Fn(i32) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>),
+    ) -> TestCluster {
         let endpoints = quorum.endpoints();
         let brokers = (1..=BROKERS)
             .map(|id| {
@@ -141,8 +148,9 @@ fn killing_a_partition_leader_keeps_every_acknowledged_record() {
 /// (each broker's certificate checked against the CA and the host it
 /// advertises, and asked for by the others), then a SCRAM-SHA-512 login as
 /// the brokers' user, a super user of the authorizer, as a Kafka operator
-/// sets it up. Replicas join the ISR over it, and a failover under load
-/// loses no acknowledged record. Clients use the PLAINTEXT listener.
+/// sets it up; and they reach the quorum over mutual TLS. Replicas join the
+/// ISR over it, and a failover under load loses no acknowledged record.
+/// Clients use the PLAINTEXT listener.
 #[test]
 fn brokers_replicating_over_sasl_ssl_with_mutual_tls_lose_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,7 +205,8 @@ fn a_broker_with_the_wrong_replication_password_drops_out_of_the_isr_and_says_wh
 const REPLICATOR_PASSWORD: &str = "replicator-secret";
 
 /// Three brokers whose inter-broker listener is SASL_SSL with mutual TLS
-/// and SCRAM-SHA-512, broker `id` logging in with `password_of(id)`.
+/// and SCRAM-SHA-512, broker `id` logging in with `password_of(id)`, on a
+/// three-node quorum that speaks mutual TLS only.
 fn start_secure_cluster(
     dir: &std::path::Path,
     password_of: impl Fn(i32) -> &'static str,
@@ -208,9 +217,35 @@ fn start_secure_cluster(
         .map(|id| ca.issue(dir, &format!("broker-{id}"), &format!("broker-{id}"), false))
         .collect();
     let internal_ports: Vec<u16> = (1..=BROKERS).map(|_| common::free_port()).collect();
-    TestCluster::start_with(|id| {
+    let node = ca.issue(dir, "quorum-node", "quorum", false);
+    let node_keys = format!(
+        "\"ssl.keystore.location\" = \"{}\"\n\"ssl.truststore.location\" = \"{}\"\n",
+        node.keystore.display(),
+        ca.pem.display()
+    );
+    let status_config = dir.join("status.toml");
+    std::fs::write(
+        &status_config,
+        format!(
+            "\"quorum.ssl.client.enable\" = true\n\"quorum.ssl.keystore.location\" = \"{}\"\n\"quorum.ssl.truststore.location\" = \"{}\"\n",
+            stores[0].keystore.display(),
+            ca.pem.display()
+        ),
+    )
+    .unwrap();
+    let quorum = Quorum::start_tls(3, &node_keys, status_config);
+    TestCluster::start_on(quorum, |id| {
         let i = (id - 1) as usize;
         let settings = vec![
+            ("quorum.ssl.client.enable", "true".to_string()),
+            (
+                "quorum.ssl.keystore.location",
+                stores[i].keystore.display().to_string(),
+            ),
+            (
+                "quorum.ssl.truststore.location",
+                ca.pem.display().to_string(),
+            ),
             (
                 "listeners",
                 format!(
