@@ -142,7 +142,7 @@ impl Fetcher {
         let wait = Duration::from_millis(FETCH_MAX_WAIT_MS as u64);
         conn.set_timeout(plan.request_timeout + wait)?;
         let peer = conn.peer().to_owned();
-        let (stream, versions, next_correlation_id) = conn.into_parts();
+        let (stream, versions, next_correlation_id) = conn.into_parts()?;
         let version = versions.pick::<FetchRequest>()?;
         let positions = partitions
             .iter()

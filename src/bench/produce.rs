@@ -186,7 +186,7 @@ fn open_lanes(
     let mut opened = Vec::with_capacity(plans.len());
     for plan in plans {
         let conn = Connection::open(&plan.address, config.request_timeout, CLIENT_ID)?;
-        let (stream, versions, next_correlation_id) = conn.into_parts();
+        let (stream, versions, next_correlation_id) = conn.into_parts()?;
         let version = versions.pick::<ProduceRequest>()?;
         let min = versions
             .range(<ProduceRequest as kafka_protocol::protocol::Request>::KEY)

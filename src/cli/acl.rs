@@ -4,11 +4,9 @@
 //! as `User:ANONYMOUS` (the CLI's client speaks neither TLS nor SASL), so
 //! that principal needs Alter on the cluster or a place in `super.users`.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use client::acls::{Acl, AclQuery};
-use client::{Client, ClientConfig};
+use client::Client;
 use model::acl::{
     AclOperation, AclPermission, PatternType, ResourceType, ANY_HOST, ANY_ID, CLUSTER_RESOURCE,
     MATCH_ID,
@@ -23,6 +21,11 @@ pub struct AclArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: AclCommand,
 }
@@ -100,10 +103,12 @@ pub enum AclCommand {
 
 /// Runs an `acl` subcommand.
 pub fn run(args: AclArgs) -> Result<(), String> {
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut client = Client::connect(config).map_err(|e| e.to_string())?;
     match args.command {
         AclCommand::Create {

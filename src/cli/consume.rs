@@ -17,7 +17,7 @@ use clap::Args;
 use client::consumer::FetchedData;
 use client::error::is_stale_metadata;
 use client::{
-    Client, ClientConfig, ClientError, ConsumerRecord, FetchOptions, FetchPosition, GroupMember,
+    Client, ClientError, ConsumerRecord, FetchOptions, FetchPosition, GroupMember,
     GroupMemberConfig, OffsetKey, OffsetSpec,
 };
 
@@ -89,6 +89,11 @@ pub struct ConsumeArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// Where consumption starts.
@@ -144,10 +149,11 @@ pub fn run(args: ConsumeArgs) -> Result<(), ClientError> {
             "--max-wait-ms must not be negative".to_owned(),
         ));
     }
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )?;
     let mut client = Client::connect(config)?;
     let topic = client.topic(&args.topic, false)?;
     let options = FetchOptions {

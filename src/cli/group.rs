@@ -4,14 +4,11 @@
 //! the CLI's main thread.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 
 use client::error::{codes, needs_rejoin};
-use client::{
-    Client, ClientConfig, ClientError, GroupDescription, GroupListing, OffsetKey, OffsetSpec,
-};
+use client::{Client, ClientError, GroupDescription, GroupListing, OffsetKey, OffsetSpec};
 
 /// List, describe, reset the offsets of, and delete consumer groups.
 #[derive(Args, Debug)]
@@ -22,6 +19,11 @@ pub struct GroupArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: GroupCommand,
 }
@@ -126,10 +128,11 @@ pub fn reset_target(
 
 /// Runs a `group` subcommand.
 pub fn run(args: GroupArgs) -> Result<(), ClientError> {
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )?;
     let mut client = Client::connect(config)?;
     match args.command {
         GroupCommand::List => {

@@ -3,6 +3,7 @@
 //! Runs on the main thread, before any shard exists.
 pub mod acl;
 pub mod bench;
+pub mod command_config;
 pub mod consume;
 pub mod dev;
 pub mod dev_secure;
@@ -14,6 +15,22 @@ pub mod tune;
 pub mod user;
 
 use clap::{Parser, Subcommand};
+
+/// The client settings of the commands that speak the Kafka protocol:
+/// the bootstrap list, the request timeout, and the TLS and SASL settings of
+/// `--command-config FILE`, if given.
+pub fn client_config(
+    bootstrap: &str,
+    timeout_ms: u64,
+    command_config: Option<&std::path::Path>,
+) -> Result<client::ClientConfig, client::ClientError> {
+    let mut config =
+        client::ClientConfig::new(bootstrap, std::time::Duration::from_millis(timeout_ms));
+    if let Some(file) = command_config {
+        config.security = command_config::load(file)?;
+    }
+    Ok(config)
+}
 
 /// Tidemark: a Kafka-compatible message broker.
 #[derive(Parser, Debug)]

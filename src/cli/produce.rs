@@ -14,7 +14,7 @@ use clap::Args;
 use kafka_protocol::records::Compression;
 
 use client::records::{encode_batch, parse_compression};
-use client::{Acks, Client, ClientConfig, ClientError, Partitioner, ProducerRecord};
+use client::{Acks, Client, ClientError, Partitioner, ProducerRecord};
 
 /// A batch is sent once its records reach this many bytes, whatever
 /// `--batch-size` says (brokers refuse batches above message.max.bytes).
@@ -52,6 +52,11 @@ pub struct ProduceArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// Splits a line (its trailing newline removed) into key and value at the
@@ -193,10 +198,11 @@ pub fn run(args: ProduceArgs) -> Result<(), ClientError> {
             "--batch-size must be at least 1".to_owned(),
         ));
     }
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )?;
     let mut client = Client::connect(config)?;
     // Like the Java producer, let the broker auto-create the topic if it may.
     let partition_count = client.topic(&args.topic, true)?.partition_count();

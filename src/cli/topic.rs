@@ -2,11 +2,9 @@
 //! the manner of kafka-topics.sh, over the blocking client. Runs on the CLI's
 //! main thread.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 
-use client::{Client, ClientConfig, ClientError, ConfigEntry, NewTopic, TopicInfo};
+use client::{Client, ClientError, ConfigEntry, NewTopic, TopicInfo};
 
 /// Create, list, describe and delete topics.
 #[derive(Args, Debug)]
@@ -17,6 +15,11 @@ pub struct TopicArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: TopicCommand,
 }
@@ -56,10 +59,11 @@ pub enum TopicCommand {
 
 /// Runs a `topic` subcommand.
 pub fn run(args: TopicArgs) -> Result<(), ClientError> {
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )?;
     match args.command {
         TopicCommand::Create {
             name,

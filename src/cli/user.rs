@@ -6,11 +6,10 @@
 //! CLI's client does not speak TLS or SASL).
 
 use std::io::BufRead;
-use std::time::Duration;
 
 use broker::security::scram::{random_salt, ScramMechanism};
 use clap::{Args, Subcommand};
-use client::{Client, ClientConfig, ScramUpsertion};
+use client::{Client, ScramUpsertion};
 
 /// Create, delete and list SASL/SCRAM users.
 #[derive(Args, Debug)]
@@ -21,6 +20,11 @@ pub struct UserArgs {
     /// Request timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 30_000, global = true)]
     pub timeout_ms: u64,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location`, `sasl.mechanism`, `sasl.jaas.config`), as
+    /// Kafka's tools take them.
+    #[arg(long = "command-config", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: UserCommand,
 }
@@ -56,10 +60,12 @@ pub enum UserCommand {
 
 /// Runs a `user` subcommand.
 pub fn run(args: UserArgs) -> Result<(), String> {
-    let config = ClientConfig::new(
+    let config = super::client_config(
         &args.bootstrap_server,
-        Duration::from_millis(args.timeout_ms),
-    );
+        args.timeout_ms,
+        args.command_config.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut client = Client::connect(config).map_err(|e| e.to_string())?;
     match args.command {
         UserCommand::Create {

@@ -254,3 +254,79 @@ fn kafkas_tools_work_with_the_written_java_properties() {
     .ok("kafka-console-consumer");
     assert_eq!(printed.lines().collect::<Vec<_>>(), ["x", "y"]);
 }
+
+/// `tidemark ARGS --bootstrap-server ADDR`, with `stdin`, bounded.
+fn tidemark_cli(
+    broker: &Broker,
+    args: &[&str],
+    stdin: &[u8],
+) -> crate::common::kafka_tools::Finished {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    command
+        .args(args)
+        .args(["--bootstrap-server", &broker.addr()]);
+    run_bounded(command, stdin, Duration::from_secs(60))
+}
+
+/// The CLI reaches the secure broker with the Java properties file it
+/// wrote, as Kafka's tools take it (`--command-config`): a topic made, two
+/// records produced and consumed back in order, a user made who then logs
+/// in; without the file it is refused.
+#[test]
+fn the_tidemark_cli_works_through_the_written_properties() {
+    let broker = start_secure();
+    let java = secure_file(&broker, "client.properties");
+    let java = java.to_str().unwrap();
+    let config = ["--command-config", java];
+    let topic = ["topic", "create", "cli-secure", "--partitions", "1"];
+    tidemark_cli(&broker, &[&topic[..], &config[..]].concat(), b"").ok("topic create");
+    tidemark_cli(
+        &broker,
+        &[&["produce", "cli-secure"][..], &config[..]].concat(),
+        b"one\ntwo\n",
+    )
+    .ok("produce");
+    let consumed = tidemark_cli(
+        &broker,
+        &[
+            &[
+                "consume",
+                "cli-secure",
+                "--from-beginning",
+                "--max-messages",
+                "2",
+            ][..],
+            &config[..],
+        ]
+        .concat(),
+        b"",
+    )
+    .ok("consume");
+    assert_eq!(consumed.lines().collect::<Vec<_>>(), ["one", "two"]);
+
+    let created = tidemark_cli(
+        &broker,
+        &[
+            &["user", "create", "carol", "--mechanism", "SCRAM-SHA-512"][..],
+            &config[..],
+        ]
+        .concat(),
+        b"carol-secret\n",
+    );
+    assert!(created.status.success(), "user create: {}", created.stderr);
+    let settings = librdkafka_settings(&broker);
+    let carol = with(&as_pairs(&settings), "sasl.username", Some("carol"));
+    let carol = with(&as_pairs(&carol), "sasl.password", Some("carol-secret"));
+    let carol = with(&as_pairs(&carol), "sasl.mechanisms", Some("SCRAM-SHA-512"));
+    let probe = consumer_with(&broker, &borrowed(&as_pairs(&carol)));
+    assert!(
+        rdkafka::consumer::Consumer::fetch_metadata(&probe, None, Duration::from_secs(10)).is_ok(),
+        "carol logs in with the password the CLI set"
+    );
+
+    let refused = tidemark_cli(&broker, &["topic", "list", "--timeout-ms", "5000"], b"");
+    assert!(
+        !refused.status.success(),
+        "a plaintext CLI on the SASL_SSL port was let in"
+    );
+}

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::error::{codes, ClientError};
+use super::security::{BrokerStream, Security};
 use wire::request_codec;
 
 /// The largest response frame the client accepts.
@@ -223,7 +224,7 @@ pub fn read_frame_into<S: ReadsIntoOnly>(
 /// A connection to one broker, with the API versions it announced.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: BrokerStream,
     peer: String,
     client_id: String,
     next_correlation_id: i32,
@@ -231,9 +232,20 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (HOST:PORT) and negotiates API versions.
+    /// Connects to `addr` (HOST:PORT) in plaintext and negotiates API versions.
     pub fn open(addr: &str, timeout: Duration, client_id: &str) -> Result<Self, ClientError> {
-        let stream = connect(addr, timeout)?;
+        Connection::open_secured(addr, timeout, client_id, &Security::default())
+    }
+
+    /// Connects to `addr`, secures the connection as `security` asks (TLS,
+    /// then a SASL login after ApiVersions, as Kafka's clients order them).
+    pub fn open_secured(
+        addr: &str,
+        timeout: Duration,
+        client_id: &str,
+        security: &Security,
+    ) -> Result<Self, ClientError> {
+        let stream = BrokerStream::over(connect(addr, timeout)?, addr, security)?;
         let mut conn = Connection {
             stream,
             peer: addr.to_owned(),
@@ -242,6 +254,9 @@ impl Connection {
             versions: ApiVersionTable::default(),
         };
         conn.versions = conn.negotiate_versions()?;
+        if let Some(login) = &security.sasl {
+            super::security::log_in(&mut conn, login)?;
+        }
         Ok(conn)
     }
 
@@ -258,16 +273,23 @@ impl Connection {
     /// Gives up the negotiated connection: its socket, the broker's API
     /// versions and the next correlation id, for callers that drive the
     /// socket themselves (the bench pipelines requests from two threads).
-    pub fn into_parts(self) -> (TcpStream, ApiVersionTable, i32) {
-        (self.stream, self.versions, self.next_correlation_id)
+    /// Only a plaintext connection can be split so.
+    pub fn into_parts(self) -> Result<(TcpStream, ApiVersionTable, i32), ClientError> {
+        match self.stream {
+            BrokerStream::Plain(socket) => Ok((socket, self.versions, self.next_correlation_id)),
+            BrokerStream::Tls(_) => Err(ClientError::InvalidArgument(
+                "a TLS connection cannot be split into its socket".into(),
+            )),
+        }
     }
 
     /// Changes the read timeout (a Fetch may wait on the broker's side).
     pub fn set_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
         let timeout = Some(timeout.max(Duration::from_millis(1)));
-        self.stream
+        let socket = self.stream.socket();
+        socket
             .set_read_timeout(timeout)
-            .and_then(|()| self.stream.set_write_timeout(timeout))
+            .and_then(|()| socket.set_write_timeout(timeout))
             .map_err(|e| ClientError::io(format!("configuring socket to {}", self.peer), e))
     }
 

@@ -62,6 +62,7 @@ struct Heartbeat {
 struct HeartbeatTask {
     address: String,
     client_id: String,
+    security: crate::security::Security,
     request_timeout: Duration,
     group_id: String,
     member_id: String,
@@ -350,6 +351,7 @@ impl GroupMember {
         let task = HeartbeatTask {
             address,
             client_id: client.config().client_id.clone(),
+            security: client.config().security.clone(),
             request_timeout: client.config().request_timeout,
             group_id: self.config.group_id.clone(),
             member_id: self.member_id.clone(),
@@ -452,10 +454,11 @@ fn heartbeat_loop(task: &HeartbeatTask, stop: &AtomicBool, rejoin: &AtomicBool) 
 fn heartbeat_once(task: &HeartbeatTask, conn: &mut Option<Connection>) -> Result<i16, ClientError> {
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(Connection::open(
+        None => conn.insert(Connection::open_secured(
             &task.address,
             task.request_timeout,
             &task.client_id,
+            &task.security,
         )?),
     };
     let (_, response) = c.call(|_| {

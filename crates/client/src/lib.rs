@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod security;
 pub mod users;
 
 use std::collections::HashMap;
@@ -64,6 +65,8 @@ pub struct ClientConfig {
     pub client_id: String,
     /// Connect, read and write timeout of every request.
     pub request_timeout: Duration,
+    /// TLS and SASL, as `security.protocol` asks (plaintext by default).
+    pub security: security::Security,
 }
 
 impl ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
                 .collect(),
             client_id: "tidemark-cli".to_owned(),
             request_timeout,
+            security: security::Security::default(),
         }
     }
 }
@@ -114,7 +118,12 @@ impl Client {
         }
         let mut last_error = None;
         for addr in &config.bootstrap_servers {
-            match Connection::open(addr, config.request_timeout, &config.client_id) {
+            match Connection::open_secured(
+                addr,
+                config.request_timeout,
+                &config.client_id,
+                &config.security,
+            ) {
                 Ok(conn) => {
                     return Ok(Client {
                         bootstrap: Some(conn),
@@ -250,6 +259,7 @@ impl Client {
     fn connection(&mut self, key: Option<i32>) -> Result<&mut Connection, ClientError> {
         let timeout = self.config.request_timeout;
         let client_id = self.config.client_id.clone();
+        let security = self.config.security.clone();
         match key {
             None => {
                 if self.bootstrap.is_none() {
@@ -265,7 +275,12 @@ impl Client {
                     let broker = self.metadata.brokers.get(&id).ok_or_else(|| {
                         ClientError::Metadata(format!("broker {id} is not in the cluster metadata"))
                     })?;
-                    let conn = Connection::open(&broker.address(), timeout, &client_id)?;
+                    let conn = Connection::open_secured(
+                        &broker.address(),
+                        timeout,
+                        &client_id,
+                        &security,
+                    )?;
                     self.brokers.insert(id, conn);
                 }
                 self.brokers
@@ -278,7 +293,12 @@ impl Client {
     fn open_bootstrap(&self) -> Result<Connection, ClientError> {
         let mut last_error = None;
         for addr in &self.config.bootstrap_servers {
-            match Connection::open(addr, self.config.request_timeout, &self.config.client_id) {
+            match Connection::open_secured(
+                addr,
+                self.config.request_timeout,
+                &self.config.client_id,
+                &self.config.security,
+            ) {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last_error = Some(e),
             }

@@ -4,7 +4,7 @@
 //! table of supported APIs and versions, response encoding, and the hand
 //! parser of RecordBatch v2 headers used on the produce path, with the bounded,
 //! streaming reader of their records, compressed or not, and their
-//! recompression to a topic's codec. Every other API
+//! recompression to a topic's codec, and SCRAM's shared half (`scram`). Every other API
 //! body is decoded and encoded with the `kafka-protocol` crate. Pure code, used
 //! by every shard.
 pub mod alloc_guard;
@@ -14,6 +14,7 @@ pub mod frame;
 pub mod recompress;
 pub mod records;
 pub mod request_codec;
+pub mod scram;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -11,7 +11,7 @@
 //! (KIP-368), the follower opens a new connection before it ends rather
 //! than re-authenticating on this one.
 use crate::security::sasl::SaslMechanism;
-use crate::security::scram::{server_nonce, SaslError};
+use crate::security::scram::server_nonce;
 use crate::security::scram_client::{plain_message, ClientLogin, ScramClient};
 use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
@@ -260,7 +260,7 @@ impl PeerConnection {
                     self.authenticate(client_final, login, limit).await?;
                 scram
                     .check_server_final(&server_final)
-                    .map_err(|e: SaslError| refused(format!("the leader's proof: {e}")))?;
+                    .map_err(|e| refused(format!("the leader's proof: {e}")))?;
                 lifetime_ms
             }
             SaslMechanism::OAuthBearer => {

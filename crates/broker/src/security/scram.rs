@@ -5,104 +5,14 @@
 //! credential and supplies the server nonce; no I/O, no clock.
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use ring::{digest, hmac, pbkdf2};
-use std::num::NonZeroU32;
 use thiserror::Error;
 
-/// Kafka's bounds on SCRAM iterations (`ScramMechanism`'s minimum; a
-/// maximum so that one login cannot cost a shard seconds of hashing).
-pub const ITERATIONS_MIN: u32 = 4096;
-pub const ITERATIONS_MAX: u32 = 16384;
-
-/// A SCRAM mechanism, with Kafka's names and the ids AlterUserScramCredentials
-/// and DescribeUserScramCredentials carry (KIP-554).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ScramMechanism {
-    Sha256,
-    Sha512,
-}
-
-impl ScramMechanism {
-    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ScramMechanism::Sha256 => "SCRAM-SHA-256",
-            ScramMechanism::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ScramMechanism> {
-        ScramMechanism::ALL.into_iter().find(|m| m.name() == name)
-    }
-
-    /// KIP-554's type id: 1 for SHA-256, 2 for SHA-512.
-    pub fn kafka_id(self) -> i8 {
-        match self {
-            ScramMechanism::Sha256 => 1,
-            ScramMechanism::Sha512 => 2,
-        }
-    }
-
-    pub fn from_kafka_id(id: i8) -> Option<ScramMechanism> {
-        ScramMechanism::ALL.into_iter().find(|m| m.kafka_id() == id)
-    }
-
-    fn hmac_algorithm(self) -> hmac::Algorithm {
-        match self {
-            ScramMechanism::Sha256 => hmac::HMAC_SHA256,
-            ScramMechanism::Sha512 => hmac::HMAC_SHA512,
-        }
-    }
-
-    fn digest_algorithm(self) -> &'static digest::Algorithm {
-        match self {
-            ScramMechanism::Sha256 => &digest::SHA256,
-            ScramMechanism::Sha512 => &digest::SHA512,
-        }
-    }
-
-    fn pbkdf2_algorithm(self) -> pbkdf2::Algorithm {
-        match self {
-            ScramMechanism::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
-            ScramMechanism::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
-        }
-    }
-
-    pub(super) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        let key = hmac::Key::new(self.hmac_algorithm(), key);
-        hmac::sign(&key, data).as_ref().to_vec()
-    }
-
-    pub(super) fn hash(self, data: &[u8]) -> Vec<u8> {
-        digest::digest(self.digest_algorithm(), data)
-            .as_ref()
-            .to_vec()
-    }
-
-    /// Hi(password, salt, i) of RFC 5802: PBKDF2 with this HMAC.
-    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        let mut out = vec![0u8; self.digest_algorithm().output_len()];
-        let iterations = NonZeroU32::new(iterations.max(1)).expect("at least one iteration");
-        pbkdf2::derive(
-            self.pbkdf2_algorithm(),
-            iterations,
-            salt,
-            password,
-            &mut out,
-        );
-        out
-    }
-}
+pub use wire::scram::{constant_time_eq, ScramMechanism, ITERATIONS_MAX, ITERATIONS_MIN};
 
 /// A fresh server nonce: 18 random bytes as base64 (printable, without
 /// commas, as SCRAM asks); `None` without randomness.
 pub fn server_nonce() -> Option<String> {
-    use base64::Engine;
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 18];
-    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    wire::scram::random_nonce()
 }
 
 /// The salt length of credentials made here (the bootstrap user,
@@ -409,10 +319,6 @@ pub fn parse_plain(message: &[u8]) -> Result<(String, String), SaslError> {
         return Err(SaslError::AuthorizationId);
     }
     Ok((user.to_string(), password.to_string()))
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
