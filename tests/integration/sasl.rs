@@ -379,8 +379,16 @@ fn tidemark_user_creates_lists_and_deletes_users() {
         b"bob-secret\n",
     );
     assert!(ok, "{out}{err}");
-    let (ok, listed, err) = tidemark_user(&sasl.broker, &["list"], b"");
-    assert!(ok, "{err}");
+    // Every shard applies the quorum's change on its own: a list on another
+    // connection sees bob soon after, as in Kafka (eventually consistent).
+    let listed = wait_until(Duration::from_secs(10), "bob is listed", || {
+        let (ok, listed, err) = tidemark_user(&sasl.broker, &["list"], b"");
+        assert!(ok, "{err}");
+        listed
+            .lines()
+            .any(|l| l.starts_with("bob "))
+            .then_some(listed)
+    });
     let bob = listed
         .lines()
         .find(|l| l.starts_with("bob "))
@@ -416,6 +424,10 @@ fn tidemark_user_creates_lists_and_deletes_users() {
     assert!(!ok && err.contains("UNACCEPTABLE_CREDENTIAL"), "{err}");
     let (ok, out, err) = tidemark_user(&sasl.broker, &["delete", "bob"], b"");
     assert!(ok, "{out}{err}");
+    wait_until(Duration::from_secs(10), "bob is no longer listed", || {
+        let (_, listed, _) = tidemark_user(&sasl.broker, &["list"], b"");
+        (!listed.lines().any(|l| l.starts_with("bob "))).then_some(())
+    });
     assert!(!can_produce(&sasl.broker, "bobs", &bob_512));
     let (ok, _, err) = tidemark_user(&sasl.broker, &["delete", "bob"], b"");
     assert!(!ok && err.contains("no user named bob"), "{err}");
