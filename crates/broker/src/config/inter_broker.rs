@@ -251,11 +251,7 @@ mod tests {
     }
 
     fn keys(pairs: &[(&str, &str)]) -> SecurityKeys {
-        let mut keys = SecurityKeys::default();
-        for (k, v) in pairs {
-            keys.insert(k.to_string(), v.to_string());
-        }
-        keys
+        SecurityKeys::from_pairs(pairs)
     }
 
     #[test]

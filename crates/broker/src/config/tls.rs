@@ -66,6 +66,16 @@ impl SecurityKeys {
         self.keys.insert(key, value);
     }
 
+    /// Keys and values as a test writes them.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> SecurityKeys {
+        let mut keys = SecurityKeys::default();
+        for (k, v) in pairs {
+            keys.insert(k.to_string(), v.to_string());
+        }
+        keys
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.keys.iter()
     }
@@ -506,11 +516,7 @@ mod tests {
     }
 
     fn keys(pairs: &[(&str, &str)]) -> SecurityKeys {
-        let mut keys = SecurityKeys::default();
-        for (k, v) in pairs {
-            keys.insert(k.to_string(), v.to_string());
-        }
-        keys
+        SecurityKeys::from_pairs(pairs)
     }
 
     #[test]

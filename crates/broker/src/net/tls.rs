@@ -23,12 +23,10 @@ use futures::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use glommio::net::TcpStream;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -342,64 +340,13 @@ fn client_config(
                 .map_err(|e| e.to_string())?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier(inner)))
+                .with_custom_certificate_verifier(Arc::new(quorum::tls::AnyNameVerifier(inner)))
         }
     };
     let config = builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| format!("the keystore's key and certificate as a client's: {e}"))?;
     Ok(Arc::new(config))
-}
-
-/// Kafka's `ssl.endpoint.identification.algorithm=` (empty): the other
-/// broker's certificate must chain to the truststore and be valid, but
-/// need not name the host it is reached at.
-#[derive(Debug)]
-struct ChainOnlyVerifier(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnlyVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the chain before the name: a name error means the
-        // chain was good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 fn read(path: &Path, files: &mut Vec<FileStamp>) -> Result<String, TlsError> {
