@@ -17,6 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use std::collections::{BTreeMap, HashSet};
+use std::thread;
 use std::time::Duration;
 
 /// Failovers here take a session timeout plus an election: seconds.
@@ -523,6 +524,95 @@ fn group_member(broker: &Broker, group: &str) -> BaseConsumer {
             ("heartbeat.interval.ms", "300"),
         ],
     )
+}
+
+/// A follower learns the leader's high watermark only from its next fetch
+/// answer, so when the leader dies right after acknowledging acks=all
+/// records, the broker elected next knows an older high watermark. While
+/// the controller still lists a third, silent replica in the ISR (brokers
+/// are expired one at a time), that high watermark cannot move: the new
+/// leader must not tell a consumer that the log ends there (KIP-207's
+/// OFFSET_NOT_AVAILABLE until it reaches the epoch's start), or a
+/// consumer reading "up to the end" misses acknowledged records.
+#[test]
+fn a_new_leader_never_reports_a_log_end_below_acknowledged_records() {
+    // Follower long polls that outlast the test's steps: a follower hears
+    // of the high watermark its last fetch moved only when the poll ends.
+    let mut cluster = TestCluster::start_with(|_| {
+        (
+            vec![
+                ("replica.fetch.wait.max.ms", "4000".to_string()),
+                ("replica.lag.time.max.ms", "10000".to_string()),
+            ],
+            Vec::new(),
+        )
+    });
+    let topic = topic_name("epoch-start");
+    create_topic(cluster.broker(1), &topic, 1, &[]);
+    let leader = wait_for_isr(cluster.broker(1), &topic, 0, &[1, 2, 3]);
+    let order = replica_order(cluster.broker(1), &topic, 0);
+    // The controller moves leadership to the first other replica in order.
+    let next = *order.iter().find(|&&b| b != leader).unwrap();
+    let silent = *order.iter().find(|&&b| b != leader && b != next).unwrap();
+    let records: Vec<common::Rec> = (0..10)
+        .map(|i| common::Rec::value(format!("acked-{i}")).to(0))
+        .collect();
+    common::produce_ok(
+        &producer(cluster.broker(leader), &[("acks", "all")]),
+        &topic,
+        &records,
+    );
+    cluster.broker_mut(leader).kill9();
+    // Half a session later, before the leader's session lapses: `silent`
+    // stops, so it is still an ISR member when `next` is elected, and it
+    // never fetches from `next`.
+    thread::sleep(Duration::from_millis(
+        common::quorum::SESSION_TIMEOUT_MS / 2,
+    ));
+    let stopped = cluster.broker(silent).pid();
+    // SAFETY: kill(2) on the pid of a child the harness has not reaped.
+    unsafe {
+        libc::kill(stopped as libc::pid_t, libc::SIGSTOP);
+    }
+    wait_until(FAILOVER_WAIT, "the next replica leads", || {
+        let (l, _, _) = partition_state(cluster.broker(next), &topic, 0)?;
+        (l == next).then_some(())
+    });
+    let (_, end) = common::watermarks(cluster.broker(next), &topic, 0);
+    // SAFETY: as above; the broker is killed next in any case.
+    unsafe {
+        libc::kill(stopped as libc::pid_t, libc::SIGCONT);
+    }
+    cluster.broker_mut(silent).kill9();
+    assert_eq!(
+        end, 10,
+        "the new leader's log end covers every acknowledged record"
+    );
+    let messages = consume_all(cluster.broker(next), &topic, &[0])
+        .remove(&0)
+        .unwrap();
+    let values: Vec<String> = messages.iter().filter_map(common::value_str).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("acked-{i}")).collect();
+    assert_eq!(values, expected);
+}
+
+/// The replicas of a partition in the controller's order (the order it
+/// elects leaders in), as `via` reports them.
+fn replica_order(via: &Broker, topic: &str, partition: i32) -> Vec<i32> {
+    let md = metadata_client(via)
+        .fetch_metadata(Some(topic), CLIENT_TIMEOUT)
+        .expect("metadata");
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .expect("topic");
+    let p = t
+        .partitions()
+        .iter()
+        .find(|p| p.id() == partition)
+        .expect("partition");
+    p.replicas().to_vec()
 }
 
 fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {

@@ -688,10 +688,24 @@ pub fn consumer_with(broker: &Broker, extra: &[(&str, &str)]) -> BaseConsumer {
 
 /// `(low, high)` watermarks of one partition.
 pub fn watermarks(broker: &Broker, topic: &str, partition: i32) -> (i64, i64) {
-    let consumer = consumer(broker);
-    consumer
-        .fetch_watermarks(topic, partition, CLIENT_TIMEOUT)
-        .unwrap_or_else(|e| panic!("watermarks of {topic}/{partition}: {e}"))
+    fetch_watermarks(&consumer(broker), topic, partition)
+}
+
+/// `(low, high)` watermarks of one partition, asked through `consumer`. A
+/// leader elected moments ago answers OFFSET_NOT_AVAILABLE until its high
+/// watermark reaches the start of its epoch (KIP-207); librdkafka hands that
+/// retriable error back to the caller, so this asks again, as Kafka's Java
+/// consumer does on its own.
+fn fetch_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
+    wait_until(
+        Duration::from_secs(60),
+        &format!("a leader of {topic}/{partition} that knows its log end"),
+        || match consumer.fetch_watermarks(topic, partition, CLIENT_TIMEOUT) {
+            Ok(marks) => Some(marks),
+            Err(KafkaError::MetadataFetch(RDKafkaErrorCode::OffsetNotAvailable)) => None,
+            Err(e) => panic!("watermarks of {topic}/{partition}: {e}"),
+        },
+    )
 }
 
 /// Reads every partition in `partitions` from its low watermark up to the high watermark
@@ -714,9 +728,7 @@ pub fn consume_all_with(
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, CLIENT_TIMEOUT)
-            .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"));
+        let (low, high) = fetch_watermarks(&consumer, topic, p);
         if high > low {
             ends.insert(p, high);
             assignment

@@ -108,8 +108,22 @@ async fn list_on_leader(
         Ok(log) => log,
         Err(code) => return (code, -1, -1),
     };
+    // KIP-207: a new leader whose high watermark lags the start of its
+    // epoch answers "latest", and a lookup that finds nothing below the high
+    // watermark, with the retriable OFFSET_NOT_AVAILABLE, as Kafka does:
+    // the high watermark it has may be older than what the previous leader
+    // told consumers (and the producer's acknowledgements).
+    let log_end_known = shard
+        .replication()
+        .check_log_end_known(topic, partition)
+        .map_err(|e| replication_error_code(&e));
     let found = match timestamp {
-        LATEST => return (0, -1, log.high_watermark() as i64),
+        LATEST => {
+            return match log_end_known {
+                Ok(()) => (0, -1, log.high_watermark() as i64),
+                Err(code) => (code, -1, -1),
+            }
+        }
         EARLIEST | EARLIEST_LOCAL => return (0, -1, log.log_start_offset() as i64),
         LATEST_TIERED => return (0, -1, -1),
         // KIP-734: the first record carrying the largest timestamp.
@@ -123,7 +137,10 @@ async fn list_on_leader(
         // As Kafka's ReplicaManager does, a record at or past the high
         // watermark is not an answer: consumers cannot read it yet.
         Ok(Some((ts, offset))) if offset < log.high_watermark() => (0, ts, offset as i64),
-        Ok(_) => (0, -1, -1),
+        Ok(_) => match log_end_known {
+            Ok(()) => (0, -1, -1),
+            Err(code) => (code, -1, -1),
+        },
         Err(e) => (storage_error_code(&e), -1, -1),
     }
 }

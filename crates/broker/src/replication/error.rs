@@ -2,7 +2,7 @@
 //! API layer answers each with its Kafka error (`error_codes`); replication
 //! itself knows no error numbers. Pure data, used on the partition's
 //! owning shard.
-use model::{BrokerId, LeaderEpoch};
+use model::{BrokerId, LeaderEpoch, Offset};
 use storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,13 @@ pub enum ReplicationError {
     NotEnoughReplicas { isr: usize, min: i32 },
     #[error("the ISR shrank below min.insync.replicas={min} after the append")]
     NotEnoughReplicasAfterAppend { min: i32 },
+    /// KIP-207: a new leader whose high watermark is still below the start
+    /// of its leader epoch cannot say where its log ends yet.
+    #[error("the high watermark {high_watermark} has not reached the leader epoch's start {epoch_start}")]
+    OffsetNotAvailable {
+        high_watermark: Offset,
+        epoch_start: Offset,
+    },
     #[error("the ISR did not have the records within {timeout_ms} ms")]
     TimedOut { timeout_ms: i32 },
     #[error(transparent)]

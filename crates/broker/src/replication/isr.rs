@@ -15,6 +15,11 @@
 //! - while an ISR change is in flight, the high watermark counts the union of
 //!   the old and the proposed ISR (the "maximal ISR"), so a record is never
 //!   called committed under an ISR the controller has not accepted.
+//! - a new leader's high watermark may lag its own log end (it starts at
+//!   what this broker knew as a follower, and an ISR member that died but
+//!   is not yet out of the ISR holds it back); until it reaches the start of
+//!   the leader epoch, consumers are not told where the log ends (KIP-207's
+//!   OFFSET_NOT_AVAILABLE), or they would see offsets go backwards.
 use model::{BrokerId, LeaderEpoch, Offset};
 use std::collections::BTreeMap;
 
@@ -101,6 +106,14 @@ impl LeaderReplicaState {
 
     pub fn high_watermark(&self) -> Offset {
         self.high_watermark
+    }
+
+    /// Whether the high watermark has reached the first offset of this
+    /// leader epoch: before that, records the ISR had under the previous
+    /// leader (acknowledged, maybe) sit above it, and a "latest offset"
+    /// answer would be older than what consumers were already told.
+    pub fn high_watermark_reached_epoch_start(&self) -> bool {
+        self.high_watermark >= self.epoch_start_offset
     }
 
     pub fn pending_change(&self) -> Option<&IsrChange> {
@@ -284,6 +297,47 @@ mod tests {
         );
         l.on_isr_settled(change.new_isr);
         assert_eq!(l.isr(), ids(&[1, 2, 3]));
+    }
+
+    /// Broker 3 takes over at log end 10 knowing a high watermark of 5 (the
+    /// old leader's last answer to it came before records 5..9 were
+    /// committed), while the controller still lists a dead broker 2 in the
+    /// ISR: the high watermark cannot move until 2 leaves the ISR, and until
+    /// then the leader must not say its log ends at 5.
+    #[test]
+    fn a_new_leader_knows_its_log_end_only_once_the_high_watermark_reaches_its_epoch_start() {
+        let mut l = LeaderReplicaState::new(
+            BrokerId(3),
+            LeaderEpoch(2),
+            ids(&[3, 1, 2]),
+            ids(&[3, 2]),
+            Offset(5),
+            Offset(10),
+            LAG_MS,
+            0,
+        );
+        assert_eq!(l.advance_high_watermark(Offset(10)), None, "2 holds it");
+        assert_eq!(l.high_watermark(), Offset(5));
+        assert!(!l.high_watermark_reached_epoch_start());
+        // The controller expires broker 2: the ISR is the leader alone.
+        l.on_isr_settled(ids(&[3]));
+        assert_eq!(l.advance_high_watermark(Offset(10)), Some(Offset(10)));
+        assert!(l.high_watermark_reached_epoch_start());
+    }
+
+    #[test]
+    fn a_leader_elected_with_nothing_uncommitted_knows_its_log_end_at_once() {
+        let l = LeaderReplicaState::new(
+            BrokerId(1),
+            LeaderEpoch(1),
+            ids(&[1, 2]),
+            ids(&[1, 2]),
+            Offset(10),
+            Offset(10),
+            LAG_MS,
+            0,
+        );
+        assert!(l.high_watermark_reached_epoch_start());
     }
 
     #[test]

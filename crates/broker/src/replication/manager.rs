@@ -201,6 +201,21 @@ impl ReplicaManager {
         check_epoch(client_epoch, ours)
     }
 
+    /// A consumer may be told where the log of a partition led here ends
+    /// (ListOffsets' latest offset, or that no record is at a timestamp):
+    /// not before the high watermark reaches the start of this leader epoch,
+    /// as Kafka's `Partition.fetchOffsetForTimestamp` answers (KIP-207).
+    pub fn check_log_end_known(&self, topic: &str, partition: i32) -> Result<(), ReplicationError> {
+        match self.roles.borrow().get(topic, partition) {
+            Some(Role::Leader(l)) if l.state.high_watermark_reached_epoch_start() => Ok(()),
+            Some(Role::Leader(l)) => Err(ReplicationError::OffsetNotAvailable {
+                high_watermark: l.state.high_watermark(),
+                epoch_start: l.state.epoch_start_offset,
+            }),
+            _ => Err(ReplicationError::NotLeader),
+        }
+    }
+
     /// This broker's leader epoch of a partition it leads.
     pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<LeaderEpoch> {
         match self.roles.borrow().get(topic, partition) {
