@@ -8,6 +8,7 @@ pub mod consume;
 pub mod dev;
 pub mod dev_secure;
 pub mod group;
+pub mod logging;
 pub mod produce;
 pub mod quorum;
 pub mod topic;

@@ -59,12 +59,7 @@ pub enum ClusterCommand {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEMARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    super::logging::init("info,openraft=warn");
 }
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {

@@ -28,6 +28,7 @@ mod idempotence;
 mod java_interop;
 mod kafka_tools;
 mod limits;
+mod logs;
 mod oauth;
 mod offsets;
 mod poison_batches;
