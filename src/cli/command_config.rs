@@ -153,8 +153,8 @@ fn sasl_login(properties: &BTreeMap<String, String>) -> Result<SaslLogin, String
     let jaas = properties
         .get("sasl.jaas.config")
         .ok_or("SASL needs sasl.jaas.config with username=\"...\" password=\"...\"")?;
-    let (username, password) = broker::config::inter_broker::jaas_credentials(jaas)
-        .map_err(|m| format!("sasl.jaas.config: {m}"))?;
+    let (username, password) =
+        broker::config::jaas::credentials(jaas).map_err(|m| format!("sasl.jaas.config: {m}"))?;
     Ok(SaslLogin {
         mechanism,
         username,

@@ -5,9 +5,11 @@
 //! (`segment.bytes`, `retention.ms`, ...). Built on the main thread before any
 //! shard starts; every shard gets an immutable copy. `listeners` reads the
 //! listener keys, `tls` the `ssl.*` and `sasl.*` keys of secured listeners,
-//! `inter_broker` how this broker connects to the others, `quorum_tls` the
+//! `inter_broker` how this broker connects to the others, `jaas` Kafka's
+//! login module entries, `quorum_tls` the
 //! `quorum.ssl.*` keys of the broker's quorum client.
 pub mod inter_broker;
+pub mod jaas;
 pub mod listeners;
 pub mod quorum_tls;
 pub mod tls;

@@ -284,7 +284,7 @@ fn oauth_truststore(
         return Ok(None);
     };
     let key = format!("{}{jaas_key}", listener.config_prefix());
-    let options = super::inter_broker::jaas_options(text).map_err(|m| invalid(&key, &m))?;
+    let options = super::jaas::options(text).map_err(|m| invalid(&key, &m))?;
     let option = |name: &str| {
         options
             .iter()
